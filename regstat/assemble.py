@@ -1,0 +1,103 @@
+"""Join a crawl's staging tables into the snapshot's tables with DuckDB.
+
+The crawler stages facts per digest (a manifest parsed once) and per repository (its revision
+links); the snapshot's tables are per repository, so `descriptors` is a join. DuckDB does the
+joins and sorts, spilling to disk rather than holding everything in memory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from . import queries
+from .errors import CrawlError
+from .snapshot import PendingSnapshot
+from .sources.storage_layout import blob_data_path
+
+_TIME = pa.timestamp("us", tz="UTC")
+
+STAGING_SCHEMAS: dict[str, pa.Schema] = {
+    "stored_blobs": pa.schema([("digest", pa.string()), ("size", pa.int64()), ("modified_at", _TIME)]),
+    "revisions": pa.schema([("repository", pa.string()), ("digest", pa.string()), ("pushed_at", _TIME)]),
+    "tag_links": pa.schema(
+        [("repository", pa.string()), ("tag", pa.string()), ("digest", pa.string()), ("updated_at", _TIME)]
+    ),
+    "layer_links": pa.schema([("repository", pa.string()), ("digest", pa.string()), ("linked_at", _TIME)]),
+    "uploads": pa.schema(
+        [
+            ("repository", pa.string()),
+            ("uuid", pa.string()),
+            ("started_at", _TIME),
+            ("size", pa.int64()),
+            ("modified_at", _TIME),
+        ]
+    ),
+    "manifest_info": pa.schema(
+        [
+            ("digest", pa.string()),
+            ("media_type", pa.string()),
+            ("artifact_type", pa.string()),
+            ("config_media_type", pa.string()),
+            ("size", pa.int64()),
+            ("subject_digest", pa.string()),
+            ("status", pa.string()),
+            ("message", pa.string()),
+        ]
+    ),
+    "manifest_descriptors": pa.schema(
+        [
+            ("manifest_digest", pa.string()),
+            ("role", pa.string()),
+            ("position", pa.int32()),
+            ("digest", pa.string()),
+            ("media_type", pa.string()),
+            ("size", pa.int64()),
+            ("platform", pa.string()),
+            ("artifact_type", pa.string()),
+        ]
+    ),
+}
+
+SNAPSHOT_TABLES = ("tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads")
+BATCH_ROWS = 100_000
+
+
+def assemble(stage: Path, pending: PendingSnapshot, memory_limit: str = "2GB") -> tuple[dict[str, int], list[CrawlError]]:
+    """Write the snapshot's tables from the staging tables under `stage`, then remove it.
+
+    Returns the row counts and one error per (repository, manifest) that could not be read.
+    """
+    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(stage / "_spill")})
+    try:
+        for name in STAGING_SCHEMAS:
+            glob = str(stage / name / "*.parquet").replace("'", "''")
+            con.execute(f"CREATE VIEW stage_{name} AS SELECT * FROM read_parquet('{glob}')")
+        counts = {}
+        for table in SNAPSHOT_TABLES:
+            writer = pending.table(table)
+            reader = con.sql(queries.load(f"snapshot_{table}")).to_arrow_reader(BATCH_ROWS)
+            writer.write_batches(reader)
+            counts[table] = writer.close()
+        problems = [
+            CrawlError(repository, blob_data_path(digest), _ERROR_KINDS[status], message or status)
+            for repository, digest, status, message in con.execute(
+                queries.load("snapshot_manifest_problems")
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+    shutil.rmtree(stage)
+    return counts, problems
+
+
+_ERROR_KINDS = {
+    "missing": "missing_blob",
+    "invalid": "invalid_manifest",
+    "too_large": "manifest_too_large",
+    "digest_mismatch": "digest_mismatch",
+    "unreadable": "read_error",
+}

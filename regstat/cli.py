@@ -1,0 +1,167 @@
+"""The `regstat` command line: parse options, call one library function, render its result."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from .analysis import query
+from .crawl import CrawlOptions, crawl
+from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
+from .progress import Progress
+from .render import rows_csv, rows_json, rows_table
+from .snapshot import Snapshot
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _raise_interrupted(signum: int, frame: Any) -> NoReturn:
+    raise _Interrupted(signal.Signals(signum).name)
+
+
+def _fail(error: RegstatError) -> NoReturn:
+    click.echo(f"regstat: error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="regstat")
+def main() -> None:
+    """Where a container registry's storage goes, and what can be deleted safely.
+
+    regstat crawls a registry into a snapshot (Parquet tables and snapshot.json), then
+    answers questions about the snapshot without touching the registry again.
+
+    \b
+    Exit codes:
+      0    success (a crawl met no errors)
+      1    unexpected failure
+      2    usage error
+      3    snapshot written, but errors were recorded (it is incomplete)
+      4    SOURCE missing, unreachable or unreadable; nothing written
+      5    not a snapshot, or --output already exists
+      130  interrupted (SIGINT or SIGTERM); nothing written
+    """
+
+
+@main.command("crawl")
+@click.argument("source")
+@click.option("-o", "--output", required=True, metavar="DIR", help="Snapshot directory to create (must not exist).")
+@click.option(
+    "-r",
+    "--repository",
+    "repositories",
+    multiple=True,
+    metavar="GLOB",
+    help="Crawl only repositories whose full name matches (repeatable; `*` matches `/` too). "
+    "The snapshot is then marked partial.",
+)
+@click.option("-j", "--concurrency", default=16, show_default=True, type=click.IntRange(1, 512), help="Parallel listings and reads.")
+@click.option("--endpoint-url", metavar="URL", help="S3 endpoint (MinIO, Ceph, moto). Default: AWS_ENDPOINT_URL, else AWS.")
+@click.option("--force", is_flag=True, help="Replace --output if it already exists.")
+@click.option("--progress/--no-progress", default=None, help="Live progress on stderr. Default: when stderr is a terminal.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout when done.")
+def crawl_command(
+    source: str,
+    output: str,
+    repositories: tuple[str, ...],
+    concurrency: int,
+    endpoint_url: str | None,
+    force: bool,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Snapshot a registry's storage tree into DIR.
+
+    SOURCE is the distribution registry's storage root, the directory that holds
+    docker/registry/v2 (its `rootdirectory` setting), as a path or file://PATH; or the same
+    tree in S3 as s3://BUCKET[/PREFIX], PREFIX being the S3 driver's `rootdirectory`. S3
+    credentials come from the usual AWS chain (environment, profile, instance role).
+
+    Problems inside the tree (damaged links, missing or malformed manifests) do not stop the
+    crawl: they are recorded in snapshot.json, their repository is marked incomplete, and
+    the exit code is 3.
+
+    \b
+    Examples:
+      regstat crawl /var/lib/registry -o snap-$(date +%F)
+      regstat crawl s3://my-bucket/registry -o snap --concurrency 64
+      regstat crawl sample_data -o /tmp/snap --repository 'apps/*'
+    """
+    reporter = Progress(enabled=progress)
+    options = CrawlOptions(
+        concurrency=concurrency,
+        repositories=repositories,
+        endpoint_url=endpoint_url,
+        force=force,
+        progress=reporter,
+    )
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        result = crawl(source, output, options)
+    except RegstatError as e:
+        reporter.close()
+        _fail(e)
+    except (KeyboardInterrupt, _Interrupted):
+        reporter.close()
+        click.echo("regstat: interrupted; no snapshot written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    meta = result.metadata
+    counts = meta["counts"]
+    state = "complete" if meta["complete"] else ("partial" if not meta["errors"] else "INCOMPLETE")
+    click.echo(
+        f"regstat: {state} snapshot {result.path}: {counts['repositories']:,} repositories, "
+        f"{counts['manifests']:,} manifests, {counts['blobs']:,} blobs, {len(meta['errors']):,} errors "
+        f"in {reporter.elapsed:.1f}s",
+        err=True,
+    )
+    if meta["errors"]:
+        for error in meta["errors"][:5]:
+            click.echo(f"  {error['kind']}: {error['repository'] or '-'}: {error['path']}: {error['message']}", err=True)
+        if len(meta["errors"]) > 5:
+            click.echo(f"  ... and {len(meta['errors']) - 5:,} more in {result.path}/snapshot.json", err=True)
+    if as_json:
+        summary = {k: meta[k] for k in ("id", "complete", "partial", "counts", "incomplete_repositories")}
+        summary["path"] = str(result.path)
+        summary["errors"] = len(meta["errors"])
+        click.echo(json.dumps(summary, indent=1))
+    sys.exit(EXIT_INCOMPLETE if meta["errors"] else EXIT_OK)
+
+
+@main.command("sql")
+@click.argument("snapshot")
+@click.argument("sql")
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
+@click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+def sql_command(snapshot: str, sql: str, fmt: str, memory_limit: str | None) -> None:
+    """Run a DuckDB SQL query over SNAPSHOT.
+
+    Every snapshot table is a view by its name: repositories, tags, manifests, descriptors,
+    blobs, repository_blobs, uploads; and `errors` holds the crawl's recorded errors. SQL
+    `-` reads the query from standard input. --format json prints one JSON array of objects.
+
+    \b
+    Examples:
+      regstat sql snap "SELECT repository, count(*) FROM tags GROUP BY 1"
+      regstat sql snap "SELECT * FROM manifests WHERE subject_digest IS NOT NULL" -f json
+      echo "SELECT sum(size) FROM blobs WHERE stored" | regstat sql snap -
+    """
+    if sql == "-":
+        sql = sys.stdin.read()
+    try:
+        columns, rows = query(Snapshot.open(snapshot), sql, memory_limit=memory_limit)
+    except RegstatError as e:
+        _fail(e)
+    render = {"table": rows_table, "csv": rows_csv, "json": rows_json}[fmt]
+    click.echo(render(columns, rows), nl=fmt == "json")

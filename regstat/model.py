@@ -1,0 +1,232 @@
+"""The registry's domain: digests, media types, descriptors and manifests.
+
+`parse_manifest` turns a manifest body into a `Manifest` or raises `ManifestError`; it never
+guesses. A media type it does not know is kept as it is, with no descriptors, and marked
+`unknown_media_type` so that nothing downstream reads it as "references nothing".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+from .errors import ManifestError
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the limit registries (and distribution) enforce
+
+_DIGEST_PATTERNS = {
+    "sha256": re.compile(r"[0-9a-f]{64}"),
+    "sha512": re.compile(r"[0-9a-f]{128}"),
+}
+
+
+def parse_digest(text: str) -> str:
+    """Return `text` if it is a well-formed `algorithm:hex` digest, else raise ValueError."""
+    algorithm, sep, hex_ = text.partition(":")
+    pattern = _DIGEST_PATTERNS.get(algorithm)
+    if not sep or pattern is None or not pattern.fullmatch(hex_):
+        raise ValueError(f"not a digest: {text[:80]!r}")
+    return text
+
+
+def is_digest(text: str) -> bool:
+    try:
+        parse_digest(text)
+    except ValueError:
+        return False
+    return True
+
+
+def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+class MediaType:
+    """Manifest media types regstat parses, and predicates over them."""
+
+    DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+    DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+    DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
+    DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+    OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+    OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+    IMAGES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
+    INDEXES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
+    SCHEMA1 = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
+    KNOWN = IMAGES | INDEXES | SCHEMA1
+
+    @staticmethod
+    def is_index(media_type: str | None) -> bool:
+        return media_type in MediaType.INDEXES
+
+    @staticmethod
+    def is_image(media_type: str | None) -> bool:
+        return media_type in MediaType.IMAGES
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """A reference from a manifest to a blob or another manifest."""
+
+    role: str  # config, layer, manifest (index child), subject
+    position: int
+    digest: str
+    media_type: str | None
+    size: int | None
+    platform: str | None = None
+    artifact_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed manifest: what it is and everything it references."""
+
+    digest: str
+    size: int
+    media_type: str | None
+    status: str = "ok"  # ok | unknown_media_type
+    artifact_type: str | None = None
+    config_media_type: str | None = None
+    subject_digest: str | None = None
+    descriptors: tuple[Descriptor, ...] = field(default=())
+
+
+def parse_manifest(body: bytes, digest: str) -> Manifest:
+    """Parse a manifest body stored under `digest`.
+
+    Raises ManifestError with status `too_large`, `digest_mismatch` or `invalid`.
+    """
+    if len(body) > MAX_MANIFEST_BYTES:
+        raise ManifestError("too_large", f"manifest is {len(body)} bytes, over the 4 MiB limit")
+    algorithm = digest.partition(":")[0]
+    actual = digest_of(body, algorithm)
+    if actual != digest:
+        raise ManifestError("digest_mismatch", f"content hashes to {actual}")
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise ManifestError("invalid", f"not JSON: {_short(e)}") from None
+    if not isinstance(document, dict):
+        raise ManifestError("invalid", "not a JSON object")
+    return _parse_document(document, digest, len(body))
+
+
+def _parse_document(doc: dict, digest: str, size: int) -> Manifest:
+    schema_version = doc.get("schemaVersion")
+    media_type = doc.get("mediaType")
+    if media_type is not None and not isinstance(media_type, str):
+        raise ManifestError("invalid", "mediaType is not a string")
+    if schema_version == 1:
+        return _parse_schema1(doc, digest, size)
+    if media_type is None and schema_version == 2:
+        # The OCI spec lets mediaType be omitted; like distribution, infer it from the shape.
+        media_type = MediaType.OCI_INDEX if "manifests" in doc else MediaType.OCI_MANIFEST
+    if media_type not in MediaType.KNOWN:
+        return Manifest(digest, size, media_type, status="unknown_media_type")
+    if schema_version != 2:
+        raise ManifestError("invalid", f"schemaVersion {schema_version!r} for {media_type}")
+    if media_type in MediaType.SCHEMA1:
+        return _parse_schema1(doc, digest, size)
+
+    artifact_type = _optional_str(doc, "artifactType")
+    descriptors: list[Descriptor] = []
+    config_media_type = None
+    if MediaType.is_index(media_type):
+        children = _list(doc, "manifests", required=True)
+        for i, child in enumerate(children):
+            descriptors.append(_descriptor(child, "manifest", i, with_platform=True))
+    else:
+        config = _descriptor(doc.get("config"), "config", 0)
+        config_media_type = config.media_type
+        descriptors.append(config)
+        for i, layer in enumerate(_list(doc, "layers", required=True)):
+            descriptors.append(_descriptor(layer, "layer", i))
+    subject_digest = None
+    if doc.get("subject") is not None:
+        subject = _descriptor(doc["subject"], "subject", 0)
+        subject_digest = subject.digest
+        descriptors.append(subject)
+    return Manifest(
+        digest,
+        size,
+        media_type,
+        artifact_type=artifact_type,
+        config_media_type=config_media_type,
+        subject_digest=subject_digest,
+        descriptors=tuple(descriptors),
+    )
+
+
+def _parse_schema1(doc: dict, digest: str, size: int) -> Manifest:
+    # Signed schema 1 manifests carry `signatures`; unsigned ones do not. Layers have no size.
+    media_type = doc.get("mediaType") or (
+        MediaType.DOCKER_SCHEMA1_SIGNED if "signatures" in doc else MediaType.DOCKER_SCHEMA1
+    )
+    layers = []
+    for i, entry in enumerate(_list(doc, "fsLayers", required=True)):
+        if not isinstance(entry, dict) or not isinstance(entry.get("blobSum"), str):
+            raise ManifestError("invalid", f"fsLayers[{i}] has no blobSum")
+        layers.append(Descriptor("layer", i, _digest(entry["blobSum"]), None, None))
+    return Manifest(digest, size, media_type, descriptors=tuple(layers))
+
+
+def _descriptor(value: object, role: str, position: int, with_platform: bool = False) -> Descriptor:
+    where = f"{role} {position}"
+    if not isinstance(value, dict):
+        raise ManifestError("invalid", f"{where} is not an object")
+    media_type = value.get("mediaType")
+    if media_type is not None and not isinstance(media_type, str):
+        raise ManifestError("invalid", f"{where}: mediaType is not a string")
+    if not isinstance(value.get("digest"), str):
+        raise ManifestError("invalid", f"{where} has no digest")
+    size = value.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size >= 2**63:
+        raise ManifestError("invalid", f"{where} has no valid size")
+    platform = _platform(value.get("platform"), where) if with_platform else None
+    artifact_type = value.get("artifactType")
+    if artifact_type is not None and not isinstance(artifact_type, str):
+        raise ManifestError("invalid", f"{where}: artifactType is not a string")
+    return Descriptor(role, position, _digest(value["digest"]), media_type, size, platform, artifact_type)
+
+
+def _platform(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ManifestError("invalid", f"{where}: platform is not an object")
+    parts = [value.get("os"), value.get("architecture")]
+    if value.get("variant"):
+        parts.append(value.get("variant"))
+    if not all(isinstance(p, str) and p for p in parts):
+        raise ManifestError("invalid", f"{where}: platform lacks os or architecture")
+    return "/".join(parts)  # type: ignore[arg-type]
+
+
+def _digest(text: str) -> str:
+    try:
+        return parse_digest(text)
+    except ValueError as e:
+        raise ManifestError("invalid", str(e)) from None
+
+
+def _list(doc: dict, key: str, required: bool) -> list:
+    value = doc.get(key)
+    if value is None and not required:
+        return []
+    if not isinstance(value, list):
+        raise ManifestError("invalid", f"{key} is not a list")
+    return value
+
+
+def _optional_str(doc: dict, key: str) -> str | None:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ManifestError("invalid", f"{key} is not a string")
+    return value
+
+
+def _short(error: Exception) -> str:
+    return str(error)[:200] or type(error).__name__

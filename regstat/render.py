@@ -1,0 +1,74 @@
+"""Rows to text: aligned tables, CSV and JSON, for `regstat sql`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, Sequence
+
+
+def to_json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+            return value.isoformat().replace("+00:00", "Z")
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    return value
+
+
+def rows_json(columns: Sequence[str], rows: Sequence[tuple]) -> str:
+    """One JSON array of row objects."""
+    return json.dumps([{c: to_json_value(v) for c, v in zip(columns, row)} for row in rows], indent=1)
+
+
+def rows_csv(columns: Sequence[str], rows: Sequence[tuple]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if v is None else _text(v) for v in row])
+    return out.getvalue()
+
+
+def rows_table(columns: Sequence[str], rows: Sequence[tuple], max_width: int = 80) -> str:
+    """Columns aligned with spaces; numbers right-aligned; NULL spelled out."""
+    cells = [[_cell(v, max_width) for v in row] for row in rows]
+    widths = [len(c) for c in columns]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    numeric = [all(isinstance(r[i], (int, float, Decimal)) and not isinstance(r[i], bool) for r in rows if r[i] is not None) and bool(rows) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in cells:
+        lines.append("  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric)).rstrip())
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines) + "\n"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    converted = to_json_value(value)
+    if isinstance(converted, (list, dict)):
+        return json.dumps(converted)
+    return str(converted)
+
+
+def _cell(value: Any, max_width: int) -> str:
+    if value is None:
+        return "NULL"
+    text = _text(value).replace("\n", " ")
+    return text if len(text) <= max_width else text[: max_width - 1] + "…"

@@ -1,0 +1,1 @@
+"""Registry sources: where a crawl reads from."""

@@ -1,0 +1,1 @@
+"""SQL as data: one query per .sql file, shipped as the package regstat.sql."""

@@ -1,0 +1,17 @@
+-- Snapshot table `descriptors`: every descriptor of every manifest, once per repository holding it.
+-- Schema 1 layers carry no size: take the stored blob's.
+-- Binds: stage_revisions, stage_manifest_descriptors, stage_stored_blobs.
+SELECT
+    r.repository,
+    d.manifest_digest,
+    d.role,
+    d.position,
+    d.digest,
+    d.media_type,
+    COALESCE(d.size, b.size) AS size,
+    d.platform,
+    d.artifact_type
+FROM stage_revisions AS r
+JOIN stage_manifest_descriptors AS d ON d.manifest_digest = r.digest
+LEFT JOIN stage_stored_blobs AS b ON b.digest = d.digest AND d.size IS NULL
+ORDER BY r.repository, d.manifest_digest, d.role, d.position

@@ -1,0 +1,17 @@
+-- Snapshot table `manifests`: each manifest present in a repository, with what parsing it found.
+-- Binds: stage_revisions (repository, digest, pushed_at), stage_manifest_info (one row per digest).
+SELECT
+    r.repository,
+    r.digest,
+    m.media_type,
+    m.artifact_type,
+    m.config_media_type,
+    m.size,
+    m.subject_digest,
+    COALESCE(m.status, 'missing') AS status,
+    r.pushed_at,
+    NULL AS last_pulled_at,
+    NULL AS locked
+FROM stage_revisions AS r
+LEFT JOIN stage_manifest_info AS m ON m.digest = r.digest
+ORDER BY r.repository, r.digest

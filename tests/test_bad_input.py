@@ -1,0 +1,224 @@
+"""Damaged storage trees: each problem is recorded against its repository, never a crash or a
+silent wrong number, and the crawl goes on with everything else.
+
+Each test damages a copy of sample_data/ (a tree the real registry wrote) in one way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from regstat.cli import main
+from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
+from regstat.model import digest_of
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+V2 = ("docker", "registry", "v2")
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    shutil.copytree(SAMPLE / "docker", root / "docker", symlinks=True)
+    return root
+
+
+def v2(root: Path) -> Path:
+    return root.joinpath(*V2)
+
+
+def crawl(root: Path | str, out: Path, *args: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(main, ["crawl", str(root), "--output", str(out), *args])
+    meta = json.loads((out / "snapshot.json").read_text()) if (out / "snapshot.json").exists() else {}
+    return result.exit_code, meta
+
+
+def rows(out: Path, table: str) -> list[dict]:
+    return pq.read_table(out / table).to_pylist()
+
+
+def first_revision(root: Path, repository: str) -> tuple[str, Path]:
+    revisions = v2(root) / "repositories" / repository / "_manifests" / "revisions" / "sha256"
+    hex_ = sorted(p.name for p in revisions.iterdir())[0]
+    return f"sha256:{hex_}", revisions / hex_ / "link"
+
+
+def add_blob(root: Path, body: bytes) -> str:
+    digest = digest_of(body)
+    hex_ = digest.split(":")[1]
+    path = v2(root) / "blobs" / "sha256" / hex_[:2] / hex_ / "data"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return digest
+
+
+def add_revision(root: Path, repository: str, digest: str) -> None:
+    link = v2(root) / "repositories" / repository / "_manifests" / "revisions" / "sha256" / digest[7:] / "link"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.write_text(digest)
+
+
+def assert_recorded(meta: dict, repository: str | None, kind: str) -> dict:
+    matches = [e for e in meta["errors"] if e["repository"] == repository and e["kind"] == kind]
+    assert matches, meta["errors"]
+    assert meta["complete"] is False
+    if repository is not None:
+        assert repository in meta["incomplete_repositories"]
+    return matches[0]
+
+
+def test_clean_sample_is_complete(tree: Path, tmp_path: Path) -> None:
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_OK, meta.get("errors")
+    assert meta["complete"] and meta["errors"] == [] and meta["counts"]["manifests"] > 0
+
+
+def test_empty_tag_link(tree: Path, tmp_path: Path) -> None:
+    link = v2(tree) / "repositories/apps/web/_manifests/tags/latest/current/link"
+    link.write_bytes(b"")
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_INCOMPLETE
+    error = assert_recorded(meta, "apps/web", "bad_link")
+    assert error["path"].endswith("tags/latest/current/link")
+    tags = rows(tmp_path / "snap", "tags")
+    assert ("apps/web", "latest") not in {(t["repository"], t["tag"]) for t in tags}
+    assert any(t["repository"] == "apps/api" for t in tags)  # the crawl went on
+    repos = {r["repository"]: r for r in rows(tmp_path / "snap", "repositories")}
+    assert repos["apps/web"]["complete"] is False and repos["apps/api"]["complete"] is True
+
+
+def test_truncated_revision_link_keeps_the_manifest(tree: Path, tmp_path: Path) -> None:
+    digest, link = first_revision(tree, "apps/api")
+    link.write_text(digest[:30])
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_INCOMPLETE
+    assert_recorded(meta, "apps/api", "bad_link")
+    # The manifest is still listed (and its references known): nothing it holds looks unreferenced.
+    manifests = {(m["repository"], m["digest"]) for m in rows(tmp_path / "snap", "manifests")}
+    assert ("apps/api", digest) in manifests
+
+
+def test_garbage_layer_link(tree: Path, tmp_path: Path) -> None:
+    layers = v2(tree) / "repositories/base/alpine/_layers/sha256"
+    link = next(layers.iterdir()) / "link"
+    link.write_bytes(b"\x00\xffgarbage")
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_INCOMPLETE
+    assert_recorded(meta, "base/alpine", "bad_link")
+
+
+def test_link_that_names_another_digest(tree: Path, tmp_path: Path) -> None:
+    _, link = first_revision(tree, "tools/cli")
+    link.write_text("sha256:" + "0" * 64)
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert_recorded(meta, "tools/cli", "link_mismatch")
+
+
+def test_revision_whose_blob_is_missing(tree: Path, tmp_path: Path) -> None:
+    digest, _ = first_revision(tree, "apps/api")
+    hex_ = digest[7:]
+    shutil.rmtree(v2(tree) / "blobs" / "sha256" / hex_[:2] / hex_)
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_INCOMPLETE
+    error = assert_recorded(meta, "apps/api", "missing_blob")
+    assert hex_ in error["path"]
+    statuses = {m["digest"]: m["status"] for m in rows(tmp_path / "snap", "manifests") if m["repository"] == "apps/api"}
+    assert statuses[digest] == "missing"
+
+
+def test_manifest_that_does_not_parse(tree: Path, tmp_path: Path) -> None:
+    digest = add_blob(tree, b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": 7}')
+    add_revision(tree, "apps/web", digest)
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_INCOMPLETE
+    assert_recorded(meta, "apps/web", "invalid_manifest")
+    row = [m for m in rows(tmp_path / "snap", "manifests") if m["digest"] == digest][0]
+    assert row["status"] == "invalid" and row["repository"] == "apps/web"
+
+
+def test_manifest_content_that_does_not_match_its_digest(tree: Path, tmp_path: Path) -> None:
+    digest, _ = first_revision(tree, "base/alpine")
+    hex_ = digest[7:]
+    (v2(tree) / "blobs" / "sha256" / hex_[:2] / hex_ / "data").write_text('{"schemaVersion": 2}')
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert_recorded(meta, "base/alpine", "digest_mismatch")
+
+
+def test_manifest_over_4_mib(tree: Path, tmp_path: Path) -> None:
+    body = b'{"schemaVersion": 2, "annotations": {"x": "' + b"a" * (4 * 1024 * 1024) + b'"}}'
+    add_revision(tree, "apps/web", add_blob(tree, body))
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert_recorded(meta, "apps/web", "manifest_too_large")
+
+
+def test_unknown_media_type_is_recorded_as_it_is(tree: Path, tmp_path: Path) -> None:
+    media_type = "application/vnd.example.thing.v1+json"
+    digest = add_blob(tree, json.dumps({"schemaVersion": 2, "mediaType": media_type}).encode())
+    add_revision(tree, "apps/web", digest)
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_OK  # not an error: the crawl saw everything there is
+    row = [m for m in rows(tmp_path / "snap", "manifests") if m["digest"] == digest][0]
+    assert (row["media_type"], row["status"]) == (media_type, "unknown_media_type")
+
+
+def test_dangling_tag(tree: Path, tmp_path: Path) -> None:
+    link = v2(tree) / "repositories/apps/api/_manifests/tags/dangling/current/link"
+    link.parent.mkdir(parents=True)
+    link.write_text("sha256:" + "9" * 64)
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert_recorded(meta, "apps/api", "dangling_tag")
+
+
+def test_repository_directory_without_manifests(tree: Path, tmp_path: Path) -> None:
+    src = v2(tree) / "repositories/base/alpine/_layers"
+    shutil.copytree(src, v2(tree) / "repositories/stray/_layers")
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_INCOMPLETE
+    assert_recorded(meta, "stray", "no_manifests_dir")
+    assert "stray" in {r["repository"] for r in rows(tmp_path / "snap", "repositories")}
+
+
+@pytest.mark.parametrize(
+    "path, repository",
+    [
+        ("repositories/apps/web/_manifests/notes.txt", "apps/web"),
+        ("repositories/apps/web/_junk/x", "apps/web"),
+        ("repositories/README", None),
+        ("blobs/sha256/zz/nonsense", None),
+    ],
+)
+def test_key_outside_the_layout(tree: Path, tmp_path: Path, path: str, repository: str | None) -> None:
+    target = v2(tree) / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("hello")
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_INCOMPLETE
+    error = assert_recorded(meta, repository, "outside_layout")
+    assert error["path"] == path
+
+
+def test_symlink_out_of_the_tree_is_not_followed(tree: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("sha256:" + "5" * 64)
+    link = v2(tree) / "repositories/apps/web/_manifests/tags/evil/current/link"
+    link.parent.mkdir(parents=True)
+    os.symlink(secret, link)
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert_recorded(meta, "apps/web", "symlink")
+    assert "evil" not in {t["tag"] for t in rows(tmp_path / "snap", "tags")}
+
+
+def test_missing_source_is_one_clear_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["crawl", str(tmp_path / "nope"), "--output", str(tmp_path / "snap")])
+    assert result.exit_code == EXIT_SOURCE
+    assert "no such directory" in result.stderr and "Traceback" not in result.stderr
+    result = CliRunner().invoke(main, ["crawl", str(tmp_path), "--output", str(tmp_path / "snap")])
+    assert result.exit_code == EXIT_SOURCE and "docker/registry/v2" in result.stderr
+    assert not (tmp_path / "snap").exists()

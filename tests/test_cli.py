@@ -1,0 +1,161 @@
+"""The command line: `regstat sql` formats, partial crawls, refusing to overwrite, crash safety."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from regstat.cli import main
+from regstat.errors import EXIT_FAILURE, EXIT_OK, EXIT_SNAPSHOT
+from regstat.snapshot import SCHEMAS, TABLES, Snapshot
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("snap") / "s"
+    result = CliRunner().invoke(main, ["crawl", str(SAMPLE), "--output", str(out)])
+    assert result.exit_code == EXIT_OK, result.stderr
+    return out
+
+
+def sql(*args: str) -> CliRunner:
+    return CliRunner().invoke(main, ["sql", *args])
+
+
+def test_tables_have_the_documented_schemas(snapshot: Path) -> None:
+    for name in TABLES:
+        assert pq.read_schema(next((snapshot / name).glob("*.parquet"))) .remove_metadata() == SCHEMAS[name], name
+    meta = json.loads((snapshot / "snapshot.json").read_text())
+    assert meta["counts"] == {name: pq.read_table(snapshot / name).num_rows for name in TABLES}
+
+
+def test_sql_json_is_one_array_of_objects(snapshot: Path) -> None:
+    result = sql(str(snapshot), "SELECT repository, tag, digest, updated_at FROM tags ORDER BY 1, 2", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    expected = pq.read_table(snapshot / "tags").to_pylist()
+    assert [(r["repository"], r["tag"], r["digest"]) for r in data] == [
+        (r["repository"], r["tag"], r["digest"]) for r in expected
+    ]
+    assert all(r["updated_at"].endswith("Z") for r in data)
+
+
+def test_sql_csv_and_table(snapshot: Path) -> None:
+    result = sql(str(snapshot), "SELECT repository, count(*) AS tags FROM tags GROUP BY 1 ORDER BY 1", "-f", "csv")
+    parsed = list(csv.reader(io.StringIO(result.stdout)))
+    assert parsed[0] == ["repository", "tags"] and len(parsed) > 2
+    table = sql(str(snapshot), "SELECT count(*) AS n FROM manifests").stdout
+    n = pq.read_table(snapshot / "manifests").num_rows
+    assert table.splitlines()[2].strip() == str(n) and "(1 row)" in table
+
+
+def test_sql_from_stdin_and_errors_view(snapshot: Path) -> None:
+    result = CliRunner().invoke(main, ["sql", str(snapshot), "-", "-f", "json"], input="SELECT count(*) AS n FROM errors")
+    assert json.loads(result.stdout) == [{"n": 0}]
+
+
+def test_sql_reports_bad_queries_and_non_snapshots(snapshot: Path, tmp_path: Path) -> None:
+    result = sql(str(snapshot), "SELECT nope FROM tags")
+    assert result.exit_code == EXIT_FAILURE and "query failed" in result.stderr
+    result = sql(str(tmp_path), "SELECT 1")
+    assert result.exit_code == EXIT_SNAPSHOT and "not a regstat snapshot" in result.stderr
+
+
+def test_partial_crawl(tmp_path: Path) -> None:
+    out = tmp_path / "p"
+    result = CliRunner().invoke(main, ["crawl", str(SAMPLE), "-o", str(out), "--repository", "apps/*"])
+    assert result.exit_code == EXIT_OK, result.stderr
+    meta = json.loads((out / "snapshot.json").read_text())
+    assert meta["partial"] is True and meta["complete"] is False
+    assert meta["capabilities"]["unreferenced_blobs"] is False
+    assert meta["repository_filter"] == ["apps/*"]
+    repos = {r["repository"] for r in pq.read_table(out / "repositories").to_pylist()}
+    assert repos and all(r.startswith("apps/") for r in repos)
+
+
+def test_existing_output_is_refused_unless_forced(snapshot: Path, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    out.mkdir()
+    result = CliRunner().invoke(main, ["crawl", str(SAMPLE), "-o", str(out)])
+    assert result.exit_code == EXIT_SNAPSHOT and "--force" in result.stderr
+    result = CliRunner().invoke(main, ["crawl", str(SAMPLE), "-o", str(out), "--force", "--json"])
+    assert result.exit_code == EXIT_OK
+    assert json.loads(result.stdout)["complete"] is True
+    Snapshot.open(out)
+
+
+def big_tree(root: Path, copies: int) -> None:
+    """sample_data with its repositories copied many times: a valid tree that takes a while."""
+    shutil.copytree(SAMPLE / "docker", root / "docker")
+    repositories = root / "docker/registry/v2/repositories"
+    originals = [p for p in repositories.rglob("_manifests")]
+    for i in range(copies):
+        for manifests in originals:
+            repo = manifests.parent
+            shutil.copytree(repo, repositories / f"copy{i}" / repo.relative_to(repositories))
+
+
+def test_killed_crawl_leaves_nothing_a_command_accepts(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    big_tree(root, 150)
+    out = tmp_path / "snap"
+    rng = random.Random(7)
+    command = [sys.executable, "-m", "regstat", "crawl", str(root), "-o", str(out)]
+    for _ in range(4):
+        process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 1.2))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        for candidate in [out, *tmp_path.glob(".snap*")]:
+            if candidate == out and not out.exists():
+                continue
+            check = sql(str(candidate), "SELECT count(*) FROM manifests")
+            if candidate == out:  # the kill came after the rename: then it is whole
+                assert check.exit_code == 0
+            else:
+                assert check.exit_code == EXIT_SNAPSHOT, candidate
+        if out.exists():
+            shutil.rmtree(out)
+    finished = subprocess.run(command, stderr=subprocess.PIPE, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert not list(tmp_path.glob(".snap.regstat-partial-*"))  # leftovers of dead crawls removed
+    assert Snapshot.open(out).complete
+
+
+def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    big_tree(root, 150)
+    out = tmp_path / "snap"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "regstat", "crawl", str(root), "-o", str(out)], stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(0.8)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    if process.returncode == 130:
+        assert "interrupted" in stderr and not out.exists()
+        assert not list(tmp_path.glob(".snap.regstat-partial-*"))
+    else:  # finished before the signal arrived
+        assert process.returncode == 0
+
+
+def test_every_command_has_help_with_examples() -> None:
+    for name, command in main.commands.items():
+        result = CliRunner().invoke(main, [name, "--help"])
+        assert result.exit_code == 0 and "Examples:" in result.stdout, name
+        assert f"regstat {name}" in (Path(__file__).parent.parent / "README.md").read_text(), name

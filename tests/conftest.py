@@ -1,0 +1,170 @@
+"""Shared fixtures: a moto S3 server, docker-registry instances and the standard scenario.
+
+Fixtures (see ``tests/registry.py`` for the classes they yield):
+
+- ``moto_server`` (session): a :class:`MotoServer`.
+- ``make_registry`` (function): a factory ``make_registry(storage="fs"|"s3", schema1=False)``
+  starting a :class:`Registry` on empty storage (a fresh directory, or a fresh bucket with
+  rootdirectory ``/regroot``); every registry it made is stopped after the test.
+- ``registry_fs``, ``registry_s3`` (function): one empty registry of each kind.
+- ``populated_fs``, ``populated_s3`` (module): a registry holding the standard scenario and
+  its :class:`Expected`, as :class:`Populated`. Read-only: tests must not push to them.
+- ``populate``: the scenario function itself, ``populate(registry) -> Expected``.
+
+Registry tests are skipped when ``docker-registry``, ``skopeo`` or ``moto_server`` is
+missing, except under ``CI=true``, where a missing tool fails them: CI never skips silently.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
+
+import pytest
+
+from registry import (
+    AWS_VARIABLES_TO_DROP,
+    DUMMY_CREDENTIALS,
+    Expected,
+    MotoServer,
+    Registry,
+    S3Storage,
+    populate as populate_scenario,
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_real_aws_credentials() -> Iterator[None]:
+    """Dummy AWS credentials for the whole test process (and what it starts): nothing a
+    test does can reach a real account, even by mistake. AWS_CA_BUNDLE goes too: the
+    registry's S3 driver panics with it, and moto is plain HTTP anyway."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in AWS_VARIABLES_TO_DROP:
+            mp.delenv(name, raising=False)
+        for name, value in DUMMY_CREDENTIALS.items():
+            mp.setenv(name, value)
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        mp.setenv("AWS_CONFIG_FILE", os.devnull)
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        yield
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def require_tools(*names: str) -> None:
+    """Skip (or, under CI, fail) the calling test when an executable is missing."""
+    missing = [name for name in names if _find(name) is None]
+    if not missing:
+        return
+    message = f"not installed: {', '.join(missing)}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: registry tests must run, not skip)", pytrace=False)
+    pytest.skip(message)
+
+
+def _find(name: str) -> str | None:
+    beside = Path(sys.executable).parent / name  # the venv's moto_server
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    require_tools("moto_server")
+    with MotoServer(log_dir=tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+_bucket_numbers = itertools.count()
+
+
+def _new_bucket(moto: MotoServer) -> str:
+    # Unique per pytest process and per use, so tests never see each other's objects.
+    return moto.create_bucket(f"regstat-{os.getpid()}-{next(_bucket_numbers)}")
+
+
+class _RegistryFactory:
+    """Starts registries on fresh storage under ``base`` and stops them all at the end."""
+
+    def __init__(self, base: Path, get_moto: Callable[[], MotoServer]) -> None:
+        self._base = base
+        self._get_moto = get_moto
+        self._started: list[Registry] = []
+        self._numbers = itertools.count()
+
+    def __call__(self, storage: str = "fs", *, schema1: bool = False) -> Registry:
+        require_tools("docker-registry", "skopeo")
+        workdir = self._base / f"registry-{next(self._numbers)}"
+        if storage == "fs":
+            registry = Registry(root=workdir / "storage", workdir=workdir, schema1=schema1)
+        elif storage == "s3":
+            moto = self._get_moto()
+            s3 = S3Storage(moto.endpoint_url, _new_bucket(moto), rootdirectory="/regroot")
+            registry = Registry(s3=s3, workdir=workdir, schema1=schema1)
+        else:
+            raise ValueError(f"storage must be 'fs' or 's3', not {storage!r}")
+        self._started.append(registry.start())
+        return registry
+
+    def stop_all(self) -> None:
+        for registry in self._started:
+            registry.stop()
+
+
+@pytest.fixture
+def make_registry(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[_RegistryFactory]:
+    # moto is started lazily: filesystem-only tests never pay for it.
+    factory = _RegistryFactory(tmp_path, lambda: request.getfixturevalue("moto_server"))
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture
+def registry_fs(make_registry: _RegistryFactory) -> Registry:
+    return make_registry("fs")
+
+
+@pytest.fixture
+def registry_s3(make_registry: _RegistryFactory) -> Registry:
+    return make_registry("s3")
+
+
+class Populated(NamedTuple):
+    """A registry holding the standard scenario, and what its storage holds."""
+
+    registry: Registry
+    expected: Expected
+
+
+@pytest.fixture(scope="module")
+def _module_registries(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[_RegistryFactory]:
+    factory = _RegistryFactory(
+        tmp_path_factory.mktemp("registries"), lambda: request.getfixturevalue("moto_server")
+    )
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def populated_fs(_module_registries: _RegistryFactory) -> Populated:
+    registry = _module_registries("fs")
+    return Populated(registry, populate_scenario(registry))
+
+
+@pytest.fixture(scope="module")
+def populated_s3(_module_registries: _RegistryFactory) -> Populated:
+    registry = _module_registries("s3")
+    return Populated(registry, populate_scenario(registry))
+
+
+@pytest.fixture
+def populate() -> Callable[..., Expected]:
+    """``populate(registry, schema1=False) -> Expected`` (from tests/registry.py)."""
+    return populate_scenario

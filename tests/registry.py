@@ -53,7 +53,7 @@ REGION = "us-east-1"
 
 # Variables that could point a child process at real AWS credentials or settings, or (for
 # AWS_CA_BUNDLE) break the registry's S3 driver, which panics at start-up when it is set.
-_AWS_VARIABLES_TO_DROP = (
+AWS_VARIABLES_TO_DROP = (
     "AWS_CA_BUNDLE",
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
@@ -86,7 +86,7 @@ def free_port() -> int:
 def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """``os.environ`` with dummy AWS credentials, no AWS profile/CA bundle, no proxies for
     loopback, plus ``extra``: the environment for every child process started by tests."""
-    env = {k: v for k, v in os.environ.items() if k not in _AWS_VARIABLES_TO_DROP}
+    env = {k: v for k, v in os.environ.items() if k not in AWS_VARIABLES_TO_DROP}
     env.update(DUMMY_CREDENTIALS)
     # Make sure no credentials or config file from the machine is read.
     env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull

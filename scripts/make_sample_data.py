@@ -28,7 +28,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))  # tests/ is not a package: import its modules
 
-from registry import Expected, FilesystemView, Registry, populate, verify_storage, verify_tree  # noqa: E402
+from registry import (  # noqa: E402
+    Expected,
+    FilesystemView,
+    Registry,
+    populate,
+    verify_storage,
+    verify_tree,
+)
 
 
 def build_tree(workdir: Path) -> tuple[Path, dict]:
@@ -43,7 +50,8 @@ def build_tree(workdir: Path) -> tuple[Path, dict]:
 
 def prune_empty_dirs(root: Path) -> None:
     """Remove every empty directory below ``root`` (deepest first)."""
-    for directory in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+    directories = [p for p in root.rglob("*") if p.is_dir()]
+    for directory in sorted(directories, key=lambda p: len(p.parts), reverse=True):
         if not any(directory.iterdir()):
             directory.rmdir()
 

@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator
 
 import pytest
 
@@ -31,6 +31,7 @@ from registry import (
     DUMMY_CREDENTIALS,
     Expected,
     MotoServer,
+    Populated,
     Registry,
     S3Storage,
     populate as populate_scenario,
@@ -88,7 +89,7 @@ def _new_bucket(moto: MotoServer) -> str:
     return moto.create_bucket(f"regstat-{os.getpid()}-{next(_bucket_numbers)}")
 
 
-class _RegistryFactory:
+class RegistryFactory:
     """Starts registries on fresh storage under ``base`` and stops them all at the end."""
 
     def __init__(self, base: Path, get_moto: Callable[[], MotoServer]) -> None:
@@ -117,35 +118,28 @@ class _RegistryFactory:
 
 
 @pytest.fixture
-def make_registry(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[_RegistryFactory]:
+def make_registry(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RegistryFactory]:
     # moto is started lazily: filesystem-only tests never pay for it.
-    factory = _RegistryFactory(tmp_path, lambda: request.getfixturevalue("moto_server"))
+    factory = RegistryFactory(tmp_path, lambda: request.getfixturevalue("moto_server"))
     yield factory
     factory.stop_all()
 
 
 @pytest.fixture
-def registry_fs(make_registry: _RegistryFactory) -> Registry:
+def registry_fs(make_registry: RegistryFactory) -> Registry:
     return make_registry("fs")
 
 
 @pytest.fixture
-def registry_s3(make_registry: _RegistryFactory) -> Registry:
+def registry_s3(make_registry: RegistryFactory) -> Registry:
     return make_registry("s3")
-
-
-class Populated(NamedTuple):
-    """A registry holding the standard scenario, and what its storage holds."""
-
-    registry: Registry
-    expected: Expected
 
 
 @pytest.fixture(scope="module")
 def _module_registries(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[_RegistryFactory]:
-    factory = _RegistryFactory(
+) -> Iterator[RegistryFactory]:
+    factory = RegistryFactory(
         tmp_path_factory.mktemp("registries"), lambda: request.getfixturevalue("moto_server")
     )
     yield factory
@@ -153,13 +147,13 @@ def _module_registries(
 
 
 @pytest.fixture(scope="module")
-def populated_fs(_module_registries: _RegistryFactory) -> Populated:
+def populated_fs(_module_registries: RegistryFactory) -> Populated:
     registry = _module_registries("fs")
     return Populated(registry, populate_scenario(registry))
 
 
 @pytest.fixture(scope="module")
-def populated_s3(_module_registries: _RegistryFactory) -> Populated:
+def populated_s3(_module_registries: RegistryFactory) -> Populated:
     registry = _module_registries("s3")
     return Populated(registry, populate_scenario(registry))
 

@@ -366,13 +366,25 @@ class Registry:
             )
             try:
                 self._process.wait_until(f"{self.url}/v2/", {200}, "docker-registry")
+                self._check_storage()
                 return self
             except ComponentError as error:
+                if "address already in use" not in str(error) or attempt == 2:
+                    self.stop()  # the error carries the log tail; the temp dir can go
+                    raise
                 self._process.stop()
                 self._process = None
-                if "address already in use" not in str(error) or attempt == 2:
-                    raise
         raise AssertionError("unreachable")
+
+    def _check_storage(self) -> None:
+        """``/v2/`` answers without touching storage (it says 200 even when the bucket does
+        not exist); the catalog does, so a misconfigured driver fails here, with its log."""
+        status = _http_status(f"{self.url}/v2/_catalog?n=1")
+        if status != 200:
+            raise ComponentError(
+                f"docker-registry answers /v2/ but its catalog gives {status}: storage is "
+                f"unusable; log {self.log_path}:\n{_log_tail(self.log_path)}"  # type: ignore[arg-type]
+            )
 
     def stop(self) -> None:
         if self._process is not None:
@@ -453,7 +465,8 @@ class Registry:
             expect=(201,),
         )
         if headers.get("docker-content-digest") != digest:
-            raise ComponentError(f"registry stored {headers.get('docker-content-digest')}, sent {digest}")
+            stored = headers.get("docker-content-digest")
+            raise ComponentError(f"registry stored {stored}, sent {digest}")
         return digest
 
     def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> str:
@@ -707,7 +720,10 @@ class Expected:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict: each table a sorted list of {column: value} objects."""
-        out: dict[str, Any] = {"format": "regstat.tests.expected/1", "names": dict(sorted(self.names.items()))}
+        out: dict[str, Any] = {
+            "format": "regstat.tests.expected/1",
+            "names": dict(sorted(self.names.items())),
+        }
         for name in ROW_TYPES:
             rows = sorted(self.table(name), key=_sort_key)
             out[name] = [row._asdict() for row in rows]
@@ -717,6 +733,13 @@ class Expected:
     def from_json(cls, doc: Mapping[str, Any]) -> "Expected":
         tables = {name: {row_type(**row) for row in doc[name]} for name, row_type in ROW_TYPES.items()}
         return cls(**tables, names=dict(doc["names"]))
+
+
+class Populated(NamedTuple):
+    """A registry holding the standard scenario, and what its storage holds."""
+
+    registry: "Registry"
+    expected: Expected
 
 
 def _sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -869,10 +892,17 @@ class Scenario:
 def standard_scenario() -> Scenario:
     """Build the standard scenario's images. Layers are a few KB; ``base`` is shared."""
     base = images.make_layer(
-        {"etc/os-release": b"NAME=regstat-base\nVERSION_ID=3.19\n", "bin/busybox": filler("busybox", 3000)}
+        {
+            "etc/os-release": b"NAME=regstat-base\nVERSION_ID=3.19\n",
+            "bin/busybox": filler("busybox", 3000),
+        }
     )
-    web1 = images.make_layer({"srv/web/index.html": b"<h1>v1</h1>\n", "srv/web/app": filler("web1", 1500)})
-    web2 = images.make_layer({"srv/web/index.html": b"<h1>v2</h1>\n", "srv/web/app": filler("web2", 1500)})
+    web1 = images.make_layer(
+        {"srv/web/index.html": b"<h1>v1</h1>\n", "srv/web/app": filler("web1", 1500)}
+    )
+    web2 = images.make_layer(
+        {"srv/web/index.html": b"<h1>v2</h1>\n", "srv/web/app": filler("web2", 1500)}
+    )
     web_tmp = images.make_layer({"srv/web/debug": filler("web-debug", 1200)})
     api = images.make_layer({"srv/api/server": filler("api", 2000)})
     amd64 = images.Platform("linux", "amd64")
@@ -883,7 +913,9 @@ def standard_scenario() -> Scenario:
     }
 
     def cli(platform: images.Platform, docker: bool) -> Image:
-        return images.build_image([cli_layers[platform]], platform=platform, docker=docker, cmd=["/usr/bin/cli"])
+        return images.build_image(
+            [cli_layers[platform]], platform=platform, docker=docker, cmd=["/usr/bin/cli"]
+        )
 
     return Scenario(
         alpine=images.build_image([base], labels={"name": "base"}),
@@ -1156,7 +1188,9 @@ def verify_tree(view: StorageView, expected: Expected, *, upload_sizes: bool = T
         uploads={(u.repository, u.uuid) for u in expected.uploads},
         upload_sizes={(u.repository, u.uuid): u.size for u in expected.uploads},
     )
-    names = ["blobs", "revisions", "tags", "layers", "uploads"] + (["upload_sizes"] if upload_sizes else [])
+    names = ["blobs", "revisions", "tags", "layers", "uploads"]
+    if upload_sizes:
+        names.append("upload_sizes")
     problems = []
     for name in names:
         got, exp = getattr(seen, name), getattr(want, name)

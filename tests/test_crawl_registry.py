@@ -13,17 +13,17 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import Populated
 from registry import (
     ROW_TYPES,
     Expected,
     FilesystemView,
+    Populated,
     Registry,
     isolated_env,
     populate,
@@ -35,7 +35,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = REPO_ROOT / "sample_data"
 TABLES = tuple(ROW_TYPES)
 
-pytestmark = pytest.mark.registry
+# Markers from pyproject.toml, so `-m "not s3"` or `-m "not registry"` can narrow a run.
+needs_registry = pytest.mark.registry
+needs_s3 = pytest.mark.s3
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -52,13 +54,17 @@ def run_crawl(registry_or_source: Registry | str | Path, out: Path) -> subproces
     else:
         argv.append(str(registry_or_source))
     argv += ["--output", str(out)]
-    return subprocess.run(argv, capture_output=True, text=True, env=isolated_env(), cwd=REPO_ROOT, timeout=120)
+    return subprocess.run(
+        argv, capture_output=True, text=True, env=isolated_env(), cwd=REPO_ROOT, timeout=120
+    )
 
 
 def crawl_ok(registry_or_source: Registry | str | Path, out: Path) -> dict[str, Any]:
     """Crawl, require a complete snapshot, and return its snapshot.json."""
     result = run_crawl(registry_or_source, out)
-    assert result.returncode == 0, f"crawl failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"crawl failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    )
     meta = json.loads((out / "snapshot.json").read_text())
     assert meta["complete"] is True and meta["errors"] == [], meta
     return meta
@@ -75,7 +81,13 @@ def rows(snapshot: Path, table: str, columns: Sequence[str]) -> Counter[tuple[An
     return Counter(tuple(row[c] for c in columns) for row in data)
 
 
-def assert_rows_equal(table: str, got: Counter[tuple[Any, ...]], want: Iterable[tuple[Any, ...]], columns: Sequence[str]) -> None:
+def assert_rows_equal(
+    table: str,
+    got: Counter[tuple[Any, ...]],
+    want: Iterable[tuple[Any, ...]],
+    columns: Sequence[str],
+) -> None:
+    """Fail with the unexpected and missing rows unless ``got`` equals ``want`` exactly."""
     want_counter = Counter(tuple(row) for row in want)
     if got == want_counter:
         return
@@ -87,7 +99,9 @@ def assert_rows_equal(table: str, got: Counter[tuple[Any, ...]], want: Iterable[
     pytest.fail("\n".join(lines), pytrace=False)
 
 
-def assert_snapshot_matches(snapshot: Path, meta: dict[str, Any], expected: Expected, *, upload_sizes: bool = True) -> None:
+def assert_snapshot_matches(
+    snapshot: Path, meta: dict[str, Any], expected: Expected, *, upload_sizes: bool = True
+) -> None:
     """Every table equals ``expected`` on the columns Expected knows, and counts agree.
 
     ``upload_sizes=False`` for S3: the driver keeps a partial upload's bytes in a multipart
@@ -110,12 +124,15 @@ def comparable(snapshot: Path, table: str) -> list[dict[str, Any]]:
     if table == "uploads":
         # An upload's uuid is random and its size is only visible on a filesystem.
         keep = [c for c in keep if c not in ("uuid", "size")]
-    return sorted(data.select(keep).to_pylist(), key=lambda row: json.dumps(row, sort_keys=True, default=str))
+    return sorted(
+        data.select(keep).to_pylist(), key=lambda row: json.dumps(row, sort_keys=True, default=str)
+    )
 
 
 # --- the fixtures themselves (no crawler needed) --------------------------------------------------
 
 
+@needs_registry
 def test_populate_fs_storage_is_as_expected(populated_fs: Populated) -> None:
     verify_storage(populated_fs.registry, populated_fs.expected)
     # The scenario's special cases are really there.
@@ -125,15 +142,23 @@ def test_populate_fs_storage_is_as_expected(populated_fs: Populated) -> None:
     assert e.names["web_old"] in present - tagged  # overwritten tag left it untagged
     assert e.names["web_deleted"] not in present  # deleted through the API ...
     assert e.names["web_deleted"] in {b.digest for b in e.blobs}  # ... its blob left behind
-    assert e.names["signature"] in {m.digest for m in e.manifests if m.subject_digest == e.names["api_v1"]}
+    referrers = {m.digest for m in e.manifests if m.subject_digest == e.names["api_v1"]}
+    assert referrers == {e.names["signature"]}
     assert len(e.uploads) == 1
 
 
+@needs_registry
+@needs_s3
 def test_populate_s3_storage_is_as_expected(populated_s3: Populated) -> None:
     verify_storage(populated_s3.registry, populated_s3.expected)
 
 
-def test_populated_registries_hold_the_same_content(populated_fs: Populated, populated_s3: Populated) -> None:
+@needs_registry
+@needs_s3
+def test_populated_registries_hold_the_same_content(
+    populated_fs: Populated, populated_s3: Populated
+) -> None:
+    """Pushes are deterministic: the same digests on either storage (uploads aside)."""
     fs, s3 = populated_fs.expected, populated_s3.expected
     for table in TABLES:
         if table != "uploads":
@@ -149,6 +174,7 @@ def test_sample_data_tree_is_as_described() -> None:
 # --- crawls ---------------------------------------------------------------------------------
 
 
+@needs_registry
 def test_crawl_filesystem_registry(populated_fs: Populated, tmp_path: Path) -> None:
     out = tmp_path / "snap"
     meta = crawl_ok(populated_fs.registry, out)
@@ -156,6 +182,8 @@ def test_crawl_filesystem_registry(populated_fs: Populated, tmp_path: Path) -> N
     assert_snapshot_matches(out, meta, populated_fs.expected)
 
 
+@needs_registry
+@needs_s3
 def test_crawl_s3_registry(populated_s3: Populated, tmp_path: Path) -> None:
     out = tmp_path / "snap"
     meta = crawl_ok(populated_s3.registry, out)
@@ -163,6 +191,8 @@ def test_crawl_s3_registry(populated_s3: Populated, tmp_path: Path) -> None:
     assert_snapshot_matches(out, meta, populated_s3.expected, upload_sizes=False)
 
 
+@needs_registry
+@needs_s3
 def test_filesystem_and_s3_crawls_give_identical_tables(
     populated_fs: Populated, populated_s3: Populated, tmp_path: Path
 ) -> None:
@@ -180,7 +210,8 @@ def test_crawl_sample_data(tmp_path: Path) -> None:
     assert_snapshot_matches(out, meta, expected)
 
 
-def test_crawl_schema1_image(make_registry: Any, tmp_path: Path) -> None:
+@needs_registry
+def test_crawl_schema1_image(make_registry: Callable[..., Registry], tmp_path: Path) -> None:
     """A Docker schema 1 image (pushed with skopeo --format v2s1; the registry stores the JWS
     payload): no config, layers without media type, sized from the stored blobs."""
     registry = make_registry("fs", schema1=True)

@@ -157,21 +157,26 @@ class _StorageLayoutCrawl:
         return self._metadata(started, counts)
 
     def _plan_listings(self) -> None:
-        for algorithm in self._children("blobs"):
-            for shard in self._children(f"blobs/{algorithm}"):
+        for algorithm in self._listdir("blobs"):
+            for shard in self._listdir(f"blobs/{algorithm}"):
                 prefix = f"blobs/{algorithm}/{shard}"
                 self.scheduler.submit(LISTINGS, self._walker(prefix), self._on_blob_shard)
-        for top in self._children("repositories"):
+        for top in self._listdir("repositories"):
             if self._may_hold(top):
                 prefix = f"repositories/{top}"
                 self.scheduler.submit(LISTINGS, self._walker(prefix), self._on_repository_shard)
 
-    def _children(self, prefix: str) -> list[str]:
+    def _listdir(self, prefix: str) -> list[str]:
+        """The directories under `prefix`; files there are not part of the layout."""
         try:
-            return self.storage.children(prefix)
+            directories, files = self.storage.listdir(prefix)
         except OSError as e:
             self._error(CrawlError(None, prefix, "read_error", f"cannot list: {e}"))
             return []
+        for entry in files:
+            kind = "symlink" if entry.symlink else "outside_layout"
+            self._error(CrawlError(None, entry.path, kind, "not part of the storage layout"))
+        return directories
 
     def _walker(self, prefix: str) -> Callable[[], tuple[str, list[Entry] | OSError]]:
         def walk() -> tuple[str, list[Entry] | OSError]:
@@ -232,9 +237,14 @@ class _StorageLayoutCrawl:
             listing.problems.append(
                 (f"repositories/{listing.name}", "invalid_name", "not a valid repository name")
             )
-        if not listing.has_manifests:
+        if not listing.has_manifests and not listing.uploads:
+            # With an upload in progress this is a first push in flight, which is normal.
             listing.problems.append(
-                (f"repositories/{listing.name}", "no_manifests_dir", "repository directory without _manifests")
+                (
+                    f"repositories/{listing.name}",
+                    "no_manifests_dir",
+                    "repository directory without _manifests (an interrupted first push leaves this)",
+                )
             )
         state = _RepositoryState(listing)
         paths = [link.path for link in (*listing.tags.values(), *listing.revisions, *listing.layers)]

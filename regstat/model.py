@@ -161,10 +161,9 @@ def _parse_document(doc: dict, digest: str, size: int) -> Manifest:
 
 
 def _parse_schema1(doc: dict, digest: str, size: int) -> Manifest:
-    # Signed schema 1 manifests carry `signatures`; unsigned ones do not. Layers have no size.
-    media_type = doc.get("mediaType") or (
-        MediaType.DOCKER_SCHEMA1_SIGNED if "signatures" in doc else MediaType.DOCKER_SCHEMA1
-    )
+    # The registry stores the payload without its signatures and signs it again when serving
+    # it, always as prettyjws: call it what the registry calls it. Layers carry no size.
+    media_type = doc.get("mediaType") or MediaType.DOCKER_SCHEMA1_SIGNED
     layers = []
     for i, entry in enumerate(_list(doc, "fsLayers", required=True)):
         if not isinstance(entry, dict) or not isinstance(entry.get("blobSum"), str):

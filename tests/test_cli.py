@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -110,18 +109,26 @@ def big_tree(root: Path, copies: int) -> None:
             shutil.copytree(repo, repositories / f"copy{i}" / repo.relative_to(repositories))
 
 
-def test_killed_crawl_leaves_nothing_a_command_accepts(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    big_tree(root, 150)
+@pytest.fixture(scope="module")
+def big_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("big") / "root"
+    big_tree(root, 400)
+    return root
+
+
+def test_killed_crawl_leaves_nothing_a_command_accepts(big_root: Path, tmp_path: Path) -> None:
+    root = big_root
     out = tmp_path / "snap"
-    rng = random.Random(7)
     command = [sys.executable, "-m", "regstat", "crawl", str(root), "-o", str(out)]
-    for _ in range(4):
+    killed_mid_crawl = 0
+    for delay in (0.5, 0.7, 0.9, 1.1, 1.3):
         process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 1.2))
+        time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        for candidate in [out, *tmp_path.glob(".snap*")]:
+        leftovers = list(tmp_path.glob(".snap*"))
+        killed_mid_crawl += bool(leftovers)
+        for candidate in [out, *leftovers]:
             if candidate == out and not out.exists():
                 continue
             check = sql(str(candidate), "SELECT count(*) FROM manifests")
@@ -131,15 +138,15 @@ def test_killed_crawl_leaves_nothing_a_command_accepts(tmp_path: Path) -> None:
                 assert check.exit_code == EXIT_SNAPSHOT, candidate
         if out.exists():
             shutil.rmtree(out)
+    assert killed_mid_crawl, "no kill landed while the crawl was writing; make the tree bigger"
     finished = subprocess.run(command, stderr=subprocess.PIPE, text=True)
     assert finished.returncode == 0, finished.stderr
     assert not list(tmp_path.glob(".snap.regstat-partial-*"))  # leftovers of dead crawls removed
     assert Snapshot.open(out).complete
 
 
-def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    big_tree(root, 150)
+def test_sigterm_stops_cleanly(big_root: Path, tmp_path: Path) -> None:
+    root = big_root
     out = tmp_path / "snap"
     process = subprocess.Popen(
         [sys.executable, "-m", "regstat", "crawl", str(root), "-o", str(out)], stderr=subprocess.PIPE, text=True

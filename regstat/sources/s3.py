@@ -63,19 +63,23 @@ class S3Storage:
                 "registry's `rootdirectory` as the prefix"
             )
 
-    def children(self, prefix: str) -> list[str]:
+    def listdir(self, prefix: str) -> tuple[list[str], list[Entry]]:
         key_prefix = self._base + prefix.strip("/") + "/"
-        names = []
+        directories, files = [], []
         for page in self._pages(Prefix=key_prefix, Delimiter="/"):
             for common in page.get("CommonPrefixes", []):
-                names.append(common["Prefix"][len(key_prefix) :].rstrip("/"))
-        return sorted(names)
+                directories.append(common["Prefix"][len(key_prefix) :].rstrip("/"))
+            files.extend(self._entry(obj) for obj in page.get("Contents", []))
+        return sorted(directories), files
 
     def walk(self, prefix: str) -> Iterator[Entry]:
         key_prefix = self._base + prefix.strip("/") + "/"
         for page in self._pages(Prefix=key_prefix):
             for obj in page.get("Contents", []):
-                yield Entry(obj["Key"][len(self._base) :], obj["Size"], obj["LastModified"])
+                yield self._entry(obj)
+
+    def _entry(self, obj: dict) -> Entry:
+        return Entry(obj["Key"][len(self._base) :], obj["Size"], obj["LastModified"])
 
     def read(self, path: str, limit: int) -> bytes:
         key = self._base + path

@@ -3,7 +3,8 @@
 Both backends answer the same three questions, with paths relative to the tree's
 `docker/registry/v2` directory and always `/`-separated:
 
-- `children(prefix)`: the names directly under a directory (for sharding listings);
+- `listdir(prefix)`: the directories and the files directly under a directory (for sharding
+  listings, and to notice stray files at the top of the tree);
 - `walk(prefix)`: every file below a directory, with its size and modification time;
 - `read(path, limit)`: a file's bytes.
 
@@ -37,7 +38,7 @@ class Storage(Protocol):
     location: str
     driver: str
 
-    def children(self, prefix: str) -> list[str]: ...
+    def listdir(self, prefix: str) -> tuple[list[str], list[Entry]]: ...
 
     def walk(self, prefix: str) -> Iterator[Entry]: ...
 
@@ -70,12 +71,20 @@ class FilesystemStorage:
     def _local(self, path: str) -> str:
         return os.path.join(self._base, *[p for p in path.split("/") if p])
 
-    def children(self, prefix: str) -> list[str]:
+    def listdir(self, prefix: str) -> tuple[list[str], list[Entry]]:
+        directories, files = [], []
         try:
             with os.scandir(self._local(prefix)) as it:
-                return sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+                for e in it:
+                    st = e.stat(follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        directories.append(e.name)
+                    else:
+                        path = f"{prefix}/{e.name}"
+                        files.append(Entry(path, st.st_size, _utc(st.st_mtime), stat.S_ISLNK(st.st_mode)))
         except FileNotFoundError:
-            return []
+            pass
+        return sorted(directories), files
 
     def walk(self, prefix: str) -> Iterator[Entry]:
         stack = [prefix.rstrip("/")]

@@ -40,7 +40,7 @@ class Link:
 @dataclass
 class Upload:
     uuid: str
-    size: int = 0
+    size: int | None = None  # unknown on S3, where the data is an unfinished multipart upload
     modified_at: datetime | None = None
     started_path: str | None = None
 

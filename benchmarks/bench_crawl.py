@@ -19,6 +19,7 @@ unprivileged benchmark cannot drop), then the tools alternate, gc first: A B A B
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -66,6 +67,7 @@ class Run:
     user: float
     sys: float
     max_rss_mb: float
+    load: float  # 1-minute load average when the run started
     check: str = ""
 
     @property
@@ -167,10 +169,11 @@ def check_crawl(bench: Bench) -> str:
 def run_gc(bench: Bench, index: int, delete_untagged: bool) -> Run:
     out = os.path.join(bench.work, "gc.stdout")
     err = os.path.join(bench.work, "gc.stderr")
+    load = os.getloadavg()[0]
     rc, wall, user, system, rss = timed(bench.gc_args, stdout=out, stderr=err)
     if rc != 0:
         raise SystemExit(f"garbage-collect failed (exit {rc}):\n{tail(err)}")
-    return Run("gc", index, wall, user, system, rss, check_gc(bench, out, delete_untagged))
+    return Run("gc", index, wall, user, system, rss, load, check_gc(bench, out, delete_untagged))
 
 
 def run_crawl(bench: Bench, index: int) -> Run:
@@ -180,11 +183,12 @@ def run_crawl(bench: Bench, index: int) -> Run:
     err = os.path.join(bench.work, "crawl.stderr")
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    load = os.getloadavg()[0]
     rc, wall, user, system, rss = timed(bench.crawl_args, stdout=out, stderr=err,
                                         cwd=REPO_ROOT, env=env)
     if rc != 0:
         raise SystemExit(f"regstat crawl failed (exit {rc}):\n{tail(err)}")
-    run = Run("crawl", index, wall, user, system, rss, check_crawl(bench))
+    run = Run("crawl", index, wall, user, system, rss, load, check_crawl(bench))
     shutil.rmtree(bench.snapshot, ignore_errors=True)
     return run
 
@@ -192,7 +196,8 @@ def run_crawl(bench: Bench, index: int) -> Run:
 def print_run(run: Run) -> None:
     label = "warm-up" if run.warmup else f"run {run.index}"
     print(f"  {label:<8} {run.tool:<6} {run.wall:8.2f} s wall {run.user:8.2f} s user "
-          f"{run.sys:7.2f} s sys {run.max_rss_mb:8.0f} MB  {run.check}", flush=True)
+          f"{run.sys:7.2f} s sys {run.max_rss_mb:6.0f} MB  load {run.load:4.1f}  {run.check}",
+          flush=True)
 
 
 def medians(runs: list[Run]) -> dict[str, float]:
@@ -250,6 +255,21 @@ def git_commit() -> str:
     return commit + (" + uncommitted changes in regstat/" if dirty else "")
 
 
+def regstat_fingerprint() -> str:
+    """Hash of the crawler's source (regstat/ and sql/), to tell which code was timed."""
+    h = hashlib.sha256()
+    for top in ("regstat", "sql"):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(REPO_ROOT, top)):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if name.endswith((".py", ".sql")):
+                    path = os.path.join(dirpath, name)
+                    h.update(os.path.relpath(path, REPO_ROOT).encode() + b"\0")
+                    with open(path, "rb") as f:
+                        h.update(f.read() + b"\0")
+    return h.hexdigest()[:12]
+
+
 def regstat_version() -> str:
     proc = subprocess.run(
         [sys.executable, "-c", "import regstat; print(regstat.__version__)"],
@@ -269,7 +289,8 @@ def environment() -> dict[str, str]:
         "cores": cores,
         "ram": memory_total(),
         "python": f"{platform.python_version()} ({sys.executable})",
-        "regstat": f"{regstat_version()} (git {git_commit()})",
+        "regstat": f"{regstat_version()} (git {git_commit()}; source sha256 "
+                   f"{regstat_fingerprint()})",
         "registry": sh(["docker-registry", "--version"]),
     }
 
@@ -284,9 +305,9 @@ def section_key(env: dict[str, str], bench: Bench, args: argparse.Namespace) -> 
             if params else os.path.basename(os.path.abspath(bench.root)))
     mode = "gc-only" if args.gc_only else "crawl-only" if args.crawl_only else "both"
     untagged = "-delete-untagged" if args.delete_untagged else ""
-    commit = env["regstat"].split("git ", 1)[-1].split()[0]
+    commit = env["regstat"].split("git ", 1)[-1].split()[0].rstrip(";")
     if "uncommitted" in env["regstat"]:
-        commit += "+dirty"
+        commit += "+" + env["regstat"].rsplit("sha256 ", 1)[-1].rstrip(")")
     return f"host={env['host']} tree={tree} mode={mode}{untagged} regstat={commit}"
 
 
@@ -315,6 +336,11 @@ def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace,
                      ("docker-registry", "registry")):
         lines.append(f"| {label} | `{env[k]}` |" if k == "uname" else f"| {label} | {env[k]} |")
     lines.append(f"| tree file system | {filesystem_of(bench.root)} |")
+    lines.append(f"| load average | {env['load_start']} at the start, {env['load_end']} at "
+                 "the end (1, 5, 15 min; other work on the machine inflates both tools' "
+                 "times) |")
+    if env.get("changed"):
+        lines.append(f"| WARNING | {env['changed']} |")
     if s:
         p = s["parameters"]
         lines.append(
@@ -338,14 +364,14 @@ def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace,
                  f"not dropped), then {args.runs} counted run(s) of each, alternating, gc first; wall clock "
                  "per process; user/sys/RSS from wait4 |")
     lines.append("")
-    lines.append("| run | tool | wall s | user s | sys s | max RSS MB | output check |")
-    lines.append("|---|---|---:|---:|---:|---:|---|")
+    lines.append("| run | tool | wall s | user s | sys s | max RSS MB | load | output check |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---|")
     for run in bench.runs:
         label = "warm-up" if run.warmup else str(run.index)
         lines.append(f"| {label} | {run.tool} | {run.wall:.2f} | {run.user:.2f} | "
-                     f"{run.sys:.2f} | {run.max_rss_mb:.0f} | {run.check} |")
+                     f"{run.sys:.2f} | {run.max_rss_mb:.0f} | {run.load:.1f} | {run.check} |")
     for tool, value in med.items():
-        lines.append(f"| median | {tool} | **{value:.2f}** | | | | |")
+        lines.append(f"| median | {tool} | **{value:.2f}** | | | | | |")
     lines.append("")
     lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
@@ -461,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     crawl_args = [sys.executable, "-m", "regstat", "crawl", root, "--output", snapshot]
     bench = Bench(root, config, snapshot, gc_args, crawl_args, summary, args.work)
 
+    env = environment() if args.record else {}
+    if env:
+        env["load_start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     tools = ["gc"] if args.gc_only else ["crawl"] if args.crawl_only else ["gc", "crawl"]
     print(f"gc:    {' '.join(gc_args)}")
     print(f"crawl: {' '.join(crawl_args)}")
@@ -481,7 +510,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio crawl/gc {ratio:.2f}: "
               f"{'target met' if ratio <= 1.0 else 'TARGET MISSED'} (target <= 1.0)")
     if args.record:
-        env = environment()
+        env["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        if regstat_fingerprint() not in env["regstat"] and not args.gc_only:
+            env["changed"] = ("regstat/ or sql/ changed while the benchmark ran: the crawl "
+                              "runs may have timed different code")
+            print("warning: " + env["changed"])
         key = section_key(env, bench, args)
         record(args.results, key, render_section(env, bench, args, key))
         print(f"recorded in {os.path.relpath(args.results)}")

@@ -63,7 +63,17 @@ def main() -> None:
     help="Crawl only repositories whose full name matches (repeatable; `*` matches `/` too). "
     "The snapshot is then marked partial.",
 )
-@click.option("-j", "--concurrency", default=16, show_default=True, type=click.IntRange(1, 512), help="Parallel listings and reads.")
+@click.option(
+    "-j",
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    help="Parallel listings and reads. Default: 4 on disk, 32 on S3.",
+)
+@click.option(
+    "--verify-links",
+    is_flag=True,
+    help="Read every _layers link file, not only check its size (one more read per layer link).",
+)
 @click.option("--endpoint-url", metavar="URL", help="S3 endpoint (MinIO, Ceph, moto). Default: AWS_ENDPOINT_URL, else AWS.")
 @click.option("--force", is_flag=True, help="Replace --output if it already exists.")
 @click.option("--progress/--no-progress", default=None, help="Live progress on stderr. Default: when stderr is a terminal.")
@@ -72,7 +82,8 @@ def crawl_command(
     source: str,
     output: str,
     repositories: tuple[str, ...],
-    concurrency: int,
+    concurrency: int | None,
+    verify_links: bool,
     endpoint_url: str | None,
     force: bool,
     progress: bool | None,
@@ -98,6 +109,7 @@ def crawl_command(
     reporter = Progress(enabled=progress)
     options = CrawlOptions(
         concurrency=concurrency,
+        verify_links=verify_links,
         repositories=repositories,
         endpoint_url=endpoint_url,
         force=force,

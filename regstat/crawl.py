@@ -1,40 +1,37 @@
 """Crawl a distribution storage tree (disk or S3) into a snapshot.
 
 The crawl lists the tree in shards (blob prefixes, top-level repository directories), reads
-link files, and fetches each manifest blob once however many repositories hold it, all on a
-thread pool. Rows go to staging Parquet parts as they arrive; `assemble` joins them into the
-snapshot's tables at the end, so memory stays bounded by the work in flight.
+link files, and fetches each manifest blob once however many repositories hold it, on worker
+processes (disk) or threads (S3). Rows go to staging Parquet parts as they arrive; `assemble`
+joins them into the snapshot's tables at the end, so memory stays bounded by the work in
+flight.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import multiprocessing
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import __version__
 from .assemble import STAGING_SCHEMAS, assemble
-from .errors import CrawlError, ManifestError
-from .model import MAX_MANIFEST_BYTES, Manifest, is_digest, parse_manifest
+from .errors import CrawlError
 from .progress import Progress
 from .snapshot import FORMAT, SCHEMA_VERSION, PartWriter, PendingSnapshot, iso, new_snapshot_id, utc_now
-from .sources.storage import Entry, Storage, open_storage
-from .sources.storage_layout import (
-    LINK_LIMIT,
-    Link,
-    RepositoryListing,
-    add_repository_entry,
-    blob_data_path,
-    check_link,
-    classify_blob,
-    valid_repository_name,
+from .sources.storage import Storage, open_storage
+from .sources.storage_jobs import (
+    ManifestResult,
+    ShardResult,
+    crawl_repository_shard,
+    fetch_manifests,
+    list_blob_shard,
 )
 
-LINKS_PER_TASK = 64
+MANIFESTS_PER_JOB = 64
 
 CAPABILITIES = {
     "untagged_manifests": True,
@@ -50,8 +47,9 @@ CAPABILITIES = {
 class CrawlOptions:
     """How to crawl. `repositories` are globs over full names (`*` matches `/` too)."""
 
-    concurrency: int = 16
+    concurrency: int | None = None  # None: the storage's default
     repositories: tuple[str, ...] = ()
+    verify_links: bool = False  # read every _layers link, not only check its size
     endpoint_url: str | None = None
     force: bool = False
     progress: Progress = field(default_factory=lambda: Progress(enabled=False))
@@ -79,70 +77,30 @@ def crawl(source: str, output: str, options: CrawlOptions) -> CrawlResult:
         raise
 
 
-class _Scheduler:
-    """Runs tasks on a pool, at most `window` at a time, handling results on this thread.
-
-    Handlers may submit more work. Lower priority numbers go first, so a shard's links and
-    manifests are finished before more shards are listed: that is what bounds memory.
-    """
-
-    def __init__(self, pool: ThreadPoolExecutor, window: int) -> None:
-        self._pool = pool
-        self._window = window
-        self._queues: tuple[deque, ...] = (deque(), deque(), deque())
-        self._inflight: dict[Future, Callable[[Any], None]] = {}
-
-    def submit(self, priority: int, task: Callable[[], Any], on_done: Callable[[Any], None]) -> None:
-        self._queues[priority].append((task, on_done))
-
-    def run(self) -> None:
-        while True:
-            for queue in self._queues:
-                while queue and len(self._inflight) < self._window:
-                    task, on_done = queue.popleft()
-                    self._inflight[self._pool.submit(task)] = on_done
-            if not self._inflight:
-                return
-            done, _ = wait(self._inflight, return_when=FIRST_COMPLETED)
-            for future in done:
-                self._inflight.pop(future)(future.result())
-
-
-MANIFESTS, LINKS, LISTINGS = 0, 1, 2
-
-
-@dataclass
-class _RepositoryState:
-    listing: RepositoryListing
-    waiting: int = 0
-    contents: dict[str, bytes | Exception] = field(default_factory=dict)
-
-
 class _StorageLayoutCrawl:
+    """Runs the jobs of `storage_jobs` on a pool and writes what they return, on this thread."""
+
     def __init__(self, storage: Storage, pending: PendingSnapshot, options: CrawlOptions) -> None:
         self.storage = storage
         self.pending = pending
         self.options = options
+        self.concurrency = options.concurrency or storage.default_concurrency
         self.progress = options.progress
         self.errors: list[CrawlError] = []
         self.repositories: dict[str, int] = {}  # name -> errors recorded against it
         self._requested: set[str] = set()
-        stage = pending.path / "_staging"
-        self.stage = stage
+        self._unrequested: list[str] = []
+        self.stage = pending.path / "_staging"
         self.out: dict[str, PartWriter] = {
-            name: PartWriter(stage / name, schema) for name, schema in STAGING_SCHEMAS.items()
+            name: PartWriter(self.stage / name, schema) for name, schema in STAGING_SCHEMAS.items()
         }
-
-    # -- driving ---------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
         started = utc_now()
         self.progress.set_phase("crawling")
-        with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="crawl") as pool:
-            self.scheduler = _Scheduler(pool, window=self.options.concurrency * 4)
+        with self._pool() as pool:
             try:
-                self._plan_listings()
-                self.scheduler.run()
+                self._drive(pool)
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
@@ -156,15 +114,42 @@ class _StorageLayoutCrawl:
         self.progress.close()
         return self._metadata(started, counts)
 
-    def _plan_listings(self) -> None:
+    def _pool(self) -> Executor:
+        if self.storage.processes:
+            # spawn, not fork: the parent may hold threads (DuckDB, Arrow) that fork would break.
+            return ProcessPoolExecutor(self.concurrency, mp_context=multiprocessing.get_context("spawn"))
+        return ThreadPoolExecutor(self.concurrency, thread_name_prefix="crawl")
+
+    def _drive(self, pool: Executor) -> None:
+        """Keep a bounded number of jobs in flight: manifests first, then listings."""
+        listings = deque(self._listing_jobs())
+        inflight: dict[Future, Callable[[Any], None]] = {}
+        window = self.concurrency * 2
+        while True:
+            while len(inflight) < window and (self._unrequested or listings):
+                if len(self._unrequested) >= MANIFESTS_PER_JOB or (self._unrequested and not listings):
+                    batch = self._unrequested[:MANIFESTS_PER_JOB]
+                    del self._unrequested[:MANIFESTS_PER_JOB]
+                    inflight[pool.submit(fetch_manifests, self.storage, batch)] = self._on_manifests
+                elif listings:
+                    job, args, on_done = listings.popleft()
+                    inflight[pool.submit(job, self.storage, *args)] = on_done
+                else:
+                    break
+            if not inflight:
+                return
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for future in done:
+                inflight.pop(future)(future.result())
+
+    def _listing_jobs(self) -> Iterator[tuple[Callable[..., ShardResult], tuple, Callable[[Any], None]]]:
         for algorithm in self._listdir("blobs"):
             for shard in self._listdir(f"blobs/{algorithm}"):
-                prefix = f"blobs/{algorithm}/{shard}"
-                self.scheduler.submit(LISTINGS, self._walker(prefix), self._on_blob_shard)
+                yield list_blob_shard, (f"blobs/{algorithm}/{shard}",), self._on_shard
         for top in self._listdir("repositories"):
             if self._may_hold(top):
-                prefix = f"repositories/{top}"
-                self.scheduler.submit(LISTINGS, self._walker(prefix), self._on_repository_shard)
+                args = (f"repositories/{top}", self.options.repositories, self.options.verify_links)
+                yield crawl_repository_shard, args, self._on_shard
 
     def _listdir(self, prefix: str) -> list[str]:
         """The directories under `prefix`; files there are not part of the layout."""
@@ -178,15 +163,6 @@ class _StorageLayoutCrawl:
             self._error(CrawlError(None, entry.path, kind, "not part of the storage layout"))
         return directories
 
-    def _walker(self, prefix: str) -> Callable[[], tuple[str, list[Entry] | OSError]]:
-        def walk() -> tuple[str, list[Entry] | OSError]:
-            try:
-                return prefix, list(self.storage.walk(prefix))
-            except OSError as e:
-                return prefix, e
-
-        return walk
-
     def _may_hold(self, top: str) -> bool:
         """Whether a top-level directory can hold a repository the --repository globs select."""
         if not self.options.repositories:
@@ -197,169 +173,39 @@ class _StorageLayoutCrawl:
                 return True
         return False
 
-    def _selected(self, name: str) -> bool:
-        globs = self.options.repositories
-        return not globs or any(fnmatch.fnmatchcase(name, g) for g in globs)
+    def _on_shard(self, result: ShardResult) -> None:
+        for table, rows in result.rows.items():
+            writer = self.out[table]
+            for row in rows:
+                writer.append(row)
+        for name in result.repositories:
+            self.repositories.setdefault(name, 0)
+        for error in result.errors:
+            self._error(error)
+        for digest in result.manifests:
+            if digest not in self._requested:
+                self._requested.add(digest)
+                self._unrequested.append(digest)
+        self.progress.add("files", result.files)
+        if result.repositories:
+            self.progress.add("repositories", len(result.repositories))
 
-    # -- listings --------------------------------------------------------------------------
-
-    def _on_blob_shard(self, result: tuple[str, list[Entry] | OSError]) -> None:
-        prefix, entries = result
-        if isinstance(entries, OSError):
-            self._error(CrawlError(None, prefix, "read_error", f"cannot list: {entries}"))
-            return
-        for entry in entries:
-            blob = classify_blob(entry)
-            if blob is None:
-                kind = "symlink" if entry.symlink else "outside_layout"
-                self._error(CrawlError(None, entry.path, kind, "not a blob's data file"))
+    def _on_manifests(self, results: list[ManifestResult]) -> None:
+        info, descriptors = self.out["manifest_info"], self.out["manifest_descriptors"]
+        for result in results:
+            if isinstance(result, tuple):
+                digest, status, message = result
+                info.append((digest, None, None, None, None, None, status, message))
                 continue
-            self.out["stored_blobs"].append((blob.digest, blob.size, blob.modified_at))
-        self.progress.add("blobs", len(entries))
-
-    def _on_repository_shard(self, result: tuple[str, list[Entry] | OSError]) -> None:
-        prefix, entries = result
-        if isinstance(entries, OSError):
-            self._error(CrawlError(None, prefix, "read_error", f"cannot list: {entries}"))
-            return
-        listings: dict[str, RepositoryListing] = {}
-        for entry in entries:
-            problem = add_repository_entry(listings, entry)
-            if problem:
-                self._error(CrawlError(None, entry.path, "outside_layout", problem))
-        for name in sorted(listings):
-            if self._selected(name):
-                self._start_repository(listings[name])
-
-    def _start_repository(self, listing: RepositoryListing) -> None:
-        self.repositories[listing.name] = 0
-        if not valid_repository_name(listing.name):
-            listing.problems.append(
-                (f"repositories/{listing.name}", "invalid_name", "not a valid repository name")
+            m = result
+            info.append(
+                (m.digest, m.media_type, m.artifact_type, m.config_media_type, m.size, m.subject_digest, m.status, None)
             )
-        if not listing.has_manifests and not listing.uploads:
-            # With an upload in progress this is a first push in flight, which is normal.
-            listing.problems.append(
-                (
-                    f"repositories/{listing.name}",
-                    "no_manifests_dir",
-                    "repository directory without _manifests (an interrupted first push leaves this)",
+            for d in m.descriptors:
+                descriptors.append(
+                    (m.digest, d.role, d.position, d.digest, d.media_type, d.size, d.platform, d.artifact_type)
                 )
-            )
-        state = _RepositoryState(listing)
-        paths = [link.path for link in (*listing.tags.values(), *listing.revisions, *listing.layers)]
-        paths += [u.started_path for u in listing.uploads.values() if u.started_path]
-        for start in range(0, len(paths), LINKS_PER_TASK):
-            state.waiting += 1
-            batch = paths[start : start + LINKS_PER_TASK]
-            self.scheduler.submit(LINKS, self._reader(batch), lambda r, s=state: self._on_links(s, r))
-        if state.waiting == 0:
-            self._finish_repository(state)
-
-    def _reader(self, paths: list[str]) -> Callable[[], dict[str, bytes | Exception]]:
-        def read() -> dict[str, bytes | Exception]:
-            contents: dict[str, bytes | Exception] = {}
-            for path in paths:
-                try:
-                    contents[path] = self.storage.read(path, LINK_LIMIT)
-                except OSError as e:
-                    contents[path] = e
-            return contents
-
-        return read
-
-    def _on_links(self, state: _RepositoryState, contents: dict[str, bytes | Exception]) -> None:
-        state.contents.update(contents)
-        state.waiting -= 1
-        self.progress.add("links", len(contents))
-        if state.waiting == 0:
-            self._finish_repository(state)
-
-    # -- one repository, links read --------------------------------------------------------
-
-    def _finish_repository(self, state: _RepositoryState) -> None:
-        listing, contents = state.listing, state.contents
-        name = listing.name
-        for path, kind, message in listing.problems:
-            self._error(CrawlError(name, path, kind, message))
-
-        def link_digest(link: Link) -> str | None:
-            content = contents[link.path]
-            if isinstance(content, Exception):
-                self._error(CrawlError(name, link.path, "read_error", _describe(content)))
-                return None
-            digest, kind, message = check_link(link, content)
-            if kind:
-                self._error(CrawlError(name, link.path, kind, message or ""))
-            return digest
-
-        revisions = set()
-        for link in listing.revisions:
-            link_digest(link)
-            # The path names the manifest even when the link file is damaged: keep the row, so
-            # nothing it references looks unreferenced (the repository is incomplete anyway).
-            if link.expected and is_digest(link.expected):
-                revisions.add(link.expected)
-                self.out["revisions"].append((name, link.expected, link.modified_at))
-                self._request_manifest(link.expected)
-        for tag, link in sorted(listing.tags.items()):
-            digest = link_digest(link)
-            if digest is None:
-                continue
-            if digest not in revisions:
-                self._error(
-                    CrawlError(name, link.path, "dangling_tag", f"tag {tag} points at {digest}, not in {name}")
-                )
-            self.out["tag_links"].append((name, tag, digest, link.modified_at))
-        for link in listing.layers:
-            link_digest(link)
-            if link.expected and is_digest(link.expected):
-                self.out["layer_links"].append((name, link.expected, link.modified_at))
-        for upload in listing.uploads.values():
-            started = None
-            if upload.started_path:
-                started = _parse_started_at(contents[upload.started_path])
-                if started is None:
-                    self._error(
-                        CrawlError(name, upload.started_path, "bad_link", "startedat is not an RFC 3339 time")
-                    )
-            self.out["uploads"].append((name, upload.uuid, started, upload.size, upload.modified_at))
-        self.progress.add("repositories")
-
-    # -- manifests -------------------------------------------------------------------------
-
-    def _request_manifest(self, digest: str) -> None:
-        if digest in self._requested:
-            return
-        self._requested.add(digest)
-        self.scheduler.submit(MANIFESTS, lambda: self._fetch_manifest(digest), self._on_manifest)
-
-    def _fetch_manifest(self, digest: str) -> Manifest | tuple[str, str, str]:
-        try:
-            body = self.storage.read(blob_data_path(digest), MAX_MANIFEST_BYTES + 1)
-        except FileNotFoundError:
-            return digest, "missing", "the manifest's blob data is missing"
-        except OSError as e:
-            return digest, "unreadable", f"cannot read the manifest's blob: {_describe(e)}"
-        try:
-            return parse_manifest(body, digest)
-        except ManifestError as e:
-            return digest, e.status, str(e)
-
-    def _on_manifest(self, result: Manifest | tuple[str, str, str]) -> None:
-        self.progress.add("manifests")
-        if isinstance(result, tuple):
-            digest, status, message = result
-            self.out["manifest_info"].append((digest, None, None, None, None, None, status, message))
-            return
-        m = result
-        self.out["manifest_info"].append(
-            (m.digest, m.media_type, m.artifact_type, m.config_media_type, m.size, m.subject_digest, m.status, None)
-        )
-        for d in m.descriptors:
-            self.out["manifest_descriptors"].append(
-                (m.digest, d.role, d.position, d.digest, d.media_type, d.size, d.platform, d.artifact_type)
-            )
+        self.progress.add("manifests", len(results))
 
     # -- results ---------------------------------------------------------------------------
 
@@ -394,26 +240,3 @@ class _StorageLayoutCrawl:
             "errors": [e.to_json() for e in errors],
             "counts": {name: counts[name] for name in sorted(counts)},
         }
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, FileNotFoundError):
-        return "vanished during the crawl"
-    return str(error) or type(error).__name__
-
-
-def _parse_started_at(content: bytes | Exception) -> datetime | None:
-    if isinstance(content, Exception):
-        return None
-    text = content.decode("ascii", "replace").strip()
-    # The registry writes RFC 3339 with nanoseconds; Python parses at most microseconds.
-    head, dot, rest = text.partition(".")
-    if dot:
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{head}.{digits[:6]}{zone}"
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None

@@ -222,3 +222,27 @@ def test_missing_source_is_one_clear_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["crawl", str(tmp_path), "--output", str(tmp_path / "snap")])
     assert result.exit_code == EXIT_SOURCE and "docker/registry/v2" in result.stderr
     assert not (tmp_path / "snap").exists()
+
+
+def test_zero_filled_layer_link_is_caught_with_verify_links(tree: Path, tmp_path: Path) -> None:
+    # The size of a zero-filled link is right, so only reading it tells (--verify-links).
+    link = next((v2(tree) / "repositories/base/alpine/_layers/sha256").iterdir()) / "link"
+    link.write_bytes(b"\0" * len(f"sha256:{link.parent.name}"))
+    code, meta = crawl(tree, tmp_path / "snap", "--verify-links")
+    assert code == EXIT_INCOMPLETE
+    assert_recorded(meta, "base/alpine", "bad_link")
+
+
+def test_first_push_in_flight_is_not_an_error(tree: Path, tmp_path: Path) -> None:
+    src = v2(tree) / "repositories/base/alpine/_layers"
+    new = v2(tree) / "repositories/fresh"
+    shutil.copytree(src, new / "_layers")
+    upload = new / "_uploads" / "0b9f1c52-1f7e-4d2e-9a57-3c1f4c1b2a10"
+    upload.mkdir(parents=True)
+    (upload / "startedat").write_text("2026-11-27T21:50:00.123456789Z")
+    (upload / "data").write_bytes(b"12345")
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_OK, meta["errors"]
+    uploads = [u for u in rows(tmp_path / "snap", "uploads") if u["repository"] == "fresh"]
+    assert len(uploads) == 1 and uploads[0]["size"] == 5
+    assert uploads[0]["started_at"].isoformat() == "2026-11-27T21:50:00.123456+00:00"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,13 +11,15 @@ from regstat.sources.storage_layout import (
     RepositoryListing,
     add_repository_entry,
     check_link,
+    check_link_size,
     classify_blob,
+    is_tag_history,
     valid_repository_name,
 )
 
 HEX = "ab" + "c" * 62
 DIGEST = f"sha256:{HEX}"
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = 1_767_225_600_000_000  # 2026-01-01, in microseconds
 
 
 def entry(path: str, size: int = 71, symlink: bool = False) -> Entry:
@@ -64,13 +64,25 @@ def test_paths_outside_the_layout_are_problems() -> None:
 
 
 def test_check_link() -> None:
-    good = Link("p", NOW, DIGEST)
+    good = Link("p", 71, NOW, DIGEST)
     assert check_link(good, DIGEST.encode()) == (DIGEST, None, None)
     assert check_link(good, b"")[1] == "bad_link"
     assert check_link(good, DIGEST.encode()[:40])[1] == "bad_link"
     assert check_link(good, b"\xff\xfe")[1] == "bad_link"
     assert check_link(good, ("sha256:" + "d" * 64).encode())[1] == "link_mismatch"
-    assert check_link(Link("p", NOW), DIGEST.encode())[0] == DIGEST
+    assert check_link(Link("p", 71, NOW), DIGEST.encode())[0] == DIGEST
+
+
+def test_check_link_size() -> None:
+    assert check_link_size(Link("p", 71, NOW, DIGEST)) == (DIGEST, None, None)
+    assert check_link_size(Link("p", 0, NOW, DIGEST))[1] == "bad_link"
+    assert check_link_size(Link("p", 40, NOW, DIGEST))[1] == "bad_link"
+
+
+def test_tag_history_is_pruned() -> None:
+    assert is_tag_history("repositories/a/b/_manifests/tags/v1/index")
+    assert not is_tag_history("repositories/a/b/_manifests/tags/index")
+    assert not is_tag_history("repositories/a/_manifests/revisions/index")
 
 
 def test_repository_names() -> None:
@@ -82,7 +94,7 @@ def test_repository_names() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200), st.one_of(st.none(), st.just(DIGEST)))
 def test_fuzz_link_files(content: bytes, expected: str | None) -> None:
-    digest, kind, message = check_link(Link("p", NOW, expected), content)
+    digest, kind, message = check_link(Link("p", 71, NOW, expected), content)
     if digest is None:
         assert kind in ("bad_link", "link_mismatch") and message
     else:

@@ -7,7 +7,8 @@ always by prefix (sharded by the caller): whole-bucket listings are slow on larg
 
 from __future__ import annotations
 
-from typing import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 import boto3
@@ -22,8 +23,10 @@ _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 
 class S3Storage:
     driver = "s3"
+    processes = False  # every request waits on the network: threads, many in flight
+    default_concurrency = 32
 
-    def __init__(self, source: str, *, endpoint_url: str | None = None, max_connections: int = 16) -> None:
+    def __init__(self, source: str, *, endpoint_url: str | None = None, max_connections: int | None = None) -> None:
         parts = urlsplit(source)
         if not parts.netloc:
             raise SourceError(f"{source}: no bucket; use s3://BUCKET[/PREFIX]")
@@ -33,12 +36,13 @@ class S3Storage:
         self.endpoint_url = endpoint_url
         self._base = "/".join(p for p in (self.prefix, LAYOUT_ROOT) if p) + "/"
         config = botocore.config.Config(
-            max_pool_connections=max(10, max_connections),
+            max_pool_connections=max(10, max_connections or self.default_concurrency),
             retries={"mode": "standard", "max_attempts": 8},
             # Custom endpoints (MinIO, Ceph, moto) rarely serve virtual-hosted buckets.
             s3={"addressing_style": "path"} if endpoint_url else None,
         )
         self._client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+        self._readers = ThreadPoolExecutor(max_connections or self.default_concurrency, thread_name_prefix="s3-read")
         self._check()
 
     def describe(self) -> dict[str, str]:
@@ -72,16 +76,27 @@ class S3Storage:
             files.extend(self._entry(obj) for obj in page.get("Contents", []))
         return sorted(directories), files
 
-    def walk(self, prefix: str) -> Iterator[Entry]:
+    def walk(self, prefix: str, skip: Callable[[str], bool] | None = None) -> Iterator[Entry]:
         key_prefix = self._base + prefix.strip("/") + "/"
         for page in self._pages(Prefix=key_prefix):
             for obj in page.get("Contents", []):
                 yield self._entry(obj)
 
     def _entry(self, obj: dict) -> Entry:
-        return Entry(obj["Key"][len(self._base) :], obj["Size"], obj["LastModified"])
+        modified = obj["LastModified"]
+        modified_us = int(modified.timestamp()) * 1_000_000 + modified.microsecond
+        return Entry(obj["Key"][len(self._base) :], obj["Size"], modified_us)
 
-    def read(self, path: str, limit: int) -> bytes:
+    def read_many(self, paths: list[str], limit: int) -> dict[str, bytes | OSError]:
+        def read(path: str) -> bytes | OSError:
+            try:
+                return self._read(path, limit)
+            except OSError as e:
+                return e
+
+        return dict(zip(paths, self._readers.map(read, paths)))
+
+    def _read(self, path: str, limit: int) -> bytes:
         key = self._base + path
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{limit - 1}")

@@ -6,9 +6,11 @@ Both backends answer the same three questions, with paths relative to the tree's
 - `listdir(prefix)`: the directories and the files directly under a directory (for sharding
   listings, and to notice stray files at the top of the tree);
 - `walk(prefix)`: every file below a directory, with its size and modification time;
-- `read(path, limit)`: a file's bytes.
+- `read_many(paths, limit)`: files' bytes (at most `limit` each), or the `OSError` that
+  reading each one met: `FileNotFoundError` when it is missing.
 
-A missing file is `FileNotFoundError`; any other failure to read is `OSError`.
+Local storage is crawled by worker processes, each reading its files in turn; S3 storage by
+threads, and `read_many` keeps many requests in flight.
 """
 
 from __future__ import annotations
@@ -16,33 +18,42 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from ..errors import SourceError
 
 LAYOUT_ROOT = "docker/registry/v2"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """A file in the tree. `symlink` entries are reported, never followed."""
+    """A file in the tree. `symlink` entries are reported, never followed.
+
+    `modified_us` is the modification time in microseconds since the epoch (UTC): an integer,
+    because a crawl makes one per file and datetimes are costly in bulk.
+    """
 
     path: str
     size: int
-    modified_at: datetime
+    modified_us: int
     symlink: bool = False
 
 
 class Storage(Protocol):
     location: str
     driver: str
+    processes: bool  # whether to crawl with worker processes (else threads)
+    default_concurrency: int
 
     def listdir(self, prefix: str) -> tuple[list[str], list[Entry]]: ...
 
-    def walk(self, prefix: str) -> Iterator[Entry]: ...
+    def walk(self, prefix: str, skip: Callable[[str], bool] | None = None) -> Iterator[Entry]:
+        """Every file below `prefix`; `skip` may prune directories the caller ignores anyway
+        (a hint: flat stores such as S3 list them regardless)."""
+        ...
 
-    def read(self, path: str, limit: int) -> bytes: ...
+    def read_many(self, paths: list[str], limit: int) -> dict[str, bytes | OSError]: ...
 
     def describe(self) -> dict[str, str]: ...
 
@@ -51,6 +62,8 @@ class FilesystemStorage:
     """A storage tree on a local (or mounted) file system."""
 
     driver = "filesystem"
+    processes = True  # the per-file work is Python: worker processes, one per core
+    default_concurrency = os.cpu_count() or 2
 
     def __init__(self, root: str) -> None:
         self.location = os.path.abspath(root)
@@ -81,12 +94,12 @@ class FilesystemStorage:
                         directories.append(e.name)
                     else:
                         path = f"{prefix}/{e.name}"
-                        files.append(Entry(path, st.st_size, _utc(st.st_mtime), stat.S_ISLNK(st.st_mode)))
+                        files.append(Entry(path, st.st_size, st.st_mtime_ns // 1000, stat.S_ISLNK(st.st_mode)))
         except FileNotFoundError:
             pass
         return sorted(directories), files
 
-    def walk(self, prefix: str) -> Iterator[Entry]:
+    def walk(self, prefix: str, skip: Callable[[str], bool] | None = None) -> Iterator[Entry]:
         stack = [prefix.rstrip("/")]
         while stack:
             directory = stack.pop()
@@ -97,25 +110,40 @@ class FilesystemStorage:
             with it:
                 for e in it:
                     path = f"{directory}/{e.name}"
+                    if e.is_dir(follow_symlinks=False):  # from the directory entry: no syscall
+                        if skip is None or not skip(path):
+                            stack.append(path)
+                        continue
                     st = e.stat(follow_symlinks=False)
-                    if stat.S_ISDIR(st.st_mode):
-                        stack.append(path)
-                    elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                        yield Entry(path, st.st_size, _utc(st.st_mtime), stat.S_ISLNK(st.st_mode))
+                    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                        yield Entry(path, st.st_size, st.st_mtime_ns // 1000, stat.S_ISLNK(st.st_mode))
 
-    def read(self, path: str, limit: int) -> bytes:
-        local = self._local(path)
+    def read_many(self, paths: list[str], limit: int) -> dict[str, bytes | OSError]:
+        contents: dict[str, bytes | OSError] = {}
+        for path in paths:
+            try:
+                contents[path] = self._read(path, limit)
+            except OSError as e:
+                contents[path] = e
+        return contents
+
+    def _read(self, path: str, limit: int) -> bytes:
         # O_NOFOLLOW: a symlink planted in the tree must not make us read outside it.
-        fd = os.open(local, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as f:
-            return f.read(limit)
+        fd = os.open(self._local(path), os.O_RDONLY | _NOFOLLOW)
+        try:
+            chunks = []
+            while limit > 0:
+                chunk = os.read(fd, limit)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                limit -= len(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
 
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
-
-
-def open_storage(source: str, *, endpoint_url: str | None = None, concurrency: int = 16) -> Storage:
+def open_storage(source: str, *, endpoint_url: str | None = None, concurrency: int | None = None) -> Storage:
     """Open SOURCE: a directory, `file://PATH` or `s3://bucket[/prefix]`."""
     if source.startswith("s3://"):
         from .s3 import S3Storage

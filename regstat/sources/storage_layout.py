@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from ..model import is_digest
 from .storage import Entry
@@ -28,20 +27,21 @@ _REPOSITORY_DIRS = ("_manifests", "_layers", "_uploads")
 LINK_LIMIT = 1024  # a link holds one digest; anything longer is garbage
 
 
-@dataclass
+@dataclass(slots=True)
 class Link:
-    """A link file to read: its path, and the digest its path says it holds (if any)."""
+    """A link file: its path, size, age, and the digest its path says it holds (if any)."""
 
     path: str
-    modified_at: datetime
+    size: int
+    modified_us: int
     expected: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Upload:
     uuid: str
     size: int | None = None  # unknown on S3, where the data is an unfinished multipart upload
-    modified_at: datetime | None = None
+    modified_us: int | None = None
     started_path: str | None = None
 
 
@@ -58,11 +58,17 @@ class RepositoryListing:
     problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, message)
 
 
-@dataclass
+@dataclass(slots=True)
 class StoredBlob:
     digest: str
     size: int
-    modified_at: datetime
+    modified_us: int
+
+
+def is_tag_history(directory: str) -> bool:
+    """`_manifests/tags/<tag>/index`: the digests a tag has held, which a snapshot ignores."""
+    parts = directory.rsplit("/", 4)
+    return len(parts) == 5 and parts[4] == "index" and parts[2] == "tags" and parts[1] == "_manifests"
 
 
 def blob_data_path(digest: str) -> str:
@@ -84,7 +90,7 @@ def classify_blob(entry: Entry) -> StoredBlob | None:
     digest = f"{algorithm}:{hex_}"
     if not is_digest(digest) or hex_[:2] != shard:
         return None
-    return StoredBlob(digest, entry.size, entry.modified_at)
+    return StoredBlob(digest, entry.size, entry.modified_us)
 
 
 def add_repository_entry(listings: dict[str, RepositoryListing], entry: Entry) -> str | None:
@@ -118,8 +124,8 @@ def _file(listing: RepositoryListing, rest: list[str], entry: Entry) -> str | No
         if len(rest) < 3:
             return "not inside an upload directory"
         upload = listing.uploads.setdefault(rest[1], Upload(rest[1]))
-        if upload.modified_at is None or entry.modified_at > upload.modified_at:
-            upload.modified_at = entry.modified_at
+        if upload.modified_us is None or entry.modified_us > upload.modified_us:
+            upload.modified_us = entry.modified_us
         if rest[2:] == ["data"]:
             upload.size = entry.size
         elif rest[2:] == ["startedat"]:
@@ -127,23 +133,34 @@ def _file(listing: RepositoryListing, rest: list[str], entry: Entry) -> str | No
         return None
     if kind == "_layers":
         if len(rest) == 4 and rest[3] == "link":
-            listing.layers.append(Link(entry.path, entry.modified_at, f"{rest[1]}:{rest[2]}"))
+            listing.layers.append(Link(entry.path, entry.size, entry.modified_us, f"{rest[1]}:{rest[2]}"))
             return None
         return "not a layer link"
     listing.has_manifests = True
     if len(rest) == 5 and rest[1] == "revisions" and rest[4] == "link":
-        listing.revisions.append(Link(entry.path, entry.modified_at, f"{rest[2]}:{rest[3]}"))
+        listing.revisions.append(Link(entry.path, entry.size, entry.modified_us, f"{rest[2]}:{rest[3]}"))
         return None
     if len(rest) >= 4 and rest[1] == "tags":
         tag = rest[2]
         if rest[3:] == ["current", "link"]:
             if not _TAG.fullmatch(tag):
                 return f"invalid tag name {tag!r}"
-            listing.tags[tag] = Link(entry.path, entry.modified_at)
+            listing.tags[tag] = Link(entry.path, entry.size, entry.modified_us)
             return None
         if len(rest) == 7 and rest[3] == "index" and rest[6] == "link":
             return None  # tag history: not needed for the snapshot
     return "not part of the manifest store layout"
+
+
+def check_link_size(link: Link) -> tuple[str | None, str | None, str | None]:
+    """Check a link whose path names its digest by its listed size alone (no read).
+
+    Catches empty and truncated links; `check_link` on the content catches the rest.
+    """
+    assert link.expected is not None
+    if link.size != len(link.expected):
+        return None, "bad_link", f"link file is {link.size} bytes; a link to {link.expected} is {len(link.expected)}"
+    return link.expected, None, None
 
 
 def check_link(link: Link, content: bytes) -> tuple[str | None, str | None, str | None]:

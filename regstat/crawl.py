@@ -116,8 +116,12 @@ class _StorageLayoutCrawl:
 
     def _pool(self) -> Executor:
         if self.storage.processes:
-            # spawn, not fork: the parent may hold threads (DuckDB, Arrow) that fork would break.
-            return ProcessPoolExecutor(self.concurrency, mp_context=multiprocessing.get_context("spawn"))
+            # fork starts workers in milliseconds with everything imported; it is safe here
+            # because the crawl starts no threads of its own before its pool (DuckDB and the S3
+            # readers run later or in thread mode). spawn where fork does not exist.
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            return ProcessPoolExecutor(self.concurrency, mp_context=context)
         return ThreadPoolExecutor(self.concurrency, thread_name_prefix="crawl")
 
     def _drive(self, pool: Executor) -> None:

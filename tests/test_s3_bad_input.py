@@ -1,0 +1,85 @@
+"""Damage and failures on S3 (a moto_server on loopback): recorded the same way as on disk,
+and an S3 source that cannot be read at all is one clear line with exit code 4."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from registry import MotoServer, free_port
+from regstat.cli import main
+from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
+
+pytestmark = pytest.mark.s3
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+PREFIX = "reg"
+_buckets = itertools.count()
+
+
+@pytest.fixture
+def bucket(moto_server: MotoServer) -> tuple[object, str]:
+    """A fresh bucket holding sample_data's tree under PREFIX/."""
+    s3 = moto_server.client("s3")
+    name = f"damage-{next(_buckets)}"
+    s3.create_bucket(Bucket=name)
+    for path in (SAMPLE / "docker").rglob("*"):
+        if path.is_file():
+            s3.put_object(Bucket=name, Key=f"{PREFIX}/{path.relative_to(SAMPLE)}", Body=path.read_bytes())
+    return s3, name
+
+
+def crawl(moto_server: MotoServer, source: str, out: Path) -> tuple[int, dict, str]:
+    result = CliRunner().invoke(
+        main, ["crawl", source, "--endpoint-url", moto_server.endpoint_url, "--output", str(out)]
+    )
+    meta = json.loads((out / "snapshot.json").read_text()) if (out / "snapshot.json").exists() else {}
+    return result.exit_code, meta, result.stderr
+
+
+def key(path: str) -> str:
+    return f"{PREFIX}/docker/registry/v2/{path}"
+
+
+def test_clean_bucket_matches_the_disk_crawl(moto_server: MotoServer, bucket: tuple, tmp_path: Path) -> None:
+    _, name = bucket
+    code, meta, _ = crawl(moto_server, f"s3://{name}/{PREFIX}", tmp_path / "s3")
+    assert code == EXIT_OK and meta["complete"]
+    CliRunner().invoke(main, ["crawl", str(SAMPLE), "--output", str(tmp_path / "disk")])
+    for table in ("tags", "manifests", "descriptors", "repository_blobs"):
+        drop = {"updated_at", "pushed_at", "linked_at"}
+        s3_rows = pq.read_table(tmp_path / "s3" / table).to_pylist()
+        disk_rows = pq.read_table(tmp_path / "disk" / table).to_pylist()
+        strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
+        assert strip(s3_rows) == strip(disk_rows), table
+
+
+def test_damage_is_recorded(moto_server: MotoServer, bucket: tuple, tmp_path: Path) -> None:
+    s3, name = bucket
+    s3.put_object(Bucket=name, Key=key("repositories/apps/web/_manifests/tags/latest/current/link"), Body=b"")
+    s3.put_object(Bucket=name, Key=key("repositories/apps/api/stray.txt"), Body=b"x")
+    revisions = s3.list_objects_v2(Bucket=name, Prefix=key("repositories/base/alpine/_manifests/revisions/"))
+    hex_ = revisions["Contents"][0]["Key"].split("/")[-2]
+    s3.delete_object(Bucket=name, Key=key(f"blobs/sha256/{hex_[:2]}/{hex_}/data"))
+    code, meta, _ = crawl(moto_server, f"s3://{name}/{PREFIX}", tmp_path / "snap")
+    assert code == EXIT_INCOMPLETE
+    found = {(e["repository"], e["kind"]) for e in meta["errors"]}
+    assert {("apps/web", "bad_link"), ("base/alpine", "missing_blob"), (None, "outside_layout")} <= found
+    assert set(meta["incomplete_repositories"]) >= {"apps/web", "base/alpine"}
+
+
+@pytest.mark.parametrize("case", ["no-bucket", "no-tree", "unreachable"])
+def test_unreadable_sources(moto_server: MotoServer, bucket: tuple, tmp_path: Path, case: str) -> None:
+    _, name = bucket
+    source = {"no-bucket": "s3://no-such-bucket", "no-tree": f"s3://{name}/elsewhere"}.get(case, f"s3://{name}")
+    args = ["crawl", source, "--output", str(tmp_path / "snap")]
+    endpoint = f"http://127.0.0.1:{free_port()}" if case == "unreachable" else moto_server.endpoint_url
+    result = CliRunner().invoke(main, [*args, "--endpoint-url", endpoint])
+    assert result.exit_code == EXIT_SOURCE, result.stderr
+    assert result.stderr.startswith("regstat: error: s3://") and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "snap").exists()

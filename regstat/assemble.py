@@ -15,27 +15,24 @@ import pyarrow as pa
 
 from . import queries
 from .errors import CrawlError
-from .snapshot import PendingSnapshot
+from .snapshot import SCHEMAS, PendingSnapshot
 from .sources.storage_layout import blob_data_path
 
 _TIME = pa.timestamp("us", tz="UTC")
 
+
+def _without(schema: pa.Schema, name: str) -> pa.Schema:
+    return schema.remove(schema.get_field_index(name))
+
+
+# Facts per digest (a manifest parsed once) or per repository (its links), as the jobs of
+# `sources.storage_jobs` return them; most are a snapshot table's schema less a column.
 STAGING_SCHEMAS: dict[str, pa.Schema] = {
-    "stored_blobs": pa.schema([("digest", pa.string()), ("size", pa.int64()), ("modified_at", _TIME)]),
+    "stored_blobs": _without(SCHEMAS["blobs"], "stored"),
     "revisions": pa.schema([("repository", pa.string()), ("digest", pa.string()), ("pushed_at", _TIME)]),
-    "tag_links": pa.schema(
-        [("repository", pa.string()), ("tag", pa.string()), ("digest", pa.string()), ("updated_at", _TIME)]
-    ),
-    "layer_links": pa.schema([("repository", pa.string()), ("digest", pa.string()), ("linked_at", _TIME)]),
-    "uploads": pa.schema(
-        [
-            ("repository", pa.string()),
-            ("uuid", pa.string()),
-            ("started_at", _TIME),
-            ("size", pa.int64()),
-            ("modified_at", _TIME),
-        ]
-    ),
+    "tag_links": SCHEMAS["tags"],
+    "layer_links": SCHEMAS["repository_blobs"],
+    "uploads": SCHEMAS["uploads"],
     "manifest_info": pa.schema(
         [
             ("digest", pa.string()),
@@ -48,18 +45,7 @@ STAGING_SCHEMAS: dict[str, pa.Schema] = {
             ("message", pa.string()),
         ]
     ),
-    "manifest_descriptors": pa.schema(
-        [
-            ("manifest_digest", pa.string()),
-            ("role", pa.string()),
-            ("position", pa.int32()),
-            ("digest", pa.string()),
-            ("media_type", pa.string()),
-            ("size", pa.int64()),
-            ("platform", pa.string()),
-            ("artifact_type", pa.string()),
-        ]
-    ),
+    "manifest_descriptors": _without(SCHEMAS["descriptors"], "repository"),
 }
 
 SNAPSHOT_TABLES = ("tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads")

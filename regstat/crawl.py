@@ -68,6 +68,11 @@ class CrawlResult:
 def crawl(source: str, output: str, options: CrawlOptions) -> CrawlResult:
     """Crawl SOURCE into a new snapshot directory OUTPUT."""
     storage = open_storage(source, endpoint_url=options.endpoint_url, concurrency=options.concurrency)
+    return crawl_storage(storage, output, options)
+
+
+def crawl_storage(storage: Storage, output: str, options: CrawlOptions) -> CrawlResult:
+    """Crawl an opened storage tree into a new snapshot directory OUTPUT."""
     pending = PendingSnapshot(output, force=options.force)
     try:
         metadata = _StorageLayoutCrawl(storage, pending, options).run()

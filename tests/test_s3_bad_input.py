@@ -83,3 +83,14 @@ def test_unreadable_sources(moto_server: MotoServer, bucket: tuple, tmp_path: Pa
     assert result.exit_code == EXIT_SOURCE, result.stderr
     assert result.stderr.startswith("regstat: error: s3://") and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "snap").exists()
+
+
+def test_endpoint_from_the_environment(moto_server: MotoServer, bucket: tuple, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    _, name = bucket
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    result = CliRunner().invoke(main, ["crawl", f"s3://{name}/{PREFIX}", "--output", str(tmp_path / "snap")])
+    assert result.exit_code == EXIT_OK, result.stderr
+    meta = json.loads((tmp_path / "snap" / "snapshot.json").read_text())
+    assert meta["source"] == {"kind": "storage-layout", "driver": "s3", "location": f"s3://{name}/{PREFIX}",
+                              "endpoint_url": moto_server.endpoint_url}

@@ -7,6 +7,7 @@ always by prefix (sharded by the caller): whole-bucket listings are slow on larg
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
@@ -33,15 +34,17 @@ class S3Storage:
         self.bucket = parts.netloc
         self.prefix = parts.path.strip("/")
         self.location = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
-        self.endpoint_url = endpoint_url
+        # boto3 reads these itself, but the snapshot should record the endpoint and custom
+        # endpoints want path-style addressing, so resolve them here.
+        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         self._base = "/".join(p for p in (self.prefix, LAYOUT_ROOT) if p) + "/"
         config = botocore.config.Config(
             max_pool_connections=max(10, max_connections or self.default_concurrency),
             retries={"mode": "standard", "max_attempts": 8},
             # Custom endpoints (MinIO, Ceph, moto) rarely serve virtual-hosted buckets.
-            s3={"addressing_style": "path"} if endpoint_url else None,
+            s3={"addressing_style": "path"} if self.endpoint_url else None,
         )
-        self._client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+        self._client = boto3.session.Session().client("s3", endpoint_url=self.endpoint_url, config=config)
         self._readers = ThreadPoolExecutor(max_connections or self.default_concurrency, thread_name_prefix="s3-read")
         self._check()
 

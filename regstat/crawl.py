@@ -9,7 +9,12 @@ flight.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -126,7 +131,9 @@ class _StorageLayoutCrawl:
             # readers run later or in thread mode). spawn where fork does not exist.
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            return ProcessPoolExecutor(self.concurrency, mp_context=context)
+            return ProcessPoolExecutor(
+                self.concurrency, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+            )
         return ThreadPoolExecutor(self.concurrency, thread_name_prefix="crawl")
 
     def _drive(self, pool: Executor) -> None:
@@ -249,3 +256,23 @@ class _StorageLayoutCrawl:
             "errors": [e.to_json() for e in errors],
             "counts": {name: counts[name] for name in sorted(counts)},
         }
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a crawl worker: exit when the crawl does, even when it is killed with SIGKILL.
+
+    Otherwise workers wait forever on a pipe their siblings hold open.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGKILL) == 0 and os.getppid() == parent:  # 1: PR_SET_PDEATHSIG
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # where prctl does not exist: poll
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()

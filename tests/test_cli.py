@@ -138,6 +138,9 @@ def test_killed_crawl_leaves_nothing_a_command_accepts(big_root: Path, tmp_path:
         if out.exists():
             shutil.rmtree(out)
     assert killed_mid_crawl, "no kill landed while the crawl was writing; make the tree bigger"
+    time.sleep(0.5)
+    orphans = subprocess.run(["pgrep", "-f", f"regstat crawl {root}"], capture_output=True, text=True).stdout
+    assert orphans == "", "crawl workers outlived their killed crawl"
     finished = subprocess.run(command, stderr=subprocess.PIPE, text=True)
     assert finished.returncode == 0, finished.stderr
     assert not list(tmp_path.glob(".snap.regstat-partial-*"))  # leftovers of dead crawls removed

@@ -2,7 +2,7 @@
 """Regenerate ``sample_data/``: a small, real distribution storage tree and its description.
 
 Runs Debian's ``docker-registry`` with filesystem storage in a temporary directory, pushes
-the standard test scenario into it (``tests/registry.py``: skopeo and the HTTP API), stops
+the standard test scenario into it (``tests/scenario.py``: skopeo and the HTTP API), stops
 the registry and copies its tree, so that ``sample_data/docker/registry/v2/…`` is exactly
 what the registry wrote. ``sample_data/EXPECTED.json`` describes what the tree holds,
 table by table, in the snapshot's column names, so tests can check a crawl of the committed
@@ -28,14 +28,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))  # tests/ is not a package: import its modules
 
-from registry import (  # noqa: E402
-    Expected,
-    FilesystemView,
-    Registry,
-    populate,
-    verify_storage,
-    verify_tree,
-)
+from components import Registry  # noqa: E402
+from expected import Expected  # noqa: E402
+from scenario import populate  # noqa: E402
+from storage_check import FilesystemView, verify_storage, verify_tree  # noqa: E402
 
 
 def build_tree(workdir: Path) -> tuple[Path, dict]:

@@ -1,6 +1,6 @@
 """Shared fixtures: a moto S3 server, docker-registry instances and the standard scenario.
 
-Fixtures (see ``tests/registry.py`` for the classes they yield):
+Fixtures (see ``tests/components.py`` and ``tests/expected.py`` for the classes they yield):
 
 - ``moto_server`` (session): a :class:`MotoServer`.
 - ``make_registry`` (function): a factory ``make_registry(storage="fs"|"s3", schema1=False)``
@@ -26,16 +26,9 @@ from typing import Callable, Iterator
 
 import pytest
 
-from registry import (
-    AWS_VARIABLES_TO_DROP,
-    DUMMY_CREDENTIALS,
-    Expected,
-    MotoServer,
-    Populated,
-    Registry,
-    S3Storage,
-    populate as populate_scenario,
-)
+from components import AWS_VARIABLES_TO_DROP, DUMMY_CREDENTIALS, MotoServer, Registry, S3Storage
+from expected import Expected, Populated
+from scenario import populate as populate_scenario
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -160,5 +153,5 @@ def populated_s3(_module_registries: RegistryFactory) -> Populated:
 
 @pytest.fixture
 def populate() -> Callable[..., Expected]:
-    """``populate(registry, schema1=False) -> Expected`` (from tests/registry.py)."""
+    """``populate(registry, schema1=False) -> Expected`` (from tests/scenario.py)."""
     return populate_scenario

@@ -1,6 +1,6 @@
 """End to end: a real docker-registry (filesystem and S3 storage) crawled by ``regstat crawl``.
 
-The registry is filled by ``populate`` (tests/registry.py) with skopeo and the HTTP API; the
+The registry is filled by ``populate`` (tests/scenario.py) with skopeo and the HTTP API; the
 snapshot's tables must then equal its :class:`Expected` exactly. The committed sample tree
 (``sample_data/``) is checked the same way against ``sample_data/EXPECTED.json``, without a
 registry.
@@ -19,17 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from registry import (
-    ROW_TYPES,
-    Expected,
-    FilesystemView,
-    Populated,
-    Registry,
-    isolated_env,
-    populate,
-    verify_storage,
-    verify_tree,
-)
+from components import Registry, isolated_env
+from expected import ROW_TYPES, Expected, Populated
+from scenario import populate
+from storage_check import FilesystemView, verify_storage, verify_tree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = REPO_ROOT / "sample_data"

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from registry import MotoServer, free_port
+from components import MotoServer, free_port
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
 

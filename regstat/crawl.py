@@ -1,10 +1,10 @@
-"""Crawl a distribution storage tree (disk or S3) into a snapshot.
+"""Crawl a source into a snapshot.
 
-The crawl lists the tree in shards (blob prefixes, top-level repository directories), reads
-link files, and fetches each manifest blob once however many repositories hold it, on worker
-processes (disk) or threads (S3). Rows go to staging Parquet parts as they arrive; `assemble`
-joins them into the snapshot's tables at the end, so memory stays bounded by the work in
-flight.
+A source (`regstat.sources`) says how to start; its jobs return rows, errors and more jobs.
+This driver runs the jobs on worker processes or threads, as the source asks, keeps a bounded
+number in flight, fetches each manifest named by digest once however many repositories hold
+it, and writes rows to staging Parquet parts as they arrive; `assemble` joins them into the
+snapshot's tables at the end, so memory stays bounded by the work in flight.
 """
 
 from __future__ import annotations
@@ -17,47 +17,21 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from . import __version__
 from .assemble import STAGING_SCHEMAS, assemble
 from .errors import CrawlError
-from .progress import Progress
 from .snapshot import FORMAT, SCHEMA_VERSION, PartWriter, PendingSnapshot, iso, new_snapshot_id, utc_now
-from .sources.storage import Storage, open_storage
-from .sources.storage_jobs import (
-    ManifestResult,
-    ShardResult,
-    crawl_repository_shard,
-    fetch_manifests,
-    list_blob_shard,
-)
+from .sources import open_source
+from .sources.base import CrawlOptions, Job, JobResult, Source
+
+__all__ = ["CrawlOptions", "CrawlResult", "crawl", "crawl_source"]
 
 MANIFESTS_PER_JOB = 64
-
-CAPABILITIES = {
-    "untagged_manifests": True,
-    "unreferenced_blobs": True,
-    "stored_blob_sizes": True,
-    "push_times": "approximate",  # modification times of link files
-    "pull_times": None,
-    "locks": None,
-}
-
-
-@dataclass(frozen=True, kw_only=True)
-class CrawlOptions:
-    """How to crawl. `repositories` are globs over full names (`*` matches `/` too)."""
-
-    concurrency: int | None = None  # None: the storage's default
-    repositories: tuple[str, ...] = ()
-    verify_links: bool = False  # read every _layers link, not only check its size
-    endpoint_url: str | None = None
-    force: bool = False
-    progress: Progress = field(default_factory=lambda: Progress(enabled=False))
 
 
 @dataclass(frozen=True)
@@ -72,34 +46,34 @@ class CrawlResult:
 
 def crawl(source: str, output: str, options: CrawlOptions) -> CrawlResult:
     """Crawl SOURCE into a new snapshot directory OUTPUT."""
-    storage = open_storage(source, endpoint_url=options.endpoint_url, concurrency=options.concurrency)
-    return crawl_storage(storage, output, options)
+    return crawl_source(open_source(source, options), output, options)
 
 
-def crawl_storage(storage: Storage, output: str, options: CrawlOptions) -> CrawlResult:
-    """Crawl an opened storage tree into a new snapshot directory OUTPUT."""
+def crawl_source(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
+    """Crawl an opened source into a new snapshot directory OUTPUT."""
     pending = PendingSnapshot(output, force=options.force)
     try:
-        metadata = _StorageLayoutCrawl(storage, pending, options).run()
+        metadata = _Crawl(source, pending, options).run()
         return CrawlResult(pending.publish(metadata), metadata)
     except BaseException:
         pending.discard()
         raise
 
 
-class _StorageLayoutCrawl:
-    """Runs the jobs of `storage_jobs` on a pool and writes what they return, on this thread."""
+class _Crawl:
+    """Runs a source's jobs on a pool and writes what they return, on this thread."""
 
-    def __init__(self, storage: Storage, pending: PendingSnapshot, options: CrawlOptions) -> None:
-        self.storage = storage
+    def __init__(self, source: Source, pending: PendingSnapshot, options: CrawlOptions) -> None:
+        self.source = source
         self.pending = pending
         self.options = options
-        self.concurrency = options.concurrency or storage.default_concurrency
+        self.concurrency = options.concurrency or source.default_concurrency
         self.progress = options.progress
         self.errors: list[CrawlError] = []
         self.repositories: dict[str, int] = {}  # name -> errors recorded against it
-        self._requested: set[str] = set()
-        self._unrequested: list[str] = []
+        self._known: set[str] = set()  # manifest digests asked for or written
+        self._written: set[str] = set()  # manifest digests whose facts are written
+        self._to_fetch: list[str] = []
         self.stage = pending.path / "_staging"
         self.out: dict[str, PartWriter] = {
             name: PartWriter(self.stage / name, schema) for name, schema in STAGING_SCHEMAS.items()
@@ -125,7 +99,7 @@ class _StorageLayoutCrawl:
         return self._metadata(started, counts)
 
     def _pool(self) -> Executor:
-        if self.storage.processes:
+        if self.source.processes:
             # fork starts workers in milliseconds with everything imported; it is safe here
             # because the crawl starts no threads of its own before its pool (DuckDB and the S3
             # readers run later or in thread mode). spawn where fork does not exist.
@@ -137,59 +111,31 @@ class _StorageLayoutCrawl:
         return ThreadPoolExecutor(self.concurrency, thread_name_prefix="crawl")
 
     def _drive(self, pool: Executor) -> None:
-        """Keep a bounded number of jobs in flight: manifests first, then listings."""
-        listings = deque(self._listing_jobs())
-        inflight: dict[Future, Callable[[Any], None]] = {}
+        """Keep a bounded number of jobs in flight, manifest fetches first: finishing work
+        before listing more is what bounds memory."""
+        queue: deque[Job] = deque(self.source.first_jobs())
+        inflight: set[Future] = set()
         window = self.concurrency * 2
         while True:
-            while len(inflight) < window and (self._unrequested or listings):
-                if len(self._unrequested) >= MANIFESTS_PER_JOB or (self._unrequested and not listings):
-                    batch = self._unrequested[:MANIFESTS_PER_JOB]
-                    del self._unrequested[:MANIFESTS_PER_JOB]
-                    inflight[pool.submit(fetch_manifests, self.storage, batch)] = self._on_manifests
-                elif listings:
-                    job, args, on_done = listings.popleft()
-                    inflight[pool.submit(job, self.storage, *args)] = on_done
+            while len(inflight) < window:
+                if len(self._to_fetch) >= MANIFESTS_PER_JOB or (self._to_fetch and not queue):
+                    batch = self._to_fetch[:MANIFESTS_PER_JOB]
+                    del self._to_fetch[:MANIFESTS_PER_JOB]
+                    function, args = self.source.fetch_job(batch)
+                elif queue:
+                    function, args = queue.popleft()
                 else:
                     break
+                inflight.add(pool.submit(function, *args))
             if not inflight:
                 return
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
             for future in done:
-                inflight.pop(future)(future.result())
+                result = future.result()
+                self._record(result)
+                queue.extend(result.jobs)
 
-    def _listing_jobs(self) -> Iterator[tuple[Callable[..., ShardResult], tuple, Callable[[Any], None]]]:
-        for algorithm in self._listdir("blobs"):
-            for shard in self._listdir(f"blobs/{algorithm}"):
-                yield list_blob_shard, (f"blobs/{algorithm}/{shard}",), self._on_shard
-        for top in self._listdir("repositories"):
-            if self._may_hold(top):
-                args = (f"repositories/{top}", self.options.repositories, self.options.verify_links)
-                yield crawl_repository_shard, args, self._on_shard
-
-    def _listdir(self, prefix: str) -> list[str]:
-        """The directories under `prefix`; files there are not part of the layout."""
-        try:
-            directories, files = self.storage.listdir(prefix)
-        except OSError as e:
-            self._error(CrawlError(None, prefix, "read_error", f"cannot list: {e}"))
-            return []
-        for entry in files:
-            kind = "symlink" if entry.symlink else "outside_layout"
-            self._error(CrawlError(None, entry.path, kind, "not part of the storage layout"))
-        return directories
-
-    def _may_hold(self, top: str) -> bool:
-        """Whether a top-level directory can hold a repository the --repository globs select."""
-        if not self.options.repositories:
-            return True
-        for glob in self.options.repositories:
-            first = glob.split("/", 1)[0]
-            if any(c in first for c in "*?[") or first == top:
-                return True
-        return False
-
-    def _on_shard(self, result: ShardResult) -> None:
+    def _record(self, result: JobResult) -> None:
         for table, rows in result.rows.items():
             writer = self.out[table]
             for row in rows:
@@ -199,21 +145,29 @@ class _StorageLayoutCrawl:
         for error in result.errors:
             self._error(error)
         for digest in result.manifests:
-            if digest not in self._requested:
-                self._requested.add(digest)
-                self._unrequested.append(digest)
-        self.progress.add("files", result.files)
+            if digest not in self._known:
+                self._known.add(digest)
+                self._to_fetch.append(digest)
+        self._record_manifests(result)
+        self.progress.add("items", result.items)
         if result.repositories:
             self.progress.add("repositories", len(result.repositories))
 
-    def _on_manifests(self, results: list[ManifestResult]) -> None:
+    def _record_manifests(self, result: JobResult) -> None:
+        """Manifest facts are per digest: written once, however many jobs read the digest."""
         info, descriptors = self.out["manifest_info"], self.out["manifest_descriptors"]
-        for result in results:
-            if isinstance(result, tuple):
-                digest, status, message = result
-                info.append((digest, None, None, None, None, None, status, message))
+        written = 0
+        for parsed in result.parsed:
+            digest = parsed[0] if isinstance(parsed, tuple) else parsed.digest
+            if digest in self._written:
                 continue
-            m = result
+            self._written.add(digest)
+            self._known.add(digest)
+            written += 1
+            if isinstance(parsed, tuple):
+                info.append((digest, None, None, None, None, None, parsed[1], parsed[2]))
+                continue
+            m = parsed
             info.append(
                 (m.digest, m.media_type, m.artifact_type, m.config_media_type, m.size, m.subject_digest, m.status, None)
             )
@@ -221,9 +175,8 @@ class _StorageLayoutCrawl:
                 descriptors.append(
                     (m.digest, d.role, d.position, d.digest, d.media_type, d.size, d.platform, d.artifact_type)
                 )
-        self.progress.add("manifests", len(results))
-
-    # -- results ---------------------------------------------------------------------------
+        if written:
+            self.progress.add("manifests", written)
 
     def _error(self, error: CrawlError) -> None:
         self.errors.append(error)
@@ -245,8 +198,8 @@ class _StorageLayoutCrawl:
             "schema_version": SCHEMA_VERSION,
             "regstat_version": __version__,
             "id": new_snapshot_id(started),
-            "source": self.storage.describe(),
-            "capabilities": {**CAPABILITIES, "unreferenced_blobs": not partial},
+            "source": self.source.describe(),
+            "capabilities": self.source.capabilities(partial),
             "started_at": iso(started),
             "finished_at": iso(utc_now()),
             "complete": not errors and not partial,

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from regstat.crawl import CrawlOptions, crawl_storage
+from regstat.crawl import CrawlOptions, crawl_source
 from regstat.sources.storage import FilesystemStorage
+from regstat.sources.storage_jobs import StorageLayoutSource
 from regstat.sources.storage_layout import blob_data_path
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
@@ -40,7 +41,8 @@ def test_each_manifest_blob_is_read_once(tmp_path: Path) -> None:
             if not repository.relative_to(repositories).parts[0].startswith("mirror"):
                 shutil.copytree(repository, repositories / copy / repository.relative_to(repositories))
     storage = CountingStorage(str(root))
-    result = crawl_storage(storage, str(tmp_path / "snap"), CrawlOptions(concurrency=4))
+    options = CrawlOptions(concurrency=4)
+    result = crawl_source(StorageLayoutSource(storage, options), str(tmp_path / "snap"), options)
     assert result.complete
     manifests = pq.read_table(tmp_path / "snap" / "manifests").to_pylist()
     held = Counter(m["digest"] for m in manifests)

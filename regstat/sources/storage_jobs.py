@@ -1,19 +1,19 @@
-"""The units of work of a storage-layout crawl: pure functions of (storage, arguments).
+"""The storage-layout source: its jobs are pure functions of (storage, arguments).
 
 Each returns plain rows and `CrawlError`s and touches no shared state, so the crawl can run
 them in worker processes (local disk: the per-file work is Python, and one GIL would
-serialise it) or threads (S3: every request waits on the network). Rows are tuples in the
-column order of the staging tables in `regstat.assemble`.
+serialise it) or threads (S3: every request waits on the network).
 """
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ..errors import CrawlError, ManifestError
-from ..model import MAX_MANIFEST_BYTES, Manifest, is_digest, parse_manifest
+from ..model import MAX_MANIFEST_BYTES, is_digest, parse_manifest
+from .base import CrawlOptions, Job, JobResult, ManifestResult
 from .storage import Storage
 from .storage_layout import (
     LINK_LIMIT,
@@ -29,30 +29,83 @@ from .storage_layout import (
 )
 
 
-@dataclass
-class ShardResult:
-    """What one listing shard produced: staging rows by table, errors, and for repository
-    shards the repositories seen and the manifest digests they hold."""
-
-    rows: dict[str, list[tuple]] = field(default_factory=dict)
-    errors: list[CrawlError] = field(default_factory=list)
-    repositories: list[str] = field(default_factory=list)
-    manifests: list[str] = field(default_factory=list)
-    files: int = 0
-
-    def add(self, table: str, row: tuple) -> None:
-        self.rows.setdefault(table, []).append(row)
+CAPABILITIES = {
+    "untagged_manifests": True,
+    "unreferenced_blobs": True,
+    "stored_blob_sizes": True,
+    "push_times": "approximate",  # modification times of link files
+    "pull_times": None,
+    "locks": None,
+}
 
 
-def list_blob_shard(storage: Storage, prefix: str) -> ShardResult:
+class StorageLayoutSource:
+    """The distribution registry's storage tree, on disk or in S3."""
+
+    def __init__(self, storage: Storage, options: CrawlOptions) -> None:
+        self.storage = storage
+        self.processes = storage.processes
+        self.default_concurrency = storage.default_concurrency
+        self.globs = options.repositories
+        self.verify_links = options.verify_links
+
+    def describe(self) -> dict[str, Any]:
+        return self.storage.describe()
+
+    def capabilities(self, partial: bool) -> dict[str, Any]:
+        return {**CAPABILITIES, "unreferenced_blobs": not partial}
+
+    def first_jobs(self) -> list[Job]:
+        return [(plan_storage_layout, (self.storage, self.globs, self.verify_links))]
+
+    def fetch_job(self, digests: list[str]) -> Job:
+        return fetch_manifests, (self.storage, digests)
+
+
+def plan_storage_layout(storage: Storage, globs: tuple[str, ...], verify_links: bool) -> JobResult:
+    """List the top of the tree: one job per blob shard and per top-level repository directory."""
+    result = JobResult()
+
+    def directories(prefix: str) -> list[str]:
+        try:
+            names, files = storage.listdir(prefix)
+        except OSError as e:
+            result.errors.append(CrawlError(None, prefix, "read_error", f"cannot list: {e}"))
+            return []
+        for entry in files:
+            kind = "symlink" if entry.symlink else "outside_layout"
+            result.errors.append(CrawlError(None, entry.path, kind, "not part of the storage layout"))
+        return names
+
+    for algorithm in directories("blobs"):
+        for shard in directories(f"blobs/{algorithm}"):
+            result.jobs.append((list_blob_shard, (storage, f"blobs/{algorithm}/{shard}")))
+    for top in directories("repositories"):
+        if _may_hold(top, globs):
+            result.jobs.append((crawl_repository_shard, (storage, f"repositories/{top}", globs, verify_links)))
+    return result
+
+
+def _may_hold(top: str, globs: tuple[str, ...]) -> bool:
+    """Whether a top-level directory can hold a repository the --repository globs select."""
+    if not globs:
+        return True
+    for glob in globs:
+        first = glob.split("/", 1)[0]
+        if any(c in first for c in "*?[") or first == top:
+            return True
+    return False
+
+
+def list_blob_shard(storage: Storage, prefix: str) -> JobResult:
     """Stored blobs under one `blobs/<alg>/<2 hex>` prefix, with sizes from the listing."""
-    result = ShardResult()
+    result = JobResult()
     try:
         entries = list(storage.walk(prefix))
     except OSError as e:
         result.errors.append(CrawlError(None, prefix, "read_error", f"cannot list: {e}"))
         return result
-    result.files = len(entries)
+    result.items = len(entries)
     for entry in entries:
         blob = classify_blob(entry)
         if blob is None:
@@ -65,15 +118,15 @@ def list_blob_shard(storage: Storage, prefix: str) -> ShardResult:
 
 def crawl_repository_shard(
     storage: Storage, prefix: str, globs: tuple[str, ...], verify_links: bool
-) -> ShardResult:
+) -> JobResult:
     """Every repository under one top-level directory of `repositories/`: list, read links."""
-    result = ShardResult()
+    result = JobResult()
     try:
         entries = list(storage.walk(prefix, skip=is_tag_history))
     except OSError as e:
         result.errors.append(CrawlError(None, prefix, "read_error", f"cannot list: {e}"))
         return result
-    result.files = len(entries)
+    result.items = len(entries)
     listings: dict[str, RepositoryListing] = {}
     for entry in entries:
         problem = add_repository_entry(listings, entry)
@@ -99,7 +152,7 @@ def crawl_repository_shard(
     return result
 
 
-def _repository(listing: RepositoryListing, contents: dict[str, bytes | OSError], result: ShardResult) -> None:
+def _repository(listing: RepositoryListing, contents: dict[str, bytes | OSError], result: JobResult) -> None:
     name = listing.name
     result.repositories.append(name)
     errors = result.errors
@@ -160,25 +213,26 @@ def _repository(listing: RepositoryListing, contents: dict[str, bytes | OSError]
         result.add("uploads", (name, upload.uuid, started, upload.size, upload.modified_us))
 
 
-ManifestResult = Manifest | tuple[str, str, str]  # parsed, or (digest, status, message)
-
-
-def fetch_manifests(storage: Storage, digests: list[str]) -> list[ManifestResult]:
+def fetch_manifests(storage: Storage, digests: list[str]) -> JobResult:
     """Read and parse manifest blobs; failures come back as (digest, status, message)."""
     bodies = storage.read_many([blob_data_path(d) for d in digests], MAX_MANIFEST_BYTES + 1)
-    results: list[ManifestResult] = []
+    result = JobResult(items=len(digests))
     for digest in digests:
         body = bodies[blob_data_path(digest)]
         if isinstance(body, FileNotFoundError):
-            results.append((digest, "missing", "the manifest's blob data is missing"))
+            result.parsed.append((digest, "missing", "the manifest's blob data is missing"))
         elif isinstance(body, OSError):
-            results.append((digest, "unreadable", f"cannot read the manifest's blob: {_describe(body)}"))
+            result.parsed.append((digest, "unreadable", f"cannot read the manifest's blob: {_describe(body)}"))
         else:
-            try:
-                results.append(parse_manifest(body, digest))
-            except ManifestError as e:
-                results.append((digest, e.status, str(e)))
-    return results
+            result.parsed.append(parse_or_record(body, digest))
+    return result
+
+
+def parse_or_record(body: bytes, digest: str) -> ManifestResult:
+    try:
+        return parse_manifest(body, digest)
+    except ManifestError as e:
+        return digest, e.status, str(e)
 
 
 def _describe(error: OSError) -> str:

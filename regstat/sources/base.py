@@ -1,0 +1,77 @@
+"""What every source gives the crawl: jobs that return rows.
+
+A source is a small object that knows what it can see (`capabilities`) and how to start
+(`first_jobs`). A job is a picklable function and its arguments; it returns a `JobResult`
+with staging rows (tuples in the column order of `regstat.assemble.STAGING_SCHEMAS`),
+errors, and maybe more jobs. The crawl driver runs jobs on a pool and writes their rows, so
+every source produces the same snapshot tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from ..errors import CrawlError
+from ..model import Manifest
+from ..progress import Progress
+
+ManifestResult = Manifest | tuple[str, str, str]  # parsed, or (digest, status, message)
+Job = tuple[Callable[..., "JobResult"], tuple[Any, ...]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrawlOptions:
+    """How to crawl. `repositories` are globs over full names (`*` matches `/` too)."""
+
+    concurrency: int | None = None  # None: the source's default
+    repositories: tuple[str, ...] = ()
+    force: bool = False
+    progress: Progress = field(default_factory=lambda: Progress(enabled=False))
+    # storage layouts
+    endpoint_url: str | None = None
+    verify_links: bool = False  # read every _layers link, not only check its size
+    # registry APIs
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    insecure: bool = False
+    ca_file: str | None = None
+    # ECR
+    registry_id: str | None = None
+    # OCI layouts
+    name: str | None = None
+
+
+@dataclass
+class JobResult:
+    """What one job produced."""
+
+    rows: dict[str, list[tuple]] = field(default_factory=dict)
+    errors: list[CrawlError] = field(default_factory=list)
+    repositories: list[str] = field(default_factory=list)
+    manifests: list[str] = field(default_factory=list)  # digests for the source's fetch_job
+    parsed: list[ManifestResult] = field(default_factory=list)  # manifests the job read itself
+    jobs: list[Job] = field(default_factory=list)  # more work
+    items: int = 0  # files, keys or requests: for progress
+
+    def add(self, table: str, row: tuple) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+
+class Source(Protocol):
+    processes: bool  # run jobs in worker processes (else threads)
+    default_concurrency: int
+
+    def describe(self) -> dict[str, Any]:
+        """`source` in snapshot.json: kind, location, and nothing secret."""
+        ...
+
+    def capabilities(self, partial: bool) -> dict[str, Any]:
+        """`capabilities` in snapshot.json."""
+        ...
+
+    def first_jobs(self) -> list[Job]: ...
+
+    def fetch_job(self, digests: list[str]) -> Job:
+        """A job reading manifests named by digest anywhere in the registry (storage layouts)."""
+        ...

@@ -29,7 +29,15 @@ def _without(schema: pa.Schema, name: str) -> pa.Schema:
 # `sources.storage_jobs` return them; most are a snapshot table's schema less a column.
 STAGING_SCHEMAS: dict[str, pa.Schema] = {
     "stored_blobs": _without(SCHEMAS["blobs"], "stored"),
-    "revisions": pa.schema([("repository", pa.string()), ("digest", pa.string()), ("pushed_at", _TIME)]),
+    "revisions": pa.schema(
+        [
+            ("repository", pa.string()),
+            ("digest", pa.string()),
+            ("pushed_at", _TIME),
+            ("last_pulled_at", _TIME),
+            ("locked", pa.bool_()),
+        ]
+    ),
     "tag_links": SCHEMAS["tags"],
     "layer_links": SCHEMAS["repository_blobs"],
     "uploads": SCHEMAS["uploads"],

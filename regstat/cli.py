@@ -75,6 +75,14 @@ def main() -> None:
     help="Read every _layers link file, not only check its size (one more read per layer link).",
 )
 @click.option("--endpoint-url", metavar="URL", help="S3 endpoint (MinIO, Ceph, moto). Default: AWS_ENDPOINT_URL, else AWS.")
+@click.option("--username", metavar="NAME", help="Registry API: user for basic or token auth.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Registry API: read the password (or token) from standard input."
+)
+@click.option("--insecure", is_flag=True, help="Registry API: allow plain HTTP and skip TLS verification.")
+@click.option("--ca-file", metavar="PEM", type=click.Path(exists=True, dir_okay=False), help="Registry API: trust these CA certificates.")
+@click.option("--registry-id", metavar="ACCOUNT", help="ECR: the registry (account id) to crawl. Default: the caller's.")
+@click.option("--name", metavar="REPOSITORY", help="OCI layout: the repository name. Default: the directory's name.")
 @click.option("--force", is_flag=True, help="Replace --output if it already exists.")
 @click.option("--progress/--no-progress", default=None, help="Live progress on stderr. Default: when stderr is a terminal.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout when done.")
@@ -85,29 +93,51 @@ def crawl_command(
     concurrency: int | None,
     verify_links: bool,
     endpoint_url: str | None,
+    username: str | None,
+    password_stdin: bool,
+    insecure: bool,
+    ca_file: str | None,
+    registry_id: str | None,
+    name: str | None,
     force: bool,
     progress: bool | None,
     as_json: bool,
 ) -> None:
-    """Snapshot a registry's storage tree into DIR.
+    """Snapshot a registry into DIR.
 
-    SOURCE is the distribution registry's storage root, the directory that holds
-    docker/registry/v2 (its `rootdirectory` setting), as a path or file://PATH; or the same
-    tree in S3 as s3://BUCKET[/PREFIX], PREFIX being the S3 driver's `rootdirectory`. S3
-    credentials come from the usual AWS chain (environment, profile, instance role).
+    \b
+    SOURCE is one of:
+      /var/lib/registry, file://PATH  the distribution registry's storage root (the
+                                      directory holding docker/registry/v2)
+      s3://BUCKET[/PREFIX]            the same tree in S3 (PREFIX: the S3 driver's rootdirectory)
+      https://HOST[:PORT]             any registry, through the OCI Distribution API
+      ecr://REGION                    AWS ECR (the account of the credentials, or --registry-id)
+      oci:PATH                        an OCI image layout directory
 
-    Problems inside the tree (damaged links, missing or malformed manifests) do not stop the
-    crawl: they are recorded in snapshot.json, their repository is marked incomplete, and
-    the exit code is 3.
+    AWS credentials come from the usual chain (environment, profile, instance role).
+    Storage trees and ECR see untagged manifests; only storage trees and OCI layouts see
+    blobs no manifest references (snapshot.json lists what each source could see).
+
+    Problems met on the way (damaged links, missing or malformed manifests, a registry that
+    keeps failing) do not stop the crawl: they are recorded in snapshot.json, their repository
+    is marked incomplete, and the exit code is 3.
 
     \b
     Examples:
       regstat crawl /var/lib/registry -o snap-$(date +%F)
       regstat crawl s3://my-bucket/registry -o snap --concurrency 64
       regstat crawl sample_data -o /tmp/snap --repository 'apps/*'
+      echo "$TOKEN" | regstat crawl https://registry.example.com -o snap --username ci --password-stdin
     """
     reporter = Progress(enabled=progress)
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     options = CrawlOptions(
+        username=username,
+        password=password,
+        insecure=insecure,
+        ca_file=ca_file,
+        registry_id=registry_id,
+        name=name,
         concurrency=concurrency,
         verify_links=verify_links,
         repositories=repositories,

@@ -1,5 +1,6 @@
 -- Snapshot table `manifests`: each manifest present in a repository, with what parsing it found.
--- Binds: stage_revisions (repository, digest, pushed_at), stage_manifest_info (one row per digest).
+-- Binds: stage_revisions (a manifest in a repository, with the times and lock the source knows),
+-- stage_manifest_info (what parsing found, one row per digest).
 SELECT
     r.repository,
     r.digest,
@@ -10,8 +11,8 @@ SELECT
     m.subject_digest,
     COALESCE(m.status, 'missing') AS status,
     r.pushed_at,
-    NULL AS last_pulled_at,
-    NULL AS locked
+    r.last_pulled_at,
+    r.locked
 FROM stage_revisions AS r
 LEFT JOIN stage_manifest_info AS m ON m.digest = r.digest
 ORDER BY r.repository, r.digest

@@ -6,7 +6,19 @@ from .base import CrawlOptions, Source
 
 
 def open_source(source: str, options: CrawlOptions) -> Source:
-    """Open SOURCE: a storage root (path, file://, s3://)."""
+    """Open SOURCE by its form: a registry URL, ecr://REGION, oci:PATH, or a storage root."""
+    if source.startswith(("http://", "https://")):
+        from .distribution_api import open_distribution_api
+
+        return open_distribution_api(source, options)
+    if source.startswith("ecr://"):
+        from .ecr import open_ecr
+
+        return open_ecr(source, options)
+    if source.startswith("oci:"):
+        from .oci_layout import open_oci_layout
+
+        return open_oci_layout(source, options)
     from .storage import open_storage
     from .storage_jobs import StorageLayoutSource
 

@@ -191,7 +191,7 @@ def _repository(listing: RepositoryListing, contents: dict[str, bytes | OSError]
         # nothing it references looks unreferenced (the repository is incomplete anyway).
         if link.expected and is_digest(link.expected):
             revisions.add(link.expected)
-            result.add("revisions", (name, link.expected, link.modified_us))
+            result.add("revisions", (name, link.expected, link.modified_us, None, None))
     result.manifests.extend(sorted(revisions))
     for tag, link in sorted(listing.tags.items()):
         digest = link_digest(link)

@@ -1,0 +1,422 @@
+"""The OCI image layout source, SOURCE `oci:PATH`: one directory holding one repository.
+
+    PATH/oci-layout          {"imageLayoutVersion": "1.0.0"}
+    PATH/index.json          an image index; its entries are the roots, and an entry's
+                             `org.opencontainers.image.ref.name` annotation is its tag
+    PATH/blobs/<alg>/<hex>   every blob, manifests included
+
+The repository's manifests are index.json's entries (tagged or not: index.json is the root
+that keeps them) and everything they reach through nested indexes. Every other blob is just a
+blob, however JSON it looks: a layout has no revision links, so a manifest index.json does not
+reach is not part of the repository, and what it references is unreferenced.
+
+A layout has no push or pull times and no per-repository links: `pushed_at` is a manifest
+blob's modification time, a tag's `updated_at` is index.json's, and `repository_blobs` and
+`uploads` stay empty. Nothing is read through a symbolic link: every path is opened one
+component at a time with O_NOFOLLOW, so a link planted in the layout cannot lead outside it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import json
+import os
+import stat
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+from ..errors import CrawlError, SourceError
+from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest
+from .base import CrawlOptions, Job, JobResult, ManifestResult
+from .storage_jobs import parse_or_record
+from .storage_layout import valid_repository_name
+
+PREFIX = "oci:"
+REF_NAME = "org.opencontainers.image.ref.name"
+MAX_DEPTH = 8  # manifests on a path down from index.json; real layouts nest two or three
+LAYOUT_FILE_LIMIT = 64 * 1024  # oci-layout holds one small JSON object
+INDEX_JSON_LIMIT = 64 * 1024 * 1024  # index.json is not a blob: no 4 MiB rule, but a bound
+
+CAPABILITIES = {
+    "untagged_manifests": True,
+    "unreferenced_blobs": True,
+    "stored_blob_sizes": True,
+    "push_times": "approximate",  # modification times of manifest blobs
+    "pull_times": None,
+    "locks": None,
+}
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted in blobs/ must not hang the crawl
+
+
+@dataclass(frozen=True)
+class LayoutIndex:
+    """What index.json says: the root digests, the tags, and entries it could not use."""
+
+    roots: tuple[str, ...]
+    tags: tuple[tuple[str, str], ...]  # (tag, digest), in index.json's order
+    modified_us: int
+    problems: tuple[str, ...] = ()
+
+
+class OCILayoutSource:
+    """An OCI image layout directory, crawled as one repository in a few threads."""
+
+    processes = False  # two jobs, a local directory: threads are plenty
+    default_concurrency = 2
+
+    def __init__(self, location: str, name: str, name_problem: str | None, index: LayoutIndex, options: CrawlOptions) -> None:
+        self.location = location
+        self.name = name
+        self.name_problem = name_problem
+        self.index = index
+        self.selected = not options.repositories or any(
+            fnmatch.fnmatchcase(name, glob) for glob in options.repositories
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "oci-layout", "location": self.location, "repository": self.name}
+
+    def capabilities(self, partial: bool) -> dict[str, Any]:
+        return {**CAPABILITIES, "unreferenced_blobs": not partial}
+
+    def first_jobs(self) -> list[Job]:
+        jobs: list[Job] = [(list_blobs, (self.location,))]
+        if self.selected:
+            jobs.append((crawl_layout, (self.location, self.name, self.name_problem, self.index)))
+        return jobs
+
+    def fetch_job(self, digests: list[str]) -> Job:
+        return fetch_manifests, (self.location, digests)
+
+
+def open_oci_layout(source: str, options: CrawlOptions) -> OCILayoutSource:
+    """Open `oci:PATH`: check oci-layout and blobs/, and read index.json.
+
+    Raises SourceError when PATH is not a readable OCI image layout at all.
+    """
+    path = source[len(PREFIX) :] if source.startswith(PREFIX) else source
+    if not path:
+        raise SourceError("oci: needs a path: oci:PATH")
+    location = os.path.abspath(path)
+    if not os.path.isdir(location):
+        head, colon, _ = path.rpartition(":")
+        if colon and os.path.isdir(head):
+            raise SourceError(f"{path}: no such directory (a layout is crawled whole: give oci:{head})")
+        raise SourceError(f"{path}: no such directory")
+    _check_layout_version(location)
+    try:
+        blobs = os.lstat(os.path.join(location, "blobs"))
+    except FileNotFoundError:
+        raise SourceError(f"{location}: not an OCI image layout (no blobs directory)") from None
+    except OSError as e:
+        raise SourceError(f"{location}/blobs: {_describe(e)}") from None
+    if not stat.S_ISDIR(blobs.st_mode):
+        what = "a symbolic link; not followed" if stat.S_ISLNK(blobs.st_mode) else "not a directory"
+        raise SourceError(f"{location}/blobs is {what}")
+    index = read_index_json(location)
+    if options.name is not None:
+        name, name_problem = options.name, f"--name {options.name!r} is not a valid repository name"
+    else:
+        name = os.path.basename(location)
+        name_problem = f"the directory's name {name!r} is not a valid repository name; choose one with --name"
+    return OCILayoutSource(location, name, None if valid_repository_name(name) else name_problem, index, options)
+
+
+def _check_layout_version(location: str) -> None:
+    body, _ = _read_top(location, "oci-layout", LAYOUT_FILE_LIMIT)
+    document = _json_object(body)
+    if document is None:
+        raise SourceError(f"{location}/oci-layout: not a JSON object")
+    version = document.get("imageLayoutVersion")
+    if not isinstance(version, str):
+        raise SourceError(f"{location}/oci-layout: no imageLayoutVersion")
+    if version.split(".")[0] != "1":
+        raise SourceError(f"{location}/oci-layout: imageLayoutVersion {version[:40]!r} is not 1.x, the version regstat reads")
+
+
+def read_index_json(location: str) -> LayoutIndex:
+    """Read index.json: raise SourceError unless it is an image index; entries it cannot use
+    (no digest, a ref.name that is not a string) come back as problems, to be recorded."""
+    body, modified_us = _read_top(location, "index.json", INDEX_JSON_LIMIT)
+    where = f"{location}/index.json"
+    document = _json_object(body)
+    if document is None:
+        raise SourceError(f"{where}: not a JSON object")
+    if document.get("schemaVersion") != 2:
+        raise SourceError(f"{where}: schemaVersion is {document.get('schemaVersion')!r}, not 2")
+    media_type = document.get("mediaType")
+    if media_type is not None and media_type != MediaType.OCI_INDEX:
+        raise SourceError(f"{where}: mediaType is {str(media_type)[:80]!r}, not an OCI image index")
+    entries = document.get("manifests")
+    if not isinstance(entries, list):
+        raise SourceError(f"{where}: manifests is not a list")
+    roots: dict[str, None] = {}  # ordered set
+    tags: dict[tuple[str, str], None] = {}
+    problems: list[str] = []
+    for i, entry in enumerate(entries):
+        digest = entry.get("digest") if isinstance(entry, dict) else None
+        if not isinstance(digest, str) or not is_digest(digest):
+            problems.append(f"manifests[{i}] has no valid digest: {str(digest)[:80]!r}")
+            continue
+        roots[digest] = None
+        annotations = entry.get("annotations")
+        if annotations is None:
+            continue
+        if not isinstance(annotations, dict):
+            problems.append(f"manifests[{i}] ({digest}): annotations is not an object")
+            continue
+        tag = annotations.get(REF_NAME)
+        if isinstance(tag, str) and tag:
+            tags[(tag, digest)] = None
+        elif REF_NAME in annotations:
+            problems.append(f"manifests[{i}] ({digest}): {REF_NAME} is not a name: {str(tag)[:80]!r}")
+    seen: dict[str, str] = {}
+    for tag, digest in tags:
+        if tag in seen:
+            # Every entry is still a root; the tag itself is ambiguous (skopeo refuses it).
+            problems.append(f"{REF_NAME} {tag!r} names both {seen[tag]} and {digest}")
+        seen.setdefault(tag, digest)
+    return LayoutIndex(tuple(roots), tuple(tags), modified_us, tuple(problems))
+
+
+def _read_top(location: str, name: str, limit: int) -> tuple[bytes, int]:
+    """A file at the top of the layout, for open_oci_layout: any failure is a SourceError."""
+    try:
+        body, modified_us = read_file(location, name, limit + 1)
+    except FileNotFoundError:
+        raise SourceError(f"{location}: not an OCI image layout (no {name} file)") from None
+    except OSError as e:
+        raise SourceError(f"{location}/{name}: {_describe(e)}") from None
+    if len(body) > limit:
+        raise SourceError(f"{location}/{name}: larger than {limit} bytes")
+    return body, modified_us
+
+
+def _json_object(body: bytes) -> dict | None:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+def list_blobs(location: str) -> JobResult:
+    """Every stored blob (`blobs/<alg>/<hex>`) with its size and modification time; any other
+    file under blobs/ is an error outside the repository."""
+    result = JobResult()
+    for path, status in walk(location, "blobs", result.errors):
+        result.items += 1
+        parts = path.split("/")
+        if stat.S_ISLNK(status.st_mode):
+            result.errors.append(CrawlError(None, path, "symlink", "symbolic link in the layout; not followed"))
+        elif len(parts) == 3 and stat.S_ISREG(status.st_mode) and is_digest(f"{parts[1]}:{parts[2]}"):
+            result.add("stored_blobs", (f"{parts[1]}:{parts[2]}", status.st_size, status.st_mtime_ns // 1000))
+        else:
+            result.errors.append(CrawlError(None, path, "outside_layout", "not a blob: blobs/<algorithm>/<hex digest>"))
+    return result
+
+
+def crawl_layout(location: str, name: str, name_problem: str | None, index: LayoutIndex) -> JobResult:
+    """The repository: its tags, and the manifests index.json reaches, each read once."""
+    result = JobResult(repositories=[name])
+
+    def problem(path: str, kind: str, message: str) -> None:
+        result.errors.append(CrawlError(name, path, kind, message))
+
+    if name_problem:
+        problem(".", "invalid_name", name_problem)
+    for message in index.problems:
+        problem("index.json", "invalid_manifest", message)
+    for tag, digest in index.tags:
+        result.add("tag_links", (name, tag, digest, index.modified_us))
+    pushed: dict[str, int | None] = {}
+
+    def read(digest: str) -> ManifestResult:
+        parsed, pushed[digest] = read_manifest(location, digest)
+        return parsed
+
+    closure = close_over_indexes(index.roots, read)
+    for digest, parsed in closure.manifests.items():
+        result.add("revisions", (name, digest, pushed.get(digest), None, None))
+        result.parsed.append(parsed)
+    for digest, message in closure.problems:
+        problem(blob_path(digest), "invalid_manifest", message)
+    result.items = len(closure.manifests) + 1
+    return result
+
+
+def fetch_manifests(location: str, digests: list[str]) -> JobResult:
+    """Read and parse manifests by digest (the crawl driver's fetch job)."""
+    return JobResult(parsed=[read_manifest(location, d)[0] for d in digests], items=len(digests))
+
+
+def read_manifest(location: str, digest: str) -> tuple[ManifestResult, int | None]:
+    """A manifest blob, parsed or recorded as (digest, status, message), and its mtime."""
+    path = blob_path(digest)
+    try:
+        body, modified_us = read_file(location, path, MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError:
+        return (digest, "missing", f"{path}: the manifest's blob is missing"), None
+    except OSError as e:
+        return (digest, "unreadable", f"{path}: {_describe(e)}"), None
+    return parse_or_record(body, digest), modified_us
+
+
+def blob_path(digest: str) -> str:
+    """Where a layout keeps a blob, relative to the layout."""
+    algorithm, _, encoded = digest.partition(":")
+    return f"blobs/{algorithm}/{encoded}"
+
+
+# --- the index graph --------------------------------------------------------------------------
+
+
+@dataclass
+class Closure:
+    """The manifests reachable from index.json, and problems with the graph itself."""
+
+    manifests: dict[str, ManifestResult] = field(default_factory=dict)  # in the order read
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (digest, message)
+
+
+def close_over_indexes(
+    roots: Sequence[str], read: Callable[[str], ManifestResult], max_depth: int = MAX_DEPTH
+) -> Closure:
+    """Follow index -> child edges from `roots` breadth first, calling `read` once per digest.
+
+    Breadth first, so a manifest is met at its shortest distance from index.json and the depth
+    bound only stops chains that really are that deep. Children past the bound are not read,
+    and a cycle (only possible under false digests) is reported, never followed twice.
+    """
+    closure = Closure()
+    children: dict[str, list[str]] = {}
+    queue = deque((digest, 1) for digest in dict.fromkeys(roots))
+    seen = set(dict.fromkeys(roots))
+    while queue:
+        digest, depth = queue.popleft()
+        parsed = closure.manifests[digest] = read(digest)
+        listed = _children(parsed)
+        children[digest] = listed
+        new = [child for child in dict.fromkeys(listed) if child not in seen]
+        if new and depth >= max_depth:
+            closure.problems.append(
+                (digest, f"indexes nest more than {max_depth} deep: {len(new)} children of this index not followed")
+            )
+            continue
+        seen.update(new)
+        queue.extend((child, depth + 1) for child in new)
+    for parent, child in _back_edges(list(closure.manifests), children):
+        closure.problems.append((parent, f"a cycle: this index lists {child}, which reaches this index again"))
+    return closure
+
+
+def _children(parsed: ManifestResult) -> list[str]:
+    if isinstance(parsed, Manifest):
+        return [d.digest for d in parsed.descriptors if d.role == "manifest"]
+    return []
+
+
+def _back_edges(roots: list[str], children: dict[str, list[str]]) -> Iterator[tuple[str, str]]:
+    """Edges that close a cycle, by depth-first search without recursion (graphs are data)."""
+    on_path: set[str] = set()
+    done: set[str] = set()
+    for root in roots:
+        if root in done:
+            continue
+        stack = [(root, iter(children.get(root, ())))]
+        on_path.add(root)
+        while stack:
+            node, edges = stack[-1]
+            child = next(edges, None)
+            if child is None:
+                stack.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif child in on_path:
+                yield node, child
+            elif child not in done and child in children:
+                on_path.add(child)
+                stack.append((child, iter(children[child])))
+
+
+# --- reading the directory without following links --------------------------------------------
+
+
+def read_file(location: str, path: str, limit: int) -> tuple[bytes, int]:
+    """At most `limit` bytes of the regular file `path` in the layout, and its mtime (us).
+
+    Raises OSError: FileNotFoundError when it is missing, ELOOP/ENOTDIR on a symbolic link.
+    """
+    fd = _open(location, path, directory=False)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks = []
+        while limit > 0:
+            chunk = os.read(fd, limit)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            limit -= len(chunk)
+        return b"".join(chunks), status.st_mtime_ns // 1000
+    finally:
+        os.close(fd)
+
+
+def walk(location: str, top: str, errors: list[CrawlError]) -> Iterator[tuple[str, os.stat_result]]:
+    """Every non-directory below `top`, with its lstat; symbolic links are listed, never
+    entered. A directory that cannot be listed becomes a read_error in `errors`."""
+    stack = [top]
+    while stack:
+        directory = stack.pop()
+        try:
+            fd = _open(location, directory, directory=True)
+        except OSError as e:
+            errors.append(CrawlError(None, directory, "read_error", f"cannot list: {_describe(e)}"))
+            continue
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    path = f"{directory}/{entry.name}"
+                    status = entry.stat(follow_symlinks=False)
+                    if stat.S_ISDIR(status.st_mode):
+                        stack.append(path)
+                    else:
+                        yield path, status
+        finally:
+            os.close(fd)
+
+
+def _open(location: str, path: str, directory: bool) -> int:
+    """Open `path` below `location` one component at a time, refusing symbolic links at each
+    step (O_NOFOLLOW alone only guards the last component)."""
+    fd = os.open(location, os.O_RDONLY | _DIRECTORY)
+    try:
+        parts = path.split("/")
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = os.O_RDONLY | _NOFOLLOW | (_DIRECTORY if directory or not last else _NONBLOCK)
+            child = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _describe(error: OSError) -> str:
+    if error.errno in (errno.ELOOP, errno.ENOTDIR):
+        return "a symbolic link or not a directory on the way; not followed"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    return error.strerror or str(error) or type(error).__name__

@@ -69,7 +69,9 @@ class OCILayoutSource:
     processes = False  # two jobs, a local directory: threads are plenty
     default_concurrency = 2
 
-    def __init__(self, location: str, name: str, name_problem: str | None, index: LayoutIndex, options: CrawlOptions) -> None:
+    def __init__(
+        self, location: str, name: str, name_problem: str | None, index: LayoutIndex, options: CrawlOptions
+    ) -> None:
         self.location = location
         self.name = name
         self.name_problem = name_problem
@@ -119,12 +121,13 @@ def open_oci_layout(source: str, options: CrawlOptions) -> OCILayoutSource:
         what = "a symbolic link; not followed" if stat.S_ISLNK(blobs.st_mode) else "not a directory"
         raise SourceError(f"{location}/blobs is {what}")
     index = read_index_json(location)
-    if options.name is not None:
-        name, name_problem = options.name, f"--name {options.name!r} is not a valid repository name"
-    else:
-        name = os.path.basename(location)
-        name_problem = f"the directory's name {name!r} is not a valid repository name; choose one with --name"
-    return OCILayoutSource(location, name, None if valid_repository_name(name) else name_problem, index, options)
+    # The name is recorded as given; one the registry's grammar rejects is an error against it.
+    name = os.path.basename(location) if options.name is None else options.name
+    problem = None
+    if not valid_repository_name(name):
+        problem = f"{name!r} is not a valid repository name"
+        problem += " (from --name)" if options.name is not None else "; choose one with --name"
+    return OCILayoutSource(location, name, problem, index, options)
 
 
 def _check_layout_version(location: str) -> None:
@@ -136,7 +139,9 @@ def _check_layout_version(location: str) -> None:
     if not isinstance(version, str):
         raise SourceError(f"{location}/oci-layout: no imageLayoutVersion")
     if version.split(".")[0] != "1":
-        raise SourceError(f"{location}/oci-layout: imageLayoutVersion {version[:40]!r} is not 1.x, the version regstat reads")
+        raise SourceError(
+            f"{location}/oci-layout: imageLayoutVersion {version[:40]!r} is not 1.x, which regstat reads"
+        )
 
 
 def read_index_json(location: str) -> LayoutIndex:
@@ -215,12 +220,19 @@ def list_blobs(location: str) -> JobResult:
     for path, status in walk(location, "blobs", result.errors):
         result.items += 1
         parts = path.split("/")
+        digest = f"{parts[1]}:{parts[2]}" if len(parts) == 3 else ""
+        problem: tuple[str, str] | None
         if stat.S_ISLNK(status.st_mode):
-            result.errors.append(CrawlError(None, path, "symlink", "symbolic link in the layout; not followed"))
-        elif len(parts) == 3 and stat.S_ISREG(status.st_mode) and is_digest(f"{parts[1]}:{parts[2]}"):
-            result.add("stored_blobs", (f"{parts[1]}:{parts[2]}", status.st_size, status.st_mtime_ns // 1000))
+            problem = "symlink", "symbolic link in the layout; not followed"
+        elif not is_digest(digest):
+            problem = "outside_layout", "not a blob: blobs/<algorithm>/<hex>"
+        elif not stat.S_ISREG(status.st_mode):
+            problem = "outside_layout", "named like a blob; not a regular file"
         else:
-            result.errors.append(CrawlError(None, path, "outside_layout", "not a blob: blobs/<algorithm>/<hex digest>"))
+            problem = None
+            result.add("stored_blobs", (digest, status.st_size, status.st_mtime_ns // 1000))
+        if problem:
+            result.errors.append(CrawlError(None, path, *problem))
     return result
 
 
@@ -267,7 +279,11 @@ def read_manifest(location: str, digest: str) -> tuple[ManifestResult, int | Non
         return (digest, "missing", f"{path}: the manifest's blob is missing"), None
     except OSError as e:
         return (digest, "unreadable", f"{path}: {_describe(e)}"), None
-    return parse_or_record(body, digest), modified_us
+    parsed = parse_or_record(body, digest)
+    if isinstance(parsed, tuple):
+        # The crawl names the blob in the error's path as a storage tree would; say where it is.
+        parsed = (digest, parsed[1], f"{path}: {parsed[2]}")
+    return parsed, modified_us
 
 
 def blob_path(digest: str) -> str:
@@ -307,14 +323,13 @@ def close_over_indexes(
         children[digest] = listed
         new = [child for child in dict.fromkeys(listed) if child not in seen]
         if new and depth >= max_depth:
-            closure.problems.append(
-                (digest, f"indexes nest more than {max_depth} deep: {len(new)} children of this index not followed")
-            )
+            message = f"indexes nest more than {max_depth} deep: {len(new)} children not followed"
+            closure.problems.append((digest, message))
             continue
         seen.update(new)
         queue.extend((child, depth + 1) for child in new)
     for parent, child in _back_edges(list(closure.manifests), children):
-        closure.problems.append((parent, f"a cycle: this index lists {child}, which reaches this index again"))
+        closure.problems.append((parent, f"a cycle: this index lists {child}, which leads back to it"))
     return closure
 
 

@@ -183,7 +183,7 @@ def read_index_json(location: str) -> LayoutIndex:
     seen: dict[str, str] = {}
     for tag, digest in tags:
         if tag in seen:
-            # Every entry is still a root; the tag itself is ambiguous (skopeo refuses it).
+            # Every entry is still a root (and both tag rows are kept); only the tag is ambiguous.
             problems.append(f"{REF_NAME} {tag!r} names both {seen[tag]} and {digest}")
         seen.setdefault(tag, digest)
     return LayoutIndex(tuple(roots), tuple(tags), modified_us, tuple(problems))
@@ -310,7 +310,8 @@ def close_over_indexes(
 
     Breadth first, so a manifest is met at its shortest distance from index.json and the depth
     bound only stops chains that really are that deep. Children past the bound are not read,
-    and a cycle (only possible under false digests) is reported, never followed twice.
+    and a cycle is reported, never followed twice (verified digests make cycles impossible, but
+    `read` is the caller's).
     """
     closure = Closure()
     children: dict[str, list[str]] = {}
@@ -402,7 +403,11 @@ def walk(location: str, top: str, errors: list[CrawlError]) -> Iterator[tuple[st
             with os.scandir(fd) as entries:
                 for entry in entries:
                     path = f"{directory}/{entry.name}"
-                    status = entry.stat(follow_symlinks=False)
+                    try:
+                        status = entry.stat(follow_symlinks=False)
+                    except OSError as e:  # removed while we walked, most likely
+                        errors.append(CrawlError(None, path, "read_error", f"cannot stat: {_describe(e)}"))
+                        continue
                     if stat.S_ISDIR(status.st_mode):
                         stack.append(path)
                     else:
@@ -430,6 +435,8 @@ def _open(location: str, path: str, directory: bool) -> int:
 
 
 def _describe(error: OSError) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "vanished during the crawl"
     if error.errno in (errno.ELOOP, errno.ENOTDIR):
         return "a symbolic link or not a directory on the way; not followed"
     if isinstance(error, PermissionError):

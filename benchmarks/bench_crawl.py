@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
+# The regstat code being timed: the working tree, or a commit exported by --commit.
+CODE: dict[str, str | None] = {"dir": REPO_ROOT, "commit": None}
 sys.path.insert(0, HERE)
 
 import make_tree  # noqa: E402  (a sibling script, not a package)
@@ -181,11 +183,9 @@ def run_crawl(bench: Bench, index: int) -> Run:
         shutil.rmtree(bench.snapshot)
     out = os.path.join(bench.work, "crawl.stdout")
     err = os.path.join(bench.work, "crawl.stderr")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     load = os.getloadavg()[0]
     rc, wall, user, system, rss = timed(bench.crawl_args, stdout=out, stderr=err,
-                                        cwd=REPO_ROOT, env=env)
+                                        cwd=CODE["dir"], env=code_env())
     if rc != 0:
         raise SystemExit(f"regstat crawl failed (exit {rc}):\n{tail(err)}")
     run = Run("crawl", index, wall, user, system, rss, load, check_crawl(bench))
@@ -207,6 +207,30 @@ def medians(runs: list[Run]) -> dict[str, float]:
         if walls:
             result[tool] = statistics.median(walls)
     return result
+
+
+def secondary(runs: list[Run]) -> list[str]:
+    """Load-robust companions of the median wall time: the fastest run, and CPU time.
+
+    On a shared machine other work slows every run; the fastest run is the least
+    disturbed one. CPU seconds (user + system, worker processes included) are what each
+    tool costs regardless of how many cores it could use at that moment.
+    """
+    stats: dict[str, dict[str, float]] = {}
+    for tool in ("gc", "crawl"):
+        counted = [r for r in runs if r.tool == tool and not r.warmup]
+        if counted:
+            stats[tool] = {
+                "min": min(r.wall for r in counted),
+                "cpu": statistics.median(r.user + r.sys for r in counted),
+            }
+    lines = []
+    for label, k in (("fastest run (wall)", "min"), ("median CPU (user + sys)", "cpu")):
+        parts = [f"{tool} {v[k]:.2f} s" for tool, v in stats.items()]
+        if "gc" in stats and "crawl" in stats:
+            parts.append(f"crawl / gc = {stats['crawl'][k] / stats['gc'][k]:.2f}")
+        lines.append(f"{label}: " + ", ".join(parts))
+    return lines
 
 
 # -- environment ---------------------------------------------------------------------
@@ -249,7 +273,46 @@ def filesystem_of(path: str) -> str:
     return f"{best[1]} on {best[2]} (mounted at {best[0]})"
 
 
+def code_env() -> dict[str, str]:
+    """Environment that makes `python -m regstat` import the code being timed."""
+    env = dict(os.environ)
+    old = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(CODE["dir"]) + (os.pathsep + old if old else "")
+    return env
+
+
+def export_commit(rev: str, work: str) -> None:
+    """Time REV's regstat instead of the working tree (which others may be editing)."""
+    commit = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--short", rev],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    target = os.path.join(work, f"regstat-{commit}")
+    if not os.path.isdir(target):
+        partial = target + ".partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        os.makedirs(partial)
+        archive = subprocess.run(["git", "-C", REPO_ROOT, "archive", commit, "regstat", "sql"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", partial], input=archive, check=True)
+        # pyproject maps the package regstat.sql to the top-level sql/ directory.
+        if os.path.isdir(os.path.join(partial, "sql")) and \
+                not os.path.exists(os.path.join(partial, "regstat", "sql")):
+            os.symlink(os.path.join("..", "sql"), os.path.join(partial, "regstat", "sql"))
+        os.rename(partial, target)
+    CODE["dir"], CODE["commit"] = target, commit
+    probe = subprocess.run(
+        [sys.executable, "-c", "import regstat, importlib.resources as r; "
+         "print(regstat.__file__); print(r.files('regstat.sql'))"],
+        capture_output=True, text=True, cwd=target, env=code_env(),
+    )
+    if not probe.stdout.startswith(target):
+        raise SystemExit(f"cannot import the exported regstat from {target}:\n"
+                         f"{probe.stdout}{probe.stderr}")
+    print(f"timing regstat at {commit}, exported to {os.path.relpath(target)}")
+
+
 def git_commit() -> str:
+    if CODE["commit"]:
+        return f"{CODE['commit']}, exported with --commit"
     commit = sh(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"])
     dirty = sh(["git", "-C", REPO_ROOT, "status", "--porcelain", "--", "regstat"])
     return commit + (" + uncommitted changes in regstat/" if dirty else "")
@@ -259,12 +322,12 @@ def regstat_fingerprint() -> str:
     """Hash of the crawler's source (regstat/ and sql/), to tell which code was timed."""
     h = hashlib.sha256()
     for top in ("regstat", "sql"):
-        for dirpath, dirnames, filenames in os.walk(os.path.join(REPO_ROOT, top)):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(str(CODE["dir"]), top)):
             dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
             for name in sorted(filenames):
                 if name.endswith((".py", ".sql")):
                     path = os.path.join(dirpath, name)
-                    h.update(os.path.relpath(path, REPO_ROOT).encode() + b"\0")
+                    h.update(os.path.relpath(path, str(CODE["dir"])).encode() + b"\0")
                     with open(path, "rb") as f:
                         h.update(f.read() + b"\0")
     return h.hexdigest()[:12]
@@ -273,7 +336,7 @@ def regstat_fingerprint() -> str:
 def regstat_version() -> str:
     proc = subprocess.run(
         [sys.executable, "-c", "import regstat; print(regstat.__version__)"],
-        capture_output=True, text=True, cwd=REPO_ROOT,
+        capture_output=True, text=True, cwd=CODE["dir"], env=code_env(),
     )
     return proc.stdout.strip() or "unknown"
 
@@ -305,7 +368,7 @@ def section_key(env: dict[str, str], bench: Bench, args: argparse.Namespace) -> 
             if params else os.path.basename(os.path.abspath(bench.root)))
     mode = "gc-only" if args.gc_only else "crawl-only" if args.crawl_only else "both"
     untagged = "-delete-untagged" if args.delete_untagged else ""
-    commit = env["regstat"].split("git ", 1)[-1].split()[0].rstrip(";")
+    commit = env["regstat"].split("git ", 1)[-1].split()[0].rstrip(";,")
     if "uncommitted" in env["regstat"]:
         commit += "+" + env["regstat"].rsplit("sha256 ", 1)[-1].rstrip(")")
     return f"host={env['host']} tree={tree} mode={mode}{untagged} regstat={commit}"
@@ -327,6 +390,8 @@ def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace,
     else:
         only = ", ".join(f"median {t} {v:.2f} s" for t, v in med.items())
         lines.append(f"One tool only ({only}); no ratio.")
+    lines.append("")
+    lines.append("Also: " + "; ".join(secondary(bench.runs)) + ".")
     lines.append("")
     lines.append("| | |")
     lines.append("|---|---|")
@@ -455,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delete-untagged", action="store_true",
                         help="run garbage-collect with --delete-untagged too (it then also "
                              "reads every tag, for every manifest)")
+    parser.add_argument("--commit", metavar="REV",
+                        help="time regstat as of this commit (exported into the work "
+                             "directory) instead of the working tree")
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("--work", default=DEFAULT_WORK, help="scratch directory (gitignored)")
     parser.add_argument("--results", default=DEFAULT_RESULTS)
@@ -473,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if shutil.which("docker-registry") is None and not args.crawl_only:
         raise SystemExit("docker-registry is not installed (Debian: apt-get install docker-registry)")
+    if args.commit:
+        export_commit(args.commit, args.work)
     root, summary = prepare_tree(args)
     name = os.path.basename(root)
     config = os.path.join(args.work, f"{name}.registry.yml")
@@ -509,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio = med["crawl"] / med["gc"]
         print(f"ratio crawl/gc {ratio:.2f}: "
               f"{'target met' if ratio <= 1.0 else 'TARGET MISSED'} (target <= 1.0)")
+    for line in secondary(bench.runs):
+        print(line)
     if args.record:
         env["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         if regstat_fingerprint() not in env["regstat"] and not args.gc_only:

@@ -407,18 +407,22 @@ def test_bad_manifests_are_recorded(account: Account, proxy: EcrProxy, tmp_path:
         "fsLayers": [{"blobSum": layer.digest}], "history": [{"v1Compatibility": "{}"}],
     })
     legacy = account.put(repo, signed, images.DOCKER_SCHEMA1_SIGNED, "legacy", digest=sha256_digest(payload))
+    archived = images.build_image([images.make_layer({"old": b"old"})])
+    account.push_image(repo, archived, "archived")
 
-    def delete_after_listing(request: dict, response: dict) -> None:
+    def listing_then_deletion(request: dict, response: dict) -> None:
+        for detail in response["imageDetails"]:  # moto has no archive: say so as ECR would
+            detail["imageStatus"] = "ARCHIVED" if detail["imageDigest"] == archived.digest else "ACTIVE"
         # Deleted between DescribeImages (its last page) and BatchGetImage, as another
         # client might.
         if request["repositoryName"] == repo and "nextToken" not in response:
             account.client.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": doomed.digest}])
 
-    proxy.rewrite["DescribeImages"] = delete_after_listing
+    proxy.rewrite["DescribeImages"] = listing_then_deletion
     snap = crawl(tmp_path)
     assert snap.code == EXIT_INCOMPLETE
     kinds = sorted(e["kind"] for e in snap.meta["errors"])
-    assert kinds == ["digest_mismatch", "image_vanished", "invalid_manifest", "missing_child"], snap.meta["errors"]
+    assert kinds == ["digest_mismatch", "image_vanished", "invalid_manifest", "missing_child", "read_error"], kinds
     assert {e["repository"] for e in snap.meta["errors"]} == {repo}
     vanished = next(e for e in snap.meta["errors"] if e["kind"] == "image_vanished")
     assert vanished["path"] == f"{repo}@{doomed.digest}" and "doomed" in vanished["message"]
@@ -428,6 +432,10 @@ def test_bad_manifests_are_recorded(account: Account, proxy: EcrProxy, tmp_path:
     manifests = {r.digest: r for r in snap.rows("manifests")}
     assert doomed.digest not in manifests
     assert "doomed" not in {r.tag for r in snap.rows("tags")}
+    # An archived image is present, but ECR does not serve its manifest: it is not asked for.
+    assert archived.digest not in {i["imageDigest"] for r in proxy.operations("BatchGetImage") for i in r["imageIds"]}
+    assert ("archived", archived.digest) in {(r.tag, r.digest) for r in snap.rows("tags")}
+    assert manifests[archived.digest].status == "unreadable"
     assert {d: manifests[d].status for d in (good.digest, mismatched, invalid, unknown, lonely.digest, legacy)} == {
         good.digest: "ok",
         mismatched: "digest_mismatch",

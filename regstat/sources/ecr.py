@@ -73,6 +73,8 @@ _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ERROR = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 _EVERY_IMAGE = {"tagStatus": "ANY", "imageStatus": "ANY"}
+_SERVED = (None, "ACTIVE")  # image statuses whose manifest BatchGetImage returns
+_NOT_FOUND = "ImageNotFound"
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class ListedImage:
     tags: tuple[str, ...]
     pushed_at_us: int | None
     last_pulled_at_us: int | None
+    status: str | None  # imageStatus: ACTIVE, ARCHIVED (no manifest served) or ACTIVATING
 
 
 class EcrSource:
@@ -262,6 +265,7 @@ def _add_listed(
         tuple(sorted(tags)),
         _micros(detail.get("imagePushedAt")),
         _micros(detail.get("lastRecordedPullTime")),
+        detail.get("imageStatus"),
     )
 
 
@@ -270,18 +274,30 @@ def fetch_images(
 ) -> JobResult:
     """Read up to 100 listed images with one BatchGetImage; return their rows and manifests.
 
-    An image gone by now is dropped with an `image_vanished` error; one ECR fails to return is
-    kept, as `unreadable`. `listed`: every digest of the repository, to check index children
-    against (None when the listing was incomplete).
+    An image gone by now is dropped with an `image_vanished` error; one ECR fails to return
+    (or archived, which it would not) is kept, as `unreadable`. `listed`: every digest of the
+    repository, to check index children against (None when the listing was incomplete).
     """
-    result = JobResult(items=1)
+    result = JobResult()
+    # ECR serves no manifest of an archived image (nor of one being restored): present, but
+    # what it references is unknown, which makes its repository incomplete.
+    failures = {
+        i.digest: f"the image is {i.status}: ECR serves its manifest once it is restored"
+        for i in images
+        if i.status not in _SERVED
+    }
+    readable = tuple(image for image in images if image.digest not in failures)
+    bodies: dict[str, str] = {}
     try:
-        bodies, failures = _batch_get_image(api, name, images)
+        if readable:
+            result.items += 1
+            bodies, refused = _batch_get_image(api, name, readable)
+            failures.update(refused)
     except _ERROR as e:
         if _code(e) == "RepositoryNotFoundException":
             result.errors.append(CrawlError(name, name, "read_error", "the repository vanished during the crawl"))
             return result
-        bodies, failures = {}, {image.digest: f"BatchGetImage: {_describe(e)}" for image in images}
+        failures.update((image.digest, f"BatchGetImage: {_describe(e)}") for image in readable)
     for image in images:
         where = f"{name}@{image.digest}"
         body, failure = bodies.get(image.digest), failures.get(image.digest)
@@ -307,9 +323,6 @@ def fetch_images(
                     message = f"the index lists {child.digest}{platform}, which {name} does not hold"
                     result.errors.append(CrawlError(name, where, "missing_child", message))
     return result
-
-
-_NOT_FOUND = "ImageNotFound"
 
 
 def _batch_get_image(

@@ -328,13 +328,16 @@ def test_repository_globs(account: Account, tmp_path: Path) -> None:
     assert snap.rows("manifests") == {r for r in expected.manifests if r.repository in chosen}
 
 
-def test_registry_id(account: Account, tmp_path: Path) -> None:
+def test_registry_id_and_endpoint_option(account: Account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     other = "999988887777"
     image = images.build_image([images.make_layer({"other": b"other"})])
     account.put("shared/app", image.manifest, image.media_type, "v1", registry_id=other)
-    snap = crawl(tmp_path, "--registry-id", other)
+    # --endpoint-url wins over the environment, which points nowhere.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    snap = crawl(tmp_path, "--registry-id", other, "--endpoint-url", account.moto.endpoint_url)
     assert snap.code == EXIT_OK, snap.stderr
     assert snap.meta["source"]["registry_id"] == other
+    assert snap.meta["source"]["endpoint_url"] == account.moto.endpoint_url
     assert {(r.repository, r.tag, r.digest) for r in snap.rows("tags")} == {("shared/app", "v1", image.digest)}
 
 

@@ -287,8 +287,11 @@ class Registry:
     """``docker-registry serve`` on 127.0.0.1:<free port>, as a context manager.
 
     Storage is either a local directory (``root``, the directory that will hold
-    ``docker/registry/v2``) or S3 (``s3``). Deletes are enabled, auth is off. ``schema1``
-    enables pushing Docker schema 1 manifests (off by default, as in 2.8).
+    ``docker/registry/v2``) or S3 (``s3``). Deletes are enabled. ``schema1`` enables pushing
+    Docker schema 1 manifests (off by default, as in 2.8). ``auth`` is the registry's ``auth``
+    configuration (``{"htpasswd": {...}}`` or ``{"token": {...}}``); off by default. A registry
+    with auth can share ``root`` with one without, which is how tests fill it: this class's
+    HTTP client and skopeo send no credentials.
     """
 
     def __init__(
@@ -298,12 +301,14 @@ class Registry:
         s3: S3Storage | None = None,
         workdir: Path | None = None,
         schema1: bool = False,
+        auth: Mapping[str, object] | None = None,
     ) -> None:
         if (root is None) == (s3 is None):
             raise ValueError("give exactly one of root= and s3=")
         self.root = root
         self.s3 = s3
         self.schema1 = schema1
+        self.auth = dict(auth) if auth else None
         self._workdir = workdir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._process: _Process | None = None
@@ -346,6 +351,8 @@ class Registry:
         }
         if self.schema1:
             config["compatibility"] = {"schema1": {"enabled": True}}
+        if self.auth:
+            config["auth"] = self.auth
         return config
 
     def start(self) -> "Registry":
@@ -368,8 +375,11 @@ class Registry:
                 isolated_env(),
             )
             try:
-                self._process.wait_until(f"{self.url}/v2/", {200}, "docker-registry")
-                self._check_storage()
+                # With auth, /v2/ answers 401 to us: that is the registry up and asking.
+                up = {200, 401} if self.auth else {200}
+                self._process.wait_until(f"{self.url}/v2/", up, "docker-registry")
+                if not self.auth:
+                    self._check_storage()
                 return self
             except ComponentError as error:
                 if "address already in use" not in str(error) or attempt == 2:

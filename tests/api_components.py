@@ -1,0 +1,329 @@
+"""Components for testing the registry API source, on 127.0.0.1 only.
+
+- :func:`htpasswd_line`: a bcrypt ``htpasswd`` entry (``htpasswd -Bbn``, Debian's apache2-utils)
+  for the registry's ``htpasswd`` auth.
+- :class:`TokenServer`: the realm of the registry's ``token`` auth. It signs RS256 JWTs with a
+  key made by the ``openssl`` CLI, whose self-signed certificate the registry trusts
+  (``rootcertbundle``) and which travels in the JWT header (``x5c``). It records every token
+  it issues.
+- :class:`FaultProxy`: forwards to a registry and can answer instead of it: faults (503, 429,
+  a dropped connection), canned manifests, extra tags, tag pages (distribution 2.8 ignores
+  ``n`` on tag lists), a ``Link`` to another host.
+
+Nothing here depends on pytest.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import re
+import secrets
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+from components import LOOPBACK, ComponentError
+
+Canned = tuple[int, dict[str, str], bytes]  # status, headers, body
+
+
+def htpasswd_line(user: str, password: str) -> str:
+    """One bcrypt htpasswd entry (distribution accepts only bcrypt)."""
+    done = subprocess.run(
+        ["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True, timeout=30
+    )
+    return done.stdout.strip() + "\n"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class _Server:
+    """A ThreadingHTTPServer on 127.0.0.1:<free port> in a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._httpd = ThreadingHTTPServer((LOOPBACK, 0), handler)
+        self._httpd.daemon_threads = True
+        self._httpd.owner = self  # type: ignore[attr-defined]
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def start(self) -> "_Server":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "_Server":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --- token service --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A token the server issued: for which scopes, to whom (None: anonymous)."""
+
+    scopes: tuple[str, ...]
+    user: str | None
+    token: str = field(repr=False)
+
+
+class TokenServer(_Server):
+    """The registry's token realm: ``GET /token?service=…&scope=…`` with optional Basic auth.
+
+    Known users get what they ask for; anonymous callers get a token with no access (which
+    the registry accepts for ``/v2/`` only). ``jwt_lifetime`` sets the JWT's ``exp`` from now
+    (distribution allows 60 s of leeway past it); ``expires_in`` is what the answer claims.
+    ``realm_host`` is the host written into the realm URL the registry hands out.
+    """
+
+    service = "regstat-test"
+    issuer = "regstat-test-issuer"
+
+    def __init__(self, workdir: Path, users: dict[str, str], realm_host: str = LOOPBACK) -> None:
+        super().__init__(_TokenHandler)
+        self.users = dict(users)
+        self.realm_host = realm_host
+        self.jwt_lifetime = 300
+        self.expires_in = 300
+        self.issued: list[Issued] = []
+        self.refused = 0  # requests with wrong credentials
+        self.authorization_seen: list[str | None] = []
+        self._lock = threading.Lock()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.key_path, self.cert_path = workdir / "token.key", workdir / "token.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=regstat-test-token", "-keyout", str(self.key_path), "-out", str(self.cert_path)],
+            capture_output=True, check=True, timeout=60,
+        )  # fmt: skip
+        pem = self.cert_path.read_text()
+        self._x5c = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+
+    @property
+    def realm(self) -> str:
+        return f"http://{self.realm_host}:{self.port}/token"
+
+    def registry_auth(self) -> dict[str, object]:
+        """The registry's ``auth`` configuration for this token service."""
+        return {
+            "token": {
+                "realm": self.realm,
+                "service": self.service,
+                "issuer": self.issuer,
+                "rootcertbundle": str(self.cert_path),
+            }
+        }
+
+    def tokens(self) -> list[str]:
+        with self._lock:
+            return [i.token for i in self.issued]
+
+    def issue(self, scopes: list[str], user: str | None) -> str:
+        now = int(time.time())
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",") if user else []})
+        claims = {
+            "iss": self.issuer,
+            "sub": user or "",
+            "aud": self.service,
+            "exp": now + self.jwt_lifetime,
+            "nbf": now - 1,
+            "iat": now,
+            "jti": secrets.token_hex(8),
+            "access": access,
+        }
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self._x5c]}
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        signature = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-sign", str(self.key_path)],
+            input=signing_input.encode(), capture_output=True, check=True, timeout=30,
+        ).stdout  # fmt: skip
+        token = f"{signing_input}.{_b64url(signature)}"
+        with self._lock:
+            self.issued.append(Issued(tuple(scopes), user, token))
+        return token
+
+
+class _TokenHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        server: TokenServer = self.server.owner  # type: ignore[attr-defined]
+        query = parse_qsl(urlsplit(self.path).query)
+        scopes = [v for k, v in query if k == "scope"]
+        authorization = self.headers.get("Authorization")
+        with server._lock:
+            server.authorization_seen.append(authorization)
+        user = None
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            name, _, password = base64.b64decode(value).decode().partition(":") if scheme == "Basic" else ("", "", "")
+            if server.users.get(name) != password or not name:
+                with server._lock:
+                    server.refused += 1
+                self._send(401, {"details": "wrong user or password"})
+                return
+            user = name
+        token = server.issue(scopes, user)
+        self._send(200, {"token": token, "access_token": token, "expires_in": server.expires_in})
+
+    def _send(self, status: int, document: dict) -> None:
+        body = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+# --- fault proxy ----------------------------------------------------------------------------
+
+_TAGS_LIST = re.compile(r"^/v2/(.+)/tags/list$")
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
+DROP = "drop"  # a fault that closes the connection without answering
+
+
+class FaultProxy(_Server):
+    """A proxy in front of a registry (``upstream``: http://127.0.0.1:PORT).
+
+    - ``fault(method, path_with_query, count)``: return a canned answer, :data:`DROP`, or None
+      to forward; ``count`` is how often this method and path have been asked, this time
+      included.
+    - ``canned[(method, path)]``: answers given instead of the registry's.
+    - ``extra_tags[repository]``: names added to the repository's tag list.
+    - ``tag_page_size``: serve tag lists in pages (``n``, ``last``, ``Link``), as distribution
+      2.8 does not.
+    - ``foreign_link``: rewrite the catalog's ``Link`` to point at this origin instead.
+    - ``log``: (method, path with query, status) of every request.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(_ProxyHandler)
+        self.upstream = urlsplit(upstream)
+        self.fault: Callable[[str, str, int], Canned | str | None] | None = None
+        self.canned: dict[tuple[str, str], Canned] = {}
+        self.extra_tags: dict[str, list[str]] = {}
+        self.tag_page_size: int | None = None
+        self.foreign_link: str | None = None
+        self.log: list[tuple[str, str, int]] = []
+        self._counts: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def count(self, method: str, path: str) -> int:
+        with self._lock:
+            key = (method, path)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return self._counts[key]
+
+    def record(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self.log.append((method, path, status))
+
+    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Canned:
+        connection = http.client.HTTPConnection(self.upstream.hostname or LOOPBACK, self.upstream.port, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+            return response.status, {k: v for k, v in response.getheaders()}, data
+        except OSError as e:
+            raise ComponentError(f"proxy: {method} {path}: {e}") from None
+        finally:
+            connection.close()
+
+    def tag_page(self, repository: str, query: dict[str, str], headers: dict[str, str]) -> Canned:
+        """The registry's whole tag list (plus extra tags), served a page at a time."""
+        status, got, body = self.forward("GET", f"/v2/{repository}/tags/list", headers, None)
+        if status != 200:
+            return status, got, body
+        tags = sorted((json.loads(body).get("tags") or []) + self.extra_tags.get(repository, []))
+        if self.tag_page_size is None:
+            page, more = tags, False
+        else:
+            size = min(int(query.get("n", self.tag_page_size)), self.tag_page_size)
+            after = [t for t in tags if t > query["last"]] if "last" in query else tags
+            page, more = after[:size], len(after) > size
+        out = {"Content-Type": "application/json"}
+        if more:
+            next_query = urlencode({"n": query.get("n", self.tag_page_size), "last": page[-1]})
+            out["Link"] = f'</v2/{quote(repository, safe="/")}/tags/list?{next_query}>; rel="next"'
+        return 200, out, json.dumps({"name": repository, "tags": page}).encode()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def _handle(self, method: str) -> None:
+        proxy: FaultProxy = self.server.owner  # type: ignore[attr-defined]
+        path = self.path
+        answer = proxy.fault(method, path, proxy.count(method, path)) if proxy.fault else None
+        if answer == DROP:
+            proxy.record(method, path, 0)
+            self.close_connection = True
+            return
+        if answer is None:
+            answer = proxy.canned.get((method, urlsplit(path).path))
+        if answer is None:
+            answer = self._upstream(proxy, method, path)
+        status, headers, body = answer  # type: ignore[misc]
+        proxy.record(method, path, status)
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in _HOP_BY_HOP:
+                self.send_header(name, value)
+        length = headers.get("Content-Length") if method == "HEAD" and not body else None
+        self.send_header("Content-Length", length or str(len(body)))
+        self.end_headers()
+        if method != "HEAD":
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client hung up mid-body: regstat does so on a manifest over 4 MiB.
+                self.close_connection = True
+
+    def _upstream(self, proxy: FaultProxy, method: str, path: str) -> Canned:
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
+        parts = urlsplit(path)
+        tags = _TAGS_LIST.match(parts.path)
+        repository = tags.group(1) if tags else ""
+        if method == "GET" and tags and (proxy.tag_page_size or repository in proxy.extra_tags):
+            return proxy.tag_page(repository, dict(parse_qsl(parts.query)), headers)
+        status, got, body = proxy.forward(method, path, headers, None)
+        if proxy.foreign_link and "Link" in got:
+            got["Link"] = re.sub(r"<(/[^>]*)>", lambda m: f"<{proxy.foreign_link}{m.group(1)}>", got["Link"])
+        return status, got, body

@@ -1,0 +1,467 @@
+"""The OCI Distribution API source against the real registry (docker-registry 2.8.2).
+
+The registry is filled by ``populate``; an API crawl must agree with a crawl of the same
+registry's storage tree on everything the API can see: tags, the manifests tags reach (index
+children, referrers by tag), and their descriptors. Registries with ``htpasswd`` and ``token``
+auth serve the same storage tree; a proxy (``FaultProxy``) adds faults, pages and bad input.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from api_components import DROP, FaultProxy, TokenServer, htpasswd_line
+from components import Registry, free_port, isolated_env
+from conftest import require_tools
+from expected import Populated
+from images import DOCKER_SCHEMA1_SIGNED, OCI_MANIFEST, sha256_digest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TABLES = ("repositories", "tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads")
+USER, PASSWORD = "crawler", "pw-Zq81-never-shown"
+
+pytestmark = pytest.mark.registry
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def api_crawl(
+    url: str,
+    out: Path,
+    *args: str,
+    password: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m regstat crawl URL --output OUT ARGS``; the password goes to stdin. The
+    machine's Docker configuration is never read (DOCKER_CONFIG points at an empty place)."""
+    argv = [sys.executable, "-m", "regstat", "crawl", url, "--output", str(out), *args]
+    if password is not None:
+        argv += ["--username", USER, "--password-stdin"]
+    extra = {"DOCKER_CONFIG": str(out.parent / "no-docker-config"), **(env or {})}
+    return subprocess.run(
+        argv,
+        input=f"{password}\n" if password is not None else "",
+        capture_output=True,
+        text=True,
+        env=isolated_env(extra),
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+
+
+def crawled(result: subprocess.CompletedProcess[str], out: Path, code: int = 0) -> dict[str, Any]:
+    assert result.returncode == code, f"exit {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return json.loads((out / "snapshot.json").read_text())
+
+
+def refused(result: subprocess.CompletedProcess[str], out: Path, *words: str) -> str:
+    """A crawl that failed with exit 4, one line on stderr, and wrote nothing."""
+    assert result.returncode == 4, f"exit {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("regstat: error: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert not out.exists() and not list(out.parent.glob(f".{out.name}*")), "something was written"
+    return lines[0]
+
+
+def tables(snapshot: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every table without its timestamp columns, rows sorted."""
+    out = {}
+    for name in TABLES:
+        data = pq.read_table(snapshot / name)
+        keep = [f.name for f in data.schema if not pa.types.is_timestamp(f.type)]
+        out[name] = sorted(data.select(keep).to_pylist(), key=lambda r: json.dumps(r, default=str))
+    return out
+
+
+def reachable(snapshot: Path) -> dict[str, list[dict[str, Any]]]:
+    """Tags, and the manifests and descriptors that tags reach (index children, referrers)."""
+    t = tables(snapshot)
+    reach = {(r["repository"], r["digest"]) for r in t["tags"]}
+    while True:
+        more = {
+            (d["repository"], d["digest"])
+            for d in t["descriptors"]
+            if d["role"] == "manifest" and (d["repository"], d["manifest_digest"]) in reach
+        } | {
+            (m["repository"], m["digest"])
+            for m in t["manifests"]
+            if (m["repository"], m["subject_digest"]) in reach
+        }
+        if more <= reach:
+            break
+        reach |= more
+    return {
+        "tags": t["tags"],
+        "manifests": [m for m in t["manifests"] if (m["repository"], m["digest"]) in reach],
+        "descriptors": [d for d in t["descriptors"] if (d["repository"], d["manifest_digest"]) in reach],
+    }
+
+
+def without(rows: list[dict[str, Any]], repository: str) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("repository") != repository]
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def baseline(populated_fs: Populated, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    """The tables of an anonymous API crawl of the populated registry."""
+    out = tmp_path_factory.mktemp("baseline") / "snap"
+    crawled(api_crawl(populated_fs.registry.url, out, "--insecure"), out)
+    return tables(out)
+
+
+@contextlib.contextmanager
+def _same_storage(populated: Populated, workdir: Path, auth: dict[str, object]) -> Iterator[Registry]:
+    """A second registry process, with auth, serving the populated registry's storage tree."""
+    registry = Registry(root=populated.registry.root, workdir=workdir, auth=auth)
+    registry.start()
+    try:
+        yield registry
+    finally:
+        registry.stop()
+
+
+@pytest.fixture(scope="module")
+def htpasswd_registry(populated_fs: Populated, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    require_tools("htpasswd")
+    workdir = tmp_path_factory.mktemp("htpasswd")
+    (workdir / "htpasswd").write_text(htpasswd_line(USER, PASSWORD))
+    auth = {"htpasswd": {"realm": "regstat-test", "path": str(workdir / "htpasswd")}}
+    with _same_storage(populated_fs, workdir, auth) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
+    require_tools("openssl")
+    with TokenServer(tmp_path_factory.mktemp("token"), {USER: PASSWORD}) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture(scope="module")
+def token_registry(
+    populated_fs: Populated, token_server: TokenServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
+    with _same_storage(populated_fs, tmp_path_factory.mktemp("token-registry"), token_server.registry_auth()) as registry:
+        yield registry
+
+
+@pytest.fixture
+def proxy(populated_fs: Populated) -> Iterator[FaultProxy]:
+    with FaultProxy(populated_fs.registry.url) as server:
+        yield server  # type: ignore[misc]
+
+
+# --- what the API sees ------------------------------------------------------------------------
+
+
+def test_api_crawl_agrees_with_storage_crawl(populated_fs: Populated, tmp_path: Path) -> None:
+    api, storage = tmp_path / "api", tmp_path / "storage"
+    meta = crawled(api_crawl(populated_fs.registry.url, api, "--insecure"), api)
+    crawled(api_crawl(str(populated_fs.registry.root), storage), storage)
+    assert meta["complete"] and meta["errors"] == []
+    assert meta["source"] == {"kind": "distribution-api", "location": populated_fs.registry.url}
+    assert meta["capabilities"] == {
+        "untagged_manifests": False,
+        "unreferenced_blobs": False,
+        "stored_blob_sizes": False,
+        "push_times": None,
+        "pull_times": None,
+        "locks": None,
+    }
+    got, want = tables(api), reachable(storage)
+    for table in ("tags", "manifests", "descriptors"):
+        assert got[table] == want[table], table
+    # The storage tree also holds the overwritten, untagged web_old, which the API cannot see.
+    names = populated_fs.expected.names
+    assert names["web_old"] in {m["digest"] for m in tables(storage)["manifests"]}
+    assert names["web_old"] not in {m["digest"] for m in got["manifests"]}
+    # The signature is reached through its sha256-<hex>.sig tag (2.8.2 has no referrers API).
+    assert {m["digest"] for m in got["manifests"] if m["subject_digest"] == names["api_v1"]} == {names["signature"]}
+    assert got["repository_blobs"] == [] and got["uploads"] == []
+    assert got["blobs"] and not any(b["stored"] for b in got["blobs"])
+    assert [r["repository"] for r in got["repositories"]] == ["apps/api", "apps/web", "base/alpine", "tools/cli"]
+
+
+def test_schema1_manifest_digest_is_its_payload(make_registry: Any, populate: Any, tmp_path: Path) -> None:
+    """The registry serves schema 1 re-signed; its digest is that of the stored payload."""
+    registry = make_registry("fs", schema1=True)
+    expected = populate(registry, schema1=True)
+    api, storage = tmp_path / "api", tmp_path / "storage"
+    crawled(api_crawl(registry.url, api, "--insecure"), api)
+    crawled(api_crawl(str(registry.root), storage), storage)
+    got, want = tables(api), reachable(storage)
+    for table in ("tags", "manifests", "descriptors"):
+        # Schema 1 layers carry no size; the storage crawl takes it from the stored blob.
+        strip = (lambda r: {**r, "size": None} if r.get("media_type") is None and "role" in r else r)
+        assert [strip(r) for r in got[table]] == [strip(r) for r in want[table]], table
+    legacy = [m for m in got["manifests"] if m["digest"] == expected.names["legacy"]]
+    assert legacy and legacy[0]["media_type"] == DOCKER_SCHEMA1_SIGNED and legacy[0]["status"] == "ok"
+
+
+def test_pages_smaller_than_the_lists(proxy: FaultProxy, baseline: dict, tmp_path: Path) -> None:
+    """n=1: the real registry pages its catalog; the proxy pages tag lists (2.8.2 does not).
+    Plain HTTP to loopback needs no --insecure."""
+    proxy.tag_page_size = 1
+    out = tmp_path / "snap"
+    crawled(api_crawl(proxy.url, out, env={"REGSTAT_PAGE_SIZE": "1"}), out)
+    assert tables(out) == baseline
+    requested = [path for _, path, _ in proxy.log]
+    assert sum(p.startswith("/v2/_catalog?") for p in requested) == 4  # 4 repositories, 1 a page
+    assert any(p.startswith("/v2/_catalog?") and "last=" in p for p in requested)
+    assert any(p.startswith("/v2/apps/web/tags/list?") and "last=latest" in p for p in requested)
+
+
+def test_link_to_another_host_is_not_followed(proxy: FaultProxy, tmp_path: Path) -> None:
+    proxy.foreign_link = "http://registry.invalid"
+    out = tmp_path / "snap"
+    meta = crawled(api_crawl(proxy.url, out, "--insecure", env={"REGSTAT_PAGE_SIZE": "2"}), out, code=3)
+    assert [(e["repository"], e["kind"]) for e in meta["errors"]] == [(None, "foreign_link")]
+    assert "registry.invalid" in meta["errors"][0]["message"]
+    assert [r["repository"] for r in tables(out)["repositories"]] == ["apps/api", "apps/web"]
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+def test_retries_through_503_429_and_dropped_connections(proxy: FaultProxy, baseline: dict, tmp_path: Path) -> None:
+    def first_time_fails(method: str, path: str, count: int) -> Any:
+        if count > 1:
+            return None
+        if method == "HEAD":
+            return DROP
+        if len(path) % 2:
+            return 503, {"Retry-After": "0"}, b"busy"
+        return 429, {"Retry-After": "0"}, b"slow down"
+
+    proxy.fault = first_time_fails
+    out = tmp_path / "snap"
+    crawled(api_crawl(proxy.url, out, "--insecure"), out)
+    assert tables(out) == baseline
+    statuses = {status for _, _, status in proxy.log}
+    assert {0, 429, 503} <= statuses
+
+
+def test_a_repository_that_always_fails_is_incomplete(proxy: FaultProxy, baseline: dict, tmp_path: Path) -> None:
+    proxy.fault = lambda method, path, count: (
+        (503, {"Retry-After": "0"}, b"down") if path.startswith("/v2/apps/web/") else None
+    )
+    out = tmp_path / "snap"
+    meta = crawled(api_crawl(proxy.url, out, "--insecure"), out, code=3)
+    assert meta["incomplete_repositories"] == ["apps/web"]
+    assert {(e["repository"], e["kind"]) for e in meta["errors"]} == {("apps/web", "read_error")}
+    assert "503" in meta["errors"][0]["message"]
+    got = tables(out)
+    for table in ("tags", "manifests", "descriptors"):
+        assert got[table] == without(baseline[table], "apps/web"), table
+    assert {r["repository"]: r["complete"] for r in got["repositories"]} == {
+        "apps/api": True,
+        "apps/web": False,
+        "base/alpine": True,
+        "tools/cli": True,
+    }
+
+
+def test_bad_input_is_recorded_against_its_repository(
+    populated_fs: Populated, proxy: FaultProxy, baseline: dict, tmp_path: Path
+) -> None:
+    names, registry = populated_fs.expected.names, populated_fs.registry
+    # base/alpine: a body that does not hash to its digest.
+    alpine, _, _ = registry.get_manifest("base/alpine", names["base"])
+    headers = {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": names["base"]}
+    proxy.canned[("GET", f"/v2/base/alpine/manifests/{names['base']}")] = (200, headers, alpine + b" ")
+    # tools/cli: an index child over 4 MiB.
+    child = next(d.digest for d in populated_fs.expected.descriptors if d.manifest_digest == names["cli_index"])
+    big = b" " * (4 * 1024 * 1024 + 10)
+    proxy.canned[("GET", f"/v2/tools/cli/manifests/{child}")] = (200, {"Content-Type": OCI_MANIFEST}, big)
+    # apps/api: the signature's tag serves malformed JSON (that hashes to the digest named).
+    signature_tag = "sha256-" + names["api_v1"].split(":")[1] + ".sig"
+    _canned_manifest(proxy, "apps/api", signature_tag, b"{not json")
+    # apps/web: a listed tag that answers 404, and one of a media type regstat does not know.
+    proxy.extra_tags["apps/web"] = ["gone", "weird"]
+    weird = _canned_manifest(proxy, "apps/web", "weird", b'{"schemaVersion":2,"mediaType":"application/x-weird"}')
+
+    out = tmp_path / "snap"
+    meta = crawled(api_crawl(proxy.url, out, "--insecure"), out, code=3)
+    assert {(e["repository"], e["kind"]) for e in meta["errors"]} == {
+        ("base/alpine", "digest_mismatch"),
+        ("tools/cli", "manifest_too_large"),
+        ("apps/api", "invalid_manifest"),
+        ("apps/web", "tag_vanished"),
+    }
+    got = tables(out)
+    status = {(m["repository"], m["digest"]): m["status"] for m in got["manifests"]}
+    assert status[("base/alpine", names["base"])] == "digest_mismatch"
+    assert status[("tools/cli", child)] == "too_large"
+    assert status[("apps/web", weird)] == "unknown_media_type"
+    assert "gone" not in {t["tag"] for t in got["tags"]}
+    # The crawl went on: what was not tampered with is all there.
+    assert without(got["manifests"], "tools/cli") != [] and status[("tools/cli", names["cli_list"])] == "ok"
+    assert [t for t in got["tags"] if t["repository"] == "base/alpine"] == [
+        t for t in baseline["tags"] if t["repository"] == "base/alpine"
+    ]
+
+
+def _canned_manifest(proxy: FaultProxy, repository: str, tag: str, body: bytes) -> str:
+    """Serve `body` for `tag` (HEAD and GET by digest); return its digest."""
+    digest = sha256_digest(body)
+    headers = {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": digest, "Content-Length": str(len(body))}
+    proxy.canned[("HEAD", f"/v2/{repository}/manifests/{tag}")] = (200, headers, b"")
+    proxy.canned[("GET", f"/v2/{repository}/manifests/{digest}")] = (200, headers, body)
+    return digest
+
+
+# --- the source is not there ------------------------------------------------------------------
+
+
+def test_unreachable_or_unsafe_sources_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "snap"
+    refused(api_crawl(f"http://127.0.0.1:{free_port()}", out, "--insecure"), out, "connection refused")
+    refused(api_crawl("http://registry.invalid:5000", out), out, "refusing plain HTTP", "--insecure")
+    line = refused(api_crawl("https://someone:hunter2-secret@registry.invalid", out), out, "--username")
+    assert "hunter2" not in line
+
+
+# --- authentication ---------------------------------------------------------------------------
+
+
+def test_basic_auth(htpasswd_registry: Registry, baseline: dict, tmp_path: Path) -> None:
+    out = tmp_path / "snap"
+    crawled(api_crawl(htpasswd_registry.url, out, "--insecure", password=PASSWORD), out)
+    assert tables(out) == baseline
+    out = tmp_path / "refused"
+    refused(api_crawl(htpasswd_registry.url, out, "--insecure", password="wrong"), out, "refused the credentials")
+    refused(api_crawl(htpasswd_registry.url, out, "--insecure"), out, "requires a user and password")
+
+
+def test_credentials_from_docker_config(htpasswd_registry: Registry, baseline: dict, tmp_path: Path) -> None:
+    """`auths` (base64 user:password), then a credential helper named by `credHelpers`."""
+    config = tmp_path / "docker"
+    config.mkdir()
+    pair = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (config / "config.json").write_text(json.dumps({"auths": {f"http://{htpasswd_registry.host}": {"auth": pair}}}))
+    out = tmp_path / "auths"
+    crawled(api_crawl(htpasswd_registry.url, out, "--insecure", env={"DOCKER_CONFIG": str(config)}), out)
+    assert tables(out) == baseline
+
+    bin_dir, asked = tmp_path / "bin", tmp_path / "asked"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-regstattest"
+    answer = json.dumps({"ServerURL": htpasswd_registry.host, "Username": USER, "Secret": PASSWORD})
+    helper.write_text(f"#!/bin/sh\n[ \"$1\" = get ] || exit 1\ncat > {asked}\necho '{answer}'\n")
+    helper.chmod(0o755)
+    (config / "config.json").write_text(json.dumps({"credHelpers": {htpasswd_registry.host: "regstattest"}}))
+    out = tmp_path / "helper"
+    env = {"DOCKER_CONFIG": str(config), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    crawled(api_crawl(htpasswd_registry.url, out, "--insecure", env=env), out)
+    assert tables(out) == baseline
+    assert asked.read_text() == htpasswd_registry.host
+
+
+def test_bearer_tokens_cached_per_scope(
+    token_registry: Registry, token_server: TokenServer, baseline: dict, tmp_path: Path
+) -> None:
+    before = len(token_server.issued)
+    out = tmp_path / "snap"
+    crawled(api_crawl(token_registry.url, out, "--insecure", password=PASSWORD), out)
+    assert tables(out) == baseline
+    issued = token_server.issued[before:]
+    assert all(i.user == USER for i in issued)
+    scopes = sorted(i.scopes for i in issued)
+    # One token per scope: /v2/ (none), the catalog, and each repository.
+    assert scopes == [
+        (),
+        ("registry:catalog:*",),
+        ("repository:apps/api:pull",),
+        ("repository:apps/web:pull",),
+        ("repository:base/alpine:pull",),
+        ("repository:tools/cli:pull",),
+    ]
+
+
+def test_bearer_without_credentials_is_refused(token_registry: Registry, tmp_path: Path) -> None:
+    out = tmp_path / "snap"
+    refused(api_crawl(token_registry.url, out, "--insecure"), out, "does not list its repositories")
+    refused(api_crawl(token_registry.url, out, "--insecure", password="wrong"), out, "refused")
+
+
+def test_expired_token_is_refreshed_on_401(token_registry: Registry, token_server: TokenServer, tmp_path: Path) -> None:
+    """Tokens that the registry stops accepting after ~3 s (distribution allows 60 s past
+    `exp`), though the token service says they last 300 s: the second crawl, with the same
+    source (and token cache), meets 401s and fetches fresh tokens."""
+    from regstat.crawl import crawl_source
+    from regstat.sources.base import CrawlOptions
+    from regstat.sources.distribution_api import open_distribution_api
+
+    options = CrawlOptions(username=USER, password=PASSWORD, insecure=True)
+    token_server.jwt_lifetime = -57
+    try:
+        source = open_distribution_api(token_registry.url, options)
+        assert crawl_source(source, str(tmp_path / "first"), options).complete
+        before = len(token_server.issued)
+        time.sleep(4)
+        assert crawl_source(source, str(tmp_path / "second"), options).complete
+    finally:
+        token_server.jwt_lifetime = 300
+    refreshed = sorted(i.scopes for i in token_server.issued[before:])
+    assert refreshed == [
+        ("registry:catalog:*",),
+        ("repository:apps/api:pull",),
+        ("repository:apps/web:pull",),
+        ("repository:base/alpine:pull",),
+        ("repository:tools/cli:pull",),
+    ]
+
+
+def test_credentials_never_go_to_a_plain_http_realm_on_another_host(
+    populated_fs: Populated, tmp_path: Path
+) -> None:
+    """The registry (127.0.0.1) names a realm on `localhost` over plain HTTP: refused."""
+    require_tools("openssl")
+    with TokenServer(tmp_path / "token", {USER: PASSWORD}, realm_host="localhost") as server:
+        with _same_storage(populated_fs, tmp_path / "registry", server.registry_auth()) as registry:  # type: ignore[attr-defined]
+            out = tmp_path / "snap"
+            refused(api_crawl(registry.url, out, "--insecure", password=PASSWORD), out, "not sending credentials")
+        assert server.authorization_seen == []  # type: ignore[attr-defined]
+
+
+def test_passwords_and_tokens_never_appear(
+    htpasswd_registry: Registry, token_registry: Registry, token_server: TokenServer, tmp_path: Path
+) -> None:
+    """Every output of successful, failing and incomplete crawls, searched for secrets."""
+    runs = []
+    for name, url, password in [
+        ("basic", htpasswd_registry.url, PASSWORD),
+        ("basic-wrong", htpasswd_registry.url, PASSWORD + "-wrong"),
+        ("bearer", token_registry.url, PASSWORD),
+        ("bearer-wrong", token_registry.url, PASSWORD + "-wrong"),
+    ]:
+        out = tmp_path / name
+        runs.append((out, api_crawl(url, out, "--insecure", "--json", password=password)))
+    texts = [r.stdout + r.stderr for _, r in runs]
+    files = [p.read_bytes() for out, _ in runs if out.exists() for p in out.rglob("*") if p.is_file()]
+    assert len(files) > 10, "the successful crawls wrote their snapshots"
+    secrets = [PASSWORD, base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode(), *token_server.tokens()]
+    assert len(secrets) > 2
+    for secret in secrets:
+        for text in texts:
+            assert secret not in text
+        for data in files:
+            assert secret.encode() not in data

@@ -212,7 +212,8 @@ class FaultProxy(_Server):
       to forward; ``count`` is how often this method and path have been asked, this time
       included.
     - ``canned[(method, path)]``: answers given instead of the registry's.
-    - ``extra_tags[repository]``: names added to the repository's tag list.
+    - ``extra_tags[repository]``: names added to the repository's tag list;
+      ``hidden_tags[repository]``: names taken out of it.
     - ``tag_page_size``: serve tag lists in pages (``n``, ``last``, ``Link``), as distribution
       2.8 does not.
     - ``foreign_link``: rewrite the catalog's ``Link`` to point at this origin instead.
@@ -225,6 +226,7 @@ class FaultProxy(_Server):
         self.fault: Callable[[str, str, int], Canned | str | None] | None = None
         self.canned: dict[tuple[str, str], Canned] = {}
         self.extra_tags: dict[str, list[str]] = {}
+        self.hidden_tags: dict[str, list[str]] = {}
         self.tag_page_size: int | None = None
         self.foreign_link: str | None = None
         self.log: list[tuple[str, str, int]] = []
@@ -262,7 +264,8 @@ class FaultProxy(_Server):
         status, got, body = self.forward("GET", f"/v2/{repository}/tags/list", headers, None)
         if status != 200:
             return status, got, body
-        tags = sorted((json.loads(body).get("tags") or []) + self.extra_tags.get(repository, []))
+        listed = (json.loads(body).get("tags") or []) + self.extra_tags.get(repository, [])
+        tags = sorted(t for t in listed if t not in self.hidden_tags.get(repository, []))
         if self.tag_page_size is None:
             page, more = tags, False
         else:
@@ -321,7 +324,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         parts = urlsplit(path)
         tags = _TAGS_LIST.match(parts.path)
         repository = tags.group(1) if tags else ""
-        if method == "GET" and tags and (proxy.tag_page_size or repository in proxy.extra_tags):
+        edited = repository in proxy.extra_tags or repository in proxy.hidden_tags
+        if method == "GET" and tags and (proxy.tag_page_size or edited):
             return proxy.tag_page(repository, dict(parse_qsl(parts.query)), headers)
         status, got, body = proxy.forward(method, path, headers, None)
         if proxy.foreign_link and "Link" in got:

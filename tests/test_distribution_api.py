@@ -229,6 +229,51 @@ def test_pages_smaller_than_the_lists(proxy: FaultProxy, baseline: dict, tmp_pat
     assert any(p.startswith("/v2/apps/web/tags/list?") and "last=latest" in p for p in requested)
 
 
+def test_referrers_api_where_the_registry_offers_it(
+    populated_fs: Populated, proxy: FaultProxy, baseline: dict, tmp_path: Path
+) -> None:
+    """The proxy answers the OCI 1.1 referrers API (2.8.2 does not) and hides the signature's
+    `sha256-<hex>.sig` tag: the signature is found through its subject, as an untagged
+    revision."""
+    names = populated_fs.expected.names
+    signature = next(m for m in populated_fs.expected.manifests if m.digest == names["signature"])
+    signature_tag = "sha256-" + names["api_v1"].split(":")[1] + ".sig"
+    proxy.hidden_tags["apps/api"] = [signature_tag]
+
+    def referrers(method: str, path: str, count: int) -> Any:
+        if "/referrers/" not in path:
+            return None
+        found = [] if not path.endswith(names["api_v1"]) else [
+            {"mediaType": signature.media_type, "digest": signature.digest, "size": signature.size,
+             "artifactType": signature.artifact_type}
+        ]  # fmt: skip
+        index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": found}
+        return 200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, json.dumps(index).encode()
+
+    proxy.fault = referrers
+    out = tmp_path / "snap"
+    crawled(api_crawl(proxy.url, out, "--insecure"), out)
+    got = tables(out)
+    assert got["manifests"] == baseline["manifests"] and got["descriptors"] == baseline["descriptors"]
+    assert got["tags"] == [t for t in baseline["tags"] if t["tag"] != signature_tag]
+    asked = {path.rsplit("/", 1)[1] for _, path, _ in proxy.log if "/referrers/" in path}
+    assert asked == {m["digest"] for m in baseline["manifests"]}  # every manifest, once
+
+
+def test_repository_split_into_several_jobs(populated_fs: Populated, baseline: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One tag per job: a repository's jobs share what they fetched, and nothing is lost or doubled."""
+    from regstat.crawl import crawl_source
+    from regstat.sources import distribution_api
+    from regstat.sources.base import CrawlOptions
+
+    monkeypatch.setattr(distribution_api, "TAGS_PER_JOB", 1)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    options = CrawlOptions(concurrency=4)
+    source = distribution_api.open_distribution_api(populated_fs.registry.url, options)
+    assert crawl_source(source, str(tmp_path / "snap"), options).complete
+    assert tables(tmp_path / "snap") == baseline
+
+
 def test_link_to_another_host_is_not_followed(proxy: FaultProxy, tmp_path: Path) -> None:
     proxy.foreign_link = "http://registry.invalid"
     out = tmp_path / "snap"

@@ -22,7 +22,7 @@ from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 ATTEMPTS = 5  # per request: the first try and four retries
 BACKOFF_BASE = 0.25  # seconds before the first retry; doubles each time
 BACKOFF_MAX = 20.0
-RETRY_AFTER_MAX = 60.0  # a registry asking for longer is waited on for this long
+RETRY_AFTER_MAX = 60.0  # a registry asking for a longer wait (a rate limit) fails the request at once
 CRAWL_RETRY_BUDGET = 1000  # retries for the whole crawl, so a sick registry ends it in bounded time
 TIMEOUT = 60.0
 PAGE_LIMIT = 16 * 1024 * 1024  # bytes read from a listing page or a token response
@@ -137,6 +137,8 @@ class HttpClient:
                 if not _retryable(response.status):
                     return response
                 problem, delay, refused = f"{response.status} {response.reason}", _retry_after(response), False
+                if delay is not None and delay > RETRY_AFTER_MAX:
+                    raise TransportError(f"{where}: {problem}, retry after {delay:.0f} s: longer than regstat waits")
             if attempt >= attempts:
                 raise TransportError(f"{where}: {problem} (after {attempt} attempts)", refused=refused)
             if not self.budget.take():
@@ -230,7 +232,7 @@ def _retry_after(response: Response) -> float | None:
             seconds = parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError):
             return None
-    return min(max(seconds, 0.0), RETRY_AFTER_MAX)
+    return max(seconds, 0.0)
 
 
 def _backoff(attempt: int) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 import pyarrow as pa
@@ -16,7 +17,6 @@ import pyarrow as pa
 from . import queries
 from .errors import CrawlError
 from .snapshot import SCHEMAS, PendingSnapshot
-from .sources.storage_layout import blob_data_path
 
 _TIME = pa.timestamp("us", tz="UTC")
 
@@ -60,7 +60,12 @@ SNAPSHOT_TABLES = ("tags", "manifests", "descriptors", "blobs", "repository_blob
 BATCH_ROWS = 100_000
 
 
-def assemble(stage: Path, pending: PendingSnapshot, memory_limit: str = "2GB") -> tuple[dict[str, int], list[CrawlError]]:
+def assemble(
+    stage: Path,
+    pending: PendingSnapshot,
+    manifest_path: Callable[[str, str], str],
+    memory_limit: str = "2GB",
+) -> tuple[dict[str, int], list[CrawlError]]:
     """Write the snapshot's tables from the staging tables under `stage`, then remove it.
 
     Returns the row counts and one error per (repository, manifest) that could not be read.
@@ -77,7 +82,7 @@ def assemble(stage: Path, pending: PendingSnapshot, memory_limit: str = "2GB") -
             writer.write_batches(reader)
             counts[table] = writer.close()
         problems = [
-            CrawlError(repository, blob_data_path(digest), _ERROR_KINDS[status], message or status)
+            CrawlError(repository, manifest_path(repository, digest), _ERROR_KINDS[status], message or status)
             for repository, digest, status, message in con.execute(
                 queries.load("snapshot_manifest_problems")
             ).fetchall()

@@ -91,7 +91,7 @@ class _Crawl:
         for writer in self.out.values():
             writer.close()
         self.progress.set_phase("assembling")
-        counts, manifest_errors = assemble(self.stage, self.pending)
+        counts, manifest_errors = assemble(self.stage, self.pending, self.source.manifest_path)
         for error in manifest_errors:
             self._error(error)
         self._write_repositories(counts)

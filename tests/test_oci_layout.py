@@ -311,7 +311,8 @@ def test_missing_blobs(layout: Path, tmp_path: Path, scenario: Any) -> None:
     blob_file(layout, layer.digest).unlink()
     code, meta, _ = crawl(layout, tmp_path / "snap")
     assert code == EXIT_INCOMPLETE
-    assert [(e[0], e[2]) for e in errors(meta)] == [("layout", "missing_blob")]
+    hex_ = child.digest.split(":")[1]
+    assert errors(meta) == [("layout", f"blobs/sha256/{hex_}", "missing_blob")]  # the layout's own path
     manifests = {m["digest"]: m for m in rows(tmp_path / "snap", "manifests")}
     assert (manifests[child.digest]["status"], manifests[child.digest]["size"]) == ("missing", None)
     assert manifests[scenario.cli_index.digest]["status"] == "ok"

@@ -75,3 +75,7 @@ class Source(Protocol):
     def fetch_job(self, digests: list[str]) -> Job:
         """A job reading manifests named by digest anywhere in the registry (storage layouts)."""
         ...
+
+    def manifest_path(self, repository: str, digest: str) -> str:
+        """Where this source keeps a manifest: the `path` of errors about it."""
+        ...

@@ -95,6 +95,9 @@ class OCILayoutSource:
     def fetch_job(self, digests: list[str]) -> Job:
         return fetch_manifests, (self.location, digests)
 
+    def manifest_path(self, repository: str, digest: str) -> str:
+        return blob_path(digest)
+
 
 def open_oci_layout(source: str, options: CrawlOptions) -> OCILayoutSource:
     """Open `oci:PATH`: check oci-layout and blobs/, and read index.json.
@@ -272,17 +275,13 @@ def fetch_manifests(location: str, digests: list[str]) -> JobResult:
 
 def read_manifest(location: str, digest: str) -> tuple[ManifestResult, int | None]:
     """A manifest blob, parsed or recorded as (digest, status, message), and its mtime."""
-    path = blob_path(digest)
     try:
-        body, modified_us = read_file(location, path, MAX_MANIFEST_BYTES + 1)
+        body, modified_us = read_file(location, blob_path(digest), MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
-        return (digest, "missing", f"{path}: the manifest's blob is missing"), None
+        return (digest, "missing", "the manifest's blob is missing"), None
     except OSError as e:
-        return (digest, "unreadable", f"{path}: {_describe(e)}"), None
+        return (digest, "unreadable", _describe(e)), None
     parsed = parse_or_record(body, digest)
-    if isinstance(parsed, tuple):
-        # The crawl names the blob in the error's path as a storage tree would; say where it is.
-        parsed = (digest, parsed[1], f"{path}: {parsed[2]}")
     return parsed, modified_us
 
 

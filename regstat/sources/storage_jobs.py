@@ -61,6 +61,9 @@ class StorageLayoutSource:
     def fetch_job(self, digests: list[str]) -> Job:
         return fetch_manifests, (self.storage, digests)
 
+    def manifest_path(self, repository: str, digest: str) -> str:
+        return blob_data_path(digest)
+
 
 def plan_storage_layout(storage: Storage, globs: tuple[str, ...], verify_links: bool) -> JobResult:
     """List the top of the tree: one job per blob shard and per top-level repository directory."""

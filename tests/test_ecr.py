@@ -439,6 +439,10 @@ def test_bad_manifests_are_recorded(account: Account, proxy: EcrProxy, tmp_path:
     assert archived.digest not in {i["imageDigest"] for r in proxy.operations("BatchGetImage") for i in r["imageIds"]}
     assert ("archived", archived.digest) in {(r.tag, r.digest) for r in snap.rows("tags")}
     assert manifests[archived.digest].status == "unreadable"
+    # Every error names the image as ECR does, those the crawl derives from statuses too.
+    assert {e["path"] for e in snap.meta["errors"]} == {
+        f"{repo}@{d}" for d in (mismatched, invalid, lonely.digest, doomed.digest, archived.digest)
+    }
     assert {d: manifests[d].status for d in (good.digest, mismatched, invalid, unknown, lonely.digest, legacy)} == {
         good.digest: "ok",
         mismatched: "digest_mismatch",

@@ -137,6 +137,9 @@ class EcrSource:
     def first_jobs(self) -> list[Job]:
         return [(plan_ecr, (self.api, self.globs))]
 
+    def manifest_path(self, repository: str, digest: str) -> str:
+        return image_path(repository, digest)
+
     def fetch_job(self, digests: list[str]) -> Job:
         # ECR serves a manifest only within a repository, so the repository's own jobs read
         # them (JobResult.parsed) and never name digests for the driver to fetch.
@@ -299,7 +302,7 @@ def fetch_images(
             return result
         failures.update((image.digest, f"BatchGetImage: {_describe(e)}") for image in readable)
     for image in images:
-        where = f"{name}@{image.digest}"
+        where = image_path(name, image.digest)
         body, failure = bodies.get(image.digest), failures.get(image.digest)
         if body is None and failure in (None, _NOT_FOUND):
             # Listed, then deleted before this read (or left out without a word: it is not
@@ -351,6 +354,11 @@ def _batch_get_image(
 
 
 # --- manifests, times, errors ---------------------------------------------------------------
+
+
+def image_path(repository: str, digest: str) -> str:
+    """The `path` of errors about an image: `repository@digest`, as ECR names it."""
+    return f"{repository}@{digest}"
 
 
 def read_manifest(body: bytes, digest: str) -> ManifestResult:

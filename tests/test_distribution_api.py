@@ -274,6 +274,30 @@ def test_repository_split_into_several_jobs(populated_fs: Populated, baseline: d
     assert tables(tmp_path / "snap") == baseline
 
 
+def test_a_repository_without_tags_is_empty_not_an_error(proxy: FaultProxy, baseline: dict, tmp_path: Path) -> None:
+    """Distribution answers 404 NAME_UNKNOWN for the tags of a repository whose manifests
+    were all pushed by digest: the catalog lists it, the API sees nothing in it."""
+    names = [r["repository"] for r in baseline["repositories"]] + ["untagged/only"]
+    catalog = json.dumps({"repositories": sorted(names)}).encode()
+    proxy.canned[("GET", "/v2/_catalog")] = (200, {"Content-Type": "application/json"}, catalog)
+    unknown = {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]}
+    proxy.canned[("GET", "/v2/untagged/only/tags/list")] = (404, {}, json.dumps(unknown).encode())
+    out = tmp_path / "snap"
+    crawled(api_crawl(proxy.url, out, "--insecure"), out)
+    got = tables(out)
+    assert {r["repository"]: r["complete"] for r in got["repositories"]}["untagged/only"] is True
+    assert {k: v for k, v in got.items() if k != "repositories"} == {
+        k: v for k, v in baseline.items() if k != "repositories"
+    }
+
+    # Named with --repository (as where there is no catalog), an unknown name is an error.
+    proxy.canned[("GET", "/v2/_catalog")] = (404, {}, b"")
+    out = tmp_path / "named"
+    meta = crawled(api_crawl(proxy.url, out, "--insecure", "--repository", "untagged/only"), out, code=3)
+    assert [(e["repository"], e["kind"]) for e in meta["errors"]] == [("untagged/only", "read_error")]
+    assert "NAME_UNKNOWN" in meta["errors"][0]["message"]
+
+
 def test_link_to_another_host_is_not_followed(proxy: FaultProxy, tmp_path: Path) -> None:
     proxy.foreign_link = "http://registry.invalid"
     out = tmp_path / "snap"
@@ -354,6 +378,8 @@ def test_bad_input_is_recorded_against_its_repository(
     got = tables(out)
     status = {(m["repository"], m["digest"]): m["status"] for m in got["manifests"]}
     assert status[("base/alpine", names["base"])] == "digest_mismatch"
+    paths = {e["kind"]: e["path"] for e in meta["errors"]}
+    assert paths["digest_mismatch"] == f"/v2/base/alpine/manifests/{names['base']}"
     assert status[("tools/cli", child)] == "too_large"
     assert status[("apps/web", weird)] == "unknown_media_type"
     assert "gone" not in {t["tag"] for t in got["tags"]}

@@ -142,11 +142,15 @@ class DistributionApiSource:
         # never hand digests to the driver.
         raise NotImplementedError("the distribution API source fetches manifests in its repository jobs")
 
+    def manifest_path(self, repository: str, digest: str) -> str:
+        return manifest_path(repository, digest)  # the API path it was read from
+
 
 def list_repositories(client: RegistryClient, globs: tuple[str, ...]) -> JobResult:
     """The catalog's pages; one `crawl_repository` job per selected repository."""
     result = JobResult()
     names: list[str] = []
+    listed = True
     try:
         for page in client.pages("/v2/_catalog", CATALOG_SCOPE):
             listed = page.get("repositories") or []
@@ -157,7 +161,7 @@ def list_repositories(client: RegistryClient, globs: tuple[str, ...]) -> JobResu
         if names or p.kind not in ("denied", "read_error") or p.status not in (401, 403, 404):
             result.errors.append(CrawlError(None, p.path, p.kind, p.message))
         elif globs and not any(_GLOB_CHARACTERS & set(g) for g in globs):
-            names = list(globs)  # no catalog here (Docker Hub has none): crawl the names given
+            names, listed = list(globs), False  # no catalog here (Docker Hub has none): crawl the names given
         else:
             raise SourceError(
                 f"the registry at {client.base} does not list its repositories ({p.message}); "
@@ -167,7 +171,7 @@ def list_repositories(client: RegistryClient, globs: tuple[str, ...]) -> JobResu
         if globs and not any(fnmatch.fnmatchcase(name, g) for g in globs):
             continue
         if valid_repository_name(name):
-            result.jobs.append((crawl_repository, (client, name)))
+            result.jobs.append((crawl_repository, (client, name, listed)))
         else:  # never put it in a URL
             result.repositories.append(name)
             result.errors.append(CrawlError(name, "/v2/_catalog", "invalid_name", "not a valid repository name"))
@@ -192,8 +196,14 @@ class RepositoryState:
             return True
 
 
-def crawl_repository(client: RegistryClient, name: str) -> JobResult:
-    """A repository's tags, then its manifests (the first batch here, more as jobs)."""
+def crawl_repository(client: RegistryClient, name: str, listed: bool = True) -> JobResult:
+    """A repository's tags, then its manifests (the first batch here, more as jobs).
+
+    `listed`: the catalog named it. Distribution answers NAME_UNKNOWN for a repository
+    without tags (its manifests were pushed by digest, or its tags deleted): then there is
+    nothing the API can see in it, which is no error; for a name the catalog never gave, it
+    is one.
+    """
     result = JobResult(repositories=[name])
     path = f"/v2/{quote(name, safe='/')}/tags/list"
     tags: list[str] = []
@@ -204,7 +214,8 @@ def crawl_repository(client: RegistryClient, name: str) -> JobResult:
                 raise ApiProblem(path, "invalid_response", "`tags` is not a list of names")
             tags += listed
     except ApiProblem as p:
-        result.errors.append(CrawlError(name, p.path, p.kind, p.message))
+        if not (listed and p.status == 404 and p.code == "NAME_UNKNOWN"):
+            result.errors.append(CrawlError(name, p.path, p.kind, p.message))
     tags = list(dict.fromkeys(tags))
     state = RepositoryState(name)
     batches = [tags[i : i + TAGS_PER_JOB] for i in range(0, len(tags), TAGS_PER_JOB)] or [[]]

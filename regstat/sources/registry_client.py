@@ -41,12 +41,13 @@ _NEXT = re.compile(r';\s*rel\s*=\s*"?next"?', re.IGNORECASE)
 class ApiProblem(Exception):
     """A request that failed in a way the crawl records (`kind`, as in snapshot.json errors)."""
 
-    def __init__(self, path: str, kind: str, message: str, status: int | None = None) -> None:
+    def __init__(self, path: str, kind: str, message: str, status: int | None = None, code: str = "") -> None:
         super().__init__(message)
         self.path = path
         self.kind = kind
         self.message = message
         self.status = status
+        self.code = code  # the registry's error code (NAME_UNKNOWN, …), if it gave one
 
 
 def repository_scope(name: str) -> str:
@@ -125,9 +126,9 @@ class RegistryClient:
             kind, text = "denied", f"access denied ({response.status}) with {self.auth.identity()}"
         else:
             kind, text = "read_error", f"answered {response.status} {response.reason}"
-        detail = _registry_error(response.body)
-        message = f"{what}{': ' if what else ''}{text}{f' ({detail})' if detail else ''}"
-        return ApiProblem(path, kind, self.scrub(message), response.status)
+        code, detail = _registry_error(response.body)
+        message = f"{what}{': ' if what else ''}{text}{f' ({code}: {detail})' if code or detail else ''}"
+        return ApiProblem(path, kind, self.scrub(message), response.status, code)
 
     # -- the API
 
@@ -227,11 +228,10 @@ def _b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _registry_error(body: bytes) -> str:
-    """`CODE: message` from a registry's JSON error body, short; never the raw body."""
+def _registry_error(body: bytes) -> tuple[str, str]:
+    """(code, message) of a registry's JSON error body, short; never the raw body."""
     try:
-        errors = json.loads(body).get("errors") or []
-        first = errors[0]
-        return f"{first.get('code', '')}: {first.get('message', '')}"[:200]
+        first = (json.loads(body).get("errors") or [])[0]
+        return str(first.get("code", ""))[:40], str(first.get("message", ""))[:160]
     except (ValueError, AttributeError, IndexError, TypeError):
-        return ""
+        return "", ""

@@ -42,6 +42,18 @@ def htpasswd_line(user: str, password: str) -> str:
     return done.stdout.strip() + "\n"
 
 
+def tls_certificate(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (openssl CLI): (cert, key)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cert, key = workdir / "tls.pem", workdir / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={LOOPBACK}",
+         "-addext", f"subjectAltName=IP:{LOOPBACK}", "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 

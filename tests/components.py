@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -105,8 +106,11 @@ def _log_tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-# Loopback requests must never go through a proxy configured in the environment.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# Loopback requests must never go through a proxy configured in the environment. Test
+# registries serving TLS use throwaway certificates: this client does not verify them.
+_OPENER = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ssl._create_unverified_context())
+)
 
 
 def _http_status(url: str) -> int | None:
@@ -289,7 +293,8 @@ class Registry:
     Storage is either a local directory (``root``, the directory that will hold
     ``docker/registry/v2``) or S3 (``s3``). Deletes are enabled. ``schema1`` enables pushing
     Docker schema 1 manifests (off by default, as in 2.8). ``auth`` is the registry's ``auth``
-    configuration (``{"htpasswd": {...}}`` or ``{"token": {...}}``); off by default. A registry
+    configuration (``{"htpasswd": {...}}`` or ``{"token": {...}}``); off by default. ``tls``
+    (certificate, key) serves HTTPS. A registry
     with auth can share ``root`` with one without, which is how tests fill it: this class's
     HTTP client and skopeo send no credentials.
     """
@@ -302,6 +307,7 @@ class Registry:
         workdir: Path | None = None,
         schema1: bool = False,
         auth: Mapping[str, object] | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         if (root is None) == (s3 is None):
             raise ValueError("give exactly one of root= and s3=")
@@ -309,6 +315,7 @@ class Registry:
         self.s3 = s3
         self.schema1 = schema1
         self.auth = dict(auth) if auth else None
+        self.tls = tls  # (certificate, key): serve HTTPS
         self._workdir = workdir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._process: _Process | None = None
@@ -320,7 +327,7 @@ class Registry:
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{LOOPBACK}:{self.port}"
 
     @property
     def host(self) -> str:
@@ -353,6 +360,8 @@ class Registry:
             config["compatibility"] = {"schema1": {"enabled": True}}
         if self.auth:
             config["auth"] = self.auth
+        if self.tls:
+            config["http"]["tls"] = {"certificate": str(self.tls[0]), "key": str(self.tls[1])}  # type: ignore[index]
         return config
 
     def start(self) -> "Registry":

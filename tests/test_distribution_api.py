@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from api_components import DROP, FaultProxy, TokenServer, htpasswd_line
+from api_components import DROP, FaultProxy, TokenServer, htpasswd_line, tls_certificate
 from components import Registry, free_port, isolated_env
 from conftest import require_tools
 from expected import Populated
@@ -128,9 +128,11 @@ def baseline(populated_fs: Populated, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @contextlib.contextmanager
-def _same_storage(populated: Populated, workdir: Path, auth: dict[str, object]) -> Iterator[Registry]:
-    """A second registry process, with auth, serving the populated registry's storage tree."""
-    registry = Registry(root=populated.registry.root, workdir=workdir, auth=auth)
+def _same_storage(
+    populated: Populated, workdir: Path, auth: dict[str, object] | None = None, tls: tuple[Path, Path] | None = None
+) -> Iterator[Registry]:
+    """A second registry process, with auth or TLS, serving the populated registry's storage tree."""
+    registry = Registry(root=populated.registry.root, workdir=workdir, auth=auth, tls=tls)
     registry.start()
     try:
         yield registry
@@ -408,6 +410,19 @@ def test_unreachable_or_unsafe_sources_are_refused(tmp_path: Path) -> None:
     refused(api_crawl("http://registry.invalid:5000", out), out, "refusing plain HTTP", "--insecure")
     line = refused(api_crawl("https://someone:hunter2-secret@registry.invalid", out), out, "--username")
     assert "hunter2" not in line
+
+
+def test_tls_is_verified_unless_insecure(populated_fs: Populated, baseline: dict, tmp_path: Path) -> None:
+    require_tools("openssl")
+    cert, key = tls_certificate(tmp_path / "tls")
+    with _same_storage(populated_fs, tmp_path / "registry", tls=(cert, key)) as registry:
+        assert registry.url.startswith("https://")
+        out = tmp_path / "snap"
+        refused(api_crawl(registry.url, out), out, "TLS verification failed")
+        for name, args in [("ca-file", ("--ca-file", str(cert))), ("insecure", ("--insecure",))]:
+            out = tmp_path / name
+            crawled(api_crawl(registry.url, out, *args), out)
+            assert tables(out) == baseline, name
 
 
 # --- authentication ---------------------------------------------------------------------------

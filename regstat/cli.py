@@ -74,7 +74,7 @@ def main() -> None:
     is_flag=True,
     help="Read every _layers link file, not only check its size (one more read per layer link).",
 )
-@click.option("--endpoint-url", metavar="URL", help="S3 endpoint (MinIO, Ceph, moto). Default: AWS_ENDPOINT_URL, else AWS.")
+@click.option("--endpoint-url", metavar="URL", help="S3 or ECR endpoint (MinIO, Ceph, moto). Default: AWS_ENDPOINT_URL, else AWS.")
 @click.option("--username", metavar="NAME", help="Registry API: user for basic or token auth.")
 @click.option(
     "--password-stdin", is_flag=True, help="Registry API: read the password (or token) from standard input."

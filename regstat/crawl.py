@@ -133,7 +133,9 @@ class _Crawl:
             for future in done:
                 result = future.result()
                 self._record(result)
-                queue.extend(result.jobs)
+                # A job's own jobs go first (depth first): a repository's listing is finished
+                # before the next one is read, which keeps listings out of memory.
+                queue.extendleft(reversed(result.jobs))
 
     def _record(self, result: JobResult) -> None:
         for table, rows in result.rows.items():

@@ -31,6 +31,11 @@ def _fail(error: RegstatError) -> NoReturn:
     sys.exit(error.exit_code)
 
 
+def _count(n: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n:,} {noun if n == 1 else plural}"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="regstat")
 def main() -> None:
@@ -160,12 +165,16 @@ def crawl_command(
     meta = result.metadata
     counts = meta["counts"]
     state = "complete" if meta["complete"] else ("partial" if not meta["errors"] else "INCOMPLETE")
-    click.echo(
-        f"regstat: {state} snapshot {result.path}: {counts['repositories']:,} repositories, "
-        f"{counts['manifests']:,} manifests, {counts['blobs']:,} blobs, {len(meta['errors']):,} errors "
-        f"in {reporter.elapsed:.1f}s",
-        err=True,
+    summary = ", ".join(
+        _count(n, noun)
+        for n, noun in (
+            (counts["repositories"], "repository"),
+            (counts["manifests"], "manifest"),
+            (counts["blobs"], "blob"),
+            (len(meta["errors"]), "error"),
+        )
     )
+    click.echo(f"regstat: {state} snapshot {result.path}: {summary} in {reporter.elapsed:.1f}s", err=True)
     if meta["errors"]:
         for error in meta["errors"][:5]:
             click.echo(f"  {error['kind']}: {error['repository'] or '-'}: {error['path']}: {error['message']}", err=True)

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 from ..errors import CrawlError, SourceError
 from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest
 from .base import CrawlOptions, Job, JobResult, ManifestResult
+from .storage import read_fd
 from .storage_jobs import parse_or_record
 from .storage_layout import valid_repository_name
 
@@ -375,14 +376,7 @@ def read_file(location: str, path: str, limit: int) -> tuple[bytes, int]:
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
-        chunks = []
-        while limit > 0:
-            chunk = os.read(fd, limit)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            limit -= len(chunk)
-        return b"".join(chunks), status.st_mtime_ns // 1000
+        return read_fd(fd, limit), status.st_mtime_ns // 1000
     finally:
         os.close(fd)
 

@@ -131,16 +131,21 @@ class FilesystemStorage:
         # O_NOFOLLOW: a symlink planted in the tree must not make us read outside it.
         fd = os.open(self._local(path), os.O_RDONLY | _NOFOLLOW)
         try:
-            chunks = []
-            while limit > 0:
-                chunk = os.read(fd, limit)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                limit -= len(chunk)
-            return b"".join(chunks)
+            return read_fd(fd, limit)
         finally:
             os.close(fd)
+
+
+def read_fd(fd: int, limit: int) -> bytes:
+    """At most `limit` bytes from an open file (os.read may return fewer than asked)."""
+    chunks = []
+    while limit > 0:
+        chunk = os.read(fd, limit)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        limit -= len(chunk)
+    return b"".join(chunks)
 
 
 def open_storage(source: str, *, endpoint_url: str | None = None, concurrency: int | None = None) -> Storage:

@@ -1,12 +1,17 @@
-"""DuckDB over a snapshot: every table available by name, plus `errors` from snapshot.json."""
+"""DuckDB over a snapshot: every table available by name, plus `errors` from snapshot.json,
+the table `reachable` (regstat.reachability) and the analysis views of `sql/` (VIEWS)."""
 
 from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
 
+from . import queries, reachability
 from .errors import RegstatError
 from .snapshot import Snapshot
+
+# The analysis views, one `sql/NAME.sql` each, created in this order (DESIGN.md "Definitions").
+VIEWS = ("orphaned_manifests", "unreferenced_blobs", "layer_sharing", "dedup_summary", "repository_usage")
 
 _ERRORS_SCHEMA = pa.schema(
     [("repository", pa.string()), ("path", pa.string()), ("kind", pa.string()), ("message", pa.string())]
@@ -18,7 +23,8 @@ class QueryError(RegstatError):
 
 
 def connect(snapshot: Snapshot, *, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with a view per snapshot table."""
+    """An in-memory DuckDB connection with a view per snapshot table, `errors`, the table
+    `reachable` and the analysis views (VIEWS)."""
     config = {"memory_limit": memory_limit} if memory_limit else {}
     con = duckdb.connect(config=config)
     for name, glob in snapshot.tables():
@@ -26,6 +32,9 @@ def connect(snapshot: Snapshot, *, memory_limit: str | None = None) -> duckdb.Du
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{_quote(glob)}')")
     errors = pa.Table.from_pylist(snapshot.errors, schema=_ERRORS_SCHEMA)
     con.register("errors", errors)
+    reachability.materialise(con)
+    for name in VIEWS:
+        con.execute(f"CREATE VIEW {name} AS {queries.load(name).strip().rstrip(';')}")
     return con
 
 

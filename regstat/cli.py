@@ -199,14 +199,18 @@ def sql_command(snapshot: str, sql: str, fmt: str, memory_limit: str | None) -> 
     """Run a DuckDB SQL query over SNAPSHOT.
 
     Every snapshot table is a view by its name: repositories, tags, manifests, descriptors,
-    blobs, repository_blobs, uploads; and `errors` holds the crawl's recorded errors. SQL
-    `-` reads the query from standard input. --format json prints one JSON array of objects.
+    blobs, repository_blobs, uploads; and `errors` holds the crawl's recorded errors. The
+    table `reachable` holds the manifests tags reach, and the analysis views are
+    orphaned_manifests, unreferenced_blobs, layer_sharing, dedup_summary and
+    repository_usage. SQL `-` reads the query from standard input. --format json prints one
+    JSON array of objects.
 
     \b
     Examples:
       regstat sql snap "SELECT repository, count(*) FROM tags GROUP BY 1"
       regstat sql snap "SELECT * FROM manifests WHERE subject_digest IS NOT NULL" -f json
       echo "SELECT sum(size) FROM blobs WHERE stored" | regstat sql snap -
+      regstat sql snap "SELECT * FROM orphaned_manifests"
     """
     if sql == "-":
         sql = sys.stdin.read()

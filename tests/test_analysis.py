@@ -1,0 +1,462 @@
+"""The analysis SQL: portable (sqlglot, three dialects), and exact against independent Python.
+
+The expected values here are computed in Python straight from the Parquet tables (or the rows
+written for a fake snapshot), from DESIGN.md's definitions, never by re-running the SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlglot
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlglot import exp
+
+from regstat import analysis, reachability
+from regstat.cli import main
+from regstat.errors import EXIT_OK
+from regstat.reachability import ReachabilityError
+from regstat.snapshot import FORMAT, SCHEMA_VERSION, SCHEMAS, TABLES, Snapshot
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+NAMES = json.loads((SAMPLE / "EXPECTED.json").read_text())["names"]
+SQL_FILES = sorted(p for p in resources.files("regstat.sql").iterdir() if p.name.endswith(".sql"))
+DIALECTS = ("duckdb", "spark", "trino")
+
+
+# --- portability ------------------------------------------------------------------------------
+
+_FORBIDDEN_FUNCTIONS = {"any_value", "arg_max", "arg_min", "hash", "read_parquet", "read_csv", "list", "struct_pack"}
+
+
+def _strip_comments(sql: str) -> str:
+    return re.sub(r"--[^\n]*", "", sql)
+
+
+def portability_problems(sql: str, dialect: str) -> list[str]:
+    """What in `sql` is not portable DuckDB / Spark SQL / Trino (DESIGN.md "Portable SQL")."""
+    problems = []
+    body = _strip_comments(sql)
+    if "::" in body:
+        problems.append("'::' cast")
+    if not re.match(r"\s*(SELECT|WITH)\b", body, re.IGNORECASE):
+        problems.append("not a plain SELECT (FROM-first?)")
+    if re.search(r"\.parquet|'/", body):
+        problems.append("a file path")
+    tree = sqlglot.parse_one(sql, read=dialect)
+    for node in tree.walk():
+        if isinstance(node, exp.With) and node.args.get("recursive"):
+            problems.append("WITH RECURSIVE")
+        elif isinstance(node, exp.Qualify):
+            problems.append("QUALIFY")
+        elif isinstance(node, exp.Group) and node.args.get("all"):
+            problems.append("GROUP BY ALL")
+        elif isinstance(node, exp.Star) and any(node.args.get(k) for k in ("except", "except_", "replace", "rename")):
+            problems.append("* EXCLUDE / REPLACE")
+        elif isinstance(node, (exp.AnyValue, exp.ArgMax, exp.ArgMin, exp.Array, exp.Struct, exp.Map)):
+            problems.append(type(node).__name__)
+        elif isinstance(node, (exp.Anonymous, exp.Func)) and _function_name(node) in _FORBIDDEN_FUNCTIONS:
+            problems.append(_function_name(node))
+        elif isinstance(node, exp.Div) and not any(isinstance(side, exp.Cast) for side in (node.left, node.right)):
+            problems.append("'/' without a cast")
+        elif isinstance(node, exp.Select):
+            distinct_counts = [
+                c
+                for c in node.find_all(exp.Count)
+                if isinstance(c.this, exp.Distinct) and c.find_ancestor(exp.Select) is node
+            ]
+            if len(distinct_counts) > 1:
+                problems.append("several COUNT(DISTINCT ...) in one SELECT")
+    return problems
+
+
+def _function_name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).lower()
+    return node.sql_name().lower()
+
+
+@pytest.mark.parametrize("path", SQL_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_sql_files_round_trip_and_stay_portable(path, dialect: str) -> None:
+    sql = path.read_text()
+    trees = sqlglot.parse(sql, read=dialect)
+    assert len([t for t in trees if t is not None]) == 1, "one statement per file"
+    tree = trees[0]
+    generated = tree.sql(dialect=dialect)
+    again = sqlglot.parse_one(generated, read=dialect)
+    # Equal trees: nothing the dialect could not express was dropped or rewritten.
+    assert again == tree
+    assert again.sql(dialect=dialect) == generated
+    assert portability_problems(sql, dialect) == []
+
+
+@pytest.mark.parametrize(
+    "sql, problem",
+    [
+        ("WITH RECURSIVE r AS (SELECT 1 AS x) SELECT x FROM r", "WITH RECURSIVE"),
+        ("SELECT a FROM t QUALIFY row_number() OVER (ORDER BY a) = 1", "QUALIFY"),
+        ("SELECT a, count(*) FROM t GROUP BY ALL", "GROUP BY ALL"),
+        ("SELECT * EXCLUDE (a) FROM t", "* EXCLUDE / REPLACE"),
+        ("SELECT a::BIGINT FROM t", "'::' cast"),
+        ("SELECT any_value(a) FROM t", "AnyValue"),
+        ("SELECT arg_max(a, b) FROM t", "ArgMax"),
+        ("SELECT hash(a) FROM t", "hash"),
+        ("SELECT a FROM read_parquet('x/*.parquet')", "a file path"),
+        ("SELECT count(DISTINCT a), count(DISTINCT b) FROM t", "several COUNT(DISTINCT ...) in one SELECT"),
+        ("SELECT a / b FROM t", "'/' without a cast"),
+        ("SELECT [a, b] AS l FROM t", "Array"),
+        ("FROM t SELECT a", "not a plain SELECT (FROM-first?)"),
+    ],
+)
+def test_portability_check_catches(sql: str, problem: str) -> None:
+    assert problem in portability_problems(sql, "duckdb")
+
+
+# --- an independent implementation of DESIGN.md's definitions --------------------------------
+
+
+class Model:
+    """The definitions of DESIGN.md over plain rows (dicts shaped like the snapshot tables)."""
+
+    def __init__(self, tables: dict[str, list[dict]]) -> None:
+        self.tables = tables
+        self.present = {(m["repository"], m["digest"]) for m in tables["manifests"]}
+        self.blob_size = {b["digest"]: b["size"] for b in tables["blobs"]}
+        # pair -> blobs it keeps alive: its own manifest blob, config, layers, index children
+        self.refs: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self.layers: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self.children: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for m in tables["manifests"]:
+            self.refs[(m["repository"], m["digest"])].add(m["digest"])
+        for d in tables["descriptors"]:
+            pair = (d["repository"], d["manifest_digest"])
+            if d["role"] in ("config", "layer", "manifest"):
+                self.refs[pair].add(d["digest"])
+            if d["role"] in ("config", "layer"):
+                self.layers[pair].add(d["digest"])
+            if d["role"] == "manifest":
+                self.children[pair].add(d["digest"])
+
+    def size(self, digest: str) -> int:
+        return self.blob_size[digest]
+
+    def reachable(self) -> dict[tuple[str, str], int]:
+        """(repository, digest) -> steps from the nearest tag, by a plain fixed point."""
+        depth = {(t["repository"], t["digest"]): 0 for t in self.tables["tags"]}
+        depth = {k: v for k, v in depth.items() if k in self.present}
+        changed = True
+        while changed:
+            changed = False
+            for repo, digest in sorted(self.present):
+                candidates = [
+                    depth[(repo, parent)] + 1
+                    for (r, parent), kids in self.children.items()
+                    if r == repo and digest in kids and (repo, parent) in depth
+                ]
+                subject = self._subject(repo, digest)
+                if subject is not None and (repo, subject) in depth:
+                    candidates.append(depth[(repo, subject)] + 1)
+                if candidates and min(candidates) < depth.get((repo, digest), 1 << 30):
+                    depth[(repo, digest)] = min(candidates)
+                    changed = True
+        return depth
+
+    def _subject(self, repo: str, digest: str) -> str | None:
+        for m in self.tables["manifests"]:
+            if m["repository"] == repo and m["digest"] == digest:
+                return m["subject_digest"]
+        return None
+
+    def orphans(self) -> set[tuple[str, str]]:
+        return self.present - set(self.reachable())
+
+    def exclusive_bytes(self, pairs: set[tuple[str, str]]) -> int:
+        inside = set().union(*(self.refs[p] for p in pairs)) if pairs else set()
+        outside = set().union(*(blobs for p, blobs in self.refs.items() if p not in pairs))
+        return sum(self.size(b) for b in inside - outside)
+
+    def layer_sharing(self) -> dict[str, tuple[int, int, int, int]]:
+        """digest -> (size, manifests, repositories, savings_bytes)."""
+        pairs_of: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for pair, blobs in self.layers.items():
+            for b in blobs:
+                pairs_of[b].add(pair)
+        return {
+            b: (self.size(b), len(ps), len({r for r, _ in ps}), self.size(b) * (len(ps) - 1))
+            for b, ps in pairs_of.items()
+        }
+
+    def dedup_summary(self) -> tuple[int, int, int]:
+        physical = sum(b["size"] for b in self.tables["blobs"] if b["stored"])
+        logical = sum(self.size(b) for blobs in self.layers.values() for b in blobs)
+        savings = sum(s for _, _, _, s in self.layer_sharing().values())
+        return physical, logical, savings
+
+    def unreferenced_blobs(self) -> set[str]:
+        named = {d["digest"] for d in self.tables["descriptors"] if d["role"] in ("config", "layer", "manifest")}
+        manifests = {digest for _, digest in self.present}
+        return {b["digest"] for b in self.tables["blobs"] if b["stored"]} - named - manifests
+
+    def repository_usage(self) -> dict[str, tuple[int, ...]]:
+        orphans = self.orphans()
+        usage = {}
+        for r in (row["repository"] for row in self.tables["repositories"]):
+            pairs = {p for p in self.present if p[0] == r}
+            referenced = set().union(*(self.refs[p] for p in pairs)) if pairs else set()
+            exclusive = self.exclusive_bytes(pairs)
+            usage[r] = (
+                sum(1 for t in self.tables["tags"] if t["repository"] == r),
+                len(pairs),
+                len(pairs & orphans),
+                sum(self.size(b) for p in pairs for b in self.layers[p]),
+                exclusive,
+                sum(self.size(b) for b in referenced) - exclusive,
+                self.exclusive_bytes(pairs & orphans),
+            )
+        return usage
+
+
+def rows(con, sql: str) -> list[tuple]:
+    return con.execute(sql).fetchall()
+
+
+# --- the sample registry -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("snap") / "s"
+    result = CliRunner().invoke(main, ["crawl", str(SAMPLE), "--output", str(out)])
+    assert result.exit_code == EXIT_OK, result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample_model(sample: Path) -> Model:
+    return Model({name: pq.read_table(sample / name).to_pylist() for name in TABLES})
+
+
+@pytest.fixture()
+def sample_con(sample: Path):
+    con = analysis.connect(Snapshot.open(sample))
+    yield con
+    con.close()
+
+
+def test_sample_orphans(sample_con, sample_model: Model) -> None:
+    got = {(r, d): (reason, xb) for r, d, reason, xb in rows(
+        sample_con, "SELECT repository, digest, reason, exclusive_bytes FROM orphaned_manifests"
+    )}
+    # The overwritten apps/web manifest is the only orphan: tools/cli's untagged index
+    # children and apps/api's signature are reached.
+    assert set(got) == sample_model.orphans() == {("apps/web", NAMES["web_old"])}
+    reason, exclusive = got[("apps/web", NAMES["web_old"])]
+    assert reason == "untagged"
+    assert exclusive == sample_model.exclusive_bytes({("apps/web", NAMES["web_old"])})
+    assert exclusive > 557  # its manifest blob, plus the config and layer only it has
+    reached = {(r, d) for r, d in rows(sample_con, "SELECT repository, digest FROM reachable")}
+    assert ("apps/api", NAMES["signature"]) in reached
+    assert {d for r, d in reached if r == "tools/cli"} >= sample_model.children[("tools/cli", NAMES["cli_index"])]
+
+
+def test_sample_reachable_depths(sample_con, sample_model: Model) -> None:
+    got = {(r, d): depth for r, d, depth in rows(sample_con, "SELECT repository, digest, depth FROM reachable")}
+    assert got == sample_model.reachable()
+    assert len(got) == len(set(got))
+
+
+def test_sample_unreferenced_blobs(sample_con, sample_model: Model) -> None:
+    got = dict(rows(sample_con, "SELECT digest, size FROM unreferenced_blobs"))
+    assert set(got) == sample_model.unreferenced_blobs()
+    assert {NAMES["unreferenced_blob"], NAMES["web_deleted"]} <= set(got)
+    assert all(got[d] == sample_model.size(d) for d in got)
+
+
+def test_sample_layer_sharing_and_dedup(sample_con, sample_model: Model) -> None:
+    got = {r[0]: tuple(r[1:]) for r in rows(
+        sample_con, "SELECT digest, size, manifests, repositories, savings_bytes FROM layer_sharing"
+    )}
+    assert got == sample_model.layer_sharing()
+    base = got[NAMES["base_layer"]]
+    assert base[1:3] == (4, 3)  # alpine, api, web's two images: 4 manifests in 3 repositories
+    assert rows(sample_con, "SELECT physical_bytes, logical_bytes, dedup_savings_bytes FROM dedup_summary") == [
+        sample_model.dedup_summary()
+    ]
+    media = dict(rows(sample_con, "SELECT digest, media_type FROM layer_sharing"))
+    assert all(media.values())
+
+
+def test_sample_repository_usage(sample_con, sample_model: Model) -> None:
+    got = {r[0]: tuple(r[1:]) for r in rows(
+        sample_con,
+        "SELECT repository, tags, manifests, orphaned_manifests, logical_bytes, exclusive_bytes, shared_bytes,"
+        " orphaned_bytes FROM repository_usage",
+    )}
+    assert got == sample_model.repository_usage()
+    assert got["apps/web"][2] == 1 and got["tools/cli"][1:3] == (6, 0)
+
+
+def test_views_by_name_in_regstat_sql(sample: Path) -> None:
+    for view in analysis.VIEWS:
+        result = CliRunner().invoke(main, ["sql", str(sample), f"SELECT count(*) AS n FROM {view}", "-f", "json"])
+        assert result.exit_code == 0, result.stderr
+    help_text = CliRunner().invoke(main, ["sql", "--help"]).stdout
+    assert all(view in help_text for view in analysis.VIEWS)
+
+
+# --- fake snapshots: random registry graphs ----------------------------------------------------
+
+MANIFESTS = [f"sha256:m{i}" for i in range(7)]
+BLOBS = [f"sha256:b{i}" for i in range(5)]
+REPOS = ["a", "b/c", "d"]
+
+
+def write_snapshot(path: Path, tables: dict[str, list[dict]]) -> Snapshot:
+    path.mkdir(parents=True)
+    for name in TABLES:
+        (path / name).mkdir()
+        table = pa.Table.from_pylist(tables.get(name, []), schema=SCHEMAS[name])
+        pq.write_table(table, path / name / "part-00000.parquet")
+    meta = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "regstat_version": "test",
+        "id": "20260101T000000Z-00000000",
+        "source": {"kind": "storage-layout", "driver": "filesystem", "location": "/fake"},
+        "capabilities": {
+            "untagged_manifests": True,
+            "unreferenced_blobs": True,
+            "stored_blob_sizes": True,
+            "push_times": None,
+            "pull_times": None,
+            "locks": None,
+        },
+        "started_at": "2026-01-01T00:00:00Z",
+        "finished_at": "2026-01-01T00:00:01Z",
+        "complete": True,
+        "partial": False,
+        "repository_filter": [],
+        "incomplete_repositories": [],
+        "errors": [],
+        "counts": {name: len(tables.get(name, [])) for name in TABLES},
+    }
+    (path / "snapshot.json").write_text(json.dumps(meta))
+    return Snapshot.open(path)
+
+
+def build(contents: dict[str, dict], holdings: dict[str, list[str]], tagged: dict[str, list[str]]) -> dict:
+    """Rows for a registry: `contents` gives each manifest digest's content (the same in every
+    repository, as content addressing demands), `holdings` which repository holds which."""
+    tables: dict[str, list[dict]] = {name: [] for name in TABLES}
+    sizes = {d: 100 + i for i, d in enumerate(MANIFESTS)} | {b: 1000 * (i + 1) for i, b in enumerate(BLOBS)}
+    for repo in sorted(holdings):
+        tables["repositories"].append({"repository": repo, "complete": True, "error_count": 0})
+        for digest in sorted(set(holdings[repo])):
+            c = contents[digest]
+            tables["manifests"].append(
+                {"repository": repo, "digest": digest, "media_type": "x", "size": sizes[digest],
+                 "subject_digest": c["subject"], "status": "ok"}
+            )
+            roles = [("manifest", k) for k in c["children"]] + [("layer", b) for b in c["layers"]]
+            roles += [("config", c["config"])] if c["config"] else []
+            roles += [("subject", c["subject"])] if c["subject"] else []
+            for position, (role, target) in enumerate(roles):
+                tables["descriptors"].append(
+                    {"repository": repo, "manifest_digest": digest, "role": role, "position": position,
+                     "digest": target, "media_type": f"type/{role}", "size": sizes[target]}
+                )
+        for i, digest in enumerate(sorted(set(tagged.get(repo, [])))):
+            tables["tags"].append({"repository": repo, "tag": f"t{i}", "digest": digest})
+    for digest, size in sizes.items():
+        tables["blobs"].append({"digest": digest, "size": size, "stored": digest != BLOBS[-1]})
+    return tables
+
+
+@st.composite
+def registries(draw) -> dict:
+    contents = {
+        d: {
+            "children": draw(st.lists(st.sampled_from(MANIFESTS), max_size=3, unique=True)),
+            "subject": draw(st.none() | st.sampled_from(MANIFESTS)),
+            "config": draw(st.none() | st.sampled_from(BLOBS)),
+            "layers": draw(st.lists(st.sampled_from(BLOBS), max_size=3)),  # repeats allowed
+        }
+        for d in MANIFESTS
+    }
+    repos = draw(st.lists(st.sampled_from(REPOS), min_size=1, max_size=3, unique=True))
+    holdings = {r: draw(st.lists(st.sampled_from(MANIFESTS), max_size=7, unique=True)) for r in repos}
+    tagged = {r: draw(st.lists(st.sampled_from(MANIFESTS), max_size=3, unique=True)) for r in repos}  # may dangle
+    return build(contents, holdings, tagged)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tables=registries())
+def test_random_graphs_agree_with_the_python_fixed_point(tables: dict, tmp_path_factory) -> None:
+    snapshot = write_snapshot(tmp_path_factory.mktemp("fake") / "s", tables)
+    model = Model(tables)
+    con = analysis.connect(snapshot)
+    try:
+        got = {(r, d): depth for r, d, depth in rows(con, "SELECT repository, digest, depth FROM reachable")}
+        assert len(got) == len(rows(con, "SELECT 1 FROM reachable"))  # one row per manifest
+        assert got == model.reachable()
+        orphans = {(r, d): x for r, d, x in rows(con, "SELECT repository, digest, exclusive_bytes FROM orphaned_manifests")}
+        assert set(orphans) == model.orphans()
+        assert all(x == model.exclusive_bytes({p}) for p, x in orphans.items())
+        assert set(d for (d,) in rows(con, "SELECT digest FROM unreferenced_blobs")) == model.unreferenced_blobs()
+        sharing = {r[0]: tuple(r[1:]) for r in rows(
+            con, "SELECT digest, size, manifests, repositories, savings_bytes FROM layer_sharing"
+        )}
+        assert sharing == model.layer_sharing()
+        assert rows(con, "SELECT physical_bytes, logical_bytes, dedup_savings_bytes FROM dedup_summary") == [
+            model.dedup_summary()
+        ]
+        usage = {r[0]: tuple(r[1:]) for r in rows(
+            con,
+            "SELECT repository, tags, manifests, orphaned_manifests, logical_bytes, exclusive_bytes,"
+            " shared_bytes, orphaned_bytes FROM repository_usage",
+        )}
+        assert usage == model.repository_usage()
+    finally:
+        con.close()
+
+
+def _content(children=(), subject=None) -> dict:
+    return {"children": list(children), "subject": subject, "config": None, "layers": []}
+
+
+def test_nested_indexes_referrers_of_referrers_and_cycles(tmp_path: Path) -> None:
+    m = MANIFESTS
+    contents = {d: _content() for d in MANIFESTS}
+    contents[m[0]] = _content(children=[m[1]])  # tagged index -> nested index -> image
+    contents[m[1]] = _content(children=[m[2]])
+    contents[m[3]] = _content(subject=m[2])  # signature of the image
+    contents[m[4]] = _content(subject=m[3])  # attestation of the signature
+    contents[m[5]] = _content(children=[m[6]])  # untagged cycle: orphaned, and terminates
+    contents[m[6]] = _content(children=[m[5]])
+    tables = build(contents, {"a": list(MANIFESTS)}, {"a": [m[0]]})
+    con = analysis.connect(write_snapshot(tmp_path / "s", tables))
+    got = {d: (depth, via) for _, d, depth, via in rows(con, "SELECT repository, digest, depth, via FROM reachable")}
+    assert got == {m[0]: (0, "tag"), m[1]: (1, "index"), m[2]: (2, "index"), m[3]: (3, "referrer"),
+                   m[4]: (4, "referrer")}
+    reasons = dict(rows(con, "SELECT digest, reason FROM orphaned_manifests"))
+    assert reasons == {m[5]: "child of orphaned index", m[6]: "child of orphaned index"}
+
+
+def test_depth_bound_is_an_error_never_a_truncation(tmp_path: Path) -> None:
+    m = MANIFESTS
+    contents = {d: _content(children=[m[i + 1]] if i + 1 < len(m) else []) for i, d in enumerate(m)}
+    tables = build(contents, {"a": list(m)}, {"a": [m[0]]})
+    con = analysis.connect(write_snapshot(tmp_path / "s", tables))  # the chain is 6 steps deep
+    assert reachability.materialise(con, max_depth=6) == 6
+    with pytest.raises(ReachabilityError, match="after 5 steps"):
+        reachability.materialise(con, max_depth=5)

@@ -1,0 +1,225 @@
+"""`regstat report`: the numbers of a snapshot, as one `Report` object.
+
+`build_report()` runs the analysis views (regstat.analysis) and the report queries of `sql/`
+(orphaned_summary, orphaned_by_repository, blob_totals, sharing_histogram, largest_layers,
+most_shared_layers) over a snapshot. The renderings (regstat.report_render for text, markdown
+and JSON, regstat.report_html for HTML) only format what is here.
+
+What the source could not see is never a zero: a figure the snapshot's capabilities rule out
+is None, with the reason in `unknown`; a figure computed from descriptor sizes where stored
+sizes were invisible keeps its value, with the reason in `estimates`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from . import analysis, queries
+from .snapshot import Snapshot
+
+FORMAT = "regstat.report/1"
+DEFAULT_TOP = 10
+
+# Figures that need untagged manifests, and those that need stored blobs, to be seen at all.
+ORPHAN_FIGURES = ("orphaned_manifests", "orphaned_blobs", "orphaned_manifest_bytes")
+UNREFERENCED_FIGURES = ("unreferenced_blobs", "unreferenced_blob_bytes")
+SUMMARY_FIGURES = (
+    "physical_bytes",
+    "logical_bytes",
+    "dedup_savings_bytes",
+    *ORPHAN_FIGURES,
+    *UNREFERENCED_FIGURES,
+)
+
+_NO_UNTAGGED = (
+    "the source ({kind}) cannot see untagged manifests, so orphaned manifests and what they hold are unknown"
+)
+_NO_STORED = "the source ({kind}) cannot see stored blobs, so blobs no manifest references are unknown"
+_NO_SIZES = (
+    "the source ({kind}) cannot see stored blobs: the sum of the distinct blobs that descriptors name "
+    "(blobs only untagged manifests reference are missing from it)"
+)
+_SIZES_FOR_ORPHANS = (
+    "blob sizes come from descriptors, and the registry ({kind}) frees blobs itself: what it frees may differ"
+)
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything `regstat report` shows, from one snapshot.
+
+    `summary` holds SUMMARY_FIGURES (None where unknown); `unknown` and `estimates` map a
+    figure's name to why it is unknown or estimated; `warnings` say what the snapshot lacks
+    (errors, a --repository filter, manifests that did not parse).
+    """
+
+    snapshot: dict[str, Any]
+    summary: dict[str, int | None]
+    unknown: dict[str, str]
+    estimates: dict[str, str]
+    warnings: list[str]
+    repositories: list[dict[str, Any]]
+    sharing_histogram: list[dict[str, int]]
+    largest_layers: list[dict[str, Any]]
+    most_shared_layers: list[dict[str, Any]]
+    orphaned_by_repository: list[dict[str, Any]] | None
+    top: int = DEFAULT_TOP
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.snapshot["complete"])
+
+    def to_json(self) -> dict[str, Any]:
+        """The `--format json` document: summary figures at the top level."""
+        return {
+            "format": FORMAT,
+            "snapshot": self.snapshot,
+            "complete": self.complete,
+            "warnings": self.warnings,
+            **self.summary,
+            "unknown": self.unknown,
+            "estimates": self.estimates,
+            "repositories": self.repositories,
+            "sharing_histogram": self.sharing_histogram,
+            "top": {
+                "n": self.top,
+                "largest_layers": self.largest_layers,
+                "most_shared_layers": self.most_shared_layers,
+                "orphaned_by_repository": self.orphaned_by_repository,
+            },
+        }
+
+
+def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: str | None = None) -> Report:
+    """Compute the report of `snapshot`; `top` bounds each top list."""
+    meta = snapshot.metadata
+    capabilities = meta.get("capabilities") or {}
+    kind = (meta.get("source") or {}).get("kind", "unknown")
+    sees_untagged = capabilities.get("untagged_manifests") is True
+    sees_stored = capabilities.get("unreferenced_blobs") is True
+    stored_sizes = capabilities.get("stored_blob_sizes") is True
+
+    con = analysis.connect(snapshot, memory_limit=memory_limit)
+    try:
+        dedup = _one(con, "SELECT physical_bytes, logical_bytes, dedup_savings_bytes FROM dedup_summary")
+        totals = _one(con, queries.load("blob_totals"))
+        orphaned = _one(con, queries.load("orphaned_summary"))
+        usage = _all(con, "SELECT * FROM repository_usage ORDER BY repository")
+        states = {r["repository"]: r for r in _all(con, "SELECT repository, complete, error_count FROM repositories")}
+        histogram = _all(con, queries.load("sharing_histogram"))
+        largest = _all(con, queries.load("largest_layers"), limit=top)
+        shared = _all(con, queries.load("most_shared_layers"), limit=top)
+        by_repository = _all(con, queries.load("orphaned_by_repository"), limit=top)
+    finally:
+        con.close()
+
+    summary: dict[str, int | None] = {
+        "physical_bytes": totals["stored_bytes"] if stored_sizes else totals["known_bytes"],
+        "logical_bytes": dedup["logical_bytes"],
+        "dedup_savings_bytes": dedup["dedup_savings_bytes"],
+        **{k: orphaned[k] for k in ORPHAN_FIGURES},
+        **{k: totals[k] for k in UNREFERENCED_FIGURES},
+    }
+    unknown: dict[str, str] = {}
+    estimates: dict[str, str] = {}
+    if not sees_untagged:
+        for name in ORPHAN_FIGURES:
+            summary[name] = None
+            unknown[name] = _NO_UNTAGGED.format(kind=kind)
+        for row in usage:
+            row["orphaned_manifests"] = row["orphaned_bytes"] = None
+        by_repository = None
+    elif not stored_sizes:
+        estimates["orphaned_manifest_bytes"] = _SIZES_FOR_ORPHANS.format(kind=kind)
+    if not sees_stored:
+        for name in UNREFERENCED_FIGURES:
+            summary[name] = None
+            unknown[name] = _NO_STORED.format(kind=kind)
+    if not stored_sizes:
+        estimates["physical_bytes"] = _NO_SIZES.format(kind=kind)
+    for row in usage:
+        state = states.get(row["repository"], {})
+        row["complete"] = state.get("complete")
+        row["error_count"] = state.get("error_count")
+
+    return Report(
+        snapshot=_identity(meta),
+        summary=summary,
+        unknown=unknown,
+        estimates=estimates,
+        warnings=_warnings(meta, totals["unparsed_manifests"] or 0),
+        repositories=usage,
+        sharing_histogram=histogram,
+        largest_layers=largest,
+        most_shared_layers=shared,
+        orphaned_by_repository=by_repository,
+        top=top,
+    )
+
+
+def _identity(meta: dict[str, Any]) -> dict[str, Any]:
+    errors = meta.get("errors") or []
+    return {
+        "id": meta.get("id"),
+        "source": meta.get("source"),
+        "capabilities": meta.get("capabilities"),
+        "taken_at": meta.get("finished_at"),
+        "started_at": meta.get("started_at"),
+        "finished_at": meta.get("finished_at"),
+        "complete": bool(meta.get("complete")),
+        "partial": bool(meta.get("partial")),
+        "repository_filter": list(meta.get("repository_filter") or []),
+        "incomplete_repositories": list(meta.get("incomplete_repositories") or []),
+        "errors": len(errors),
+        "error_kinds": _error_kinds(errors),
+        "regstat_version": meta.get("regstat_version"),
+    }
+
+
+def _error_kinds(errors: list[dict[str, Any]]) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for error in errors:
+        kinds[str(error.get("kind"))] = kinds.get(str(error.get("kind")), 0) + 1
+    return dict(sorted(kinds.items()))
+
+
+def _warnings(meta: dict[str, Any], unparsed: int) -> list[str]:
+    warnings = []
+    errors = meta.get("errors") or []
+    if errors:
+        bad = meta.get("incomplete_repositories") or []
+        where = f" in {len(bad)} repositor{'y' if len(bad) == 1 else 'ies'}" if bad else ""
+        warnings.append(
+            f"INCOMPLETE snapshot: the crawl recorded {len(errors)} error{'' if len(errors) == 1 else 's'}{where}; "
+            "the figures cover only what it could read (see errors in snapshot.json)"
+        )
+    elif not meta.get("complete"):
+        warnings.append("INCOMPLETE snapshot: snapshot.json does not mark it complete")
+    if meta.get("partial"):
+        globs = ", ".join(meta.get("repository_filter") or [])
+        warnings.append(
+            f"partial snapshot (--repository {globs}): registry-wide figures (exclusive, shared and "
+            "orphaned bytes) see only the crawled repositories"
+        )
+    if unparsed:
+        warnings.append(
+            f"{unparsed} manifest{' does' if unparsed == 1 else 's do'} not parse: what "
+            f"{'it references is' if unparsed == 1 else 'they reference is'} unknown, so blobs counted as "
+            "orphaned or unreferenced may still be in use"
+        )
+    return warnings
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
+    rows = _all(con, sql)
+    return rows[0]
+
+
+def _all(con: duckdb.DuckDBPyConnection, sql: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+    cursor = con.execute(sql.strip().rstrip(";"))
+    columns = [d[0] for d in cursor.description]
+    rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
+    return [dict(zip(columns, row)) for row in rows]

@@ -15,6 +15,8 @@ from .crawl import CrawlOptions, crawl
 from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
 from .progress import Progress
 from .render import rows_csv, rows_json, rows_table
+from .report import build_report
+from .report_render import render_report, write_atomically
 from .snapshot import Snapshot
 
 
@@ -220,3 +222,43 @@ def sql_command(snapshot: str, sql: str, fmt: str, memory_limit: str | None) -> 
         _fail(e)
     render = {"table": rows_table, "csv": rows_csv, "json": rows_json}[fmt]
     click.echo(render(columns, rows), nl=fmt == "json")
+
+
+@main.command("report")
+@click.argument("snapshot")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown", "html"]),
+    default="text",
+    show_default=True,
+)
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Rows in each top list.")
+@click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+def report_command(snapshot: str, fmt: str, output: str | None, top: int, memory_limit: str | None) -> None:
+    """Summarise SNAPSHOT: where the storage goes, what sharing saves, what can go.
+
+    Physical, logical and dedup-saved bytes; orphaned manifests and the bytes deleting all of
+    them would free; unreferenced blobs; per-repository usage; the largest and most shared
+    layers and orphaned space by repository. What the source could not see (the registry
+    API sees no untagged manifests, API and ECR no stored blobs) is shown as unknown or as
+    an estimate, never as zero; an incomplete snapshot is flagged. --format html writes one
+    self-contained page with charts.
+
+    \b
+    Examples:
+      regstat report snap
+      regstat report snap --format json | jq .orphaned_manifest_bytes
+      regstat report snap --format markdown --top 5
+      regstat report snap --format html --output report.html
+    """
+    try:
+        text = render_report(build_report(Snapshot.open(snapshot), top=top, memory_limit=memory_limit), fmt)
+        if output:
+            write_atomically(output, text)
+        else:
+            click.echo(text, nl=False)
+    except RegstatError as e:
+        _fail(e)

@@ -1,48 +1,113 @@
-"""DuckDB over a snapshot: every table available by name, plus `errors` from snapshot.json,
-the table `reachable` (regstat.reachability) and the analysis views of `sql/` (VIEWS)."""
+"""DuckDB over a snapshot: every table available by name, plus `errors` and `snapshot_info`
+from snapshot.json, the table `reachable` (regstat.reachability) and the analysis views of
+`sql/` (VIEWS).
+
+`regstat sql` only reads: a query must be one SELECT (or EXPLAIN of one); anything that could
+write (COPY, CREATE, INSERT, ATTACH, EXPORT, SET, ...) is refused before it runs, so a query
+can never change the snapshot, which stays immutable (docs/snapshot.md).
+"""
 
 from __future__ import annotations
+
+import re
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
 from . import queries, reachability
 from .errors import RegstatError
-from .snapshot import Snapshot
+from .snapshot import TABLES, Snapshot
 
-# The analysis views, one `sql/NAME.sql` each, created in this order (DESIGN.md "Definitions").
-VIEWS = ("orphaned_manifests", "unreferenced_blobs", "layer_sharing", "dedup_summary", "repository_usage")
+# The analysis views, one `sql/NAME.sql` each, created in this order (DESIGN.md "Definitions");
+# a view may use the ones before it.
+VIEWS = (
+    "orphaned_manifests",
+    "unreferenced_blobs",
+    "layer_sharing",
+    "dedup_summary",
+    "repository_usage",
+    "media_types",
+    "largest_layers",
+    "stale_uploads",
+)
 
+# Tables regstat adds to the snapshot's own: from snapshot.json, and reachability.
+EXTRA_TABLES = ("errors", "snapshot_info", reachability.TABLE)
+
+_TIME = pa.timestamp("us", tz="UTC")
 _ERRORS_SCHEMA = pa.schema(
     [("repository", pa.string()), ("path", pa.string()), ("kind", pa.string()), ("message", pa.string())]
+)
+# One row. taken_at is when the crawl finished: ages (stale_uploads) are measured to it.
+_INFO_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source_kind", pa.string()),
+        ("source_location", pa.string()),
+        ("started_at", _TIME),
+        ("taken_at", _TIME),
+        ("complete", pa.bool_()),
+        ("partial", pa.bool_()),
+    ]
 )
 
 
 class QueryError(RegstatError):
-    """A query DuckDB rejected or failed to run."""
+    """A query DuckDB rejected or failed to run, or one that would write."""
 
 
 def connect(snapshot: Snapshot, *, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with a view per snapshot table, `errors`, the table
-    `reachable` and the analysis views (VIEWS)."""
+    """An in-memory DuckDB connection with a view per snapshot table, `errors`,
+    `snapshot_info`, the table `reachable` and the analysis views (VIEWS)."""
     config = {"memory_limit": memory_limit} if memory_limit else {}
     con = duckdb.connect(config=config)
-    for name, glob in snapshot.tables():
-        # Paths are bound here, by Python, never inside the SQL files.
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{_quote(glob)}')")
-    errors = pa.Table.from_pylist(snapshot.errors, schema=_ERRORS_SCHEMA)
-    con.register("errors", errors)
-    reachability.materialise(con)
-    for name in VIEWS:
-        con.execute(f"CREATE VIEW {name} AS {queries.load(name).strip().rstrip(';')}")
+    bind(con, snapshot, materialise=False)
     return con
 
 
+def bind(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, *, materialise: bool) -> None:
+    """Create the snapshot's tables, the extra tables and the views in `con`: the snapshot
+    tables as views over its Parquet files, or, with `materialise`, as copies (a database
+    file that outlives the snapshot's path)."""
+    kind = "TABLE" if materialise else "VIEW"
+    for name, glob in snapshot.tables():
+        # Paths are bound here, by Python, never inside the SQL files.
+        con.execute(f"CREATE {kind} {name} AS SELECT * FROM read_parquet('{_quote(glob)}')")
+    for name, table in (("errors", errors_table(snapshot)), ("snapshot_info", info_table(snapshot))):
+        if materialise:
+            con.from_arrow(table).create(name)
+        else:
+            con.register(name, table)
+    reachability.materialise(con)
+    for name in VIEWS:
+        con.execute(f"CREATE VIEW {name} AS {queries.load(name).strip().rstrip(';')}")
+
+
+def errors_table(snapshot: Snapshot) -> pa.Table:
+    return pa.Table.from_pylist(snapshot.errors, schema=_ERRORS_SCHEMA)
+
+
+def info_table(snapshot: Snapshot) -> pa.Table:
+    meta = snapshot.metadata
+    source = meta.get("source") or {}
+    row = {
+        "id": meta.get("id"),
+        "source_kind": source.get("kind"),
+        "source_location": source.get("location"),
+        "started_at": _time(meta.get("started_at")),
+        "taken_at": _time(meta.get("finished_at")),
+        "complete": bool(meta.get("complete")),
+        "partial": bool(meta.get("partial")),
+    }
+    return pa.Table.from_pylist([row], schema=_INFO_SCHEMA)
+
+
 def query(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> tuple[list[str], list[tuple]]:
-    """Run one SQL statement over the snapshot; return column names and rows."""
+    """Run one read-only SQL statement over the snapshot; return column names and rows."""
     con = connect(snapshot, memory_limit=memory_limit)
     try:
-        cursor = con.execute(sql)
+        cursor = _execute(con, sql)
         if cursor.description is None:
             return [], []
         return [d[0] for d in cursor.description], cursor.fetchall()
@@ -50,6 +115,71 @@ def query(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> t
         raise QueryError(f"query failed: {e}") from None
     finally:
         con.close()
+
+
+def query_arrow(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> pa.Table:
+    """Run one read-only SQL statement over the snapshot; return its result as Arrow."""
+    con = connect(snapshot, memory_limit=memory_limit)
+    try:
+        check_read_only(con, sql)
+        return con.sql(sql).to_arrow_table()
+    except duckdb.Error as e:
+        raise QueryError(f"query failed: {e}") from None
+    finally:
+        con.close()
+
+
+def describe(snapshot: Snapshot) -> pa.Table:
+    """Every table and view `regstat sql` offers, one row per column, in creation order:
+    name, kind ('snapshot table', 'table' for regstat's own, 'view'), column, type."""
+    con = connect(snapshot)
+    try:
+        relations = [(n, "snapshot table") for n in TABLES] + [(n, "table") for n in EXTRA_TABLES]
+        relations += [(n, "view") for n in VIEWS]
+        rows = []
+        for name, kind in relations:
+            for column, column_type, *_ in con.execute(f"DESCRIBE {name}").fetchall():
+                rows.append({"name": name, "kind": kind, "column_name": column, "column_type": column_type})
+    finally:
+        con.close()
+    schema = pa.schema([(c, pa.string()) for c in ("name", "kind", "column_name", "column_type")])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Raise QueryError unless `sql` is exactly one SELECT, or EXPLAIN [ANALYZE] of one.
+
+    DuckDB's own parser classifies the statement; DESCRIBE, SHOW, SUMMARIZE and FROM-first
+    queries are SELECTs to it. EXPLAIN ANALYZE runs its statement, so that must be a SELECT too.
+    """
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise QueryError(f"query failed: {e}") from None
+    if len(statements) != 1:
+        raise QueryError(f"one SQL statement at a time, not {len(statements)}")
+    kind = statements[0].type
+    if kind == duckdb.StatementType.EXPLAIN:
+        inner = re.sub(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", "", _strip_comments(sql), flags=re.IGNORECASE)
+        check_read_only(con, inner)
+    elif kind != duckdb.StatementType.SELECT:
+        raise QueryError(
+            f"regstat sql only reads: a {kind.name} statement is refused, because the snapshot "
+            "is immutable; use SELECT, and --output FILE (with --format parquet, csv or json) to save results"
+        )
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
+    check_read_only(con, sql)
+    return con.execute(sql)
+
+
+def _strip_comments(sql: str) -> str:
+    return re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
 def _quote(text: str) -> str:

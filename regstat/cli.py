@@ -10,9 +10,10 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .analysis import query
+from .analysis import describe, query, query_arrow
 from .crawl import CrawlOptions, crawl
 from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
+from .export import export_db, write_parquet, write_text
 from .progress import Progress
 from .render import rows_csv, rows_json, rows_table
 from .report import build_report
@@ -192,36 +193,87 @@ def crawl_command(
 
 @main.command("sql")
 @click.argument("snapshot")
-@click.argument("sql")
+@click.argument("sql", required=False)
 @click.option(
-    "-f", "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="parquet needs --output.",
 )
+@click.option("-o", "--output", metavar="FILE", help="Write the result to FILE (atomically; never inside SNAPSHOT).")
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
-def sql_command(snapshot: str, sql: str, fmt: str, memory_limit: str | None) -> None:
-    """Run a DuckDB SQL query over SNAPSHOT.
+def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, memory_limit: str | None) -> None:
+    """Run a read-only DuckDB SQL query over SNAPSHOT; without SQL, list the tables and views.
 
     Every snapshot table is a view by its name: repositories, tags, manifests, descriptors,
-    blobs, repository_blobs, uploads; and `errors` holds the crawl's recorded errors. The
+    blobs, repository_blobs, uploads; `errors` holds the crawl's recorded errors and
+    `snapshot_info` (one row) its id, source and times (taken_at: when it finished). The
     table `reachable` holds the manifests tags reach, and the analysis views are
-    orphaned_manifests, unreferenced_blobs, layer_sharing, dedup_summary and
-    repository_usage. SQL `-` reads the query from standard input. --format json prints one
-    JSON array of objects.
+    orphaned_manifests, unreferenced_blobs, layer_sharing, dedup_summary, repository_usage,
+    media_types, largest_layers and stale_uploads. SQL `-` reads the query from standard
+    input. Only one SELECT (or EXPLAIN of one) runs: COPY, CREATE, ATTACH and the like are
+    refused, so the snapshot is never changed. --format json prints one JSON array of
+    objects; --format parquet writes --output FILE.
 
     \b
     Examples:
+      regstat sql snap
       regstat sql snap "SELECT repository, count(*) FROM tags GROUP BY 1"
       regstat sql snap "SELECT * FROM manifests WHERE subject_digest IS NOT NULL" -f json
       echo "SELECT sum(size) FROM blobs WHERE stored" | regstat sql snap -
-      regstat sql snap "SELECT * FROM orphaned_manifests"
+      regstat sql snap "SELECT * FROM media_types"
+      regstat sql snap "SELECT * FROM layer_sharing" -f parquet -o sharing.parquet
     """
+    if fmt == "parquet" and not output:
+        raise click.UsageError("--format parquet writes a file: add --output FILE")
     if sql == "-":
         sql = sys.stdin.read()
     try:
-        columns, rows = query(Snapshot.open(snapshot), sql, memory_limit=memory_limit)
+        opened = Snapshot.open(snapshot)
+        if fmt == "parquet":
+            table = describe(opened) if sql is None else query_arrow(opened, sql, memory_limit=memory_limit)
+            write_parquet(opened, output, table)
+            return
+        if sql is None:
+            listing = describe(opened)
+            columns, rows = listing.column_names, [tuple(r.values()) for r in listing.to_pylist()]
+        else:
+            columns, rows = query(opened, sql, memory_limit=memory_limit)
+        text = {"table": rows_table, "csv": rows_csv, "json": rows_json}[fmt](columns, rows)
+        if output:
+            write_text(opened, output, text + "\n" if fmt == "json" else text)
+        else:
+            click.echo(text, nl=fmt == "json")
     except RegstatError as e:
         _fail(e)
-    render = {"table": rows_table, "csv": rows_csv, "json": rows_json}[fmt]
-    click.echo(render(columns, rows), nl=fmt == "json")
+
+
+@main.command("export-db")
+@click.argument("snapshot")
+@click.argument("file")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+def export_db_command(snapshot: str, file: str, force: bool) -> None:
+    """Write SNAPSHOT as a DuckDB database FILE, for DBeaver, the duckdb CLI or notebooks.
+
+    FILE holds copies of the snapshot's tables, errors, snapshot_info and reachable, and the
+    analysis views (the same as `regstat sql`); it no longer needs SNAPSHOT. It is written
+    under a temporary name and renamed when whole; an existing FILE is replaced only with
+    --force.
+
+    \b
+    Examples:
+      regstat export-db snap snap.duckdb
+      duckdb -readonly snap.duckdb "SELECT * FROM repository_usage"
+      regstat export-db snap /srv/exports/latest.duckdb --force
+    """
+    try:
+        path = export_db(Snapshot.open(snapshot), file, force=force)
+    except RegstatError as e:
+        _fail(e)
+    click.echo(f"regstat: wrote {path}", err=True)
 
 
 @main.command("report")

@@ -1,0 +1,83 @@
+"""Writing out of a snapshot, never into it: query results (`regstat sql --output`) and a
+DuckDB database file with the tables and views (`regstat export-db`).
+
+Every file is written beside its destination under a hidden temporary name and renamed into
+place when whole, so a failure or a kill never leaves a half-written file at the path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .analysis import bind
+from .errors import OutputExistsError, RegstatError
+from .report_render import write_atomically
+from .snapshot import Snapshot
+
+
+class ExportError(RegstatError):
+    """An output path regstat refuses (inside the snapshot) or could not write."""
+
+
+def check_outside(snapshot: Snapshot, path: str | os.PathLike[str]) -> Path:
+    """`path`, resolved; ExportError when it lies inside the snapshot (which is immutable)."""
+    target = Path(path).resolve()
+    if target.is_relative_to(snapshot.path.resolve()):
+        raise ExportError(f"{path}: inside the snapshot {snapshot.path}, which is never written; choose a path outside it")
+    return target
+
+
+def write_text(snapshot: Snapshot, path: str | os.PathLike[str], text: str) -> None:
+    """Write `text` to `path` (replacing it), outside the snapshot."""
+    write_atomically(check_outside(snapshot, path), text)
+
+
+def write_parquet(snapshot: Snapshot, path: str | os.PathLike[str], table: pa.Table) -> None:
+    """Write `table` as one Parquet file at `path` (replacing it), outside the snapshot."""
+    target = check_outside(snapshot, path)
+    _atomic(target, lambda tmp: pq.write_table(table, tmp))
+
+
+def export_db(snapshot: Snapshot, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write a DuckDB database file holding copies of the snapshot's tables, `errors`,
+    `snapshot_info`, `reachable` and the analysis views; it no longer needs the snapshot.
+    An existing file is replaced only with `force`."""
+    target = check_outside(snapshot, path)
+    if target.exists() and not force:
+        raise OutputExistsError(f"{path}: already exists; choose another FILE or pass --force")
+
+    def build(tmp: Path) -> None:
+        con = duckdb.connect(str(tmp))
+        try:
+            bind(con, snapshot, materialise=True)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+
+    _atomic(target, build)
+    return target
+
+
+def _atomic(target: Path, write) -> None:
+    if target.is_dir():
+        raise ExportError(f"{target}: is a directory")
+    tmp = target.parent / f".{target.name}.regstat-tmp-{os.getpid()}"
+    leftovers = [tmp, tmp.with_name(tmp.name + ".wal")]
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)
+        write(tmp)
+        os.replace(tmp, target)
+    except OSError as e:
+        raise ExportError(f"{target}: cannot write: {e.strerror or e}") from None
+    except duckdb.Error as e:
+        raise ExportError(f"{target}: cannot write the database: {e}") from None
+    finally:
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)

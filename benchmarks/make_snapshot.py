@@ -1,0 +1,846 @@
+#!/usr/bin/env python3
+"""Write a large regstat snapshot directly: no registry, no storage tree, no crawl.
+
+The snapshot looks like a complete crawl of a distribution storage layout
+(docs/snapshot.md): all seven tables, sorted by their key columns like the crawler sorts
+them, and a snapshot.json with a storage layout's capabilities. It is meant for timing
+what reads snapshots (`regstat report`, `regstat sql`) at sizes no test registry reaches:
+
+    python benchmarks/make_snapshot.py benchmarks/work/snap --descriptors 10000000 --seed 1
+
+The shape aims at a real registry, like make_tree.py's but larger:
+
+* Public base images (`library/...`, some built on others: python on debian), each
+  released in several versions for two platforms, picked Zipf-like, so a few base layers
+  are referenced by most images in most repositories. Teams may have their own base image
+  (`TEAM/base`) on top of a public one, shared by the team's services.
+* Teams of services; each service repository gets a log-normal number of pushes (mean
+  `--pushes`). A push is one image (config, base layers, 1-5 application layers, the lower
+  ones often kept from the previous push) or, in multi-platform repositories, an index with
+  an amd64 and an arm64 child. So most blobs belong to one repository.
+* Several tags per repository: `latest` and branch tags move at every push, version tags
+  stay (some are re-pushed, some repositories keep only their last few), so tags that
+  moved leave untagged manifests, and untagged indexes leave orphaned children.
+* Referrers (OCI 1.1 `subject`): signatures of every push in some repositories, SBOMs in
+  others, signatures of the SBOMs, all with the shared empty config blob.
+* Release repositories (`SERVICE/release`) holding copies of promoted version-tagged
+  manifests: the same manifest digest in two repositories.
+* Layer sizes log-normal, median ~4 MB and p90 ~60 MB; configs and manifests small.
+* `blobs` holds every stored blob: manifests, configs, layers, plus unreferenced blobs
+  (layers of failed pushes, linked into their repository, and a few linked nowhere);
+  `repository_blobs` the layer links a push leaves; a few uploads in progress.
+
+Deterministic: the same `--seed` and `--descriptors` give the same tables (snapshot.json's
+id and times aside); a smaller `--descriptors` gives a prefix of a larger one's
+repositories. Generation stops after the first team that brings the descriptors to at
+least `--descriptors`.
+
+Rows are built as columns (Python lists per column, turned into Arrow arrays) and written
+in parts of 500,000 rows, so memory stays bounded by one part per table plus one team.
+The `blobs` table, which cannot be produced in digest order while streaming, is staged and
+then sorted by DuckDB. A summary (parameters, counts, shape) is written beside the
+snapshot as `OUTPUT.gen.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import hashlib
+import itertools
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(HERE)
+sys.path.insert(0, REPO_ROOT)
+
+import duckdb  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from regstat import __version__  # noqa: E402
+from regstat.snapshot import (  # noqa: E402
+    FORMAT, ROWS_PER_PART, SCHEMA_VERSION, SCHEMAS, PendingSnapshot, PartWriter, iso,
+    new_snapshot_id, utc_now,
+)
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+# The OCI empty descriptor, `{}`: the config of every artifact below, one shared blob.
+EMPTY_DIGEST = "sha256:" + hashlib.sha256(b"{}").hexdigest()
+EMPTY_SIZE = 2
+
+# manifest, index, config and layer media types of a repository's format
+FORMATS = {
+    "docker": (DOCKER_MANIFEST, DOCKER_LIST, DOCKER_CONFIG, DOCKER_LAYER),
+    "oci": (OCI_MANIFEST, OCI_INDEX, OCI_CONFIG, OCI_LAYER),
+    "oci-zstd": (OCI_MANIFEST, OCI_INDEX, OCI_CONFIG, OCI_LAYER_ZSTD),
+}
+# referrer kinds: artifact type, layer media type, layer size (median, log-normal sigma)
+ARTIFACTS = {
+    "cosign": ("application/vnd.dev.cosign.artifact.sig.v1+json",
+               "application/vnd.dev.cosign.simplesigning.v1+json", (300, 0.3)),
+    "notation": ("application/vnd.cncf.notary.signature", "application/jose+json", (2000, 0.3)),
+    "sbom": ("application/spdx+json", "application/spdx+json", (150_000, 1.2)),
+}
+PLATFORMS = ("linux/amd64", "linux/arm64/v8")
+
+# Public base images in order of popularity (Zipf rank), each after its parent.
+PUBLIC_BASES = (
+    ("alpine", None), ("debian", None), ("ubuntu", None), ("python", "debian"),
+    ("node", "debian"), ("golang", "debian"), ("nginx", "debian"),
+    ("eclipse-temurin", "ubuntu"), ("busybox", None), ("redis", "debian"),
+    ("postgres", "debian"), ("ruby", "debian"), ("php", "debian"), ("rust", "debian"),
+    ("amazonlinux", None), ("openjdk", "debian"), ("centos", None), ("fedora", None),
+    ("dotnet/runtime", "debian"), ("mysql", "debian"), ("httpd", "debian"),
+    ("elixir", "debian"), ("haskell", "debian"), ("perl", "debian"),
+)
+TEAMS = (
+    "platform", "data", "web", "ml", "infra", "mobile", "payments", "search", "identity",
+    "growth", "ads", "media", "security", "billing", "observability", "edge", "catalog",
+    "checkout", "devtools", "research",
+)
+SERVICES = (
+    "api", "worker", "frontend", "gateway", "scheduler", "indexer", "ingest", "exporter",
+    "proxy", "auth", "notifier", "reporter", "crawler", "trainer", "inference", "cache",
+    "console", "migrator", "operator", "sidecar", "batch", "stream", "router", "uploader",
+)
+COMPONENTS = ("worker", "migrations", "debug", "cli")
+BRANCHES = ("main", "develop", "staging", "nightly", "canary")
+
+# Layer sizes: log-normal with median 4 MB and p90 60 MB (z(0.9) = 1.2816).
+LAYER_MU = math.log(4_000_000)
+LAYER_SIGMA = math.log(60_000_000 / 4_000_000) / 1.2815516
+LAYER_MIN, LAYER_MAX = 32, 8 * 1024**3
+CONFIG_MU, CONFIG_SIGMA = math.log(6_000), 0.6
+
+# The registry's history: three years up to END (fixed, so tables are reproducible).
+END_US = int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()) * 1_000_000
+SPAN_US = 3 * 365 * 86_400 * 1_000_000
+BASE_VERSIONS = 8
+
+
+def at(fraction: float) -> int:
+    """A moment of the registry's history (0: its start, 1: END) in microseconds."""
+    return END_US - int((1.0 - min(max(fraction, 0.0), 1.0)) * SPAN_US)
+
+
+class Manifest:
+    """One manifest, as every repository holding it sees it.
+
+    `layers` is a list of segments (digests, sizes, media type): the base image's layers are
+    one shared segment, so an image costs a few list operations, not one per layer.
+    """
+
+    __slots__ = ("digest", "media_type", "artifact_type", "config_media_type", "size",
+                 "config", "layers", "children", "subject")
+
+    def __init__(self, digest: str, media_type: str, size: int, *, artifact_type=None,
+                 config=None, layers=(), children=(), subject=None) -> None:
+        self.digest = digest
+        self.media_type = media_type
+        self.artifact_type = artifact_type
+        self.config = config  # (digest, media type, size) or None
+        self.config_media_type = config[1] if config else None
+        self.size = size
+        self.layers = layers  # [(digests, sizes, media type)]
+        self.children = children  # [(Manifest, platform)]
+        self.subject = subject  # Manifest or None
+
+    def descriptor_count(self) -> int:
+        return ((self.config is not None) + sum(len(s[0]) for s in self.layers)
+                + len(self.children) + (self.subject is not None))
+
+
+class Repository:
+    __slots__ = ("name", "manifests", "tags", "links", "uploads")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.manifests: dict[str, tuple[Manifest, int]] = {}  # digest -> (manifest, pushed_at)
+        self.tags: dict[str, tuple[str, int]] = {}  # tag -> (digest, updated_at)
+        self.links: dict[str, int] = {}  # blob digest -> linked_at (_layers)
+        self.uploads: list[tuple[str, int, int, int]] = []
+
+    def add(self, m: Manifest, t: int) -> None:
+        """Push `m` (and, for an index, its children) at `t`: revisions and layer links."""
+        if m.digest in self.manifests:
+            return
+        self.manifests[m.digest] = (m, t)
+        links = self.links
+        if m.config is not None and m.config[0] not in links:
+            links[m.config[0]] = t
+        for digests, _, _ in m.layers:
+            for d in digests:
+                if d not in links:
+                    links[d] = t
+        for child, _ in m.children:
+            self.add(child, t)
+
+    def tag(self, name: str, digest: str, t: int) -> None:
+        self.tags[name] = (digest, t)
+
+
+class BaseImage:
+    """A base image: per version, per platform, its layers (parent's first) and manifests."""
+
+    def __init__(self, name: str, releases: list[float]) -> None:
+        self.name = name
+        self.releases = releases  # release moment (fraction of history) of each version
+        # versions[v][platform] = (layer digests, layer sizes)
+        self.versions: list[dict[str, tuple[list[str], list[int]]]] = []
+
+    def version_at(self, fraction: float, rng: random.Random | None = None) -> int:
+        """The version current at `fraction`; with `rng`, sometimes an older one."""
+        v = max(0, bisect.bisect_right(self.releases, fraction) - 1)
+        if v and rng is not None and rng.random() < 0.3:  # not every build picks up the newest base at once
+            v = max(0, v - rng.choice((1, 1, 2)))
+        return v
+
+
+class Columns:
+    """A table being written: one Python list per column, written as Arrow parts."""
+
+    def __init__(self, writer: PartWriter) -> None:
+        self.writer = writer
+        self.schema = writer.schema
+        self.names = writer.schema.names
+        self.columns: dict[str, list] = {name: [] for name in self.names}
+        self.rows = 0  # buffered
+
+    def grew(self, n: int) -> None:
+        self.rows += n
+        if self.rows >= self.writer.rows_per_part:
+            self.flush(self.writer.rows_per_part)
+
+    def flush(self, limit: int | None = None) -> None:
+        while self.rows and (limit is None or self.rows >= limit):
+            n = min(self.rows, limit or self.rows)
+            arrays = []
+            for field in self.schema:
+                values = self.columns[field.name]
+                arrays.append(pa.array(values[:n], type=field.type))
+                del values[:n]
+            self.writer.write_batches([pa.RecordBatch.from_arrays(arrays, schema=self.schema)])
+            self.rows -= n
+
+    def close(self) -> int:
+        self.flush()
+        return self.writer.close()
+
+
+class Generator:
+    def __init__(self, args: argparse.Namespace, pending_path: str) -> None:
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.seed = args.seed
+        self.next_id = 0
+        self.path = pending_path
+        self.stage_blobs = os.path.join(pending_path, ".stage-blobs")
+        self.tables = {
+            name: Columns(PartWriter(
+                Path(pending_path) / (".stage-blobs" if name == "blobs" else name),
+                SCHEMAS[name], args.rows_per_part))
+            for name in SCHEMAS
+        }
+        self.stats = dict(
+            teams=0, repositories=0, release_repositories=0, team_bases=0, pushes=0,
+            untagged_pushes=0, images=0, indexes=0, index_children=0, referrers=0,
+            referrers_of_referrers=0, manifest_copies=0, layer_blobs=0, config_blobs=0,
+            manifest_blobs=0, unreferenced_blobs=0, unlinked_unreferenced_blobs=0,
+            physical_bytes=0,
+        )
+        self.layer_sizes: list[int] = []  # a sample, for the summary's median and p90
+        self.zipf = list(itertools.accumulate(1.0 / (k + 1) ** 1.1 for k in range(args.base_images)))
+
+    # -- primitives -----------------------------------------------------------------------
+
+    def digest(self) -> str:
+        self.next_id += 1
+        return "sha256:" + hashlib.sha256(b"%d/%d" % (self.seed, self.next_id)).hexdigest()
+
+    def blob(self, size: int, t: int, kind: str) -> str:
+        d = self.digest()
+        self.store_blob(d, size, t)
+        self.stats[kind] += 1
+        return d
+
+    def store_blob(self, digest: str, size: int, t: int) -> None:
+        c = self.tables["blobs"].columns
+        c["digest"].append(digest)
+        c["size"].append(size)
+        c["stored"].append(True)
+        c["modified_at"].append(t)
+        self.stats["physical_bytes"] += size
+        self.tables["blobs"].grew(1)
+
+    def layer(self, t: int) -> tuple[str, int]:
+        size = max(LAYER_MIN, min(LAYER_MAX, int(self.rng.lognormvariate(LAYER_MU, LAYER_SIGMA))))
+        if len(self.layer_sizes) < 200_000:
+            self.layer_sizes.append(size)
+        return self.blob(size, t, "layer_blobs"), size
+
+    # -- manifests ------------------------------------------------------------------------
+
+    def image(self, fmt: str, segments: list[tuple[list[str], list[int]]], t: int) -> Manifest:
+        manifest_type, _, config_type, layer_type = FORMATS[fmt]
+        config_size = int(self.rng.lognormvariate(CONFIG_MU, CONFIG_SIGMA)) + 400
+        config = (self.blob(config_size, t, "config_blobs"), config_type, config_size)
+        layers = [(digests, sizes, layer_type) for digests, sizes in segments if digests]
+        n = sum(len(s[0]) for s in layers)
+        size = 300 + 165 * (n + 1) + self.rng.randrange(40)
+        m = Manifest(self.blob(size, t, "manifest_blobs"), manifest_type, size,
+                     config=config, layers=layers)
+        self.stats["images"] += 1
+        return m
+
+    def index(self, fmt: str, children: list[tuple[Manifest, str]], t: int) -> Manifest:
+        size = 250 + 390 * len(children) + self.rng.randrange(40)
+        m = Manifest(self.blob(size, t, "manifest_blobs"), FORMATS[fmt][1], size,
+                     children=children)
+        self.stats["indexes"] += 1
+        self.stats["index_children"] += len(children)
+        return m
+
+    def referrer(self, kind: str, subject: Manifest, t: int) -> Manifest:
+        artifact_type, layer_type, (median, sigma) = ARTIFACTS[kind]
+        payload = max(64, int(self.rng.lognormvariate(math.log(median), sigma)))
+        layer = self.blob(payload, t, "layer_blobs")
+        size = 700 + self.rng.randrange(120)
+        m = Manifest(self.blob(size, t, "manifest_blobs"), OCI_MANIFEST, size,
+                     artifact_type=artifact_type, config=(EMPTY_DIGEST, OCI_EMPTY, EMPTY_SIZE),
+                     layers=[([layer], [payload], layer_type)], subject=subject)
+        self.stats["referrers"] += 1
+        if subject.subject is not None:
+            self.stats["referrers_of_referrers"] += 1
+        return m
+
+    # -- base images ----------------------------------------------------------------------
+
+    def make_bases(self) -> tuple[list[BaseImage], list[Repository]]:
+        rng = self.rng
+        specs = list(PUBLIC_BASES[: self.args.base_images])
+        roots = [name for name, parent in specs if parent is None]
+        for i in range(len(specs), self.args.base_images):
+            specs.append((f"base{i:03d}", rng.choice(roots)))
+        bases: dict[str, BaseImage] = {}
+        repos = []
+        for name, parent in specs:
+            # Versions released through the history; the first before any service exists.
+            releases = sorted([0.0] + [rng.uniform(0.02, 0.97) for _ in range(BASE_VERSIONS - 1)])
+            base = BaseImage(name, releases)
+            own = rng.choice((1, 1, 2, 2, 3)) if parent is None else rng.choice((1, 2, 2, 3, 4))
+            for v, release in enumerate(releases):
+                pv = bases[parent].version_at(release) if parent else None
+                per_platform = {}
+                for platform in PLATFORMS:
+                    digests, sizes = [], []
+                    if parent:
+                        pd, ps = bases[parent].versions[pv][platform]
+                        digests, sizes = list(pd), list(ps)
+                    for _ in range(own):
+                        d, s = self.layer(at(release))
+                        digests.append(d)
+                        sizes.append(s)
+                    per_platform[platform] = (digests, sizes)
+                base.versions.append(per_platform)
+            bases[name] = base
+            repos.append(self.base_repository(f"library/{name}", base, "oci" if rng.random() < 0.5 else "docker",
+                                              tag_prefix=f"{rng.randint(1, 20)}."))
+        return list(bases.values()), repos
+
+    def base_repository(self, name: str, base: BaseImage, fmt: str, tag_prefix: str) -> Repository:
+        """A base image's own repository: one index per version, each tagged."""
+        repo = Repository(name)
+        for v, release in enumerate(base.releases):
+            t = at(release)
+            children = [(self.image(fmt, [base.versions[v][p]], t), p) for p in PLATFORMS]
+            top = self.index(fmt, children, t)
+            repo.add(top, t)
+            repo.tag(f"{tag_prefix}{v}", top.digest, t)
+            repo.tag("latest", top.digest, t)
+            if v >= 1:
+                repo.tag("stable", repo.tags[f"{tag_prefix}{v - 1}"][0], t)
+        return repo
+
+    def team_base(self, name: str, public: list[BaseImage]) -> tuple[BaseImage, Repository]:
+        rng = self.rng
+        parent = public[self.zipf_pick()]
+        releases = sorted(rng.uniform(0.0, 0.9) for _ in range(rng.randint(2, 6)))
+        base = BaseImage(name, releases)
+        own = rng.choice((1, 1, 2))
+        for release in releases:
+            pv = parent.version_at(release, rng)
+            per_platform = {}
+            for platform in PLATFORMS:
+                pd, ps = parent.versions[pv][platform]
+                digests, sizes = list(pd), list(ps)
+                for _ in range(own):
+                    d, s = self.layer(at(release))
+                    digests.append(d)
+                    sizes.append(s)
+                per_platform[platform] = (digests, sizes)
+            base.versions.append(per_platform)
+        self.stats["team_bases"] += 1
+        return base, self.base_repository(name, base, rng.choice(("oci", "docker")), "v")
+
+    def zipf_pick(self) -> int:
+        return bisect.bisect_left(self.zipf, self.rng.random() * self.zipf[-1])
+
+    # -- services -------------------------------------------------------------------------
+
+    def service(self, name: str, team_base: BaseImage | None, public: list[BaseImage],
+                release: Repository | None) -> Repository:
+        rng = self.rng
+        repo = Repository(name)
+        fmt = rng.choices(("docker", "oci", "oci-zstd"), (0.5, 0.42, 0.08))[0]
+        multi = rng.random() < 0.12
+        platforms = PLATFORMS if multi else PLATFORMS[:1]
+        base = team_base if team_base and rng.random() < 0.7 else public[self.zipf_pick()]
+        # Log-normal pushes (sigma 1.1, mean --pushes), capped.
+        mu = math.log(self.args.pushes) - 0.5 * 1.1**2
+        n_pushes = max(1, min(3000, round(rng.lognormvariate(mu, 1.1))))
+        start = rng.uniform(0.0, 0.9)
+        moments = sorted(rng.uniform(start, 1.0) for _ in range(n_pushes))
+        n_app = rng.choice((1, 2, 2, 3, 3, 4, 5))
+        keep = [0.85, 0.6, 0.3, 0.15, 0.05][:n_app]  # lower layers change less often
+        uses_latest = rng.random() < 0.85
+        branches = list(BRANCHES[: rng.choice((0, 0, 1, 2, 3))])
+        p_version = rng.choice((0.0, 0.3, 0.7, 1.0, 1.0))
+        keep_versions = rng.choice((None, None, None, 5, 20))  # a tag cleanup policy
+        signer = rng.choices((None, "cosign", "notation"), (0.82, 0.13, 0.05))[0]
+        sbom = rng.random() < 0.06
+        promote = release is not None and rng.random() < 0.8
+        copy_referrers = rng.random() < 0.5
+        app_layers: dict[str, list[tuple[str, int]]] = {}
+        versions: list[str] = []
+        version = 0
+        tops: list[str] = []  # the digest each push tagged
+        for f in moments:
+            t = at(f)
+            if rng.random() < 0.02:  # moved to another base image
+                base = public[self.zipf_pick()]
+            v = base.version_at(f, rng)
+            children = []
+            for platform in platforms:
+                previous = app_layers.get(platform)
+                current = []
+                for i in range(n_app):
+                    if previous and rng.random() < keep[i]:
+                        current.append(previous[i])
+                    else:
+                        current.append(self.layer(t))
+                app_layers[platform] = current
+                segment = ([d for d, _ in current], [s for _, s in current])
+                children.append((self.image(fmt, [base.versions[v][platform], segment], t), platform))
+            top = children[0][0] if not multi else self.index(fmt, children, t)
+            repo.add(top, t)
+            tops.append(top.digest)
+            referrers = []
+            if signer:
+                referrers.append(self.referrer(signer, top, t + 30_000_000))
+            if sbom:
+                s = self.referrer("sbom", top, t + 60_000_000)
+                referrers.append(s)
+                if signer:
+                    referrers.append(self.referrer(signer, s, t + 90_000_000))
+            for r in referrers:
+                repo.add(r, t + 90_000_000)
+            self.stats["pushes"] += 1
+
+            tags = []
+            if uses_latest:
+                tags.append("latest")
+            if branches:
+                tags.append(rng.choice(branches))
+            version_tag = None
+            if rng.random() < p_version:
+                if not versions or rng.random() >= 0.03:  # 3 %: the last version re-pushed
+                    version += 1
+                version_tag = f"{version // 50 + 1}.{version // 10 % 5}.{version % 10}"
+                tags.append(version_tag)
+                if not versions or versions[-1] != version_tag:
+                    versions.append(version_tag)
+                if keep_versions and len(versions) > keep_versions:
+                    old = versions.pop(0)
+                    repo.tags.pop(old, None)
+            if not tags:
+                tags.append("latest")
+            for tag in tags:
+                repo.tag(tag, top.digest, t)
+
+            if promote and version_tag and rng.random() < 0.5:
+                later = t + rng.randint(3_600, 14 * 86_400) * 1_000_000
+                release.add(top, later)
+                self.stats["manifest_copies"] += 1 + len(top.children)
+                release.tag(version_tag, top.digest, later)
+                release.tag("latest", top.digest, later)
+                if copy_referrers:
+                    for r in referrers:
+                        release.add(r, later)
+                        self.stats["manifest_copies"] += 1
+
+        if rng.random() < 0.05:  # a failed push: layers uploaded and linked, no manifest
+            t = at(rng.uniform(start, 1.0))
+            for _ in range(rng.randint(1, 3)):
+                d, _ = self.layer(t)
+                self.stats["layer_blobs"] -= 1
+                self.stats["unreferenced_blobs"] += 1
+                repo.links[d] = t
+        if rng.random() < 0.003:  # an upload in progress
+            t = at(rng.uniform(0.99, 1.0))
+            size = int(rng.lognormvariate(LAYER_MU, LAYER_SIGMA) * rng.random())
+            repo.uploads.append((str(uuid.UUID(int=rng.getrandbits(128), version=4)), t, size,
+                                 t + rng.randint(1, 600) * 1_000_000))
+        tagged = {d for d, _ in repo.tags.values()}
+        self.stats["untagged_pushes"] += sum(1 for d in tops if d not in tagged)
+        return repo
+
+    def team(self, index: int, public: list[BaseImage]) -> list[Repository]:
+        rng = self.rng
+        team = f"t{index:05d}-{TEAMS[rng.randrange(len(TEAMS))]}"
+        repos: list[Repository] = []
+        base = None
+        if rng.random() < 0.4:
+            base, base_repo = self.team_base(f"{team}/base", public)
+            repos.append(base_repo)
+        n_services = min(40, 1 + int(rng.expovariate(1 / 3.5)))
+        names = set()
+        for _ in range(n_services):
+            name = f"{team}/{SERVICES[rng.randrange(len(SERVICES))]}"
+            while name in names or name == f"{team}/base":
+                name += f"-{rng.randint(2, 9)}"
+            if rng.random() < 0.1:
+                name += f"/{COMPONENTS[rng.randrange(len(COMPONENTS))]}"
+                if name in names:
+                    continue
+            names.add(name)
+            release = None
+            if rng.random() < 0.08 and f"{name}/release" not in names:
+                release = Repository(f"{name}/release")
+                names.add(release.name)
+            repos.append(self.service(name, base, public, release))
+            if release is not None:
+                if release.manifests:
+                    repos.append(release)
+                    self.stats["release_repositories"] += 1
+                else:
+                    names.discard(release.name)
+        if rng.random() < 0.02:  # blobs of a deleted repository: stored, linked nowhere
+            for _ in range(rng.randint(1, 5)):
+                self.layer(at(rng.random()))
+                self.stats["layer_blobs"] -= 1
+                self.stats["unreferenced_blobs"] += 1
+                self.stats["unlinked_unreferenced_blobs"] += 1
+        self.stats["teams"] += 1
+        return repos
+
+    # -- writing --------------------------------------------------------------------------
+
+    def emit(self, repos: list[Repository]) -> None:
+        """Write repositories in name order, each table sorted by its key (as crawls do)."""
+        t = self.tables
+        for repo in sorted(repos, key=lambda r: r.name):
+            name = repo.name
+            self.stats["repositories"] += 1
+            c = t["repositories"].columns
+            c["repository"].append(name)
+            c["complete"].append(True)
+            c["error_count"].append(0)
+            t["repositories"].grew(1)
+
+            c = t["tags"].columns
+            for tag in sorted(repo.tags):
+                digest, updated = repo.tags[tag]
+                c["repository"].append(name)
+                c["tag"].append(tag)
+                c["digest"].append(digest)
+                c["updated_at"].append(updated)
+            t["tags"].grew(len(repo.tags))
+
+            self.emit_manifests(repo)
+
+            c = t["repository_blobs"].columns
+            links = repo.links
+            ordered = sorted(links)
+            c["repository"].extend(itertools.repeat(name, len(ordered)))
+            c["digest"].extend(ordered)
+            c["linked_at"].extend(links[d] for d in ordered)
+            t["repository_blobs"].grew(len(ordered))
+
+            c = t["uploads"].columns
+            for upload_id, started, size, modified in sorted(repo.uploads):
+                c["repository"].append(name)
+                c["uuid"].append(upload_id)
+                c["started_at"].append(started)
+                c["size"].append(size)
+                c["modified_at"].append(modified)
+            t["uploads"].grew(len(repo.uploads))
+
+    def emit_manifests(self, repo: Repository) -> None:
+        name = repo.name
+        mt = self.tables["manifests"]
+        dt = self.tables["descriptors"]
+        mc = mt.columns
+        c = dt.columns
+        c_repo, c_manifest, c_role, c_pos = c["repository"], c["manifest_digest"], c["role"], c["position"]
+        c_digest, c_media, c_size = c["digest"], c["media_type"], c["size"]
+        c_platform, c_artifact = c["platform"], c["artifact_type"]
+        repeat = itertools.repeat
+        rows = 0
+        for digest in sorted(repo.manifests):
+            m, pushed = repo.manifests[digest]
+            mc["repository"].append(name)
+            mc["digest"].append(digest)
+            mc["media_type"].append(m.media_type)
+            mc["artifact_type"].append(m.artifact_type)
+            mc["config_media_type"].append(m.config_media_type)
+            mc["size"].append(m.size)
+            mc["subject_digest"].append(m.subject.digest if m.subject is not None else None)
+            mc["status"].append("ok")
+            mc["pushed_at"].append(pushed)
+            mc["last_pulled_at"].append(None)
+            mc["locked"].append(None)
+            # role order as the crawler sorts: config, layer, manifest, subject
+            n = m.descriptor_count()
+            c_repo.extend(repeat(name, n))
+            c_manifest.extend(repeat(digest, n))
+            if m.config is not None:
+                c_role.append("config")
+                c_pos.append(0)
+                c_digest.append(m.config[0])
+                c_media.append(m.config[1])
+                c_size.append(m.config[2])
+            position = 0
+            for digests, sizes, media_type in m.layers:
+                k = len(digests)
+                c_role.extend(repeat("layer", k))
+                c_pos.extend(range(position, position + k))
+                c_digest.extend(digests)
+                c_media.extend(repeat(media_type, k))
+                c_size.extend(sizes)
+                position += k
+            for i, (child, platform) in enumerate(m.children):
+                c_role.append("manifest")
+                c_pos.append(i)
+                c_digest.append(child.digest)
+                c_media.append(child.media_type)
+                c_size.append(child.size)
+            if m.subject is not None:
+                c_role.append("subject")
+                c_pos.append(0)
+                c_digest.append(m.subject.digest)
+                c_media.append(m.subject.media_type)
+                c_size.append(m.subject.size)
+            if m.children:
+                c_platform.extend(repeat(None, n - len(m.children)))
+                c_platform.extend(p for _, p in m.children)
+            else:
+                c_platform.extend(repeat(None, n))
+            c_artifact.extend(repeat(None, n))
+            rows += n
+        mt.grew(len(repo.manifests))
+        dt.grew(rows)
+
+    def run(self) -> dict[str, int]:
+        target = self.args.descriptors
+        self.store_blob(EMPTY_DIGEST, EMPTY_SIZE, at(0.0))
+        public, base_repos = self.make_bases()
+        self.emit(base_repos)
+        index = 0
+        last = time.perf_counter()
+        while self.tables["descriptors"].writer.rows + self.tables["descriptors"].rows < target:
+            self.emit(self.team(index, public))
+            index += 1
+            if time.perf_counter() - last > 10:
+                last = time.perf_counter()
+                done = self.tables["descriptors"].writer.rows + self.tables["descriptors"].rows
+                print(f"  {done:,} descriptors, {self.stats['repositories']:,} repositories, "
+                      f"{index:,} teams", flush=True)
+        counts = {name: cols.close() for name, cols in self.tables.items()}
+        counts["blobs"] = self.sort_blobs()
+        return counts
+
+    def sort_blobs(self) -> int:
+        """The staged blobs, in digest order, into the snapshot's `blobs` table."""
+        con = duckdb.connect(config={"preserve_insertion_order": True})
+        glob = os.path.join(self.stage_blobs, "*.parquet").replace("'", "''")
+        writer = PartWriter(Path(self.path) / "blobs", SCHEMAS["blobs"], self.args.rows_per_part)
+        reader = con.sql(f"SELECT * FROM read_parquet('{glob}') ORDER BY digest") \
+            .to_arrow_reader(self.args.rows_per_part)
+        pending: list[pa.RecordBatch] = []
+        buffered = 0
+        for batch in reader:  # DuckDB's batches may be smaller than a part: regroup them
+            pending.append(batch)
+            buffered += batch.num_rows
+            if buffered >= self.args.rows_per_part:
+                table = pa.Table.from_batches(pending)
+                head = table.slice(0, self.args.rows_per_part)
+                writer.write_batches(head.combine_chunks().to_batches())
+                rest = table.slice(self.args.rows_per_part)
+                pending = rest.combine_chunks().to_batches() if rest.num_rows else []
+                buffered = rest.num_rows
+        if buffered:
+            writer.write_batches(pa.Table.from_batches(pending).combine_chunks().to_batches())
+        con.close()
+        shutil.rmtree(self.stage_blobs)
+        return writer.close()
+
+
+def summary_path(output: str) -> str:
+    return os.path.abspath(output).rstrip(os.sep) + ".gen.json"
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB", "EB"):
+        if n < 1000 or unit == "EB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    raise AssertionError
+
+
+def directory_bytes(path: str) -> int:
+    total = 0
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            total += os.path.getsize(os.path.join(dirpath, name))
+    return total
+
+
+def make_snapshot(output: str, *, descriptors: int, seed: int = 1, pushes: float = 12.0,
+                  base_images: int = len(PUBLIC_BASES), rows_per_part: int = ROWS_PER_PART,
+                  force: bool = False) -> dict[str, object]:
+    """Generate a snapshot at OUTPUT; returns its summary (also written to OUTPUT.gen.json)."""
+    args = argparse.Namespace(descriptors=descriptors, seed=seed, pushes=pushes,
+                              base_images=base_images, rows_per_part=rows_per_part)
+    started_clock = time.perf_counter()
+    started = utc_now()
+    pending = PendingSnapshot(output, force=force)
+    try:
+        gen = Generator(args, str(pending.path))
+        counts = gen.run()
+        parameters = {"descriptors": descriptors, "seed": seed, "pushes": pushes,
+                      "base_images": base_images}
+        metadata = {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "regstat_version": __version__,
+            "id": new_snapshot_id(started),
+            "source": {
+                "kind": "storage-layout",
+                "driver": "filesystem",
+                "location": "synthetic:make_snapshot.py?"
+                            + "&".join(f"{k}={v}" for k, v in parameters.items()),
+            },
+            "capabilities": {
+                "untagged_manifests": True,
+                "unreferenced_blobs": True,
+                "stored_blob_sizes": True,
+                "push_times": "approximate",
+                "pull_times": None,
+                "locks": None,
+            },
+            "started_at": iso(started),
+            "finished_at": iso(utc_now()),
+            "complete": True,
+            "partial": False,
+            "repository_filter": [],
+            "incomplete_repositories": [],
+            "errors": [],
+            "counts": {name: counts[name] for name in sorted(counts)},
+        }
+        path = pending.publish(metadata)
+    except BaseException:
+        pending.discard()
+        raise
+    sizes = sorted(gen.layer_sizes)
+    summary = {
+        "snapshot": str(path),
+        "generator": "benchmarks/make_snapshot.py",
+        "parameters": parameters,
+        "seconds": round(time.perf_counter() - started_clock, 1),
+        "counts": metadata["counts"],
+        "shape": gen.stats,
+        "layer_size_median": sizes[len(sizes) // 2] if sizes else 0,
+        "layer_size_p90": sizes[int(len(sizes) * 0.9)] if sizes else 0,
+        "parquet_bytes": directory_bytes(str(path)),
+    }
+    with open(summary_path(str(path)), "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    return summary
+
+
+def describe(summary: dict) -> str:
+    """One line for RESULTS.md and the terminal."""
+    c, s = summary["counts"], summary["shape"]
+    return (f"{c['descriptors']:,} descriptors, {c['manifests']:,} manifests "
+            f"({s['pushes']:,} pushes, {s['untagged_pushes']:,} untagged; {s['indexes']:,} indexes, "
+            f"{s['referrers']:,} referrers), {c['repositories']:,} repositories, {c['tags']:,} tags, "
+            f"{c['blobs']:,} blobs ({s['unreferenced_blobs']:,} unreferenced), "
+            f"{c['repository_blobs']:,} layer links, {human_bytes(s['physical_bytes'])} stored; "
+            f"{human_bytes(summary['parquet_bytes'])} of Parquet")
+
+
+def print_summary(summary: dict) -> None:
+    print(f"snapshot:   {summary['snapshot']}  ({summary['seconds']} s)")
+    for name, n in summary["counts"].items():
+        print(f"  {name:<17} {n:>12,}")
+    s = summary["shape"]
+    for key in ("teams", "team_bases", "release_repositories", "pushes", "untagged_pushes", "images",
+                "indexes", "index_children", "referrers", "referrers_of_referrers",
+                "manifest_copies", "manifest_blobs", "config_blobs", "layer_blobs",
+                "unreferenced_blobs", "unlinked_unreferenced_blobs"):
+        print(f"  {key:<28} {s[key]:>12,}")
+    print(f"  layer sizes: median {human_bytes(summary['layer_size_median'])}, "
+          f"p90 {human_bytes(summary['layer_size_p90'])}")
+    print(f"  stored bytes {human_bytes(s['physical_bytes'])}; Parquet "
+          f"{human_bytes(summary['parquet_bytes'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("output", help="snapshot directory to create (must not exist, "
+                                       "unless --force)")
+    parser.add_argument("--descriptors", type=int, default=10_000_000,
+                        help="stop after the team that brings the descriptors to at least "
+                             "this many (default 10,000,000)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--pushes", type=float, default=12.0,
+                        help="mean pushes per service repository (default 12)")
+    parser.add_argument("--base-images", type=int, default=len(PUBLIC_BASES),
+                        help=f"public base images (default {len(PUBLIC_BASES)})")
+    parser.add_argument("--rows-per-part", type=int, default=ROWS_PER_PART,
+                        help=f"rows per Parquet part (default {ROWS_PER_PART:,}, as crawls)")
+    parser.add_argument("--force", action="store_true", help="replace an existing OUTPUT")
+    args = parser.parse_args(argv)
+    summary = make_snapshot(args.output, descriptors=args.descriptors, seed=args.seed,
+                            pushes=args.pushes, base_images=args.base_images,
+                            rows_per_part=args.rows_per_part, force=args.force)
+    print_summary(summary)
+    print(f"summary:    {summary_path(args.output)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

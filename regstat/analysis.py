@@ -22,6 +22,7 @@ from .snapshot import TABLES, Snapshot
 # The analysis views, one `sql/NAME.sql` each, created in this order (DESIGN.md "Definitions");
 # a view may use the ones before it.
 VIEWS = (
+    "manifest_references",
     "orphaned_manifests",
     "unreferenced_blobs",
     "layer_sharing",

@@ -6,18 +6,9 @@
 --   shared_orphaned_bytes: freed blobs that its orphans and orphans of other repositories
 --       reference (freed only when those go too). Summed over repositories, orphaned_bytes
 --       plus each shared blob once is orphaned_summary's orphaned_manifest_bytes.
--- Binds: manifests, descriptors, blobs, reachable.
+-- Binds: manifests, manifest_references, blobs, reachable.
 WITH refs AS (
-    SELECT u.repository, u.manifest_digest, u.digest, MAX(u.size) AS size
-    FROM (
-        SELECT repository, digest AS manifest_digest, digest, size
-        FROM manifests
-        UNION ALL
-        SELECT repository, manifest_digest, digest, size
-        FROM descriptors
-        WHERE role IN ('config', 'layer', 'manifest')
-    ) AS u
-    GROUP BY u.repository, u.manifest_digest, u.digest
+    SELECT repository, manifest_digest, digest, size FROM manifest_references
 ),
 kept_refs AS (
     SELECT r.digest

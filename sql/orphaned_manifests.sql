@@ -8,18 +8,9 @@
 --           (its own manifest blob, config, layers, index children's manifest blobs) that no
 --           other (repository, manifest) pair of the registry references. Deleting several
 --           orphans together can free more (blobs shared only among them).
--- Binds: manifests, descriptors, blobs, reachable.
+-- Binds: manifests, descriptors, manifest_references, blobs, reachable.
 WITH refs AS (
-    SELECT u.repository, u.manifest_digest, u.digest, MAX(u.size) AS size
-    FROM (
-        SELECT repository, digest AS manifest_digest, digest, size
-        FROM manifests
-        UNION ALL
-        SELECT repository, manifest_digest, digest, size
-        FROM descriptors
-        WHERE role IN ('config', 'layer', 'manifest')
-    ) AS u
-    GROUP BY u.repository, u.manifest_digest, u.digest
+    SELECT repository, manifest_digest, digest, size FROM manifest_references
 ),
 blob_pairs AS (
     SELECT r.digest, COUNT(*) AS pairs

@@ -6,18 +6,9 @@
 --       that no kept (reachable) manifest of any repository references. Blobs shared only among
 --       orphans, even across repositories, count once. A blob no manifest references is
 --       unreferenced already (view unreferenced_blobs) and never counted here.
--- Binds: manifests, descriptors, blobs, reachable.
+-- Binds: manifests, manifest_references, blobs, reachable.
 WITH refs AS (
-    SELECT u.repository, u.manifest_digest, u.digest, MAX(u.size) AS size
-    FROM (
-        SELECT repository, digest AS manifest_digest, digest, size
-        FROM manifests
-        UNION ALL
-        SELECT repository, manifest_digest, digest, size
-        FROM descriptors
-        WHERE role IN ('config', 'layer', 'manifest')
-    ) AS u
-    GROUP BY u.repository, u.manifest_digest, u.digest
+    SELECT repository, manifest_digest, digest, size FROM manifest_references
 ),
 kept_refs AS (
     SELECT r.digest

@@ -8,18 +8,9 @@
 --                 manifests reference too (exclusive + shared = all it references);
 --   orphaned_bytes: bytes of the blobs that only its orphaned manifests reference, registry-wide.
 -- A manifest references its own manifest blob, its config, its layers and its index children.
--- Binds: repositories, tags, manifests, descriptors, blobs, reachable.
+-- Binds: repositories, tags, manifests, descriptors, manifest_references, blobs, reachable.
 WITH refs AS (
-    SELECT u.repository, u.manifest_digest, u.digest, MAX(u.size) AS size
-    FROM (
-        SELECT repository, digest AS manifest_digest, digest, size
-        FROM manifests
-        UNION ALL
-        SELECT repository, manifest_digest, digest, size
-        FROM descriptors
-        WHERE role IN ('config', 'layer', 'manifest')
-    ) AS u
-    GROUP BY u.repository, u.manifest_digest, u.digest
+    SELECT repository, manifest_digest, digest, size FROM manifest_references
 ),
 repo_blobs AS (
     SELECT r.repository, r.digest, CAST(MAX(COALESCE(b.size, r.size)) AS BIGINT) AS size

@@ -61,11 +61,11 @@ from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
-sys.path.insert(0, REPO_ROOT)
+# Last, so that a regstat on PYTHONPATH (bench_report.py --commit) wins over this checkout.
+sys.path.append(REPO_ROOT)
 
 import duckdb  # noqa: E402
 import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 
 from regstat import __version__  # noqa: E402
 from regstat.snapshot import (  # noqa: E402

@@ -8,6 +8,8 @@
 --                 manifests reference too (exclusive + shared = all it references);
 --   orphaned_bytes: bytes of the blobs that only its orphaned manifests reference, registry-wide.
 -- A manifest references its own manifest blob, its config, its layers and its index children.
+-- orphaned_bytes joins on the per-blob repository count rather than an anti-join on "another
+-- repository", which compares every reference of a widely shared layer with every other.
 -- Binds: repositories, tags, manifests, descriptors, manifest_references, blobs, reachable.
 WITH refs AS (
     SELECT repository, manifest_digest, digest, size FROM manifest_references
@@ -18,12 +20,10 @@ repo_blobs AS (
     LEFT JOIN blobs AS b ON b.digest = r.digest
     GROUP BY r.repository, r.digest
 ),
-kept_refs AS (
-    SELECT r.repository, r.manifest_digest, r.digest
+kept_blobs AS (
+    SELECT DISTINCT r.digest
     FROM refs AS r
-    WHERE EXISTS (
-        SELECT 1 FROM reachable AS k WHERE k.repository = r.repository AND k.digest = r.manifest_digest
-    )
+    JOIN reachable AS k ON k.repository = r.repository AND k.digest = r.manifest_digest
 ),
 blob_repositories AS (
     SELECT r.digest, COUNT(DISTINCT r.repository) AS repositories
@@ -42,12 +42,8 @@ storage AS (
 orphaned AS (
     SELECT rb.repository, SUM(rb.size) AS orphaned_bytes
     FROM repo_blobs AS rb
-    WHERE NOT EXISTS (
-        SELECT 1 FROM refs AS o WHERE o.digest = rb.digest AND o.repository <> rb.repository
-    )
-    AND NOT EXISTS (
-        SELECT 1 FROM kept_refs AS k WHERE k.digest = rb.digest
-    )
+    JOIN blob_repositories AS br ON br.digest = rb.digest AND br.repositories = 1
+    WHERE NOT EXISTS (SELECT 1 FROM kept_blobs AS k WHERE k.digest = rb.digest)
     GROUP BY rb.repository
 ),
 logical AS (

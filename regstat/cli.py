@@ -17,7 +17,8 @@ from .export import export_db, write_parquet, write_text
 from .progress import Progress
 from .render import rows_csv, rows_json, rows_table
 from .report import build_report
-from .report_render import render_report, write_atomically
+from .atomic import write_text_atomically
+from .report_render import render_report
 from .snapshot import Snapshot
 
 
@@ -309,7 +310,7 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, memory
     try:
         text = render_report(build_report(Snapshot.open(snapshot), top=top, memory_limit=memory_limit), fmt)
         if output:
-            write_atomically(output, text)
+            write_text_atomically(output, text)
         else:
             click.echo(text, nl=False)
     except RegstatError as e:

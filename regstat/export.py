@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from .analysis import bind
 from .errors import OutputExistsError, RegstatError
-from .report_render import write_atomically
+from .atomic import write_atomically, write_text_atomically
 from .snapshot import Snapshot
 
 
@@ -34,13 +34,13 @@ def check_outside(snapshot: Snapshot, path: str | os.PathLike[str]) -> Path:
 
 def write_text(snapshot: Snapshot, path: str | os.PathLike[str], text: str) -> None:
     """Write `text` to `path` (replacing it), outside the snapshot."""
-    write_atomically(check_outside(snapshot, path), text)
+    write_text_atomically(check_outside(snapshot, path), text)
 
 
 def write_parquet(snapshot: Snapshot, path: str | os.PathLike[str], table: pa.Table) -> None:
     """Write `table` as one Parquet file at `path` (replacing it), outside the snapshot."""
     target = check_outside(snapshot, path)
-    _atomic(target, lambda tmp: pq.write_table(table, tmp))
+    write_atomically(target, lambda tmp: pq.write_table(table, tmp))
 
 
 def export_db(snapshot: Snapshot, path: str | os.PathLike[str], *, force: bool = False) -> Path:
@@ -56,28 +56,10 @@ def export_db(snapshot: Snapshot, path: str | os.PathLike[str], *, force: bool =
         try:
             bind(con, snapshot, materialise=True)
             con.execute("CHECKPOINT")
+        except duckdb.Error as e:
+            raise ExportError(f"{path}: cannot write the database: {e}") from None
         finally:
             con.close()
 
-    _atomic(target, build)
+    write_atomically(target, build)
     return target
-
-
-def _atomic(target: Path, write) -> None:
-    if target.is_dir():
-        raise ExportError(f"{target}: is a directory")
-    tmp = target.parent / f".{target.name}.regstat-tmp-{os.getpid()}"
-    leftovers = [tmp, tmp.with_name(tmp.name + ".wal")]
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for leftover in leftovers:
-            leftover.unlink(missing_ok=True)
-        write(tmp)
-        os.replace(tmp, target)
-    except OSError as e:
-        raise ExportError(f"{target}: cannot write: {e.strerror or e}") from None
-    except duckdb.Error as e:
-        raise ExportError(f"{target}: cannot write the database: {e}") from None
-    finally:
-        for leftover in leftovers:
-            leftover.unlink(missing_ok=True)

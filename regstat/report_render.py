@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import tempfile
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import RegstatError
 from .render import to_json_value
 from .report import Report
 
@@ -154,26 +150,6 @@ def render_report(report: Report, fmt: str) -> str:
 
         return render_html(report)
     return {"text": render_text, "json": render_json, "markdown": render_markdown}[fmt](report)
-
-
-def write_atomically(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` to `path` through a temporary file beside it and a rename, so a reader (a
-    web server, a cron mail) never sees half a report."""
-    target = Path(path)
-    try:
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as e:
-        raise RegstatError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except OSError as e:
-        Path(temporary).unlink(missing_ok=True)
-        raise RegstatError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def render_json(report: Report) -> str:

@@ -1,0 +1,38 @@
+"""Files written whole or not at all: beside the destination under a hidden temporary name,
+then renamed, so a reader (a web server, a cron mail, DBeaver) never sees half a file and a
+failure or a kill leaves nothing at the path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from .errors import RegstatError
+
+
+def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Call `write(temporary)` and rename the temporary file to `path`; OSError becomes a
+    RegstatError naming the path. `write` may leave a `.wal` beside its file (DuckDB)."""
+    target = Path(path)
+    if target.is_dir():
+        raise RegstatError(f"{path}: is a directory")
+    temporary = target.parent / f".{target.name}.regstat-tmp-{os.getpid()}"
+    leftovers = [temporary, temporary.with_name(temporary.name + ".wal")]
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)
+        write(temporary)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except OSError as e:
+        raise RegstatError(f"{path}: cannot write: {e.strerror or e}") from None
+    finally:
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)
+    return target
+
+
+def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:
+    return write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))

@@ -19,29 +19,21 @@ unprivileged benchmark cannot drop), then the tools alternate, gc first: A B A B
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(HERE)
-# The regstat code being timed: the working tree, or a commit exported by --commit.
-CODE: dict[str, str | None] = {"dir": REPO_ROOT, "commit": None}
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import make_tree  # noqa: E402  (a sibling script, not a package)
+import bench_common as common  # noqa: E402  (siblings, not a package)
+import make_tree  # noqa: E402
+from bench_common import CODE, Run, code_env, tail, timed  # noqa: E402
 
-DEFAULT_WORK = os.path.join(HERE, "work")
-DEFAULT_RESULTS = os.path.join(HERE, "RESULTS.md")
 FULL_REPOSITORIES = 5000
 QUICK_REPOSITORIES = 100
 GC_SUMMARY = re.compile(
@@ -62,22 +54,6 @@ SECTION_END = "<!-- /result -->"
 
 
 @dataclass
-class Run:
-    tool: str  # "gc" or "crawl"
-    index: int  # 0 is the warm-up
-    wall: float
-    user: float
-    sys: float
-    max_rss_mb: float
-    load: float  # 1-minute load average when the run started
-    check: str = ""
-
-    @property
-    def warmup(self) -> bool:
-        return self.index == 0
-
-
-@dataclass
 class Bench:
     root: str
     config: str
@@ -87,32 +63,6 @@ class Bench:
     summary: dict[str, object] | None
     work: str
     runs: list[Run] = field(default_factory=list)
-
-
-def sh(args: list[str]) -> str:
-    """Output of a small informational command, or a note that it failed."""
-    try:
-        return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as e:
-        return f"({' '.join(args)} failed: {e})"
-
-
-def timed(args: list[str], *, stdout: str, stderr: str, cwd: str | None = None,
-          env: dict[str, str] | None = None) -> tuple[int, float, float, float, float]:
-    """Run a command; returns exit code, wall, user and system seconds, max RSS in MB."""
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=out, stderr=err, cwd=cwd, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    rss_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
-    return proc.returncode, wall, usage.ru_utime, usage.ru_stime, rss_mb
-
-
-def tail(path: str, lines: int = 15) -> str:
-    with open(path, errors="replace") as f:
-        return "".join(f.readlines()[-lines:])
 
 
 def write_config(root: str, path: str) -> None:
@@ -172,7 +122,7 @@ def run_gc(bench: Bench, index: int, delete_untagged: bool) -> Run:
     out = os.path.join(bench.work, "gc.stdout")
     err = os.path.join(bench.work, "gc.stderr")
     load = os.getloadavg()[0]
-    rc, wall, user, system, rss = timed(bench.gc_args, stdout=out, stderr=err)
+    rc, wall, user, system, rss, _ = timed(bench.gc_args, stdout=out, stderr=err)
     if rc != 0:
         raise SystemExit(f"garbage-collect failed (exit {rc}):\n{tail(err)}")
     return Run("gc", index, wall, user, system, rss, load, check_gc(bench, out, delete_untagged))
@@ -184,8 +134,8 @@ def run_crawl(bench: Bench, index: int) -> Run:
     out = os.path.join(bench.work, "crawl.stdout")
     err = os.path.join(bench.work, "crawl.stderr")
     load = os.getloadavg()[0]
-    rc, wall, user, system, rss = timed(bench.crawl_args, stdout=out, stderr=err,
-                                        cwd=CODE["dir"], env=code_env())
+    rc, wall, user, system, rss, _ = timed(bench.crawl_args, stdout=out, stderr=err,
+                                           cwd=CODE["dir"], env=code_env())
     if rc != 0:
         raise SystemExit(f"regstat crawl failed (exit {rc}):\n{tail(err)}")
     run = Run("crawl", index, wall, user, system, rss, load, check_crawl(bench))
@@ -193,20 +143,11 @@ def run_crawl(bench: Bench, index: int) -> Run:
     return run
 
 
-def print_run(run: Run) -> None:
-    label = "warm-up" if run.warmup else f"run {run.index}"
-    print(f"  {label:<8} {run.tool:<6} {run.wall:8.2f} s wall {run.user:8.2f} s user "
-          f"{run.sys:7.2f} s sys {run.max_rss_mb:6.0f} MB  load {run.load:4.1f}  {run.check}",
-          flush=True)
+TOOLS = ("gc", "crawl")
 
 
 def medians(runs: list[Run]) -> dict[str, float]:
-    result = {}
-    for tool in ("gc", "crawl"):
-        walls = [r.wall for r in runs if r.tool == tool and not r.warmup]
-        if walls:
-            result[tool] = statistics.median(walls)
-    return result
+    return common.medians(runs, TOOLS)
 
 
 def secondary(runs: list[Run]) -> list[str]:
@@ -217,8 +158,8 @@ def secondary(runs: list[Run]) -> list[str]:
     tool costs regardless of how many cores it could use at that moment.
     """
     stats: dict[str, dict[str, float]] = {}
-    for tool in ("gc", "crawl"):
-        counted = [r for r in runs if r.tool == tool and not r.warmup]
+    for tool in TOOLS:
+        counted = common.counted(runs, tool)
         if counted:
             stats[tool] = {
                 "min": min(r.wall for r in counted),
@@ -236,126 +177,10 @@ def secondary(runs: list[Run]) -> list[str]:
 # -- environment ---------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def memory_total() -> str:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
-
-
-def filesystem_of(path: str) -> str:
-    path = os.path.realpath(path)
-    best = ("", "unknown", "unknown")
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                device, mount, fstype = line.split()[:3]
-                if (path == mount or path.startswith(mount.rstrip("/") + "/")) and \
-                        len(mount) >= len(best[0]):
-                    best = (mount, fstype, device)
-    except OSError:
-        pass
-    return f"{best[1]} on {best[2]} (mounted at {best[0]})"
-
-
-def code_env() -> dict[str, str]:
-    """Environment that makes `python -m regstat` import the code being timed."""
-    env = dict(os.environ)
-    old = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(CODE["dir"]) + (os.pathsep + old if old else "")
-    return env
-
-
-def export_commit(rev: str, work: str) -> None:
-    """Time REV's regstat instead of the working tree (which others may be editing)."""
-    commit = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--short", rev],
-                            capture_output=True, text=True, check=True).stdout.strip()
-    target = os.path.join(work, f"regstat-{commit}")
-    if not os.path.isdir(target):
-        partial = target + ".partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        os.makedirs(partial)
-        archive = subprocess.run(["git", "-C", REPO_ROOT, "archive", commit, "regstat", "sql"],
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", partial], input=archive, check=True)
-        # pyproject maps the package regstat.sql to the top-level sql/ directory.
-        if os.path.isdir(os.path.join(partial, "sql")) and \
-                not os.path.exists(os.path.join(partial, "regstat", "sql")):
-            os.symlink(os.path.join("..", "sql"), os.path.join(partial, "regstat", "sql"))
-        os.rename(partial, target)
-    CODE["dir"], CODE["commit"] = target, commit
-    probe = subprocess.run(
-        [sys.executable, "-c", "import regstat, importlib.resources as r; "
-         "print(regstat.__file__); print(r.files('regstat.sql'))"],
-        capture_output=True, text=True, cwd=target, env=code_env(),
-    )
-    if not probe.stdout.startswith(target):
-        raise SystemExit(f"cannot import the exported regstat from {target}:\n"
-                         f"{probe.stdout}{probe.stderr}")
-    print(f"timing regstat at {commit}, exported to {os.path.relpath(target)}")
-
-
-def git_commit() -> str:
-    if CODE["commit"]:
-        return f"{CODE['commit']}, exported with --commit"
-    commit = sh(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"])
-    dirty = sh(["git", "-C", REPO_ROOT, "status", "--porcelain", "--", "regstat"])
-    return commit + (" + uncommitted changes in regstat/" if dirty else "")
-
-
-def regstat_fingerprint() -> str:
-    """Hash of the crawler's source (regstat/ and sql/), to tell which code was timed."""
-    h = hashlib.sha256()
-    for top in ("regstat", "sql"):
-        for dirpath, dirnames, filenames in os.walk(os.path.join(str(CODE["dir"]), top)):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            for name in sorted(filenames):
-                if name.endswith((".py", ".sql")):
-                    path = os.path.join(dirpath, name)
-                    h.update(os.path.relpath(path, str(CODE["dir"])).encode() + b"\0")
-                    with open(path, "rb") as f:
-                        h.update(f.read() + b"\0")
-    return h.hexdigest()[:12]
-
-
-def regstat_version() -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", "import regstat; print(regstat.__version__)"],
-        capture_output=True, text=True, cwd=CODE["dir"], env=code_env(),
-    )
-    return proc.stdout.strip() or "unknown"
-
-
 def environment() -> dict[str, str]:
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    cores = f"{os.cpu_count()} logical" + (f", {affinity} usable" if affinity else "")
-    return {
-        "date": sh(["date", "-u"]),
-        "host": socket.gethostname(),
-        "uname": sh(["uname", "-a"]),
-        "cpu": cpu_model(),
-        "cores": cores,
-        "ram": memory_total(),
-        "python": f"{platform.python_version()} ({sys.executable})",
-        "regstat": f"{regstat_version()} (git {git_commit()}; source sha256 "
-                   f"{regstat_fingerprint()})",
-        "registry": sh(["docker-registry", "--version"]),
-    }
+    env = common.environment(socket.gethostname(), common.git_commit(("regstat",), "regstat/"))
+    env["registry"] = common.sh(["docker-registry", "--version"])
+    return env
 
 
 # -- RESULTS.md ----------------------------------------------------------------------
@@ -368,10 +193,7 @@ def section_key(env: dict[str, str], bench: Bench, args: argparse.Namespace) -> 
             if params else os.path.basename(os.path.abspath(bench.root)))
     mode = "gc-only" if args.gc_only else "crawl-only" if args.crawl_only else "both"
     untagged = "-delete-untagged" if args.delete_untagged else ""
-    commit = env["regstat"].split("git ", 1)[-1].split()[0].rstrip(";,")
-    if "uncommitted" in env["regstat"]:
-        commit += "+" + env["regstat"].rsplit("sha256 ", 1)[-1].rstrip(")")
-    return f"host={env['host']} tree={tree} mode={mode}{untagged} regstat={commit}"
+    return f"host={env['host']} tree={tree} mode={mode}{untagged} regstat={common.regstat_key(env)}"
 
 
 def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace,
@@ -395,12 +217,8 @@ def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace,
     lines.append("")
     lines.append("| | |")
     lines.append("|---|---|")
-    for label, k in (("date (`date -u`)", "date"), ("machine (`uname -a`)", "uname"),
-                     ("CPU", "cpu"), ("cores", "cores"), ("RAM", "ram"),
-                     ("python", "python"), ("regstat", "regstat"),
-                     ("docker-registry", "registry")):
-        lines.append(f"| {label} | `{env[k]}` |" if k == "uname" else f"| {label} | {env[k]} |")
-    lines.append(f"| tree file system | {filesystem_of(bench.root)} |")
+    lines += common.environment_rows(env, ("docker-registry", "registry"))
+    lines.append(f"| tree file system | {common.filesystem_of(bench.root)} |")
     lines.append(f"| load average | {env['load_start']} at the start, {env['load_end']} at "
                  "the end (1, 5, 15 min; other work on the machine inflates both tools' "
                  "times) |")
@@ -429,36 +247,17 @@ def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace,
                  f"not dropped), then {args.runs} counted run(s) of each, alternating, gc first; wall clock "
                  "per process; user/sys/RSS from wait4 |")
     lines.append("")
-    lines.append("| run | tool | wall s | user s | sys s | max RSS MB | load | output check |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---|")
-    for run in bench.runs:
-        label = "warm-up" if run.warmup else str(run.index)
-        lines.append(f"| {label} | {run.tool} | {run.wall:.2f} | {run.user:.2f} | "
-                     f"{run.sys:.2f} | {run.max_rss_mb:.0f} | {run.load:.1f} | {run.check} |")
-    for tool, value in med.items():
-        lines.append(f"| median | {tool} | **{value:.2f}** | | | | | |")
+    lines += common.run_rows(bench.runs, med, "tool")
     lines.append("")
     lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
 
 
 def record(path: str, key: str, section: str) -> None:
-    text = open(path).read() if os.path.exists(path) else RESULTS_HEADER
-    start_marker = SECTION_START.format(key=key)
-    if start_marker in text:
-        start = text.index(start_marker)
-        end = text.index(SECTION_END, start) + len(SECTION_END)
-        if text[end:end + 1] == "\n":
-            end += 1
-        text = text[:start] + section + text[end:]
-    else:
-        anchor = "<!-- bench_crawl.py inserts sections below this line -->\n"
-        if anchor not in text:
-            text = text.rstrip("\n") + "\n\n" + anchor
-        at = text.index(anchor) + len(anchor)
-        text = text[:at] + "\n" + section + text[at:]
-    with open(path, "w") as f:
-        f.write(text)
+    anchor = "<!-- bench_crawl.py inserts sections below this line -->\n"
+    common.record(path, section, start_marker=SECTION_START.format(key=key),
+                  end_marker=SECTION_END, anchor=anchor, new_file=RESULTS_HEADER,
+                  new_part=anchor)
 
 
 # -- main ----------------------------------------------------------------------------
@@ -520,16 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delete-untagged", action="store_true",
                         help="run garbage-collect with --delete-untagged too (it then also "
                              "reads every tag, for every manifest)")
-    parser.add_argument("--commit", metavar="REV",
-                        help="time regstat as of this commit (exported into the work "
-                             "directory) instead of the working tree")
-    parser.add_argument("--no-warmup", action="store_true")
-    parser.add_argument("--work", default=DEFAULT_WORK, help="scratch directory (gitignored)")
-    parser.add_argument("--results", default=DEFAULT_RESULTS)
-    record_group = parser.add_mutually_exclusive_group()
-    record_group.add_argument("--record", action="store_true", default=None,
-                              help="write RESULTS.md (the default except with --quick)")
-    record_group.add_argument("--no-record", dest="record", action="store_false")
+    common.add_commit_option(parser)
+    common.add_common_options(parser)
     args = parser.parse_args(argv)
     if args.repositories is None:
         args.repositories = QUICK_REPOSITORIES if args.quick else FULL_REPOSITORIES
@@ -542,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("docker-registry") is None and not args.crawl_only:
         raise SystemExit("docker-registry is not installed (Debian: apt-get install docker-registry)")
     if args.commit:
-        export_commit(args.commit, args.work)
+        common.export_commit(args.commit, args.work)
     root, summary = prepare_tree(args)
     name = os.path.basename(root)
     config = os.path.join(args.work, f"{name}.registry.yml")
@@ -559,17 +350,16 @@ def main(argv: list[str] | None = None) -> int:
 
     env = environment() if args.record else {}
     if env:
-        env["load_start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        env["load_start"] = common.load_averages()
     tools = ["gc"] if args.gc_only else ["crawl"] if args.crawl_only else ["gc", "crawl"]
     print(f"gc:    {' '.join(gc_args)}")
     print(f"crawl: {' '.join(crawl_args)}")
-    rounds = range(args.runs + 1) if not args.no_warmup else range(1, args.runs + 1)
-    for index in rounds:
+    for index in common.rounds(args.runs, not args.no_warmup):
         for tool in tools:
             run = run_gc(bench, index, args.delete_untagged) if tool == "gc" \
                 else run_crawl(bench, index)
             bench.runs.append(run)
-            print_run(run)
+            common.print_run(run, 6)
 
     med = medians(bench.runs)
     print()
@@ -582,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in secondary(bench.runs):
         print(line)
     if args.record:
-        env["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        if regstat_fingerprint() not in env["regstat"] and not args.gc_only:
+        env["load_end"] = common.load_averages()
+        if common.regstat_fingerprint() not in env["regstat"] and not args.gc_only:
             env["changed"] = ("regstat/ or sql/ changed while the benchmark ran: the crawl "
                               "runs may have timed different code")
             print("warning: " + env["changed"])

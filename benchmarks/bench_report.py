@@ -23,9 +23,7 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,15 +31,13 @@ import time
 from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-import bench_crawl  # noqa: E402  (siblings, not a package: shared helpers)
+import bench_common as common  # noqa: E402  (siblings, not a package)
+import bench_crawl  # noqa: E402  (its RESULTS.md header starts a new file)
 import make_snapshot  # noqa: E402
-from bench_crawl import CODE, code_env, sh, tail  # noqa: E402
+from bench_common import DEFAULT_WORK, Run, code_env, timed  # noqa: E402
 
-DEFAULT_WORK = os.path.join(HERE, "work")
-DEFAULT_RESULTS = os.path.join(HERE, "RESULTS.md")
 FULL_DESCRIPTORS = 10_000_000
 QUICK_DESCRIPTORS = 200_000
 TARGET = 3.0
@@ -61,23 +57,6 @@ first; a rerun on the same machine, snapshot and commit replaces its section.
 SECTION_START = "<!-- report-result {key} -->"
 SECTION_END = "<!-- /report-result -->"
 TOOLS = ("baseline", "report")
-
-
-@dataclass
-class Run:
-    tool: str  # "baseline" or "report"
-    index: int  # 0 is the warm-up
-    wall: float
-    user: float
-    sys: float
-    max_rss_mb: float
-    load: float  # 1-minute load average when the run started
-    check: str = ""
-    failed: str = ""  # why the run did not finish (timeout, error); empty when it did
-
-    @property
-    def warmup(self) -> bool:
-        return self.index == 0
 
 
 @dataclass
@@ -152,42 +131,6 @@ def check_report(bench: Bench) -> str:
     return said + (" (agrees)" if not wrong else " (MISMATCH: " + "; ".join(wrong) + ")")
 
 
-def timed(args: list[str], *, stdout: str, stderr: str, cwd: str, env: dict[str, str] | None,
-          timeout: float, file_limit: int) -> tuple[int, float, float, float, float, str]:
-    """Run a command in its own session; exit code, wall, user, sys, max RSS MB, failure.
-
-    Like bench_crawl.timed (wall clock, rusage from wait4), with two guards for a shared
-    machine: no file the command writes may exceed `file_limit` bytes (RLIMIT_FSIZE; Python
-    ignores SIGXFSZ, so DuckDB gets an error instead of filling the disk with spill files),
-    and after `timeout` seconds the command's process group is killed.
-    """
-    def limits() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
-
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=out, stderr=err, cwd=cwd, env=env,
-                                preexec_fn=limits, start_new_session=True)
-        deadline = started + timeout
-        failure = ""
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)  # the group of the process we started
-                _, status, usage = os.wait4(proc.pid, 0)
-                failure = f"killed after {timeout:.0f} s"
-                break
-            time.sleep(0.05)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if not failure and proc.returncode != 0:
-        lines = [line for line in tail(stderr, 5).splitlines() if line.strip()]
-        failure = f"exit {proc.returncode}: " + (lines[-1][:200] if lines else "no message")
-    return proc.returncode, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024, failure
-
-
 def run_tool(bench: Bench, tool: str, index: int) -> Run:
     out_file = bench.baseline_out if tool == "baseline" else bench.report_out
     if os.path.exists(out_file):
@@ -214,20 +157,8 @@ def run_tool(bench: Bench, tool: str, index: int) -> Run:
     return Run(tool, index, wall, user, system, rss, load, check)
 
 
-def print_run(run: Run) -> None:
-    label = "warm-up" if run.warmup else f"run {run.index}"
-    print(f"  {label:<8} {run.tool:<9} {run.wall:8.2f} s wall {run.user:8.2f} s user "
-          f"{run.sys:7.2f} s sys {run.max_rss_mb:6.0f} MB  load {run.load:4.1f}  {run.check}",
-          flush=True)
-
-
 def medians(runs: list[Run]) -> dict[str, float]:
-    result = {}
-    for tool in TOOLS:
-        walls = [r.wall for r in runs if r.tool == tool and not r.warmup and not r.failed]
-        if walls:
-            result[tool] = statistics.median(walls)
-    return result
+    return common.medians(runs, TOOLS)
 
 
 def verdict(runs: list[Run], markdown: bool = False) -> str:
@@ -254,7 +185,7 @@ def secondary(runs: list[Run]) -> list[str]:
     """The fastest run and the median CPU seconds, less disturbed by a busy machine."""
     stats: dict[str, dict[str, float]] = {}
     for tool in TOOLS:
-        counted = [r for r in runs if r.tool == tool and not r.warmup and not r.failed]
+        counted = common.counted(runs, tool)
         if counted:
             stats[tool] = {"min": min(r.wall for r in counted),
                            "cpu": statistics.median(r.user + r.sys for r in counted),
@@ -281,28 +212,11 @@ def library_versions() -> str:
     return f"duckdb {duck}, pyarrow {arrow}"
 
 
-def git_commit() -> str:
-    if CODE["commit"]:
-        return f"{CODE['commit']}, exported with --commit"
-    commit = sh(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"])
-    dirty = sh(["git", "-C", REPO_ROOT, "status", "--porcelain", "--", "regstat", "sql"])
-    return commit + (" + uncommitted changes in regstat/ or sql/" if dirty else "")
-
-
 def environment() -> dict[str, str]:
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "date": sh(["date", "-u"]),
-        "host": platform.node(),
-        "uname": sh(["uname", "-a"]),
-        "cpu": bench_crawl.cpu_model(),
-        "cores": f"{os.cpu_count()} logical" + (f", {affinity} usable" if affinity else ""),
-        "ram": bench_crawl.memory_total(),
-        "python": f"{platform.python_version()} ({sys.executable})",
-        "regstat": f"{bench_crawl.regstat_version()} (git {git_commit()}; source sha256 "
-                   f"{bench_crawl.regstat_fingerprint()})",
-        "libraries": library_versions(),
-    }
+    env = common.environment(platform.node(), common.git_commit(("regstat", "sql"),
+                                                                "regstat/ or sql/"))
+    env["libraries"] = library_versions()
+    return env
 
 
 # -- RESULTS.md ----------------------------------------------------------------------
@@ -316,10 +230,8 @@ def snapshot_label(bench: Bench) -> str:
 
 
 def section_key(env: dict[str, str], bench: Bench) -> str:
-    commit = env["regstat"].split("git ", 1)[-1].split()[0].rstrip(";,")
-    if "uncommitted" in env["regstat"]:
-        commit += "+" + env["regstat"].rsplit("sha256 ", 1)[-1].rstrip(")")
-    return f"host={env['host']} snapshot={snapshot_label(bench)} regstat={commit}"
+    return (f"host={env['host']} snapshot={snapshot_label(bench)} "
+            f"regstat={common.regstat_key(env)}")
 
 
 def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace, key: str) -> str:
@@ -335,11 +247,8 @@ def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace, 
     lines.append("")
     lines.append("| | |")
     lines.append("|---|---|")
-    for label, k in (("date (`date -u`)", "date"), ("machine (`uname -a`)", "uname"),
-                     ("CPU", "cpu"), ("cores", "cores"), ("RAM", "ram"),
-                     ("python", "python"), ("regstat", "regstat"), ("libraries", "libraries")):
-        lines.append(f"| {label} | `{env[k]}` |" if k == "uname" else f"| {label} | {env[k]} |")
-    lines.append(f"| snapshot file system | {bench_crawl.filesystem_of(bench.snapshot)} |")
+    lines += common.environment_rows(env, ("libraries", "libraries"))
+    lines.append(f"| snapshot file system | {common.filesystem_of(bench.snapshot)} |")
     lines.append(f"| load average | {env['load_start']} at the start, {env['load_end']} at "
                  "the end (1, 5, 15 min; other work on the machine inflates both commands' "
                  "times) |")
@@ -366,14 +275,7 @@ def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace, 
                  f"file over {args.file_limit_gb:g} GiB (DuckDB spill files), and a command that "
                  "did not finish is not run again |")
     lines.append("")
-    lines.append("| run | command | wall s | user s | sys s | max RSS MB | load | output check |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---|")
-    for run in bench.runs:
-        label = "warm-up" if run.warmup else str(run.index)
-        lines.append(f"| {label} | {run.tool} | {run.wall:.2f} | {run.user:.2f} | "
-                     f"{run.sys:.2f} | {run.max_rss_mb:.0f} | {run.load:.1f} | {run.check} |")
-    for tool, value in med.items():
-        lines.append(f"| median | {tool} | **{value:.2f}** | | | | | |")
+    lines += common.run_rows(bench.runs, med, "command")
     if args.profile_notes:
         lines.append("")
         lines.append(open(args.profile_notes).read().rstrip("\n"))
@@ -383,21 +285,9 @@ def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace, 
 
 
 def record(path: str, key: str, section: str) -> None:
-    text = open(path).read() if os.path.exists(path) else bench_crawl.RESULTS_HEADER
-    start_marker = SECTION_START.format(key=key)
-    if start_marker in text:
-        start = text.index(start_marker)
-        end = text.index(SECTION_END, start) + len(SECTION_END)
-        if text[end:end + 1] == "\n":
-            end += 1
-        text = text[:start] + section + text[end:]
-    else:
-        if ANCHOR not in text:
-            text = text.rstrip("\n") + "\n\n" + PART_HEADER
-        at = text.index(ANCHOR) + len(ANCHOR)
-        text = text[:at] + "\n" + section + text[at:]
-    with open(path, "w") as f:
-        f.write(text)
+    common.record(path, section, start_marker=SECTION_START.format(key=key),
+                  end_marker=SECTION_END, anchor=ANCHOR, new_file=bench_crawl.RESULTS_HEADER,
+                  new_part=PART_HEADER)
 
 
 # -- profile -------------------------------------------------------------------------
@@ -536,22 +426,14 @@ def main(argv: list[str] | None = None) -> int:
     only.add_argument("--profile-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile-notes", metavar="FILE",
                         help="Markdown to append to the recorded section (e.g. a profile)")
-    parser.add_argument("--commit", metavar="REV",
-                        help="time regstat as of this commit (exported into the work "
-                             "directory) instead of the working tree")
+    common.add_commit_option(parser)
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help=f"seconds before a run is killed and recorded as unfinished "
                              f"(default {DEFAULT_TIMEOUT})")
     parser.add_argument("--file-limit-gb", type=float, default=DEFAULT_FILE_LIMIT_GB,
                         help="largest file a run may write, in GiB (RLIMIT_FSIZE; bounds DuckDB "
                              f"spill files; default {DEFAULT_FILE_LIMIT_GB})")
-    parser.add_argument("--no-warmup", action="store_true")
-    parser.add_argument("--work", default=DEFAULT_WORK, help="scratch directory (gitignored)")
-    parser.add_argument("--results", default=DEFAULT_RESULTS)
-    record_group = parser.add_mutually_exclusive_group()
-    record_group.add_argument("--record", action="store_true", default=None,
-                              help="write RESULTS.md (the default except with --quick)")
-    record_group.add_argument("--no-record", dest="record", action="store_false")
+    common.add_common_options(parser)
     args = parser.parse_args(argv)
     if args.descriptors is None:
         args.descriptors = QUICK_DESCRIPTORS if args.quick else FULL_DESCRIPTORS
@@ -565,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         return profile_child(args.snapshot)
 
     if args.commit:
-        bench_crawl.export_commit(args.commit, args.work)
+        common.export_commit(args.commit, args.work)
     snapshot, summary = prepare_snapshot(args)
     if args.profile:
         return profile(snapshot)
@@ -579,18 +461,17 @@ def main(argv: list[str] | None = None) -> int:
 
     env = environment() if args.record else {}
     if env:
-        env["load_start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        env["load_start"] = common.load_averages()
     tools = ["baseline"] if args.baseline_only else ["report"] if args.report_only else list(TOOLS)
     print(f"baseline: {' '.join(baseline_args)}")
     print(f"report:   {' '.join(report_args)}")
-    rounds = range(args.runs + 1) if not args.no_warmup else range(1, args.runs + 1)
-    for index in rounds:
+    for index in common.rounds(args.runs, not args.no_warmup):
         for tool in tools:
             if any(r.tool == tool and r.failed for r in bench.runs):
                 continue  # one unfinished run says it: do not spend the timeout again
             run = run_tool(bench, tool, index)
             bench.runs.append(run)
-            print_run(run)
+            common.print_run(run, 9)
 
     med = medians(bench.runs)
     print()
@@ -600,8 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in secondary(bench.runs):
         print(line)
     if args.record:
-        env["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        if bench_crawl.regstat_fingerprint() not in env["regstat"] and not args.baseline_only:
+        env["load_end"] = common.load_averages()
+        if common.regstat_fingerprint() not in env["regstat"] and not args.baseline_only:
             env["changed"] = ("regstat/ or sql/ changed while the benchmark ran: the report "
                               "runs may have timed different code")
             print("warning: " + env["changed"])

@@ -73,15 +73,11 @@ from regstat.snapshot import (  # noqa: E402
     new_snapshot_id, utc_now,
 )
 
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+from make_tree import (  # noqa: E402  the same media types as the storage-tree generator
+    DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_LAYER,
+    OCI_LAYER_ZSTD, OCI_MANIFEST,
+)
+
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 # The OCI empty descriptor, `{}`: the config of every artifact below, one shared blob.
 EMPTY_DIGEST = "sha256:" + hashlib.sha256(b"{}").hexdigest()

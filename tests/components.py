@@ -173,7 +173,22 @@ class _Process:
 # --- moto -----------------------------------------------------------------------------------
 
 
-class MotoServer:
+class _Service:
+    """A process the tests start, with the temporary directory it may own."""
+
+    _process: "_Process | None" = None
+    _tmp: "tempfile.TemporaryDirectory[str] | None" = None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+class MotoServer(_Service):
     """``moto_server`` on 127.0.0.1:<free port>, as a context manager.
 
     >>> with MotoServer() as moto:
@@ -200,14 +215,6 @@ class MotoServer:
         # moto answers its own dashboard API once Flask is up.
         self._process.wait_until(f"{self.endpoint_url}/moto-api/", {200}, "moto_server")
         return self
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
 
     def __enter__(self) -> "MotoServer":
         return self.start()
@@ -287,7 +294,7 @@ class S3Storage:
         return config
 
 
-class Registry:
+class Registry(_Service):
     """``docker-registry serve`` on 127.0.0.1:<free port>, as a context manager.
 
     Storage is either a local directory (``root``, the directory that will hold
@@ -407,14 +414,6 @@ class Registry:
                 f"docker-registry answers /v2/ but its catalog gives {status}: storage is "
                 f"unusable; log {self.log_path}:\n{_log_tail(self.log_path)}"  # type: ignore[arg-type]
             )
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
 
     def __enter__(self) -> "Registry":
         return self.start()

@@ -66,7 +66,10 @@ def assemble(
     manifest_path: Callable[[str, str], str],
     memory_limit: str = "2GB",
 ) -> tuple[dict[str, int], list[CrawlError]]:
-    """Write the snapshot's tables from the staging tables under `stage`, then remove it.
+    """Write the snapshot's tables from the staging tables under `stage`.
+
+    `stage` stays until the snapshot is published: a crawl killed while assembling is
+    resumed from it.
 
     Returns the row counts and one error per (repository, manifest) that could not be read.
     """
@@ -89,7 +92,7 @@ def assemble(
         ]
     finally:
         con.close()
-    shutil.rmtree(stage)
+    shutil.rmtree(stage / "_spill", ignore_errors=True)
     return counts, problems
 
 

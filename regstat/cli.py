@@ -11,7 +11,7 @@ import click
 
 from . import __version__
 from .analysis import describe, query, query_arrow
-from .crawl import CrawlOptions, crawl
+from .crawl import CrawlOptions, crawl, kept_for_resume
 from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
 from .export import export_db, write_parquet, write_text
 from .progress import Progress
@@ -93,6 +93,11 @@ def main() -> None:
 @click.option("--registry-id", metavar="ACCOUNT", help="ECR: the registry (account id) to crawl. Default: the caller's.")
 @click.option("--name", metavar="REPOSITORY", help="OCI layout: the repository name. Default: the directory's name.")
 @click.option("--force", is_flag=True, help="Replace --output if it already exists.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the interrupted crawl to DIR (same SOURCE and options), fetching only what it had not written.",
+)
 @click.option("--progress/--no-progress", default=None, help="Live progress on stderr. Default: when stderr is a terminal.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout when done.")
 def crawl_command(
@@ -109,6 +114,7 @@ def crawl_command(
     registry_id: str | None,
     name: str | None,
     force: bool,
+    resume: bool,
     progress: bool | None,
     as_json: bool,
 ) -> None:
@@ -131,12 +137,22 @@ def crawl_command(
     keeps failing) do not stop the crawl: they are recorded in snapshot.json, their repository
     is marked incomplete, and the exit code is 3.
 
+    A crawl that is killed, crashes or is interrupted (exit code 130) leaves only a hidden
+    directory beside DIR, which no command reads as a snapshot. Repeat the command with
+    --resume to continue it: the jobs it had finished are not run again, and snapshot.json
+    lists when it was resumed (resumed_at). --resume refuses, with exit code 5, when no
+    interrupted crawl to DIR is left, when its crawl is still running, or when SOURCE or an
+    option that changes what is crawled (--repository, --verify-links, --username,
+    --registry-id, --name) differs. Without --resume, a crawl removes what dead crawls to DIR
+    left.
+
     \b
     Examples:
       regstat crawl /var/lib/registry -o snap-$(date +%F)
       regstat crawl s3://my-bucket/registry -o snap --concurrency 64
       regstat crawl sample_data -o /tmp/snap --repository 'apps/*'
       echo "$TOKEN" | regstat crawl https://registry.example.com -o snap --username ci --password-stdin
+      regstat crawl s3://my-bucket/registry -o snap --resume   # after a crash or Ctrl-C
     """
     reporter = Progress(enabled=progress)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
@@ -152,6 +168,7 @@ def crawl_command(
         repositories=repositories,
         endpoint_url=endpoint_url,
         force=force,
+        resume=resume,
         progress=reporter,
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
@@ -162,7 +179,8 @@ def crawl_command(
         _fail(e)
     except (KeyboardInterrupt, _Interrupted):
         reporter.close()
-        click.echo("regstat: interrupted; no snapshot written", err=True)
+        hint = "; continue it with --resume" if kept_for_resume(output) else ""
+        click.echo(f"regstat: interrupted; no snapshot written{hint}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -178,7 +196,8 @@ def crawl_command(
             (len(meta["errors"]), "error"),
         )
     )
-    click.echo(f"regstat: {state} snapshot {result.path}: {summary} in {reporter.elapsed:.1f}s", err=True)
+    resumed = f" (resumed: {result.stats.get('jobs_reused', 0):,} jobs kept)" if result.stats.get("resumed") else ""
+    click.echo(f"regstat: {state} snapshot {result.path}: {summary} in {reporter.elapsed:.1f}s{resumed}", err=True)
     if meta["errors"]:
         for error in meta["errors"][:5]:
             click.echo(f"  {error['kind']}: {error['repository'] or '-'}: {error['path']}: {error['message']}", err=True)
@@ -188,6 +207,8 @@ def crawl_command(
         summary = {k: meta[k] for k in ("id", "complete", "partial", "counts", "incomplete_repositories")}
         summary["path"] = str(result.path)
         summary["errors"] = len(meta["errors"])
+        summary["resumed_at"] = meta.get("resumed_at", [])
+        summary["work"] = result.stats  # jobs run in this process, jobs a resume kept, items read
         click.echo(json.dumps(summary, indent=1))
     sys.exit(EXIT_INCOMPLETE if meta["errors"] else EXIT_OK)
 

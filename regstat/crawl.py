@@ -17,27 +17,57 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from . import __version__
 from .assemble import STAGING_SCHEMAS, assemble
-from .errors import CrawlError
-from .snapshot import FORMAT, SCHEMA_VERSION, PartWriter, PendingSnapshot, iso, new_snapshot_id, utc_now
+from .errors import CrawlError, RegstatError, SnapshotError
+from .journal import (
+    Delta,
+    JobCodec,
+    JournalState,
+    JournalWriter,
+    NotResumable,
+    fsync_directory,
+    fsync_file,
+    mark_resumed,
+    read_journal,
+    write_header,
+)
+from .snapshot import (
+    FORMAT,
+    SCHEMA_VERSION,
+    PartWriter,
+    PendingSnapshot,
+    find_interrupted,
+    iso,
+    new_snapshot_id,
+    part_number,
+    utc_now,
+)
 from .sources import open_source
 from .sources.base import CrawlOptions, Job, JobResult, Source
 
-__all__ = ["CrawlOptions", "CrawlResult", "crawl", "crawl_source"]
+__all__ = ["CrawlOptions", "CrawlResult", "crawl", "crawl_source", "kept_for_resume"]
 
 MANIFESTS_PER_JOB = 64
+# How often finished work is made durable for --resume: at most this much is fetched again
+# after a crash. REGSTAT_CHECKPOINT_SECONDS overrides it (the tests checkpoint constantly).
+CHECKPOINT_SECONDS = 5.0
+CHECKPOINT_VARIABLE = "REGSTAT_CHECKPOINT_SECONDS"
+STAGING = "_staging"
 
 
 @dataclass(frozen=True)
 class CrawlResult:
     path: Path
     metadata: dict[str, Any]
+    stats: dict[str, Any] = field(default_factory=dict)  # jobs run and reused, items read
 
     @property
     def complete(self) -> bool:
@@ -45,25 +75,77 @@ class CrawlResult:
 
 
 def crawl(source: str, output: str, options: CrawlOptions) -> CrawlResult:
-    """Crawl SOURCE into a new snapshot directory OUTPUT."""
+    """Crawl SOURCE into a new snapshot directory OUTPUT (or resume the crawl to it)."""
     return crawl_source(open_source(source, options), output, options)
 
 
 def crawl_source(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
-    """Crawl an opened source into a new snapshot directory OUTPUT."""
+    """Crawl an opened source into a new snapshot directory OUTPUT.
+
+    With `options.resume`, continue the interrupted crawl to OUTPUT instead.
+    """
+    if options.resume:
+        return _resume(source, output, options)
     pending = PendingSnapshot(output, force=options.force)
     try:
-        metadata = _Crawl(source, pending, options).run()
-        return CrawlResult(pending.publish(metadata), metadata)
+        crawl = _Crawl(source, pending, options)
     except BaseException:
         pending.discard()
         raise
+    return _finish(crawl, pending, resumed=False)
+
+
+def _resume(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
+    partial = find_interrupted(output)
+    finished = PendingSnapshot.finished_in(partial)
+    if finished is not None:
+        if finished.get("source") != source.describe():
+            raise SnapshotError(f"{output}: the interrupted crawl read {finished.get('source')}, not this SOURCE")
+        state = None
+    else:
+        state = read_journal(partial / STAGING, source, options)
+    pending = PendingSnapshot.take_over(output, partial, force=options.force)
+    if state is None:  # it had finished; only the rename was left
+        return CrawlResult(pending.publish(finished), finished, {"resumed": True, "jobs_run": 0})
+    return _finish(_Crawl(source, pending, options, state), pending, resumed=True)
+
+
+def _finish(crawl: "_Crawl", pending: PendingSnapshot, resumed: bool) -> CrawlResult:
+    try:
+        metadata = crawl.run()
+        return CrawlResult(pending.publish(metadata), metadata, crawl.stats())
+    except BaseException as e:
+        # Keep what can be resumed (Ctrl-C, SIGTERM, a crash); a fresh crawl that failed
+        # for a reason regstat reports (the source cannot be read) leaves nothing.
+        if not (crawl.resumable and (resumed or not isinstance(e, RegstatError))):
+            pending.discard()
+        raise
+
+
+def kept_for_resume(output: str) -> bool:
+    """After an interrupted crawl in this process: whether `--resume` can continue it."""
+    path = Path(output).absolute()
+    return (path.parent / f".{path.name}.regstat-partial-{os.getpid()}").is_dir()
+
+
+def _checkpoint_seconds() -> float:
+    try:
+        return float(os.environ.get(CHECKPOINT_VARIABLE, CHECKPOINT_SECONDS))
+    except ValueError:
+        return CHECKPOINT_SECONDS
 
 
 class _Crawl:
-    """Runs a source's jobs on a pool and writes what they return, on this thread."""
+    """Runs a source's jobs on a pool and writes what they return, on this thread.
 
-    def __init__(self, source: Source, pending: PendingSnapshot, options: CrawlOptions) -> None:
+    Every few seconds it checkpoints: staging rows are flushed to Parquet parts and the
+    journal (regstat.journal) records which jobs those parts hold, so `--resume` reruns only
+    the jobs that had not finished.
+    """
+
+    def __init__(
+        self, source: Source, pending: PendingSnapshot, options: CrawlOptions, resumed: JournalState | None = None
+    ) -> None:
         self.source = source
         self.pending = pending
         self.options = options
@@ -74,29 +156,124 @@ class _Crawl:
         self._known: set[str] = set()  # manifest digests asked for or written
         self._written: set[str] = set()  # manifest digests whose facts are written
         self._to_fetch: list[str] = []
-        self.stage = pending.path / "_staging"
+        self.stage = pending.path / STAGING
+        self.delta = Delta()
+        self.jobs_run = self.jobs_reused = self.items = 0
+        self._every = _checkpoint_seconds()
+        self._checkpointed = time.monotonic()
+        self._shared: dict[tuple[type, str], Any] = {}
+        self._revisions: dict[str, set[str]] | None = None
+        self._journaled_errors: set[CrawlError] = set()
+        self.resumed = resumed
+        first_parts = self._keep_committed_parts(resumed) if resumed else {}
         self.out: dict[str, PartWriter] = {
-            name: PartWriter(self.stage / name, schema) for name, schema in STAGING_SCHEMAS.items()
+            name: PartWriter(self.stage / name, schema, first_part=first_parts.get(name, 0))
+            for name, schema in STAGING_SCHEMAS.items()
         }
+        if resumed:
+            self._restore(resumed)
+        else:
+            self._start()
+
+    # --- starting and resuming ----------------------------------------------------------
+
+    def _start(self) -> None:
+        self.started = utc_now()
+        self.header = write_header(self.stage, self.source, self.options, iso(self.started) or "")
+        self.journal = JournalWriter(self.stage)
+        self.codec = JobCodec(self.source)
+        self.crawled = False
+        self.queue: deque[tuple[int, Job]] = deque()
+        self._next_id = 0
+        self.queue.extend(self._number(self.source.first_jobs()))
+        self._checkpoint()  # the first jobs: from here on, the crawl can be resumed
+
+    def _restore(self, state: JournalState) -> None:
+        self.header = mark_resumed(self.stage, state.header, utc_now())
+        self.started = datetime.fromisoformat(state.header["started_at"].replace("Z", "+00:00"))
+        self.journal = JournalWriter(self.stage, number=state.checkpoints)
+        self.codec = JobCodec(self.source, shared=self._shared_state)
+        self.crawled = state.crawled
+        for name in state.repositories:
+            self.repositories.setdefault(name, 0)
+        for error in state.errors:
+            self._count_error(error)
+        self._journaled_errors = set(state.errors)
+        self._written = set(state.written)
+        self._known = set(state.wanted) | self._written
+        self._to_fetch = [d for d in dict.fromkeys(state.wanted) if d not in self._written]
+        self.jobs_reused = len(state.done)
+        self.queue = deque((i, self.codec.decode(state.jobs[i])) for i in state.pending)
+        self._next_id = max(state.jobs, default=-1) + 1
+
+    def _keep_committed_parts(self, state: JournalState) -> dict[str, int]:
+        """Delete staging parts written after the last checkpoint; the next part number per table."""
+        first = {}
+        for name in STAGING_SCHEMAS:
+            directory, kept = self.stage / name, state.parts.get(name, set())
+            present = {p.name for p in directory.iterdir()} if directory.is_dir() else set()
+            if kept - present:
+                raise SnapshotError(f"{directory}: parts the journal names are missing; the crawl cannot be resumed")
+            for stray in present - kept:
+                (directory / stray).unlink()
+            numbers = [n for n in map(part_number, kept) if n is not None]
+            first[name] = max(numbers, default=-1) + 1
+        return first
+
+    def _shared_state(self, cls: type, key: str) -> Any:
+        """State a repository's pending jobs share, rebuilt from what its finished jobs wrote."""
+        if (cls, key) not in self._shared:
+            self._shared[(cls, key)] = cls.resumed(key, self._staged_revisions())
+        return self._shared[(cls, key)]
+
+    def _staged_revisions(self) -> dict[str, set[str]]:
+        if self._revisions is None:
+            self._revisions = {}
+            for part in sorted((self.stage / "revisions").glob("*.parquet")):
+                table = pq.read_table(part, columns=["repository", "digest"])
+                for repository, digest in zip(*(c.to_pylist() for c in table.columns)):
+                    self._revisions.setdefault(repository, set()).add(digest)
+        return self._revisions
+
+    @property
+    def resumable(self) -> bool:
+        """Whether an interrupted crawl can be resumed: a checkpoint beyond the first jobs."""
+        journal = getattr(self, "journal", None)
+        return journal is not None and not journal.broken and (self.resumed is not None or journal.number > 1)
+
+    # --- running --------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        started = utc_now()
         self.progress.set_phase("crawling")
-        with self._pool() as pool:
-            try:
-                self._drive(pool)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-        for writer in self.out.values():
-            writer.close()
+        if not self.crawled:
+            with self._pool() as pool:
+                try:
+                    self._drive(pool)
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+            for writer in self.out.values():
+                writer.close()
+            self._checkpoint(crawled=True)  # a crawl killed while assembling reassembles only
+        else:
+            for writer in self.out.values():
+                writer.close()
         self.progress.set_phase("assembling")
+        self.pending.clear_tables()  # what an interrupted assembly left
         counts, manifest_errors = assemble(self.stage, self.pending, self.source.manifest_path)
         for error in manifest_errors:
             self._error(error)
         self._write_repositories(counts)
         self.progress.close()
-        return self._metadata(started, counts)
+        return self._metadata(counts)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "resumed": self.resumed is not None,
+            "jobs_run": self.jobs_run,
+            "jobs_reused": self.jobs_reused,
+            "items_read": self.items,
+        }
 
     def _pool(self) -> Executor:
         if self.source.processes:
@@ -113,43 +290,84 @@ class _Crawl:
     def _drive(self, pool: Executor) -> None:
         """Keep a bounded number of jobs in flight, manifest fetches first: finishing work
         before listing more is what bounds memory."""
-        queue: deque[Job] = deque(self.source.first_jobs())
-        inflight: set[Future] = set()
+        queue = self.queue
+        inflight: dict[Future, int | None] = {}  # -> the job's id; None for manifest fetches
         window = self.concurrency * 2
         while True:
             while len(inflight) < window:
+                job_id: int | None = None
                 if len(self._to_fetch) >= MANIFESTS_PER_JOB or (self._to_fetch and not queue):
                     batch = self._to_fetch[:MANIFESTS_PER_JOB]
                     del self._to_fetch[:MANIFESTS_PER_JOB]
                     function, args = self.source.fetch_job(batch)
                 elif queue:
-                    function, args = queue.popleft()
+                    job_id, (function, args) = queue.popleft()
                 else:
                     break
-                inflight.add(pool.submit(function, *args))
+                inflight[pool.submit(function, *args)] = job_id
             if not inflight:
                 return
-            done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             for future in done:
+                job_id = inflight.pop(future)
                 result = future.result()
-                self._record(result)
+                self._record(result, job_id)
                 # A job's own jobs go first (depth first): a repository's listing is finished
                 # before the next one is read, which keeps listings out of memory.
-                queue.extendleft(reversed(result.jobs))
+                queue.extendleft(reversed(self._number(result.jobs)))
+            if time.monotonic() - self._checkpointed >= self._every:
+                self._checkpoint()
 
-    def _record(self, result: JobResult) -> None:
+    def _number(self, jobs: list[Job]) -> list[tuple[int, Job]]:
+        """Give new jobs their ids and journal them (unless this crawl cannot be resumed)."""
+        numbered = []
+        for job in jobs:
+            job_id, self._next_id = self._next_id, self._next_id + 1
+            numbered.append((job_id, job))
+            if not self.journal.broken:
+                try:
+                    self.delta.jobs.append((job_id, self.codec.encode(job)))
+                except NotResumable as e:
+                    self.journal.give_up(str(e))
+        return numbered
+
+    def _checkpoint(self, crawled: bool = False) -> None:
+        """Make the staged rows durable, then record in the journal what they hold."""
+        self._checkpointed = time.monotonic()
+        if self.journal.broken:
+            return
+        parts = {name: writer.take_written() for name, writer in self.out.items()}
+        parts = {name: names for name, names in parts.items() if names}
+        for name, names in parts.items():
+            for part in names:
+                fsync_file(self.stage / name / part)
+            fsync_directory(self.stage / name)
+        self.journal.checkpoint(self.delta, parts, crawled)
+        self.delta = Delta()
+
+    def _record(self, result: JobResult, job_id: int | None) -> None:
+        self.jobs_run += 1
+        self.items += result.items
+        if job_id is not None:
+            self.delta.done.append(job_id)
         for table, rows in result.rows.items():
             writer = self.out[table]
             for row in rows:
                 writer.append(row)
         for name in result.repositories:
             self.repositories.setdefault(name, 0)
+            self.delta.repositories.append(name)
         for error in result.errors:
-            self._error(error)
+            # A job run again after a resume may meet what a finished one recorded already
+            # (a manifest both reach that answered 404): record it once.
+            if error not in self._journaled_errors:
+                self._error(error)
+                self.delta.errors.append(error)
         for digest in result.manifests:
             if digest not in self._known:
                 self._known.add(digest)
                 self._to_fetch.append(digest)
+                self.delta.wanted.append(digest)
         self._record_manifests(result)
         self.progress.add("items", result.items)
         if result.repositories:
@@ -165,6 +383,7 @@ class _Crawl:
                 continue
             self._written.add(digest)
             self._known.add(digest)
+            self.delta.written.append(digest)
             written += 1
             if isinstance(parsed, tuple):
                 info.append((digest, None, None, None, None, None, parsed[1], parsed[2]))
@@ -182,6 +401,9 @@ class _Crawl:
 
     def _error(self, error: CrawlError) -> None:
         self.errors.append(error)
+        self._count_error(error)
+
+    def _count_error(self, error: CrawlError) -> None:
         if error.repository is not None:
             self.repositories[error.repository] = self.repositories.get(error.repository, 0) + 1
 
@@ -192,18 +414,19 @@ class _Crawl:
             writer.append((name, errors == 0, errors))
         counts["repositories"] = writer.close()
 
-    def _metadata(self, started: datetime, counts: dict[str, int]) -> dict[str, Any]:
+    def _metadata(self, counts: dict[str, int]) -> dict[str, Any]:
         errors = sorted(self.errors, key=lambda e: (e.repository or "", e.path, e.kind))
         partial = bool(self.options.repositories)
         return {
             "format": FORMAT,
             "schema_version": SCHEMA_VERSION,
             "regstat_version": __version__,
-            "id": new_snapshot_id(started),
+            "id": new_snapshot_id(self.started),
             "source": self.source.describe(),
             "capabilities": self.source.capabilities(partial),
-            "started_at": iso(started),
+            "started_at": iso(self.started),
             "finished_at": iso(utc_now()),
+            "resumed_at": list(self.header.get("resumed_at", [])),
             "complete": not errors and not partial,
             "partial": partial,
             "repository_filter": list(self.options.repositories),

@@ -90,13 +90,16 @@ class PartWriter:
     part, so readers can always glob `TABLE/*.parquet`.
     """
 
-    def __init__(self, directory: Path, schema: pa.Schema, rows_per_part: int = ROWS_PER_PART) -> None:
+    def __init__(
+        self, directory: Path, schema: pa.Schema, rows_per_part: int = ROWS_PER_PART, first_part: int = 0
+    ) -> None:
         self.directory = directory
         self.schema = schema
         self.rows_per_part = rows_per_part
         self.rows = 0
-        self._parts = 0
+        self._parts = first_part  # a resumed crawl numbers its parts after the kept ones
         self._buffer: list[tuple] = []
+        self._new: list[str] = []  # parts written since the last take_written()
         directory.mkdir(parents=True, exist_ok=True)
 
     def append(self, row: tuple) -> None:
@@ -118,15 +121,32 @@ class PartWriter:
             self._buffer = []
 
     def _write(self, table: pa.Table) -> None:
-        pq.write_table(table, self.directory / f"part-{self._parts:05d}.parquet", compression="zstd")
+        name = part_name(self._parts)
+        pq.write_table(table, self.directory / name, compression="zstd")
+        self._new.append(name)
         self._parts += 1
         self.rows += table.num_rows
+
+    def take_written(self) -> list[str]:
+        """Write the buffered rows; the names of the parts written since the last call."""
+        self._flush()
+        new, self._new = self._new, []
+        return new
 
     def close(self) -> int:
         self._flush()
         if self._parts == 0:
             self._write(self.schema.empty_table())
         return self.rows
+
+
+def part_name(number: int) -> str:
+    return f"part-{number:05d}.parquet"
+
+
+def part_number(name: str) -> int | None:
+    match = re.fullmatch(r"part-(\d+)\.parquet", name)
+    return int(match.group(1)) if match else None
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
@@ -157,28 +177,67 @@ class PendingSnapshot:
     """A snapshot being written: a hidden directory beside OUTPUT, renamed on `publish`."""
 
     def __init__(self, output: str | os.PathLike[str], *, force: bool = False) -> None:
-        self.output = Path(output).absolute()
+        self.output = _check_output(output, force)
         self.force = force
-        if self.output.exists() and not force:
-            raise OutputExistsError(f"{output}: already exists; choose a new --output or pass --force")
-        self.output.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_partials(self.output)
-        self.path = self.output.parent / f".{self.output.name}{_PARTIAL_MARK}{os.getpid()}"
+        self.path = _partial_path(self.output, os.getpid())
         if self.path.exists():
             shutil.rmtree(self.path)
         self.path.mkdir()
 
+    @classmethod
+    def take_over(cls, output: str | os.PathLike[str], partial: Path, *, force: bool = False) -> "PendingSnapshot":
+        """Continue writing the hidden directory an interrupted crawl to OUTPUT left.
+
+        It is renamed to this process's name, so other crawls see a live owner; the other
+        leftovers of dead crawls to OUTPUT go, as a new crawl would remove them.
+        """
+        pending = cls.__new__(cls)
+        pending.output = _check_output(output, force)
+        pending.force = force
+        pending.path = _partial_path(pending.output, os.getpid())
+        if partial != pending.path:
+            if pending.path.exists():
+                shutil.rmtree(pending.path)  # our own leftover from an earlier life of this pid
+            try:
+                os.rename(partial, pending.path)
+            except FileNotFoundError:
+                raise SnapshotError(f"{partial}: another crawl took it over meanwhile") from None
+        _remove_stale_partials(pending.output, keep=pending.path)
+        return pending
+
     def table(self, name: str, rows_per_part: int = ROWS_PER_PART) -> PartWriter:
         return PartWriter(self.path / name, SCHEMAS[name], rows_per_part)
 
+    def clear_tables(self) -> None:
+        """Remove snapshot tables an interrupted assembly left half written."""
+        for name in TABLES:
+            shutil.rmtree(self.path / name, ignore_errors=True)
+
+    @staticmethod
+    def finished_in(partial: Path) -> dict[str, Any] | None:
+        """snapshot.json, when an interrupted crawl had written it and only the rename was left."""
+        try:
+            metadata = json.loads((partial / "snapshot.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return metadata if isinstance(metadata, dict) else None
+
     def publish(self, metadata: dict[str, Any]) -> Path:
-        """Write snapshot.json and move the directory into place, atomically."""
+        """Write snapshot.json, drop the crawl's working files, move the directory into place.
+
+        snapshot.json comes first: from then on the crawl is finished, and a resumed one only
+        renames (the hidden name keeps every command away until then).
+        """
         for name in TABLES:
             if not (self.path / name).is_dir():
                 raise AssertionError(f"table {name} was not written")
         tmp = self.path / "snapshot.json.tmp"
         tmp.write_text(json.dumps(metadata, indent=2, sort_keys=False) + "\n")
         os.replace(tmp, self.path / "snapshot.json")
+        for entry in self.path.iterdir():
+            if entry.name != "snapshot.json" and entry.name not in SCHEMAS:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         if self.output.exists():  # only with --force
             old = self.output.parent / f".{self.output.name}.regstat-old-{os.getpid()}"
             os.rename(self.output, old)
@@ -192,12 +251,54 @@ class PendingSnapshot:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _remove_stale_partials(output: Path) -> None:
-    """Remove hidden directories left by earlier crawls to OUTPUT whose process is gone."""
+def _check_output(output: str | os.PathLike[str], force: bool) -> Path:
+    path = Path(output).absolute()
+    if path.exists() and not force:
+        raise OutputExistsError(f"{output}: already exists; choose a new --output or pass --force")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _partial_path(output: Path, pid: int) -> Path:
+    return output.parent / f".{output.name}{_PARTIAL_MARK}{pid}"
+
+
+def _partials(output: Path) -> Iterator[tuple[Path, int]]:
+    """Hidden directories of crawls to OUTPUT, with the pid of the process that wrote each."""
     pattern = re.compile(re.escape(f".{output.name}{_PARTIAL_MARK}") + r"(\d+)")
     for candidate in output.parent.glob(f".{output.name}{_PARTIAL_MARK}*"):
         match = pattern.fullmatch(candidate.name)
-        if match and not _process_alive(int(match.group(1))):
+        if match and candidate.is_dir():
+            yield candidate, int(match.group(1))
+
+
+def find_interrupted(output: str | os.PathLike[str]) -> Path:
+    """The hidden directory of the latest interrupted crawl to OUTPUT (its process is gone).
+
+    Raises SnapshotError, saying what to do, when there is none or its crawl still runs.
+    """
+    path = Path(output).absolute()
+    dead = []
+    for candidate, pid in _partials(path):
+        if _process_alive(pid):
+            raise SnapshotError(f"{output}: a crawl (pid {pid}) is still writing it; wait for it, or stop it first")
+        dead.append(candidate)
+    if not dead:
+        finished = " (it exists: the crawl finished)" if path.exists() else ""
+        raise SnapshotError(
+            f"{output}: nothing to resume: no interrupted crawl to it is left{finished}; "
+            "run the command without --resume to start a new crawl"
+        )
+    latest = max(dead, key=lambda p: p.stat().st_mtime)
+    if hasattr(os, "getuid") and latest.stat().st_uid != os.getuid():
+        raise SnapshotError(f"{latest}: written by another user; not resuming it")
+    return latest
+
+
+def _remove_stale_partials(output: Path, keep: Path | None = None) -> None:
+    """Remove hidden directories left by earlier crawls to OUTPUT whose process is gone."""
+    for candidate, pid in _partials(output):
+        if candidate != keep and not _process_alive(pid):
             shutil.rmtree(candidate, ignore_errors=True)
 
 

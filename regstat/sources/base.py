@@ -10,7 +10,7 @@ every source produces the same snapshot tables.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from ..errors import CrawlError
 from ..model import Manifest
@@ -27,6 +27,7 @@ class CrawlOptions:
     concurrency: int | None = None  # None: the source's default
     repositories: tuple[str, ...] = ()
     force: bool = False
+    resume: bool = False  # continue the interrupted crawl to the same output
     progress: Progress = field(default_factory=lambda: Progress(enabled=False))
     # storage layouts
     endpoint_url: str | None = None
@@ -56,6 +57,20 @@ class JobResult:
 
     def add(self, table: str, row: tuple) -> None:
         self.rows.setdefault(table, []).append(row)
+
+
+class SharedJobState(Protocol):
+    """Mutable state several jobs share (the digests a repository's jobs claimed to fetch).
+
+    The crawl journal records it by `resume_key()`; a resumed crawl rebuilds it with
+    `resumed(key, revisions)` from the revisions (repository -> digests) that finished jobs
+    wrote, since those are what they fetched.
+    """
+
+    def resume_key(self) -> str: ...
+
+    @classmethod
+    def resumed(cls, key: str, revisions: Mapping[str, set[str]]) -> "SharedJobState": ...
 
 
 class Source(Protocol):

@@ -27,7 +27,7 @@ import ipaddress
 import os
 import ssl
 import threading
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import quote, urlsplit
 
 from ..errors import CrawlError, SourceError
@@ -194,6 +194,16 @@ class RepositoryState:
                 return False
             self._claimed.add(digest)
             return True
+
+    def resume_key(self) -> str:
+        return self.name
+
+    @classmethod
+    def resumed(cls, key: str, revisions: Mapping[str, set[str]]) -> "RepositoryState":
+        """After an interruption: what the repository's finished jobs fetched stays claimed."""
+        state = cls(key)
+        state._claimed.update(revisions.get(key, ()))
+        return state
 
 
 def crawl_repository(client: RegistryClient, name: str, listed: bool = True) -> JobResult:

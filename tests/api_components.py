@@ -7,8 +7,9 @@
   (``rootcertbundle``) and which travels in the JWT header (``x5c``). It records every token
   it issues.
 - :class:`FaultProxy`: forwards to a registry and can answer instead of it: faults (503, 429,
-  a dropped connection), canned manifests, extra tags, tag pages (distribution 2.8 ignores
-  ``n`` on tag lists), a ``Link`` to another host.
+  a dropped connection, a truncated body, a slow answer), canned manifests, extra tags, tag
+  pages (distribution 2.8 ignores ``n`` on tag lists), a ``Link`` to another host.
+- :class:`SeededFaults`: a reproducible share of a proxy's requests answered with faults.
 
 Nothing here depends on pytest.
 """
@@ -18,15 +19,17 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import random
 import re
 import secrets
+import ssl
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from components import LOOPBACK, ComponentError
@@ -42,13 +45,14 @@ def htpasswd_line(user: str, password: str) -> str:
     return done.stdout.strip() + "\n"
 
 
-def tls_certificate(workdir: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key (openssl CLI): (cert, key)."""
+def tls_certificate(workdir: Path, dns_name: str | None = None) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (and `dns_name`) and its key (openssl CLI)."""
     workdir.mkdir(parents=True, exist_ok=True)
     cert, key = workdir / "tls.pem", workdir / "tls.key"
+    names = f"IP:{LOOPBACK}" + (f",DNS:{dns_name}" if dns_name else "")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={LOOPBACK}",
-         "-addext", f"subjectAltName=IP:{LOOPBACK}", "-keyout", str(key), "-out", str(cert)],
+         "-addext", f"subjectAltName={names}", "-keyout", str(key), "-out", str(cert)],
         capture_output=True, check=True, timeout=60,
     )  # fmt: skip
     return cert, key
@@ -59,11 +63,17 @@ def _b64url(data: bytes) -> str:
 
 
 class _Server:
-    """A ThreadingHTTPServer on 127.0.0.1:<free port> in a daemon thread."""
+    """A ThreadingHTTPServer on 127.0.0.1:<free port> in a daemon thread; HTTPS with `tls`
+    (certificate, key)."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], tls: tuple[Path, Path] | None = None) -> None:
         self._httpd = ThreadingHTTPServer((LOOPBACK, 0), handler)
         self._httpd.daemon_threads = True
+        self.tls = tls
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self._httpd.owner = self  # type: ignore[attr-defined]
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -107,8 +117,10 @@ class TokenServer(_Server):
     service = "regstat-test"
     issuer = "regstat-test-issuer"
 
-    def __init__(self, workdir: Path, users: dict[str, str], realm_host: str = LOOPBACK) -> None:
-        super().__init__(_TokenHandler)
+    def __init__(
+        self, workdir: Path, users: dict[str, str], realm_host: str = LOOPBACK, tls: tuple[Path, Path] | None = None
+    ) -> None:
+        super().__init__(_TokenHandler, tls)
         self.users = dict(users)
         self.realm_host = realm_host
         self.jwt_lifetime = 300
@@ -129,7 +141,7 @@ class TokenServer(_Server):
 
     @property
     def realm(self) -> str:
-        return f"http://{self.realm_host}:{self.port}/token"
+        return f"{'https' if self.tls else 'http'}://{self.realm_host}:{self.port}/token"
 
     def registry_auth(self) -> dict[str, object]:
         """The registry's ``auth`` configuration for this token service."""
@@ -215,33 +227,49 @@ class _TokenHandler(BaseHTTPRequestHandler):
 _TAGS_LIST = re.compile(r"^/v2/(.+)/tags/list$")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
 DROP = "drop"  # a fault that closes the connection without answering
+TRUNCATE = "truncate"  # the whole Content-Length announced, half the body sent, then close
+
+
+@dataclass(frozen=True)
+class Delay:
+    """A fault that answers normally, `seconds` late."""
+
+    seconds: float
+
+
+Fault = Canned | str | Delay  # what FaultProxy.fault may return besides None
 
 
 class FaultProxy(_Server):
     """A proxy in front of a registry (``upstream``: http://127.0.0.1:PORT).
 
-    - ``fault(method, path_with_query, count)``: return a canned answer, :data:`DROP`, or None
-      to forward; ``count`` is how often this method and path have been asked, this time
-      included.
+    - ``fault(method, path_with_query, count)``: return a canned answer, :data:`DROP`,
+      :data:`TRUNCATE`, a :class:`Delay`, or None to forward; ``count`` is how often this
+      method and path have been asked, this time included.
+    - ``respond(method, path_with_query, request_headers)``: a canned answer or None, for
+      answers that depend on what the client sent.
     - ``canned[(method, path)]``: answers given instead of the registry's.
     - ``extra_tags[repository]``: names added to the repository's tag list;
       ``hidden_tags[repository]``: names taken out of it.
     - ``tag_page_size``: serve tag lists in pages (``n``, ``last``, ``Link``), as distribution
       2.8 does not.
-    - ``foreign_link``: rewrite the catalog's ``Link`` to point at this origin instead.
-    - ``log``: (method, path with query, status) of every request.
+    - ``foreign_link``: rewrite the ``Link`` of catalog and tag pages to point at this origin.
+    - ``log``: (method, path with query, status) of every request; ``faults``: (fault,
+      method, path) of every fault served (``503``, ``429``, ``drop``, ``truncate``, ``slow``…).
     """
 
     def __init__(self, upstream: str) -> None:
         super().__init__(_ProxyHandler)
         self.upstream = urlsplit(upstream)
-        self.fault: Callable[[str, str, int], Canned | str | None] | None = None
+        self.fault: Callable[[str, str, int], Fault | None] | None = None
+        self.respond: Callable[[str, str, Mapping[str, str]], Canned | None] | None = None
         self.canned: dict[tuple[str, str], Canned] = {}
         self.extra_tags: dict[str, list[str]] = {}
         self.hidden_tags: dict[str, list[str]] = {}
         self.tag_page_size: int | None = None
         self.foreign_link: str | None = None
         self.log: list[tuple[str, str, int]] = []
+        self.faults: list[tuple[str, str, str]] = []
         self._counts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
@@ -255,9 +283,11 @@ class FaultProxy(_Server):
             self._counts[key] = self._counts.get(key, 0) + 1
             return self._counts[key]
 
-    def record(self, method: str, path: str, status: int) -> None:
+    def record(self, method: str, path: str, status: int, fault: str | None = None) -> None:
         with self._lock:
             self.log.append((method, path, status))
+            if fault is not None:
+                self.faults.append((fault, method, path))
 
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Canned:
         connection = http.client.HTTPConnection(self.upstream.hostname or LOOPBACK, self.upstream.port, timeout=30)
@@ -291,6 +321,38 @@ class FaultProxy(_Server):
         return 200, out, json.dumps({"name": repository, "tags": page}).encode()
 
 
+class SeededFaults:
+    """``FaultProxy.fault`` answering a reproducible share of requests with faults.
+
+    Whether a request is faulted, and how, depends only on (seed, method, path, count), so a
+    crawl meets the same faults whatever order its threads ask in. Faults are 503 with
+    ``Retry-After``, 429, a dropped connection, a truncated body and a slow answer (which
+    succeeds). Requests whose path starts with one of ``doomed`` always fail (never slow).
+    """
+
+    FAILURES = ("503", "429", DROP, TRUNCATE)
+
+    def __init__(self, seed: int, share: float, doomed: tuple[str, ...] = (), delay: float = 0.3) -> None:
+        self.seed = seed
+        self.share = share
+        self.doomed = doomed
+        self.delay = delay
+
+    def __call__(self, method: str, path: str, count: int) -> Fault | None:
+        chance = random.Random(f"{self.seed}:{method}:{path}:{count}")
+        doomed = path.startswith(self.doomed) if self.doomed else False
+        if not doomed and chance.random() >= self.share:
+            return None
+        kind = chance.choice(self.FAILURES if doomed else (*self.FAILURES, "slow"))
+        if kind == "503":
+            return 503, {"Retry-After": chance.choice(("0", "1"))}, b'{"errors":[{"code":"UNAVAILABLE"}]}'
+        if kind == "429":
+            return 429, {}, b'{"errors":[{"code":"TOOMANYREQUESTS"}]}'  # no Retry-After: back off
+        if kind == "slow":
+            return Delay(self.delay)
+        return kind
+
+
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -306,17 +368,25 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         proxy: FaultProxy = self.server.owner  # type: ignore[attr-defined]
         path = self.path
-        answer = proxy.fault(method, path, proxy.count(method, path)) if proxy.fault else None
-        if answer == DROP:
-            proxy.record(method, path, 0)
+        fault = proxy.fault(method, path, proxy.count(method, path)) if proxy.fault else None
+        if fault == TRUNCATE and method == "HEAD":
+            fault = DROP  # no body to cut short
+        if fault == DROP:
+            proxy.record(method, path, 0, DROP)
             self.close_connection = True
             return
+        if isinstance(fault, Delay):
+            time.sleep(fault.seconds)
+        answer = fault if isinstance(fault, tuple) else None
+        if answer is None and proxy.respond is not None:
+            answer = proxy.respond(method, path, dict(self.headers.items()))
         if answer is None:
             answer = proxy.canned.get((method, urlsplit(path).path))
         if answer is None:
             answer = self._upstream(proxy, method, path)
-        status, headers, body = answer  # type: ignore[misc]
-        proxy.record(method, path, status)
+        status, headers, body = answer
+        named = "slow" if isinstance(fault, Delay) else (str(status) if isinstance(fault, tuple) else fault)
+        proxy.record(method, path, status, named)  # type: ignore[arg-type]
         self.send_response(status)
         for name, value in headers.items():
             if name.lower() not in _HOP_BY_HOP:
@@ -324,12 +394,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         length = headers.get("Content-Length") if method == "HEAD" and not body else None
         self.send_header("Content-Length", length or str(len(body)))
         self.end_headers()
-        if method != "HEAD":
-            try:
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                # The client hung up mid-body: regstat does so on a manifest over 4 MiB.
-                self.close_connection = True
+        if method == "HEAD":
+            return
+        try:
+            self.wfile.write(body[: len(body) // 2] if fault == TRUNCATE else body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client hung up mid-body: regstat does so on a manifest over 4 MiB.
+            self.close_connection = True
+        if fault == TRUNCATE:
+            self.close_connection = True
 
     def _upstream(self, proxy: FaultProxy, method: str, path: str) -> Canned:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
@@ -338,8 +411,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         repository = tags.group(1) if tags else ""
         edited = repository in proxy.extra_tags or repository in proxy.hidden_tags
         if method == "GET" and tags and (proxy.tag_page_size or edited):
-            return proxy.tag_page(repository, dict(parse_qsl(parts.query)), headers)
-        status, got, body = proxy.forward(method, path, headers, None)
+            status, got, body = proxy.tag_page(repository, dict(parse_qsl(parts.query)), headers)
+        else:
+            status, got, body = proxy.forward(method, path, headers, None)
         if proxy.foreign_link and "Link" in got:
             got["Link"] = re.sub(r"<(/[^>]*)>", lambda m: f"<{proxy.foreign_link}{m.group(1)}>", got["Link"])
         return status, got, body

@@ -204,7 +204,11 @@ def _connect(key: tuple[str, str, int], context: ssl.SSLContext) -> tuple[http.c
 
 
 def _read(answer: http.client.HTTPResponse, limit: int) -> tuple[bytes, bool]:
-    """At most limit + 1 bytes of the body: never more than needed to know it is too long."""
+    """At most limit + 1 bytes of the body: never more than needed to know it is too long.
+
+    A body that ends before its Content-Length raises IncompleteRead (retried like a dropped
+    connection): `read(amt)` would hand back the short body as if it were whole.
+    """
     if answer.length is not None and answer.length > limit:
         return b"", True
     chunks, total = [], 0
@@ -214,7 +218,10 @@ def _read(answer: http.client.HTTPResponse, limit: int) -> tuple[bytes, bool]:
             break
         chunks.append(chunk)
         total += len(chunk)
-    return b"".join(chunks), total > limit
+    data = b"".join(chunks)
+    if answer.length:  # bytes promised and never sent: the connection closed mid-body
+        raise http.client.IncompleteRead(data, answer.length)
+    return data, total > limit
 
 
 def _retryable(status: int) -> bool:

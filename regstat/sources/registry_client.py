@@ -102,14 +102,15 @@ class RegistryClient:
             self.auth.answer(scope, response, sent)
         raise AssertionError("unreachable")
 
-    def call(self, method: str, path: str, scope: str, **kwargs: object) -> Response:
-        """`request`, with failures to get an answer as ApiProblems against `path`."""
+    def call(self, method: str, path_or_url: str, scope: str, where: str = "", **kwargs: object) -> Response:
+        """`request`, with failures to get an answer as ApiProblems against `where` (the API
+        path, without host or query), else `path_or_url`."""
         try:
-            return self.request(method, path, scope, **kwargs)  # type: ignore[arg-type]
+            return self.request(method, path_or_url, scope, **kwargs)  # type: ignore[arg-type]
         except TransportError as e:
-            raise ApiProblem(path, "read_error", self.scrub(str(e))) from None
+            raise ApiProblem(where or path_or_url, "read_error", self.scrub(str(e))) from None
         except AuthError as e:
-            raise ApiProblem(path, "denied", self.scrub(str(e))) from None
+            raise ApiProblem(where or path_or_url, "denied", self.scrub(str(e))) from None
 
     def take_requests(self) -> int:
         """Requests made on this thread since the last call: a job's `items`."""
@@ -126,7 +127,9 @@ class RegistryClient:
             kind, text = "denied", f"access denied ({response.status}) with {self.auth.identity()}"
         else:
             kind, text = "read_error", f"answered {response.status} {response.reason}"
-        code, detail = _registry_error(response.body)
+        # Scrubbed before it is cut short, so no secret the registry echoes survives in part.
+        code, detail = (self.scrub(part) for part in _registry_error(response.body))
+        code, detail = code[:40], detail[:160]
         message = f"{what}{': ' if what else ''}{text}{f' ({code}: {detail})' if code or detail else ''}"
         return ApiProblem(path, kind, self.scrub(message), response.status, code)
 
@@ -160,7 +163,7 @@ class RegistryClient:
             if url in seen:
                 raise ApiProblem(path, "invalid_response", "the pages link back to a page already read")
             seen.add(url)
-            response = self.call("GET", url, scope, accept=accept)
+            response = self.call("GET", url, scope, path, accept=accept)
             if response.status != 200:
                 raise self.problem(response, path)
             if response.truncated:
@@ -229,9 +232,9 @@ def _b64url(text: str) -> bytes:
 
 
 def _registry_error(body: bytes) -> tuple[str, str]:
-    """(code, message) of a registry's JSON error body, short; never the raw body."""
+    """(code, message) of a registry's JSON error body; never the raw body."""
     try:
         first = (json.loads(body).get("errors") or [])[0]
-        return str(first.get("code", ""))[:40], str(first.get("message", ""))[:160]
+        return str(first.get("code", "")), str(first.get("message", ""))
     except (ValueError, AttributeError, IndexError, TypeError):
         return "", ""

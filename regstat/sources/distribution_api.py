@@ -17,7 +17,13 @@ from the `sha256-<hex>[.suffix]` tags of the tag schema, which are tags and craw
 
 Plain `http://` is refused unless `--insecure` or the host is loopback (nothing leaves the
 machine; Docker treats 127.0.0.0/8 the same way). `REGSTAT_PAGE_SIZE` sets `n` for catalog
-and tag pages (default 1000), for registries that cap it lower.
+and tag pages (default 1000), for registries that cap it lower. `REGSTAT_REALM_HOSTS`
+(comma-separated) names the hosts, other than the registry's, whose HTTPS token realms may
+receive the credentials.
+
+Names from the registry are checked against the distribution grammar before they go into a
+URL: a repository or tag name it rejects (`..`, `%2F`, unicode, control characters) is
+recorded as `invalid_name` and never requested.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from ..errors import CrawlError, SourceError
 from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest
 from .base import CrawlOptions, Job, JobResult
 from .http import HttpClient, tls_context
-from .registry_auth import Authenticator, Credentials
+from .registry_auth import REALM_HOSTS_VARIABLE, Authenticator, Credentials
 from .registry_client import (
     CATALOG_SCOPE,
     ApiProblem,
@@ -46,7 +52,7 @@ from .registry_client import (
     stored_form,
 )
 from .storage_jobs import parse_or_record
-from .storage_layout import valid_repository_name
+from .storage_layout import _TAG, valid_repository_name
 
 CAPABILITIES = {
     "untagged_manifests": False,  # only tags and what they reach
@@ -75,7 +81,8 @@ def open_distribution_api(source: str, options: CrawlOptions) -> "DistributionAp
         raise SourceError(f"cannot load --ca-file {options.ca_file}: {type(e).__name__}: {e}") from None
     http = HttpClient(context)
     explicit = Credentials(options.username, options.password) if options.username and options.password is not None else None
-    client = RegistryClient(location, http, Authenticator(http, location, explicit), page_size())
+    authenticator = Authenticator(http, location, explicit, realm_hosts())
+    client = RegistryClient(location, http, authenticator, page_size())
     client.probe()
     return DistributionApiSource(client, options.repositories)
 
@@ -116,6 +123,12 @@ def page_size() -> int:
     if not text.isdigit() or int(text) < 1:
         raise SourceError(f"{PAGE_SIZE_VARIABLE} must be a positive whole number, not {text!r}")
     return int(text)
+
+
+def realm_hosts() -> frozenset[str]:
+    """Hosts the user consents to send credentials to (REGSTAT_REALM_HOSTS), read here only."""
+    text = os.environ.get(REALM_HOSTS_VARIABLE, "")
+    return frozenset(h.strip().lower() for h in text.split(",") if h.strip())
 
 
 class DistributionApiSource:
@@ -226,13 +239,22 @@ def crawl_repository(client: RegistryClient, name: str, listed: bool = True) -> 
     except ApiProblem as p:
         if not (listed and p.status == 404 and p.code == "NAME_UNKNOWN"):
             result.errors.append(CrawlError(name, p.path, p.kind, p.message))
-    tags = list(dict.fromkeys(tags))
+    tags = _valid_tags(name, path, list(dict.fromkeys(tags)), result)
     state = RepositoryState(name)
     batches = [tags[i : i + TAGS_PER_JOB] for i in range(0, len(tags), TAGS_PER_JOB)] or [[]]
     _Walk(client, state, result).resolve(batches[0])
     result.jobs = [(resolve_tags, (client, state, batch)) for batch in batches[1:]]
     result.items = client.take_requests()
     return result
+
+
+def _valid_tags(name: str, path: str, tags: list[str], result: JobResult) -> list[str]:
+    """The tags the grammar allows; the others are recorded and never put in a URL."""
+    valid = [t for t in tags if _TAG.fullmatch(t)]
+    for tag in tags:
+        if not _TAG.fullmatch(tag):
+            result.errors.append(CrawlError(name, path, "invalid_name", f"not a valid tag name: {tag!r}"))
+    return valid
 
 
 def resolve_tags(client: RegistryClient, state: RepositoryState, tags: list[str]) -> JobResult:

@@ -10,9 +10,12 @@ The registry says how to authenticate in its 401 `WWW-Authenticate` challenge: `
 per scope until it expires or the registry refuses it.
 
 Safety rules (credentials are worth more than a crawl):
-- credentials go to a token realm only over HTTPS, or to the registry's own host when the
+- credentials go to a token realm on the registry's own host, over HTTPS or when the
   registry itself is plain HTTP (so nothing is less protected than the registry already is);
-  otherwise the request fails with `AuthError` and the realm gets nothing;
+  to a realm on another host only over HTTPS and with consent: the host is named in
+  `realm_hosts` (REGSTAT_REALM_HOSTS), or is Docker Hub's own token service for Docker Hub.
+  Otherwise the request fails with `AuthError` and the realm gets nothing (anonymous token
+  requests carry no secret and go anywhere);
 - passwords and tokens never appear in messages: every message goes through `scrub`, and
   objects holding them do not show them in their repr.
 """
@@ -37,6 +40,8 @@ HELPER_TIMEOUT = 30.0
 TOKEN_LIFETIME_DEFAULT = 60  # seconds, when the token service does not say (the spec's default)
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 _DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+_DOCKER_HUB_REALM_HOST = "auth.docker.io"
+REALM_HOSTS_VARIABLE = "REGSTAT_REALM_HOSTS"
 
 
 class AuthError(Exception):
@@ -85,9 +90,14 @@ def parse_challenges(values: list[str]) -> list[Challenge]:
 class Authenticator:
     """Authorization headers for requests to one registry, by scope; thread-safe."""
 
-    def __init__(self, http: HttpClient, registry_url: str, explicit: Credentials | None) -> None:
+    def __init__(
+        self, http: HttpClient, registry_url: str, explicit: Credentials | None, realm_hosts: frozenset[str] = frozenset()
+    ) -> None:
         self.http = http
         self.registry = origin(registry_url)
+        self.realm_hosts = frozenset(h.lower() for h in realm_hosts)  # other hosts the user lets credentials go to
+        if self.registry[1] in _DOCKER_HUB:
+            self.realm_hosts |= {_DOCKER_HUB_REALM_HOST}
         self._explicit = explicit
         self._credentials: Credentials | None = explicit
         self._looked_up = explicit is not None
@@ -98,7 +108,7 @@ class Authenticator:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         if explicit is not None:
-            self._remember(explicit.secret)
+            self._remember_credentials(explicit)
         self.token_requests = 0
 
     # -- what requests carry
@@ -145,7 +155,7 @@ class Authenticator:
                 self._credentials, self._note = docker_credentials(self.registry[1], self.registry[2])
                 self._looked_up = True
                 if self._credentials is not None:
-                    self._remember(self._credentials.secret)
+                    self._remember_credentials(self._credentials)
             return self._credentials
 
     def _hint(self) -> str:
@@ -155,6 +165,11 @@ class Authenticator:
     def _remember(self, secret: str) -> None:
         if len(secret) >= 4:  # shorter ones would mangle messages and protect nothing
             self._secrets.add(secret)
+
+    def _remember_credentials(self, credentials: Credentials) -> None:
+        # The Basic header's base64 too: a registry may echo Authorization in an error body.
+        self._remember(credentials.secret)
+        self._remember(credentials.basic().partition(" ")[2])
 
     # -- bearer tokens
 
@@ -173,11 +188,9 @@ class Authenticator:
         if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
             raise AuthError(f"the registry names an unusable token realm {redact_url(realm)!r}")
         credentials = self.credentials()
-        if credentials is not None and not self._may_send(realm):
-            raise AuthError(
-                f"not sending credentials to the token realm {redact_url(realm)}: it is neither HTTPS "
-                "nor the registry's own host"
-            )
+        refusal = self._refusal(realm) if credentials is not None else None
+        if refusal:
+            raise AuthError(f"not sending credentials to the token realm {redact_url(realm)}: {refusal}")
         scopes = (challenge.params.get("scope") or scope).split()
         query = [("service", challenge.params["service"])] if "service" in challenge.params else []
         headers = {"Accept": "application/json", "User-Agent": "regstat"}
@@ -195,9 +208,18 @@ class Authenticator:
             response = self._token_request("GET", url, headers, None)
         return self._token_from(response, realm)
 
-    def _may_send(self, realm: str) -> bool:
+    def _refusal(self, realm: str) -> str | None:
+        """Why credentials must not go to `realm`, or None when they may."""
         scheme, host, _ = origin(realm)
-        return scheme == "https" or (host == self.registry[1] and self.registry[0] == "http")
+        if host == self.registry[1]:
+            if scheme == "https" or self.registry[0] == "http":
+                return None
+            return "it is plain HTTP, and the registry is HTTPS"
+        if scheme != "https":
+            return "it is neither HTTPS nor the registry's own host"
+        if host in self.realm_hosts:
+            return None
+        return f"it is on another host than the registry; to allow that, set {REALM_HOSTS_VARIABLE}={host}"
 
     def _token_request(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> Response:
         with self._lock:

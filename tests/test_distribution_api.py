@@ -519,13 +519,56 @@ def test_expired_token_is_refreshed_on_401(token_registry: Registry, token_serve
 def test_credentials_never_go_to_a_plain_http_realm_on_another_host(
     populated_fs: Populated, tmp_path: Path
 ) -> None:
-    """The registry (127.0.0.1) names a realm on `localhost` over plain HTTP: refused."""
+    """The registry (127.0.0.1) names a realm on `localhost` over plain HTTP: refused, even
+    with the user's consent to that host."""
     require_tools("openssl")
     with TokenServer(tmp_path / "token", {USER: PASSWORD}, realm_host="localhost") as server:
         with _same_storage(populated_fs, tmp_path / "registry", server.registry_auth()) as registry:  # type: ignore[attr-defined]
-            out = tmp_path / "snap"
-            refused(api_crawl(registry.url, out, "--insecure", password=PASSWORD), out, "not sending credentials")
+            for consent in ({}, {"REGSTAT_REALM_HOSTS": "localhost"}):
+                out = tmp_path / "snap"
+                line = refused(
+                    api_crawl(registry.url, out, "--insecure", password=PASSWORD, env=consent), out, "not sending credentials"
+                )
+                assert "neither HTTPS nor the registry's own host" in line
         assert server.authorization_seen == []  # type: ignore[attr-defined]
+
+
+def test_credentials_go_to_an_https_realm_on_another_host_only_with_consent(
+    populated_fs: Populated, baseline: dict, tmp_path: Path
+) -> None:
+    """The registry (127.0.0.1) names a realm on `localhost` over HTTPS: another host, so the
+    credentials go there only once REGSTAT_REALM_HOSTS names it."""
+    require_tools("openssl")
+    cert, key = tls_certificate(tmp_path / "tls", dns_name="localhost")
+    with TokenServer(tmp_path / "token", {USER: PASSWORD}, realm_host="localhost", tls=(cert, key)) as server:
+        assert server.realm.startswith("https://localhost:")  # type: ignore[attr-defined]
+        with _same_storage(populated_fs, tmp_path / "registry", server.registry_auth()) as registry:  # type: ignore[attr-defined]
+            out = tmp_path / "refused"
+            line = refused(api_crawl(registry.url, out, "--ca-file", str(cert), password=PASSWORD), out)
+            assert "not sending credentials" in line and "REGSTAT_REALM_HOSTS=localhost" in line
+            assert server.authorization_seen == []  # type: ignore[attr-defined]
+            out = tmp_path / "consent"
+            consent = {"REGSTAT_REALM_HOSTS": "registry.invalid, LOCALHOST"}
+            crawled(api_crawl(registry.url, out, "--ca-file", str(cert), password=PASSWORD, env=consent), out)
+            assert tables(out) == baseline
+        pair = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        assert set(server.authorization_seen) == {f"Basic {pair}"}  # type: ignore[attr-defined]
+
+
+def test_credentials_never_follow_a_link_to_another_host(
+    htpasswd_registry: Registry, baseline: dict, tmp_path: Path
+) -> None:
+    """Tag pages link to another origin (a second proxy, on `localhost`): not followed, so it
+    never hears from regstat, least of all its credentials."""
+    with FaultProxy(htpasswd_registry.url) as proxy, FaultProxy(htpasswd_registry.url) as elsewhere:
+        proxy.tag_page_size = 1  # type: ignore[attr-defined]
+        proxy.foreign_link = f"http://localhost:{elsewhere.port}"  # type: ignore[attr-defined]
+        out = tmp_path / "snap"
+        meta = crawled(api_crawl(proxy.url, out, password=PASSWORD), out, code=3)  # type: ignore[attr-defined]
+        assert elsewhere.log == []  # type: ignore[attr-defined]
+    several = sorted({t["repository"] for t in baseline["tags"] if sum(u["repository"] == t["repository"] for u in baseline["tags"]) > 1})
+    assert several and sorted((e["repository"], e["kind"]) for e in meta["errors"]) == [(r, "foreign_link") for r in several]
+    assert all(e["path"] == f"/v2/{e['repository']}/tags/list" for e in meta["errors"])
 
 
 def test_passwords_and_tokens_never_appear(

@@ -78,9 +78,9 @@ class JobCodec:
     def __init__(self, source: Source, shared: Callable[[type, str], Any] | None = None) -> None:
         live = {k: v for k, v in vars(source).items() if not isinstance(v, (*_PLAIN, tuple, list))}
         self._by_id = {id(v): k for k, v in live.items()}
-        # Jobs that come back from worker processes hold copies of the source's objects:
-        # those are known by their type (one object of a type per source).
-        self._by_type = {type(v): k for k, v in live.items()}
+        # Jobs that come back from worker processes hold copies of the source's objects (a
+        # storage): those are known by their type. Not dataclasses: jobs carry those as values.
+        self._by_type = {type(v): k for k, v in live.items() if not dataclasses.is_dataclass(v)}
         self._by_name = vars(source)
         self._shared = shared
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -168,3 +169,47 @@ def test_every_command_has_help_with_examples() -> None:
         result = CliRunner().invoke(main, [name, "--help"])
         assert result.exit_code == 0 and "Examples:" in result.stdout, name
         assert f"regstat {name}" in (Path(__file__).parent.parent / "README.md").read_text(), name
+
+
+def _wait_for_checkpoints(out: Path, count: int, process: subprocess.Popen) -> bool:
+    """Wait until the crawl to OUT has journaled `count` checkpoints (False: it ended first)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        if len(list(out.parent.glob(f".{out.name}.regstat-partial-*/_staging/journal/*.json"))) >= count:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_tables(big_root: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "REGSTAT_CHECKPOINT_SECONDS": "0"}
+    full, out = tmp_path / "full", tmp_path / "snap"
+    assert subprocess.run([sys.executable, "-m", "regstat", "crawl", str(big_root), "-o", str(full)]).returncode == 0
+    command = [sys.executable, "-m", "regstat", "crawl", str(big_root), "-o", str(out), "--json"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    landed = _wait_for_checkpoints(out, 20, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert landed, "the crawl finished before the kill; make the tree bigger"
+    resumed = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["work"]["jobs_reused"] > 0
+    for name in TABLES:
+        assert pq.read_table(out / name).equals(pq.read_table(full / name)), name
+    assert len(Snapshot.open(out).metadata["resumed_at"]) == 1
+
+
+def test_sigterm_keeps_a_crawl_that_can_be_resumed(big_root: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "REGSTAT_CHECKPOINT_SECONDS": "0"}
+    out = tmp_path / "snap"
+    command = [sys.executable, "-m", "regstat", "crawl", str(big_root), "-o", str(out)]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    landed = _wait_for_checkpoints(out, 10, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert landed and process.returncode == 130, stderr
+    assert "--resume" in stderr and not out.exists()
+    (partial,) = tmp_path.glob(".snap.regstat-partial-*")
+    assert sql(str(partial), "SELECT 1").exit_code == EXIT_SNAPSHOT
+    assert subprocess.run([*command, "--resume"], env=env, capture_output=True).returncode == 0
+    assert Snapshot.open(out).complete and not list(tmp_path.glob(".snap.regstat-*"))

@@ -23,6 +23,8 @@ from .snapshot import TABLES, Snapshot
 # a view may use the ones before it.
 VIEWS = (
     "manifest_references",
+    "repository_references",
+    "blob_references",
     "orphaned_manifests",
     "unreferenced_blobs",
     "layer_sharing",
@@ -58,19 +60,35 @@ class QueryError(RegstatError):
     """A query DuckDB rejected or failed to run, or one that would write."""
 
 
-def connect(snapshot: Snapshot, *, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    snapshot: Snapshot, *, memory_limit: str | None = None, reachable: bool = True
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per snapshot table, `errors`,
-    `snapshot_info`, the table `reachable` and the analysis views (VIEWS)."""
+    `snapshot_info`, the table `reachable` and the analysis views (VIEWS).
+
+    With `reachable=False` the table `reachable` is left empty: call `need_reachable` before a
+    query (`regstat sql`), so that queries not using it skip computing it.
+    """
     config = {"memory_limit": memory_limit} if memory_limit else {}
     con = duckdb.connect(config=config)
-    bind(con, snapshot, materialise=False)
+    bind(con, snapshot, materialise=False, reachable=reachable)
     return con
 
 
-def bind(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, *, materialise: bool) -> None:
+def need_reachable(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Compute the table `reachable` if `sql` reads it, directly or through a view.
+
+    DuckDB names the tables behind views, so one lookup covers every view built on it."""
+    if reachability.TABLE in con.get_table_names(sql):
+        reachability.materialise(con)
+
+
+def bind(
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, *, materialise: bool, reachable: bool = True
+) -> None:
     """Create the snapshot's tables, the extra tables and the views in `con`: the snapshot
     tables as views over its Parquet files, or, with `materialise`, as copies (a database
-    file that outlives the snapshot's path)."""
+    file that outlives the snapshot's path). `reachable=False`: see `connect`."""
     kind = "TABLE" if materialise else "VIEW"
     for name, glob in snapshot.tables():
         # Paths are bound here, by Python, never inside the SQL files.
@@ -80,7 +98,10 @@ def bind(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, *, materialise: boo
             con.from_arrow(table).create(name)
         else:
             con.register(name, table)
-    reachability.materialise(con)
+    if reachable:
+        reachability.materialise(con)
+    else:
+        reachability.create_empty(con)
     for name in VIEWS:
         con.execute(f"CREATE VIEW {name} AS {queries.load(name).strip().rstrip(';')}")
 
@@ -106,7 +127,7 @@ def info_table(snapshot: Snapshot) -> pa.Table:
 
 def query(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> tuple[list[str], list[tuple]]:
     """Run one read-only SQL statement over the snapshot; return column names and rows."""
-    con = connect(snapshot, memory_limit=memory_limit)
+    con = connect(snapshot, memory_limit=memory_limit, reachable=False)
     try:
         cursor = _execute(con, sql)
         if cursor.description is None:
@@ -120,9 +141,10 @@ def query(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> t
 
 def query_arrow(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> pa.Table:
     """Run one read-only SQL statement over the snapshot; return its result as Arrow."""
-    con = connect(snapshot, memory_limit=memory_limit)
+    con = connect(snapshot, memory_limit=memory_limit, reachable=False)
     try:
         check_read_only(con, sql)
+        need_reachable(con, sql)
         return con.sql(sql).to_arrow_table()
     except duckdb.Error as e:
         raise QueryError(f"query failed: {e}") from None
@@ -133,7 +155,7 @@ def query_arrow(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None
 def describe(snapshot: Snapshot) -> pa.Table:
     """Every table and view `regstat sql` offers, one row per column, in creation order:
     name, kind ('snapshot table', 'table' for regstat's own, 'view'), column, type."""
-    con = connect(snapshot)
+    con = connect(snapshot, reachable=False)
     try:
         relations = [(n, "snapshot table") for n in TABLES] + [(n, "table") for n in EXTRA_TABLES]
         relations += [(n, "view") for n in VIEWS]
@@ -172,6 +194,7 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
     check_read_only(con, sql)
+    need_reachable(con, sql)
     return con.execute(sql)
 
 

@@ -49,6 +49,12 @@ def materialise(con: duckdb.DuckDBPyConnection, *, max_depth: int = MAX_DEPTH) -
         depth += 1
 
 
+def create_empty(con: duckdb.DuckDBPyConnection) -> None:
+    """Create `reachable` with its columns and no rows, so views over it can be defined
+    before (or without) computing it."""
+    con.execute(f"CREATE OR REPLACE TABLE {TABLE} (repository VARCHAR, digest VARCHAR, depth INTEGER, via VARCHAR)")
+
+
 def _select(name: str) -> str:
     """A query file's SELECT, without a trailing semicolon, ready to wrap."""
     return queries.load(name).strip().rstrip(";")

@@ -104,10 +104,10 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
 
     con = analysis.connect(snapshot, memory_limit=memory_limit)
     try:
-        # Several report queries read these: compute each once (measured on 10M descriptors,
-        # recomputing manifest_references per query dominated the report's time).
-        _materialise(con, "manifest_references")
-        _materialise(con, "layer_sharing")
+        # Every report query reads these two: compute each once (on 10M descriptors,
+        # recomputing them per query dominated the report's time; benchmarks/RESULTS.md).
+        _materialise(con, "repository_references")
+        _materialise(con, "blob_references")
         dedup = _one(con, "SELECT physical_bytes, logical_bytes, dedup_savings_bytes FROM dedup_summary")
         totals = _one(con, queries.load("blob_totals"))
         orphaned = _one(con, queries.load("orphaned_summary"))
@@ -230,7 +230,11 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
 
 
 def _all(con: duckdb.DuckDBPyConnection, sql: str, *, limit: int | None = None) -> list[dict[str, Any]]:
-    cursor = con.execute(sql.strip().rstrip(";"))
+    sql = sql.strip().rstrip(";")
+    if limit is not None:
+        # DuckDB keeps a subquery's order under LIMIT and plans the pair as a top-N: no full
+        # sort of millions of layers for ten rows.
+        sql = f"SELECT * FROM ({sql}) AS q LIMIT {int(limit)}"
+    cursor = con.execute(sql)
     columns = [d[0] for d in cursor.description]
-    rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
-    return [dict(zip(columns, row)) for row in rows]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]

@@ -2,14 +2,30 @@
 -- definitions in DESIGN.md count it: its own manifest blob, its config, its layers and its
 -- index children (subjects do not count: a referrer does not keep its subject alive). One row
 -- per (repository, manifest_digest, digest), whatever the number of descriptors naming it.
+--   size: the largest size the manifest or its descriptors give the blob;
+--   layer: 1 when the manifest lists the blob as config or layer (a "reference" in DESIGN.md's
+--          sense, counted by layer sharing, logical bytes and dedup savings), else 0;
+--   media_type: the smallest media type of those config and layer descriptors (NULL if none).
 -- Binds: manifests, descriptors.
-SELECT u.repository, u.manifest_digest, u.digest, MAX(u.size) AS size
-FROM (
-    SELECT repository, digest AS manifest_digest, digest, size
-    FROM manifests
-    UNION ALL
-    SELECT repository, manifest_digest, digest, size
-    FROM descriptors
-    WHERE role IN ('config', 'layer', 'manifest')
-) AS u
-GROUP BY u.repository, u.manifest_digest, u.digest
+-- A manifest's own blob comes from `manifests` alone: only descriptors need grouping, and one
+-- naming its own manifest (impossible for a true digest; a damaged source may claim it) adds
+-- nothing beyond it.
+SELECT
+    m.repository,
+    m.digest AS manifest_digest,
+    m.digest,
+    m.size,
+    0 AS layer,
+    NULL AS media_type
+FROM manifests AS m
+UNION ALL
+SELECT
+    d.repository,
+    d.manifest_digest,
+    d.digest,
+    MAX(d.size) AS size,
+    MAX(CASE WHEN d.role = 'manifest' THEN 0 ELSE 1 END) AS layer,
+    MIN(CASE WHEN d.role = 'manifest' THEN NULL ELSE d.media_type END) AS media_type
+FROM descriptors AS d
+WHERE d.role IN ('config', 'layer', 'manifest') AND d.digest <> d.manifest_digest
+GROUP BY d.repository, d.manifest_digest, d.digest

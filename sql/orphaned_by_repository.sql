@@ -6,37 +6,17 @@
 --   shared_orphaned_bytes: freed blobs that its orphans and orphans of other repositories
 --       reference (freed only when those go too). Summed over repositories, orphaned_bytes
 --       plus each shared blob once is orphaned_summary's orphaned_manifest_bytes.
--- Binds: manifests, manifest_references, blobs, reachable.
-WITH refs AS (
-    SELECT repository, manifest_digest, digest, size FROM manifest_references
-),
-kept_refs AS (
-    SELECT r.digest
-    FROM refs AS r
-    WHERE EXISTS (
-        SELECT 1 FROM reachable AS k WHERE k.repository = r.repository AND k.digest = r.manifest_digest
-    )
-),
-freed_by_repository AS (
-    SELECT r.repository, r.digest, CAST(MAX(COALESCE(b.size, r.size)) AS BIGINT) AS size
-    FROM refs AS r
-    LEFT JOIN blobs AS b ON b.digest = r.digest
-    WHERE NOT EXISTS (SELECT 1 FROM kept_refs AS k WHERE k.digest = r.digest)
-    GROUP BY r.repository, r.digest
-),
-freed_repositories AS (
-    SELECT f.digest, COUNT(*) AS repositories
-    FROM freed_by_repository AS f
-    GROUP BY f.digest
-),
-released AS (
+-- A freed blob has no kept reference, so every repository referencing it references it from
+-- orphans only: blob_references.repositories tells whether it is shared.
+-- Binds: manifests, reachable, repository_references, blob_references.
+WITH released AS (
     SELECT
-        f.repository,
-        SUM(CASE WHEN fr.repositories = 1 THEN f.size ELSE 0 END) AS orphaned_bytes,
-        SUM(CASE WHEN fr.repositories > 1 THEN f.size ELSE 0 END) AS shared_orphaned_bytes
-    FROM freed_by_repository AS f
-    JOIN freed_repositories AS fr ON fr.digest = f.digest
-    GROUP BY f.repository
+        rr.repository,
+        SUM(CASE WHEN b.repositories = 1 THEN b.size ELSE 0 END) AS orphaned_bytes,
+        SUM(CASE WHEN b.repositories > 1 THEN b.size ELSE 0 END) AS shared_orphaned_bytes
+    FROM repository_references AS rr
+    JOIN blob_references AS b ON b.digest = rr.digest AND b.kept_manifests = 0
+    GROUP BY rr.repository
 ),
 orphans AS (
     SELECT m.repository, COUNT(*) AS orphaned_manifests

@@ -8,23 +8,14 @@
 --           (its own manifest blob, config, layers, index children's manifest blobs) that no
 --           other (repository, manifest) pair of the registry references. Deleting several
 --           orphans together can free more (blobs shared only among them).
--- Binds: manifests, descriptors, manifest_references, blobs, reachable.
-WITH refs AS (
-    SELECT repository, manifest_digest, digest, size FROM manifest_references
-),
-blob_pairs AS (
-    SELECT r.digest, COUNT(*) AS pairs
-    FROM refs AS r
-    GROUP BY r.digest
-),
-exclusive AS (
+-- Binds: manifests, descriptors, reachable, manifest_references, blob_references.
+WITH exclusive AS (
     SELECT
         r.repository,
         r.manifest_digest,
-        SUM(CAST(COALESCE(b.size, r.size) AS BIGINT)) AS exclusive_bytes
-    FROM refs AS r
-    JOIN blob_pairs AS bp ON bp.digest = r.digest AND bp.pairs = 1
-    LEFT JOIN blobs AS b ON b.digest = r.digest
+        SUM(b.size) AS exclusive_bytes
+    FROM manifest_references AS r
+    JOIN blob_references AS b ON b.digest = r.digest AND b.manifests = 1
     GROUP BY r.repository, r.manifest_digest
 )
 SELECT

@@ -6,24 +6,7 @@
 --       that no kept (reachable) manifest of any repository references. Blobs shared only among
 --       orphans, even across repositories, count once. A blob no manifest references is
 --       unreferenced already (view unreferenced_blobs) and never counted here.
--- Binds: manifests, manifest_references, blobs, reachable.
-WITH refs AS (
-    SELECT repository, manifest_digest, digest, size FROM manifest_references
-),
-kept_refs AS (
-    SELECT r.digest
-    FROM refs AS r
-    WHERE EXISTS (
-        SELECT 1 FROM reachable AS k WHERE k.repository = r.repository AND k.digest = r.manifest_digest
-    )
-),
-freed AS (
-    SELECT r.digest, CAST(MAX(COALESCE(b.size, r.size)) AS BIGINT) AS size
-    FROM refs AS r
-    LEFT JOIN blobs AS b ON b.digest = r.digest
-    WHERE NOT EXISTS (SELECT 1 FROM kept_refs AS k WHERE k.digest = r.digest)
-    GROUP BY r.digest
-)
+-- Binds: manifests, reachable, blob_references.
 SELECT
     orphans.orphaned_manifests,
     released.orphaned_blobs,
@@ -38,6 +21,7 @@ FROM (
 CROSS JOIN (
     SELECT
         CAST(COUNT(*) AS BIGINT) AS orphaned_blobs,
-        CAST(COALESCE(SUM(f.size), 0) AS BIGINT) AS orphaned_manifest_bytes
-    FROM freed AS f
+        CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS orphaned_manifest_bytes
+    FROM blob_references AS b
+    WHERE b.kept_manifests = 0
 ) AS released

@@ -314,6 +314,23 @@ def test_views_by_name_in_regstat_sql(sample: Path) -> None:
     assert all(view in help_text for view in analysis.VIEWS)
 
 
+def test_regstat_sql_computes_reachability_only_for_queries_that_read_it(
+    sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    computed: list[int] = []
+    real = reachability.materialise
+    monkeypatch.setattr(reachability, "materialise", lambda con, **kw: computed.append(1) or real(con, **kw))
+    snapshot = Snapshot.open(sample)
+    analysis.query(snapshot, "SELECT count(*) FROM tags")
+    analysis.query(snapshot, "SELECT count(*) FROM media_types")  # a view that does not need it
+    assert computed == []
+    # Through a view, and directly: each computes it, and the orphan is found.
+    _, orphaned = analysis.query(snapshot, "SELECT repository FROM orphaned_manifests")
+    assert orphaned == [("apps/web",)] and len(computed) == 1
+    _, tagged = analysis.query(snapshot, "SELECT count(*) FROM reachable WHERE depth = 0")
+    assert tagged[0][0] > 0 and len(computed) == 2
+
+
 # --- fake snapshots: random registry graphs ----------------------------------------------------
 
 MANIFESTS = [f"sha256:m{i}" for i in range(7)]

@@ -16,7 +16,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from expected import Populated
 from test_analysis import BLOBS, MANIFESTS, NAMES, SAMPLE, Model, build, write_snapshot
+from test_crawl_registry import crawl_ok
 
 from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT
@@ -245,6 +247,38 @@ def test_sample_report(sample: Path) -> None:
     assert data["unknown"] == {} and data["estimates"] == {} and data["warnings"] == []
     assert data["top"]["largest_layers"][0]["digest"] == NAMES["base_layer"]
     assert data["top"]["orphaned_by_repository"][0]["repository"] == "apps/web"
+
+
+@pytest.mark.registry
+def test_report_on_a_crawl_of_the_real_registry(populated_fs: Populated, tmp_path: Path) -> None:
+    """The registry the tests fill with skopeo and the HTTP API: the report agrees with the
+    definitions applied to what was pushed (tests/expected.py), not to what the crawl read."""
+    out = tmp_path / "snap"
+    crawl_ok(populated_fs.registry, out)
+    expected = populated_fs.expected
+    model = Model({name: [row._asdict() for row in expected.table(name)] for name in TABLES})
+    names = expected.names
+    result = CliRunner().invoke(main, ["report", str(out), "--format", "json"])
+    assert result.exit_code == EXIT_OK, result.stderr
+    data = json.loads(result.stdout)
+
+    orphans = model.orphans()
+    # The old web image lost its tag; the signature of apps/api (a referrer) and the
+    # untagged children of the cli index are kept.
+    assert orphans == {("apps/web", names["web_old"])}
+    assert data["orphaned_manifests"] == 1
+    assert data["orphaned_manifest_bytes"] == model.exclusive_bytes(orphans) > 0
+    physical, logical, savings = model.dedup_summary()
+    assert (data["physical_bytes"], data["logical_bytes"], data["dedup_savings_bytes"]) == (physical, logical, savings)
+    assert savings > 0  # the base layer is shared across repositories
+    unreferenced = model.unreferenced_blobs()
+    assert {names["unreferenced_blob"], names["web_deleted"]} <= unreferenced
+    assert data["unreferenced_blobs"] == len(unreferenced)
+    assert data["unreferenced_blob_bytes"] == sum(model.size(d) for d in unreferenced)
+    keys = ("tags", "manifests", "orphaned_manifests", "logical_bytes", "exclusive_bytes", "shared_bytes", "orphaned_bytes")
+    assert {r["repository"]: tuple(r[k] for k in keys) for r in data["repositories"]} == model.repository_usage()
+    assert data["top"]["orphaned_by_repository"][0]["repository"] == "apps/web"
+    assert data["warnings"] == [] and data["unknown"] == {}
 
 
 def test_sample_text_markdown_and_output_file(sample: Path, tmp_path: Path) -> None:

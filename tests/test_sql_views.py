@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -353,3 +354,22 @@ def test_export_db_refuses_to_overwrite_unless_forced(sample: Path, tmp_path: Pa
     result = invoke("export-db", str(sample), str(sample / "x.duckdb"))
     assert result.exit_code == EXIT_FAILURE and "inside the snapshot" in result.stderr
     assert _fingerprint(sample) == before
+
+
+# --- README's example queries ------------------------------------------------------------------
+
+
+def readme_queries() -> list[str]:
+    """The queries of README's `regstat sql snap "..."` examples."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    return [q.replace('\\"', '"') for q in re.findall(r'^regstat sql snap "((?:[^"\\]|\\.)*)"', text, re.M)]
+
+
+def test_readme_examples_run_and_cover_every_view(sample: Path) -> None:
+    queries_ = readme_queries()
+    for view in (*analysis.VIEWS, "reachable"):
+        assert any(re.search(rf"\b{view}\b", q) for q in queries_), f"README has no example query for {view}"
+    digest = pq.read_table(sample / "blobs").column("digest")[0].as_py()
+    for query in queries_:
+        result = invoke("sql", str(sample), query.replace("sha256:…", digest), "-f", "json")
+        assert result.exit_code == 0, f"{query}\n{result.stderr}"

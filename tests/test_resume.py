@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from api_components import FaultProxy
+from components import REGION
 from expected import Populated
+from test_ecr import account, push_scenario  # noqa: F401  (account: the fixture)
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT
 from regstat.journal import JobCodec
 from regstat.snapshot import TABLES, Snapshot
@@ -30,8 +32,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = REPO_ROOT / "sample_data"
 KILLED = -9
 
-# Runs the CLI; SIGKILLs itself after `record` job results or at the `table`-th snapshot
-# table of the assembly. `tags_per_job` makes the API source split every repository's tags
+# Runs the CLI; SIGKILLs itself after `count` job results (`record`), after the `count`-th
+# checkpoint, or at the `count`-th snapshot table of the assembly (`assemble`). `tags_per_job` makes the API source split every repository's tags
 # into jobs that share a RepositoryState (the case the journal must rebuild).
 _CHILD = """
 import os, signal, sys
@@ -50,6 +52,8 @@ def die_after(original):
     return wrapper
 if when == "record":
     crawl._Crawl._record = die_after(crawl._Crawl._record)
+elif when == "checkpoint":
+    crawl._Crawl._checkpoint = die_after(crawl._Crawl._checkpoint)
 elif when == "assemble":
     crawl.PendingSnapshot.table = die_after(crawl.PendingSnapshot.table)
 from regstat.cli import main
@@ -203,4 +207,32 @@ def test_s3_crawl_resumes(populated_s3: Populated, tmp_path: Path) -> None:
     resumed = summary(crawl(registry.source, out, *endpoint, "--resume"))  # -j may change
     assert resumed["work"]["jobs_reused"] > 0
     assert resumed["work"]["items_read"] < whole["work"]["items_read"]
+    assert_same_snapshot(out, tmp_path / "full")
+
+
+@pytest.mark.s3
+def test_ecr_crawl_resumes(account: Any, tmp_path: Path) -> None:  # noqa: F811 (the imported fixture)
+    """ECR jobs carry the listed images (dataclasses) and the repository's digests (a frozenset)."""
+    push_scenario(account)
+    source = f"ecr://{REGION}"
+    whole = summary(crawl(source, tmp_path / "full"))
+    out = tmp_path / "snap"
+    killed(crawl(source, out, kill=("record", 3)))
+    resumed = summary(crawl(source, out, "--resume"))
+    assert resumed["work"]["jobs_reused"] > 0 and resumed["work"]["jobs_run"] < whole["work"]["jobs_run"]
+    assert_same_snapshot(out, tmp_path / "full")
+
+
+def test_oci_layout_crawl_resumes(tmp_path: Path) -> None:
+    import images
+    from scenario import standard_scenario
+
+    scenario = standard_scenario()
+    layout = images.write_oci_layout(tmp_path / "layout", {"alpine": scenario.alpine, "cli": scenario.cli_index})
+    source = f"oci:{layout}"
+    whole = summary(crawl(source, tmp_path / "full"))
+    out = tmp_path / "snap"
+    killed(crawl(source, out, kill=("checkpoint", 2)))  # the first: the first jobs; then their results
+    work = summary(crawl(source, out, "--resume"))["work"]
+    assert work["jobs_reused"] >= 1 and work["jobs_run"] + work["jobs_reused"] == whole["work"]["jobs_run"]
     assert_same_snapshot(out, tmp_path / "full")

@@ -383,7 +383,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if answer is None:
             answer = proxy.canned.get((method, urlsplit(path).path))
         if answer is None:
-            answer = self._upstream(proxy, method, path)
+            try:
+                answer = self._upstream(proxy, method, path)
+            except ComponentError:  # the registry is gone (stopped after a test): say so, as a proxy does
+                answer = 502, {}, b""
         status, headers, body = answer
         named = "slow" if isinstance(fault, Delay) else (str(status) if isinstance(fault, tuple) else fault)
         proxy.record(method, path, status, named)  # type: ignore[arg-type]

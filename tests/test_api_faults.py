@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 import images
-from api_components import Canned, FaultProxy, SeededFaults
+from api_components import Canned, Delay, FaultProxy, SeededFaults
 from components import Registry, isolated_env
 from expected import Populated
 from regstat.sources.http import ATTEMPTS
@@ -268,3 +268,24 @@ def test_hostile_tag_names_are_never_requested(proxy: FaultProxy, clean: Path, t
     _requests_stay_inside(proxy.log, sorted(r["repository"] for r in tables(clean)["repositories"]))
     got, want = tables(out), tables(clean)
     assert {k: v for k, v in got.items() if k != "repositories"} == {k: v for k, v in want.items() if k != "repositories"}
+
+
+def test_answers_slower_than_the_timeout_are_retried(
+    proxy: FaultProxy, clean: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each manifest's first answer stalls past the read timeout (shortened here): the
+    request times out and is retried, and the tables are the clean ones."""
+    from regstat.crawl import crawl_source
+    from regstat.sources import http
+    from regstat.sources.base import CrawlOptions
+    from regstat.sources.distribution_api import open_distribution_api
+
+    monkeypatch.setattr(http, "TIMEOUT", 0.5)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    proxy.fault = lambda method, path, count: Delay(1.5) if "/manifests/" in path and count == 1 else None
+    options = CrawlOptions()
+    result = crawl_source(open_distribution_api(proxy.url, options), str(tmp_path / "snap"), options)
+    assert result.complete
+    assert parquet_bytes(tmp_path / "snap") == parquet_bytes(clean)
+    stalled = {path for kind, _, path in proxy.faults if kind == "slow"}
+    assert stalled and all(sum(p == path for _, p, _ in proxy.log) == 2 for path in stalled)

@@ -210,8 +210,11 @@ def _repository(listing: RepositoryListing, contents: dict[str, bytes | OSError]
     for upload in listing.uploads.values():
         started = None
         if upload.started_path:
-            started = _parse_started_at(contents.get(upload.started_path))
-            if started is None:
+            content = contents.get(upload.started_path)
+            started = _parse_started_at(content)
+            if isinstance(content, OSError):  # not the file's fault: say what reading met
+                problem(upload.started_path, "read_error", _describe(content))
+            elif started is None:
                 problem(upload.started_path, "bad_link", "startedat is not an RFC 3339 time")
         result.add("uploads", (name, upload.uuid, started, upload.size, upload.modified_us))
 

@@ -192,7 +192,7 @@ class _Crawl:
         self.header = mark_resumed(self.stage, state.header, utc_now())
         self.started = datetime.fromisoformat(state.header["started_at"].replace("Z", "+00:00"))
         self.journal = JournalWriter(self.stage, number=state.checkpoints)
-        self.codec = JobCodec(self.source, shared=self._shared_state)
+        self.codec = JobCodec(self.source, shared=self._shared_state, values=state.values)
         self.crawled = state.crawled
         for name in state.repositories:
             self.repositories.setdefault(name, 0)
@@ -342,7 +342,7 @@ class _Crawl:
             for part in names:
                 fsync_file(self.stage / name / part)
             fsync_directory(self.stage / name)
-        self.journal.checkpoint(self.delta, parts, crawled)
+        self.journal.checkpoint(self.delta, parts, self.codec.take_values(), crawled)
         self.delta = Delta()
 
     def _record(self, result: JobResult, job_id: int | None) -> None:

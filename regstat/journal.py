@@ -24,6 +24,7 @@ import dataclasses
 import importlib
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -37,6 +38,9 @@ FORMAT = "regstat.crawl-journal/1"
 HEADER = "resume.json"
 DIRECTORY = "journal"
 _PLAIN = (str, int, float, bool, type(None))
+# A frozenset this large is written once per checkpoint however many jobs carry it (an ECR
+# repository's listing goes to each of its batches: writing it per job would be quadratic).
+INTERN_MIN = 64
 
 
 class NotResumable(Exception):
@@ -75,7 +79,12 @@ def _lookup(name: str) -> Any:
 class JobCodec:
     """Encodes jobs as JSON and back, given the source they belong to."""
 
-    def __init__(self, source: Source, shared: Callable[[type, str], Any] | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        shared: Callable[[type, str], Any] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
         live = {k: v for k, v in vars(source).items() if not isinstance(v, (*_PLAIN, tuple, list))}
         self._by_id = {id(v): k for k, v in live.items()}
         # Jobs that come back from worker processes hold copies of the source's objects (a
@@ -83,6 +92,16 @@ class JobCodec:
         self._by_type = {type(v): k for k, v in live.items() if not dataclasses.is_dataclass(v)}
         self._by_name = vars(source)
         self._shared = shared
+        self._values = dict(values or {})  # interned values, encoded; decoded on first use
+        self._decoded: dict[str, Any] = {}
+        self._new_values: dict[str, Any] = {}
+        self._interned: dict[int, tuple[str, Any]] = {}  # id -> (key, value): pinned, so ids stay unique
+        self._prefix, self._count = secrets.token_hex(4), 0
+
+    def take_values(self) -> dict[str, Any]:
+        """The interned values the jobs encoded since the last call refer to."""
+        new, self._new_values, self._interned = self._new_values, {}, {}
+        return new
 
     def encode(self, job: Job) -> dict[str, Any]:
         function, args = job
@@ -98,7 +117,14 @@ class JobCodec:
         if isinstance(value, tuple):
             return {"tuple": [self._value(v) for v in value]}
         if isinstance(value, frozenset):
-            return {"frozenset": sorted(self._value(v) for v in value)}
+            if len(value) < INTERN_MIN:
+                return {"frozenset": sorted(self._value(v) for v in value)}
+            if id(value) not in self._interned:
+                key = f"{self._prefix}-{self._count}"
+                self._count += 1
+                self._new_values[key] = {"frozenset": sorted(self._value(v) for v in value)}
+                self._interned[id(value)] = (key, value)
+            return {"value": self._interned[id(value)][0]}
         name = self._by_id.get(id(value)) or self._by_type.get(type(value))
         if name is not None:
             return {"resource": name}
@@ -122,6 +148,11 @@ class JobCodec:
             return tuple(self._decode_value(v) for v in form["tuple"])
         if "frozenset" in form:
             return frozenset(self._decode_value(v) for v in form["frozenset"])
+        if "value" in form:
+            key = form["value"]
+            if key not in self._decoded:
+                self._decoded[key] = self._decode_value(self._values[key])
+            return self._decoded[key]
         if "resource" in form:
             return self._by_name[form["resource"]]
         if "shared" in form:
@@ -192,10 +223,13 @@ class JournalWriter:
         self.number = number
         self.broken: str | None = None  # why the crawl cannot be resumed, once it cannot
 
-    def checkpoint(self, delta: Delta, parts: dict[str, list[str]], crawled: bool = False) -> None:
+    def checkpoint(
+        self, delta: Delta, parts: dict[str, list[str]], values: dict[str, Any], crawled: bool = False
+    ) -> None:
         if self.broken:
             return
-        document = {"checkpoint": self.number, "parts": parts, "crawled": crawled, **delta.to_json()}
+        document = {"checkpoint": self.number, "parts": parts, "crawled": crawled, "values": values}
+        document.update(delta.to_json())
         write_json_durably(self.directory / f"{self.number:08d}.json", document)
         self.number += 1
 
@@ -235,6 +269,7 @@ class JournalState:
     written: set[str] = field(default_factory=set)
     repositories: set[str] = field(default_factory=set)
     errors: list[CrawlError] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)  # interned job arguments
     crawled: bool = False
 
     @property
@@ -247,6 +282,7 @@ class JournalState:
         for table, names in document["parts"].items():
             self.parts.setdefault(table, set()).update(names)
         self.jobs.update((int(i), job) for i, job in document["jobs"])
+        self.values.update(document.get("values", {}))
         self.done.update(document["done"])
         self.wanted += document["wanted"]
         self.written.update(document["written"])

@@ -168,10 +168,14 @@ def test_jobs_of_every_source_round_trip_through_the_journal() -> None:
     api = EcrApi(client=object(), location="ecr://eu-west-1", registry_id=None)
     source = EcrSource(api, None, None, ("team/*",))
     images = (ListedImage("sha256:" + "a" * 64, ("v1", "v2"), 1, None, "ACTIVE"),)
-    job = (fetch_images, (api, "team/app", images, frozenset({"sha256:" + "a" * 64})))
+    listed = frozenset(f"sha256:{i:064x}" for i in range(100))  # one repository's listing
+    jobs = [(fetch_images, (api, "team/app", images[i:], listed)) for i in range(2)]
     codec = JobCodec(source)
-    decoded = codec.decode(json.loads(json.dumps(codec.encode(job))))
-    assert decoded == job and decoded[1][0] is api
+    encoded = json.loads(json.dumps([codec.encode(job) for job in jobs]))
+    values = json.loads(json.dumps(codec.take_values()))
+    assert len(values) == 1 and "sha256:" not in json.dumps(encoded).replace(images[0].digest, "")  # written once
+    decoded = [JobCodec(source, values=values).decode(form) for form in encoded]
+    assert decoded == jobs and decoded[0][1][0] is api
     index = LayoutIndex(("sha256:" + "b" * 64,), (("latest", "sha256:" + "b" * 64),), 5)
     job = (crawl_layout, ("/srv/layout", "tools/cli", None, index))
     assert codec.decode(json.loads(json.dumps(codec.encode(job)))) == job

@@ -153,6 +153,11 @@ def test_resume_refuses_what_it_cannot_continue(tree: Path, tmp_path: Path) -> N
     other = crawl(str(SAMPLE), out, "--resume")
     assert other.returncode == EXIT_SNAPSHOT and "source" in other.stderr, other.stderr
     assert not out.exists() and len(leftovers(out)) == 1  # refusing keeps the interrupted crawl
+    live = out.parent / f".{out.name}.regstat-partial-{os.getpid()}"  # as if this test were crawling
+    live.mkdir()
+    running = crawl(str(tree), out, "--resume")
+    assert running.returncode == EXIT_SNAPSHOT and f"pid {os.getpid()}" in running.stderr, running.stderr
+    live.rmdir()
     summary(crawl(str(tree), out, "--resume"))
     fresh = tmp_path / "fresh"  # without --resume, a dead crawl's directory is removed
     killed(crawl(str(tree), fresh, kill=("record", 10)))

@@ -48,6 +48,7 @@ from .snapshot import (
     iso,
     new_snapshot_id,
     part_number,
+    partial_path,
     utc_now,
 )
 from .sources import open_source
@@ -106,7 +107,8 @@ def _resume(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
         state = read_journal(partial / STAGING, source, options)
     pending = PendingSnapshot.take_over(output, partial, force=options.force)
     if state is None:  # it had finished; only the rename was left
-        return CrawlResult(pending.publish(finished), finished, {"resumed": True, "jobs_run": 0})
+        stats = {"resumed": True, "jobs_run": 0, "jobs_reused": 0, "items_read": 0}
+        return CrawlResult(pending.publish(finished), finished, stats)
     return _finish(_Crawl(source, pending, options, state), pending, resumed=True)
 
 
@@ -124,8 +126,7 @@ def _finish(crawl: "_Crawl", pending: PendingSnapshot, resumed: bool) -> CrawlRe
 
 def kept_for_resume(output: str) -> bool:
     """After an interrupted crawl in this process: whether `--resume` can continue it."""
-    path = Path(output).absolute()
-    return (path.parent / f".{path.name}.regstat-partial-{os.getpid()}").is_dir()
+    return partial_path(Path(output).absolute(), os.getpid()).is_dir()
 
 
 def _checkpoint_seconds() -> float:

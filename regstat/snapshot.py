@@ -180,7 +180,7 @@ class PendingSnapshot:
         self.output = _check_output(output, force)
         self.force = force
         _remove_stale_partials(self.output)
-        self.path = _partial_path(self.output, os.getpid())
+        self.path = partial_path(self.output, os.getpid())
         if self.path.exists():
             shutil.rmtree(self.path)
         self.path.mkdir()
@@ -195,7 +195,7 @@ class PendingSnapshot:
         pending = cls.__new__(cls)
         pending.output = _check_output(output, force)
         pending.force = force
-        pending.path = _partial_path(pending.output, os.getpid())
+        pending.path = partial_path(pending.output, os.getpid())
         if partial != pending.path:
             if pending.path.exists():
                 shutil.rmtree(pending.path)  # our own leftover from an earlier life of this pid
@@ -259,7 +259,7 @@ def _check_output(output: str | os.PathLike[str], force: bool) -> Path:
     return path
 
 
-def _partial_path(output: Path, pid: int) -> Path:
+def partial_path(output: Path, pid: int) -> Path:
     return output.parent / f".{output.name}{_PARTIAL_MARK}{pid}"
 
 

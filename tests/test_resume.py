@@ -33,7 +33,8 @@ SAMPLE = REPO_ROOT / "sample_data"
 KILLED = -9
 
 # Runs the CLI; SIGKILLs itself after `count` job results (`record`), after the `count`-th
-# checkpoint, or at the `count`-th snapshot table of the assembly (`assemble`). `tags_per_job` makes the API source split every repository's tags
+# checkpoint, at the `count`-th snapshot table of the assembly (`assemble`), or just before the
+# finished snapshot is renamed into place (`rename`). `tags_per_job` makes the API source split every repository's tags
 # into jobs that share a RepositoryState (the case the journal must rebuild).
 _CHILD = """
 import os, signal, sys
@@ -52,6 +53,10 @@ def die_after(original):
     return wrapper
 if when == "record":
     crawl._Crawl._record = die_after(crawl._Crawl._record)
+elif when == "rename":  # the snapshot is written; only its rename into place is left
+    def rename(*args):
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.rename = rename
 elif when == "checkpoint":
     crawl._Crawl._checkpoint = die_after(crawl._Crawl._checkpoint)
 elif when == "assemble":
@@ -129,6 +134,16 @@ def test_kill_while_assembling_resumes_without_crawling_again(tree: Path, full: 
     killed(crawl(str(tree), out, kill=("assemble", 3)))
     resumed = summary(crawl(str(tree), out, "--resume"))
     assert resumed["work"]["jobs_run"] == 0 and resumed["work"]["items_read"] == 0
+    assert_same_snapshot(out, full[0])
+
+
+def test_kill_before_the_rename_only_renames(tree: Path, full: tuple[Path, dict], tmp_path: Path) -> None:
+    out = tmp_path / "snap"
+    killed(crawl(str(tree), out, kill=("rename", 1)))
+    (partial,) = leftovers(out)
+    assert (partial / "snapshot.json").exists() and not (partial / "_staging").exists()
+    resumed = summary(crawl(str(tree), out, "--resume"))
+    assert resumed["work"] == {"resumed": True, "jobs_run": 0, "jobs_reused": 0, "items_read": 0}
     assert_same_snapshot(out, full[0])
 
 

@@ -83,6 +83,14 @@ def need_reachable(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         reachability.materialise(con)
 
 
+def materialise_view(con: duckdb.DuckDBPyConnection, view: str) -> None:
+    """Replace the view `view` by a table of its rows, so that the views and queries reading
+    it compute it once."""
+    con.execute(f"CREATE TABLE {view}__rows AS SELECT * FROM {view}")
+    con.execute(f"DROP VIEW {view}")
+    con.execute(f"ALTER TABLE {view}__rows RENAME TO {view}")
+
+
 def bind(
     con: duckdb.DuckDBPyConnection, snapshot: Snapshot, *, materialise: bool, reachable: bool = True
 ) -> None:

@@ -16,6 +16,9 @@ from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
 from .export import export_db, write_parquet, write_text
 from .progress import Progress
 from .render import rows_csv, rows_json, rows_table
+from .plan_render import actions_table, render_json as render_plan_json, render_text as render_plan_text
+from .planner import plan_gc
+from .policy import resolve as resolve_policy
 from .report import build_report
 from .atomic import write_text_atomically
 from .report_render import render_report
@@ -337,3 +340,74 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, memory
             click.echo(text, nl=False)
     except RegstatError as e:
         _fail(e)
+
+
+@main.command("plan-gc")
+@click.argument("snapshot")
+@click.option("--policy", "policy_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Retention policy (TOML): rules per repository pattern, in priority order, and a [default].")
+@click.option("--untagged", is_flag=True, help="Delete orphaned manifests (no tag reaches them), with their referrers.")
+@click.option("--older-than", metavar="DURATION", help="Select tags last updated longer ago than this (e.g. 30d).")
+@click.option("--keep", type=click.IntRange(0), metavar="N", help="Select all but the N most recently updated tags of each repository.")
+@click.option("--delete-tags", metavar="REGEX", help="Select tags matching this regular expression.")
+@click.option("--keep-tags", metavar="REGEX", multiple=True, help="Never delete tags matching this (repeatable; wins over every rule).")
+@click.option("--pulled-within", metavar="DURATION", help="Never delete what was pulled this recently (sources with pull times).")
+@click.option("--repository", "repositories", metavar="GLOB", multiple=True, help="Apply the rules only to these repositories (repeatable).")
+@click.option("--grace", metavar="DURATION", help="Delete nothing younger than this; 0s turns it off. [default: 24h]")
+@click.option("--include-locked", is_flag=True, help="Allow deleting locked manifests and tags.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["json", "text", "parquet"]),
+              help="Default: json with --output, text on a terminal. parquet (the actions) needs --output.")
+@click.option("-o", "--output", metavar="FILE", help="Write the plan to FILE (atomically) instead of stdout.")
+@click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+def plan_gc_command(
+    snapshot: str, policy_file: str | None, untagged: bool, older_than: str | None, keep: int | None,
+    delete_tags: str | None, keep_tags: tuple[str, ...], pulled_within: str | None, repositories: tuple[str, ...],
+    grace: str | None, include_locked: bool, fmt: str | None, output: str | None, memory_limit: str | None,
+) -> None:
+    """Plan what to delete from the registry SNAPSHOT came from; delete nothing.
+
+    Tag rules (--older-than, --keep, --delete-tags) select a tag only when every one given
+    selects it; protections (--keep-tags, --pulled-within, locks, --grace) win over them. A
+    manifest goes when the policy deletes all its tags or, with --untagged, when no tag
+    reaches it, together with its referrers (signatures, SBOMs) and the blobs only it held;
+    nothing a kept manifest reaches (index children, referrers) is ever deleted. Blobs no
+    manifest references and stale uploads are always planned where the source shows them
+    (storage and OCI layouts) and the snapshot is complete. Exit code 3: the snapshot is
+    incomplete, and the plan restricted itself (see its notes).
+
+    \b
+    Examples:
+      regstat plan-gc snap --untagged
+      regstat plan-gc snap --untagged --grace 0s -o plan.json
+      regstat plan-gc snap --older-than 30d --keep 5 --keep-tags '^v[0-9]' --repository 'ci/*'
+      regstat plan-gc snap --policy retention.toml -f parquet -o actions.parquet
+    """
+    if fmt == "parquet" and not output:
+        raise click.UsageError("--format parquet writes a file: add --output FILE")
+    try:
+        policy = resolve_policy(
+            policy_file, untagged=untagged, older_than=older_than, keep=keep, delete_tags=delete_tags,
+            keep_tags=keep_tags, pulled_within=pulled_within, grace=grace, include_locked=include_locked,
+            repositories=repositories,
+        )
+        opened = Snapshot.open(snapshot)
+        plan = plan_gc(opened, policy, memory_limit=memory_limit)
+        fmt = fmt or ("json" if output else "text")
+        if fmt == "parquet":
+            write_parquet(opened, output, actions_table(plan))
+        else:
+            text = render_plan_json(plan) if fmt == "json" else render_plan_text(plan)
+            if output:
+                write_text(opened, output, text)
+            else:
+                click.echo(text, nl=False)
+    except RegstatError as e:
+        _fail(e)
+    s = plan.summary
+    if output:
+        click.echo(f"regstat: plan: {_count(s['tags'], 'tag')}, {_count(s['manifests'], 'manifest')}, "
+                   f"{_count(s['blobs'], 'blob')}, {s['bytes_reclaimed']:,} bytes"
+                   f"{' (estimate)' if s['bytes_estimated'] else ''}; wrote {output}", err=True)
+    if not plan.snapshot["complete"]:
+        sys.exit(EXIT_INCOMPLETE)
+

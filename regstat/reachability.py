@@ -28,9 +28,10 @@ class ReachabilityError(RegstatError):
     """Reachability did not converge within the depth bound."""
 
 
-def materialise(con: duckdb.DuckDBPyConnection, *, max_depth: int = MAX_DEPTH) -> int:
-    """Create the table `reachable` in `con`; return the greatest depth reached."""
-    seed = _select("reachable_seed")
+def materialise(con: duckdb.DuckDBPyConnection, *, max_depth: int = MAX_DEPTH, seed: str = "reachable_seed") -> int:
+    """Create the table `reachable` in `con`, from the seed query `sql/SEED.sql` (the planner
+    seeds it with what its policy keeps); return the greatest depth reached."""
+    seed = _select(seed)
     step = _select("reachable_step")
     con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS {seed}")
     depth = 0

@@ -106,8 +106,8 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
     try:
         # Every report query reads these two: compute each once (on 10M descriptors,
         # recomputing them per query dominated the report's time; benchmarks/RESULTS.md).
-        _materialise(con, "repository_references")
-        _materialise(con, "blob_references")
+        analysis.materialise_view(con, "repository_references")
+        analysis.materialise_view(con, "blob_references")
         dedup = _one(con, "SELECT physical_bytes, logical_bytes, dedup_savings_bytes FROM dedup_summary")
         totals = _one(con, queries.load("blob_totals"))
         orphaned = _one(con, queries.load("orphaned_summary"))
@@ -215,13 +215,6 @@ def _warnings(meta: dict[str, Any], unparsed: int) -> list[str]:
             "orphaned or unreferenced may still be in use"
         )
     return warnings
-
-
-def _materialise(con: duckdb.DuckDBPyConnection, view: str) -> None:
-    """Replace the view `view` by a table of its rows; views over it read the table."""
-    con.execute(f"CREATE TABLE {view}__rows AS SELECT * FROM {view}")
-    con.execute(f"DROP VIEW {view}")
-    con.execute(f"ALTER TABLE {view}__rows RENAME TO {view}")
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:

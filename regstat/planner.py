@@ -1,0 +1,405 @@
+"""`regstat plan-gc`: a snapshot and a retention policy in, a deletion plan out. Never deletes.
+
+How a plan is made (DESIGN.md "Safety rules of the planner"):
+
+1. Repositories the plan may not touch are found first: crawl errors, a manifest that could
+   not be read (rule 6); outside the policy's `repositories` they are left alone too.
+2. Tags: the rule governing each repository selects tags (every selector it gives must
+   agree); protections (keep_tags, the grace period, locks, recent pulls) win (plan_tags).
+3. Manifests: reachability is computed again from what the plan keeps — the tags it keeps,
+   and every protected manifest (sql/plan_protected.sql) — over index children and
+   referrers; every manifest it leaves out is deleted (sql/plan_manifests.sql). So nothing
+   a kept manifest reaches is ever deleted, and an orphan's referrers go with it.
+4. Blobs: a blob is released only when no kept (repository, manifest) pair references it
+   (sql/plan_blobs.sql); `delete_blob` actions exist only where the source sweeps blobs
+   separately and the snapshot is complete, unfiltered and fully readable (rule 5, 6).
+5. Actions are ordered so that applying them in order never leaves a dangling reference:
+   tags, then manifests (an index before its children, a referrer before its subject), then
+   blobs and uploads.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from . import analysis, queries, reachability
+from .errors import RegstatError
+from .policy import Policy, PolicyError, Rule, format_duration
+from .snapshot import Snapshot
+
+FORMAT = "regstat.plan/1"
+OUTSIDE = "outside the repositories the policy applies to"
+# A tag on a referrer (cosign's sha256-<digest>.sig) is kept or deleted with its manifest,
+# which is kept exactly when its subject is: tag rules neither select nor count it.
+FOLLOWS = "a tag on a referrer: it goes only with its subject"
+_TIME = pa.timestamp("us", tz="UTC")
+
+
+class PlanError(RegstatError):
+    """The plan cannot be made safely (e.g. a cycle among the manifests it would delete)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A plan: what to delete, in order, and why; `notes` say what restricted it."""
+
+    snapshot: dict[str, Any]
+    policy: dict[str, Any]
+    summary: dict[str, Any]
+    notes: list[str]
+    actions: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "snapshot": self.snapshot,
+            "policy": self.policy,
+            "summary": self.summary,
+            "notes": self.notes,
+            "actions": self.actions,
+        }
+
+
+def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = None) -> Plan:
+    """Make the plan for `snapshot` under `policy`."""
+    meta = snapshot.metadata
+    capabilities = meta.get("capabilities") or {}
+    kind = (meta.get("source") or {}).get("kind", "unknown")
+    taken_at = _time(meta.get("finished_at")) or datetime.now(timezone.utc)
+    _check_policy_fits(policy, capabilities, kind)
+
+    con = analysis.connect(snapshot, memory_limit=memory_limit)
+    try:
+        con.execute("CREATE TABLE reachable_now AS SELECT * FROM reachable")
+        blocked = _blocked_repositories(con, meta)
+        repositories = [r[0] for r in con.execute(
+            "SELECT repository FROM repositories UNION SELECT repository FROM manifests "
+            "UNION SELECT repository FROM tags ORDER BY 1"
+        ).fetchall()]
+        con.register("plan_settings", _settings(policy, taken_at))
+        con.register("plan_repositories", _repositories(policy, repositories, blocked, taken_at))
+        tags = _decide_tags(con, policy, blocked, taken_at)
+        con.register("plan_tags", tags)
+        con.execute(f"CREATE TABLE plan_protected AS {_select('plan_protected')}")
+        _keep_reachable(con)
+        # The views below read `reachable`, which now holds what the plan keeps.
+        analysis.materialise_view(con, "repository_references")
+        analysis.materialise_view(con, "blob_references")
+        con.execute(f"CREATE TABLE plan_deleted_manifests AS {_select('plan_manifests')}")
+        manifests = _rows(con, "SELECT * FROM plan_deleted_manifests")
+        tags = _follow_subjects(tags, {(m["repository"], m["digest"]) for m in manifests})
+        order = _order(con, manifests)
+        released = _rows(con, _select("plan_blobs") + " ORDER BY digest")
+        uploads = _rows(con, _select("plan_uploads") + " ORDER BY repository, uuid")
+
+        notes = _notes(meta, capabilities, kind, blocked, policy)
+        may_delete_blobs = not _blob_restrictions(meta, capabilities, kind, con)
+        blobs = [b for b in released if b["stored"] and not b["young"]] if may_delete_blobs else []
+        if not may_delete_blobs:
+            uploads = []
+        estimated = not may_delete_blobs
+        counted = [b for b in released if b["reason"] == "last reference deleted"] if estimated else blobs
+        con.register("plan_released_blobs", pa.Table.from_pylist(
+            [{"digest": b["digest"], "size": b["size"]} for b in counted],
+            schema=pa.schema([("digest", pa.string()), ("size", pa.int64())]),
+        ))
+        per_repository_blobs = {r["repository"]: r for r in _rows(con, _select("plan_blob_repositories"))}
+    finally:
+        con.close()
+
+    actions = _actions(tags, [manifests[i] for i in order], blobs, uploads)
+    summary = _summary(actions, counted, uploads, per_repository_blobs, estimated)
+    return Plan(snapshot=_identity(meta), policy=policy.to_json(), summary=summary, notes=notes, actions=actions)
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def _check_policy_fits(policy: Policy, capabilities: dict[str, Any], kind: str) -> None:
+    if not capabilities.get("pull_times") and any(r.pulled_within is not None for r in policy.all_rules):
+        raise PolicyError(
+            f"pulled_within needs pull times, and the snapshot's source ({kind}) has none: "
+            "drop --pulled-within, or plan on a snapshot of a source that records pulls (ECR)"
+        )
+
+
+def _blocked_repositories(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> dict[str, str]:
+    """Repositories the plan may not touch, with why (DESIGN.md rules 5 and 6)."""
+    blocked: dict[str, str] = {}
+    for (repository, status) in con.execute(
+        "SELECT repository, MIN(status) FROM manifests WHERE status <> 'ok' GROUP BY repository"
+    ).fetchall():
+        blocked[repository] = f"a manifest in this repository could not be read ({status}): it may reference anything"
+    errored = {r[0] for r in con.execute(
+        "SELECT repository FROM repositories WHERE NOT complete OR error_count > 0"
+    ).fetchall()}
+    errored |= set(meta.get("incomplete_repositories") or [])
+    errored |= {e.get("repository") for e in meta.get("errors") or [] if e.get("repository")}
+    for repository in errored:
+        blocked.setdefault(repository, "the crawl recorded errors in this repository")
+    return blocked
+
+
+def _settings(policy: Policy, taken_at: datetime) -> pa.Table:
+    grace_cutoff = taken_at - policy.grace if policy.grace > timedelta(0) else None
+    return pa.Table.from_pylist(
+        [{"taken_at": taken_at, "grace_cutoff": grace_cutoff, "include_locked": policy.include_locked}],
+        schema=pa.schema([("taken_at", _TIME), ("grace_cutoff", _TIME), ("include_locked", pa.bool_())]),
+    )
+
+
+def _repositories(policy: Policy, repositories: list[str], blocked: dict[str, str], taken_at: datetime) -> pa.Table:
+    rows = []
+    for repository in repositories:
+        rule = policy.rule_for(repository)
+        rows.append({
+            "repository": repository,
+            "rule": rule.name if rule else None,
+            "untagged": bool(rule and rule.untagged),
+            "pulled_cutoff": taken_at - rule.pulled_within if rule and rule.pulled_within is not None else None,
+            "blocked": blocked.get(repository),
+        })
+    schema = pa.schema([("repository", pa.string()), ("rule", pa.string()), ("untagged", pa.bool_()),
+                        ("pulled_cutoff", _TIME), ("blocked", pa.string())])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _decide_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str], taken_at: datetime) -> pa.Table:
+    """One row per tag: deleted or not, and why."""
+    rows = con.execute(
+        "SELECT t.repository, t.tag, t.digest, t.updated_at, m.size, m.locked, m.last_pulled_at, "
+        "s.digest IS NOT NULL AS is_referrer "
+        "FROM tags AS t LEFT JOIN manifests AS m ON m.repository = t.repository AND m.digest = t.digest "
+        "LEFT JOIN manifests AS s ON s.repository = m.repository AND s.digest = m.subject_digest "
+        "ORDER BY t.repository, t.tag"
+    ).fetchall()
+    by_repository: dict[str, list[tuple]] = defaultdict(list)
+    for row in rows:
+        by_repository[row[0]].append(row)
+    grace_cutoff = taken_at - policy.grace if policy.grace > timedelta(0) else None
+    out = []
+    for repository, tags in by_repository.items():
+        rule = policy.rule_for(repository)
+        newest = _newest_first([t for t in tags if not t[7]])
+        for (_, tag, digest, updated_at, size, locked, pulled_at, is_referrer) in tags:
+            reason = _tag_verdict(rule, blocked.get(repository), tag, updated_at, newest.get(tag),
+                                  bool(is_referrer), locked, pulled_at, taken_at, grace_cutoff,
+                                  policy.include_locked)
+            follows = reason == FOLLOWS
+            deleted = reason.startswith("selected: ")
+            out.append({
+                "repository": repository, "tag": tag, "digest": digest, "size": size,
+                "deleted": deleted, "follows": follows,
+                "reason": reason.removeprefix("selected: "),
+                "rule": rule.name if rule else None,
+            })
+    schema = pa.schema([("repository", pa.string()), ("tag", pa.string()), ("digest", pa.string()),
+                        ("size", pa.int64()), ("deleted", pa.bool_()), ("follows", pa.bool_()), ("reason", pa.string()),
+                        ("rule", pa.string())])
+    return pa.Table.from_pylist(out, schema=schema)
+
+
+def _newest_first(tags: list[tuple]) -> dict[str, int]:
+    """Each tag's rank among its repository's tags, newest first; a tag without a time counts
+    as newest (it is never what `keep` gives up first)."""
+    far_future = datetime.max.replace(tzinfo=timezone.utc)
+    ordered = sorted(tags, key=lambda t: (-(t[3] or far_future).timestamp(), t[1]))
+    return {t[1]: rank for rank, t in enumerate(ordered)}
+
+
+def _tag_verdict(
+    rule: Rule | None, blocked: str | None, tag: str, updated_at: datetime | None, rank: int | None,
+    is_referrer: bool, locked: bool | None, pulled_at: datetime | None, taken_at: datetime,
+    grace_cutoff: datetime | None, include_locked: bool,
+) -> str:
+    """Why a tag is kept, FOLLOWS, or 'selected: <why it goes>'."""
+    if rule is None:
+        return OUTSIDE
+    if blocked:
+        return blocked
+    protection = _tag_protection(rule, tag, updated_at, locked, pulled_at, taken_at, grace_cutoff, include_locked)
+    if is_referrer:
+        return protection or FOLLOWS
+    if not rule.selects_tags:
+        return "no tag rule"
+    why = []
+    if rule.older_than is not None:
+        if updated_at is None or updated_at > taken_at - rule.older_than:
+            return f"not older than {format_duration(rule.older_than)}" if updated_at else "its age is unknown"
+        why.append(f"older than {format_duration(rule.older_than)}")
+    if rule.keep is not None:
+        if rank is not None and rank < rule.keep:
+            return f"among the {rule.keep} newest tags"
+        why.append(f"not among the {rule.keep} newest tags")
+    if rule.delete_tags is not None:
+        if not re.search(rule.delete_tags, tag):
+            return f"does not match {rule.delete_tags!r}"
+        why.append(f"matches {rule.delete_tags!r}")
+    return protection or "selected: " + ", ".join(why) + f" ({rule.name})"
+
+
+def _tag_protection(
+    rule: Rule, tag: str, updated_at: datetime | None, locked: bool | None, pulled_at: datetime | None,
+    taken_at: datetime, grace_cutoff: datetime | None, include_locked: bool,
+) -> str | None:
+    """The protection that keeps a tag whatever the rule selects, if any."""
+    protected = next((p for p in rule.keep_tags if re.search(p, tag)), None)
+    if protected is not None:
+        return f"protected by keep_tags {protected!r}"
+    if grace_cutoff is not None and (updated_at is None or updated_at > grace_cutoff):
+        return "younger than the grace period"
+    if locked and not include_locked:
+        return "its manifest is locked"
+    if rule.pulled_within is not None and pulled_at is not None and pulled_at >= taken_at - rule.pulled_within:
+        return f"pulled within {format_duration(rule.pulled_within)}"
+    return None
+
+
+def _keep_reachable(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill `reachable` with what the plan keeps: the closure of plan_seed, then of the
+    subjects of kept referrers, until nothing is added (sql/plan_kept_subjects.sql)."""
+    while True:
+        reachability.materialise(con, seed="plan_seed")
+        added = con.execute(f"INSERT INTO plan_protected {_select('plan_kept_subjects')}").fetchall()[0][0]
+        if not added:
+            return
+
+
+def _follow_subjects(tags: pa.Table, deleted: set[tuple[str, str]]) -> pa.Table:
+    """Tags on referrers go exactly when their manifest does."""
+    rows = tags.to_pylist()
+    for row in rows:
+        if row["follows"] and (row["repository"], row["digest"]) in deleted:
+            row["deleted"] = True
+            row["reason"] = "its manifest, a referrer, goes with its subject"
+    return pa.Table.from_pylist(rows, schema=tags.schema)
+
+
+# --- restrictions -----------------------------------------------------------------------------
+
+
+def _blob_restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind: str,
+                       con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Why this plan may not delete blobs (DESIGN.md rules 5 and 6); empty when it may."""
+    why = []
+    if not (capabilities.get("unreferenced_blobs") and capabilities.get("stored_blob_sizes")):
+        why.append(f"the source ({kind}) frees blobs itself: no blob deletions; bytes are an estimate")
+    if meta.get("partial"):
+        why.append("partial snapshot (--repository): other repositories may use any blob, so no blob deletions")
+    if meta.get("errors") or not meta.get("complete"):
+        why.append("the snapshot is incomplete (crawl errors): no blob deletions")
+    unread = con.execute("SELECT count(*) FROM manifests WHERE status <> 'ok'").fetchall()[0][0]
+    if unread:
+        why.append(f"{unread} manifest(s) could not be read and may reference any blob: no blob deletions")
+    return why
+
+
+def _notes(meta: dict[str, Any], capabilities: dict[str, Any], kind: str, blocked: dict[str, str],
+           policy: Policy) -> list[str]:
+    notes = []
+    if any(r.untagged for r in policy.all_rules) and capabilities.get("untagged_manifests") is not True:
+        notes.append(f"the source ({kind}) cannot see untagged manifests: untagged finds nothing to delete")
+    for repository, why in sorted(blocked.items()):
+        notes.append(f"{repository}: no deletions: {why}")
+    return notes
+
+
+# --- order and output -------------------------------------------------------------------------
+
+
+def _order(con: duckdb.DuckDBPyConnection, manifests: list[dict[str, Any]]) -> list[int]:
+    """Indexes into `manifests` in an order where every index precedes its children and every
+    referrer its subject; ties by repository and digest."""
+    position = {(m["repository"], m["digest"]): i for i, m in enumerate(manifests)}
+    sorter: graphlib.TopologicalSorter = graphlib.TopologicalSorter()
+    for key in sorted(position):
+        sorter.add(key)
+    for repository, first, then in con.execute(_select("plan_edges")).fetchall():
+        sorter.add((repository, then), (repository, first))  # `then` after `first`
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as e:
+        raise PlanError(f"the manifests to delete reference each other in a cycle ({e.args[1][:3]}...): "
+                        "the snapshot is damaged; no plan") from None
+    order: list[int] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        order.extend(position[k] for k in ready)
+        sorter.done(*ready)
+    return order
+
+
+def _actions(tags: pa.Table, manifests: list[dict[str, Any]], blobs: list[dict[str, Any]],
+             uploads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    actions: list[dict[str, Any]] = []
+    for t in tags.filter(tags.column("deleted")).to_pylist():
+        actions.append({"action": "delete_tag", "repository": t["repository"], "tag": t["tag"],
+                        "digest": t["digest"], "size": t["size"], "reason": t["reason"], "rule": t["rule"]})
+    for m in manifests:
+        actions.append({"action": "delete_manifest", "repository": m["repository"], "digest": m["digest"],
+                        "size": m["size"], "reason": m["reason"], "rule": m["rule"],
+                        "bytes_freed": m["bytes_freed"], "media_type": m["media_type"],
+                        "artifact_type": m["artifact_type"]})
+    for b in blobs:
+        actions.append({"action": "delete_blob", "digest": b["digest"], "size": b["size"], "reason": b["reason"]})
+    for u in uploads:
+        actions.append({"action": "delete_upload", "repository": u["repository"], "uuid": u["uuid"],
+                        "size": u["size"], "reason": "stale upload"})
+    return actions
+
+
+def _summary(actions: list[dict[str, Any]], counted: list[dict[str, Any]], uploads: list[dict[str, Any]],
+             per_repository_blobs: dict[str, dict[str, Any]], estimated: bool) -> dict[str, Any]:
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tags": 0, "manifests": 0, "blobs": 0, "uploads": 0,
+                                                              "bytes_reclaimed": 0})
+    kinds = {"delete_tag": "tags", "delete_manifest": "manifests", "delete_upload": "uploads"}
+    for a in actions:
+        if a["action"] in kinds:
+            counts[a["repository"]][kinds[a["action"]]] += 1
+        if a["action"] == "delete_upload":
+            counts[a["repository"]]["bytes_reclaimed"] += a["size"] or 0
+    for repository, row in per_repository_blobs.items():
+        counts[repository]["blobs"] = row["blobs"]
+        counts[repository]["bytes_reclaimed"] += row["bytes"]
+    blob_bytes = sum(b["size"] or 0 for b in counted)
+    return {
+        "tags": sum(1 for a in actions if a["action"] == "delete_tag"),
+        "manifests": sum(1 for a in actions if a["action"] == "delete_manifest"),
+        "blobs": sum(1 for a in actions if a["action"] == "delete_blob"),
+        "uploads": len(uploads),
+        "bytes_reclaimed": blob_bytes + sum(u["size"] or 0 for u in uploads),
+        "bytes_estimated": estimated,
+        "repositories": [{"repository": r, **c} for r, c in sorted(counts.items())],
+    }
+
+
+def _identity(meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": meta.get("id"),
+        "source": meta.get("source"),
+        "taken_at": meta.get("finished_at"),
+        "complete": bool(meta.get("complete")),
+        "partial": bool(meta.get("partial")),
+    }
+
+
+def _select(name: str) -> str:
+    return queries.load(name).strip().rstrip(";")
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    cursor = con.execute(sql)
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None

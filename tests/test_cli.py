@@ -159,7 +159,9 @@ def test_sigterm_stops_cleanly(big_root: Path, tmp_path: Path) -> None:
     _, stderr = process.communicate(timeout=60)
     if process.returncode == 130:
         assert "interrupted" in stderr and not out.exists()
-        assert not list(tmp_path.glob(".snap.regstat-partial-*"))
+        # A crawl that had checkpointed (slow start on a loaded machine) keeps its hidden
+        # directory for --resume and says so; otherwise nothing is left.
+        assert "--resume" in stderr or not list(tmp_path.glob(".snap.regstat-partial-*"))
     else:  # finished before the signal arrived
         assert process.returncode == 0
 

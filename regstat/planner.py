@@ -73,23 +73,10 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
     meta = snapshot.metadata
     capabilities = meta.get("capabilities") or {}
     kind = (meta.get("source") or {}).get("kind", "unknown")
-    taken_at = _time(meta.get("finished_at")) or datetime.now(timezone.utc)
-    _check_policy_fits(policy, capabilities, kind)
 
     con = analysis.connect(snapshot, memory_limit=memory_limit)
     try:
-        con.execute("CREATE TABLE reachable_now AS SELECT * FROM reachable")
-        blocked = _blocked_repositories(con, meta)
-        repositories = [r[0] for r in con.execute(
-            "SELECT repository FROM repositories UNION SELECT repository FROM manifests "
-            "UNION SELECT repository FROM tags ORDER BY 1"
-        ).fetchall()]
-        con.register("plan_settings", _settings(policy, taken_at))
-        con.register("plan_repositories", _repositories(policy, repositories, blocked, taken_at))
-        tags = _decide_tags(con, policy, blocked, taken_at)
-        con.register("plan_tags", tags)
-        con.execute(f"CREATE TABLE plan_protected AS {_select('plan_protected')}")
-        _keep_reachable(con)
+        tags, blocked = keep(con, snapshot, policy)
         # The views below read `reachable`, which now holds what the plan keeps.
         analysis.materialise_view(con, "repository_references")
         analysis.materialise_view(con, "blob_references")
@@ -100,12 +87,12 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         released = _rows(con, _select("plan_blobs") + " ORDER BY digest")
         uploads = _rows(con, _select("plan_uploads") + " ORDER BY repository, uuid")
 
-        notes = _notes(meta, capabilities, kind, blocked, policy)
-        may_delete_blobs = not _blob_restrictions(meta, capabilities, kind, con)
-        blobs = [b for b in released if b["stored"] and not b["young"]] if may_delete_blobs else []
-        if not may_delete_blobs:
+        restrictions = _blob_restrictions(meta, capabilities, kind, con)
+        notes = restrictions + _notes(capabilities, kind, blocked, policy)
+        estimated = bool(restrictions)
+        blobs = [] if estimated else [b for b in released if b["stored"] and not b["young"]]
+        if estimated:
             uploads = []
-        estimated = not may_delete_blobs
         counted = [b for b in released if b["reason"] == "last reference deleted"] if estimated else blobs
         con.register("plan_released_blobs", pa.Table.from_pylist(
             [{"digest": b["digest"], "size": b["size"]} for b in counted],
@@ -118,6 +105,30 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
     actions = _actions(tags, [manifests[i] for i in order], blobs, uploads)
     summary = _summary(actions, counted, uploads, per_repository_blobs, estimated)
     return Plan(snapshot=_identity(meta), policy=policy.to_json(), summary=summary, notes=notes, actions=actions)
+
+
+def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> tuple[pa.Table, dict[str, str]]:
+    """Decide tags and fill `reachable` (in a connection from analysis.connect) with what the
+    plan keeps; `reachable_now` keeps the current reachability, `plan_protected` the
+    protections. Return the tag decisions and the repositories the plan may not touch."""
+    meta = snapshot.metadata
+    capabilities = meta.get("capabilities") or {}
+    kind = (meta.get("source") or {}).get("kind", "unknown")
+    taken_at = _time(meta.get("finished_at")) or datetime.now(timezone.utc)
+    _check_policy_fits(policy, capabilities, kind)
+    con.execute("CREATE TABLE reachable_now AS SELECT * FROM reachable")
+    blocked = _blocked_repositories(con, meta)
+    repositories = [r[0] for r in con.execute(
+        "SELECT repository FROM repositories UNION SELECT repository FROM manifests "
+        "UNION SELECT repository FROM tags ORDER BY 1"
+    ).fetchall()]
+    con.register("plan_settings", _settings(policy, taken_at))
+    con.register("plan_repositories", _repositories(policy, repositories, blocked, taken_at))
+    tags = _decide_tags(con, policy, blocked, taken_at)
+    con.register("plan_tags", tags)
+    con.execute(f"CREATE TABLE plan_protected AS {_select('plan_protected')}")
+    _keep_reachable(con)
+    return tags, blocked
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -302,8 +313,7 @@ def _blob_restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind:
     return why
 
 
-def _notes(meta: dict[str, Any], capabilities: dict[str, Any], kind: str, blocked: dict[str, str],
-           policy: Policy) -> list[str]:
+def _notes(capabilities: dict[str, Any], kind: str, blocked: dict[str, str], policy: Policy) -> list[str]:
     notes = []
     if any(r.untagged for r in policy.all_rules) and capabilities.get("untagged_manifests") is not True:
         notes.append(f"the source ({kind}) cannot see untagged manifests: untagged finds nothing to delete")

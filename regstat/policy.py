@@ -382,3 +382,32 @@ def _keep(value: int | None, what: str) -> int | None:
     if value is not None and value < 0:
         raise PolicyError(f"{what} must be >= 0")
     return value
+
+
+def from_json(doc: dict[str, Any]) -> Policy:
+    """The policy a plan records (Policy.to_json), for `regstat explain --plan`."""
+
+    def rule(r: dict[str, Any]) -> Rule:
+        return Rule(
+            name=r["name"],
+            repositories=tuple(r.get("repositories") or ()),
+            untagged=bool(r.get("untagged")),
+            older_than=parse_duration(r["older_than"]) if r.get("older_than") else None,
+            keep=r.get("keep"),
+            delete_tags=r.get("delete_tags"),
+            keep_tags=tuple(r.get("keep_tags") or ()),
+            pulled_within=parse_duration(r["pulled_within"]) if r.get("pulled_within") else None,
+            description=r.get("description"),
+        )
+
+    try:
+        return Policy(
+            default=rule(doc["default"]),
+            rules=tuple(rule(r) for r in doc.get("rules") or ()),
+            grace=parse_duration(doc["grace"]),
+            include_locked=bool(doc.get("include_locked")),
+            scope=tuple(doc.get("repositories") or ()),
+            source=doc.get("source") or "plan",
+        )
+    except (KeyError, TypeError) as e:
+        raise PolicyError(f"the plan's policy cannot be read back: {e}") from None

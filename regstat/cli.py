@@ -16,6 +16,7 @@ from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
 from .export import export_db, write_parquet, write_text
 from .progress import Progress
 from .render import rows_csv, rows_json, rows_table
+from .explain import explain, render_json as render_explain_json, render_text as render_explain_text
 from .plan_render import actions_table, render_json as render_plan_json, render_text as render_plan_text
 from .planner import plan_gc
 from .policy import resolve as resolve_policy
@@ -411,3 +412,43 @@ def plan_gc_command(
     if not plan.snapshot["complete"]:
         sys.exit(EXIT_INCOMPLETE)
 
+
+
+@main.command("explain")
+@click.argument("snapshot")
+@click.argument("digest")
+@click.option("--repository", metavar="NAME", help="Only this repository.")
+@click.option("--plan", "plan_file", metavar="PLAN", type=click.Path(exists=True, dir_okay=False),
+              help="A plan (JSON from plan-gc -o) made from SNAPSHOT: say what it does with DIGEST, and why.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+def explain_command(snapshot: str, digest: str, repository: str | None, plan_file: str | None, fmt: str,
+                    memory_limit: str | None) -> None:
+    """Why a manifest or blob is kept, or deleted by a plan.
+
+    For a manifest: the chain from a tag that keeps it (tag -> index -> child, subject <-
+    referrer), or why it is orphaned; with --plan, the action that deletes it and its reason
+    and rule, or what keeps it under the plan's policy (a kept tag, or the protection: grace,
+    lock, keep_tags, ...). For a blob: the (repository, manifest) pairs referencing it and
+    whether they are kept; with --plan, whether its last reference goes.
+
+    \b
+    Examples:
+      regstat explain snap sha256:4f2a...
+      regstat explain snap sha256:4f2a... --repository apps/web
+      regstat plan-gc snap --untagged -o plan.json && regstat explain snap sha256:4f2a... --plan plan.json
+    """
+    try:
+        plan = None
+        if plan_file:
+            try:
+                with open(plan_file, encoding="utf-8") as f:
+                    plan = json.load(f)
+            except (OSError, ValueError) as e:
+                raise click.UsageError(f"{plan_file}: not a plan: {e}")
+            if not isinstance(plan, dict) or plan.get("format") != "regstat.plan/1":
+                raise click.UsageError(f"{plan_file}: not a regstat plan (format regstat.plan/1)")
+        result = explain(Snapshot.open(snapshot), digest, repository=repository, plan=plan, memory_limit=memory_limit)
+        click.echo(render_explain_json(result) if fmt == "json" else render_explain_text(result), nl=False)
+    except RegstatError as e:
+        _fail(e)

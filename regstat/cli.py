@@ -22,7 +22,7 @@ from .planner import plan_gc
 from .policy import resolve as resolve_policy
 from .report import build_report
 from .atomic import write_text_atomically
-from .report_render import render_report
+from .report_render import render_report, safe_text
 from .snapshot import Snapshot
 
 
@@ -35,7 +35,7 @@ def _raise_interrupted(signum: int, frame: Any) -> NoReturn:
 
 
 def _fail(error: RegstatError) -> NoReturn:
-    click.echo(f"regstat: error: {error}", err=True)
+    click.echo(f"regstat: error: {safe_text(error)}", err=True)
     sys.exit(error.exit_code)
 
 
@@ -59,8 +59,8 @@ def main() -> None:
       2    usage error
       3    snapshot written, but errors were recorded (it is incomplete)
       4    SOURCE missing, unreachable or unreadable; nothing written
-      5    not a snapshot, or --output already exists
-      130  interrupted (SIGINT or SIGTERM); nothing written
+      5    not a snapshot, --output already exists, or nothing --resume can continue
+      130  interrupted (SIGINT or SIGTERM); no snapshot written (--resume may continue it)
     """
 
 
@@ -204,7 +204,9 @@ def crawl_command(
     click.echo(f"regstat: {state} snapshot {result.path}: {summary} in {reporter.elapsed:.1f}s{resumed}", err=True)
     if meta["errors"]:
         for error in meta["errors"][:5]:
-            click.echo(f"  {error['kind']}: {error['repository'] or '-'}: {error['path']}: {error['message']}", err=True)
+            # Names come from the registry: escape control characters before a terminal sees them.
+            click.echo("  " + safe_text(f"{error['kind']}: {error['repository'] or '-'}: {error['path']}: "
+                                        f"{error['message']}"), err=True)
         if len(meta["errors"]) > 5:
             click.echo(f"  ... and {len(meta['errors']) - 5:,} more in {result.path}/snapshot.json", err=True)
     if as_json:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -246,3 +248,129 @@ def test_first_push_in_flight_is_not_an_error(tree: Path, tmp_path: Path) -> Non
     uploads = [u for u in rows(tmp_path / "snap", "uploads") if u["repository"] == "fresh"]
     assert len(uploads) == 1 and uploads[0]["size"] == 5
     assert uploads[0]["started_at"].isoformat() == "2026-11-27T21:50:00.123456+00:00"
+
+
+# --- hostile trees: names, nesting past the reachability bound, cycles a lying tree expresses --
+
+
+def regstat(*args: str) -> subprocess.CompletedProcess[str]:
+    """regstat in a child process: DuckDB and Arrow leave threads behind in this one, and the
+    crawls later tests run fork their workers from it."""
+    return subprocess.run([sys.executable, "-m", "regstat", *args], capture_output=True, text=True, timeout=120)
+
+
+def snapshot_sql(out: Path, sql: str) -> tuple[int, str, str]:
+    result = regstat("sql", str(out), sql, "--format", "json")
+    return result.returncode, result.stdout, result.stderr
+
+
+def orphaned(out: Path) -> set[tuple[str, str]]:
+    code, stdout, stderr = snapshot_sql(out, "SELECT repository, digest FROM orphaned_manifests")
+    assert code == EXIT_OK, stderr
+    return {(r["repository"], r["digest"]) for r in json.loads(stdout)}
+
+
+@pytest.fixture(scope="module")
+def clean_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("clean") / "snap"
+    code, _ = crawl(SAMPLE, out)
+    assert code == EXIT_OK
+    return out
+
+
+def assert_damage_deletes_nothing(out: Path, meta: dict, clean: Path) -> None:
+    """Whatever looks orphaned in a repository the crawl calls complete looked orphaned in the
+    undamaged sample too: the damage made nothing look deletable without saying so."""
+    incomplete = set(meta["incomplete_repositories"])
+    assert {o for o in orphaned(out) if o[0] not in incomplete} <= orphaned(clean)
+
+
+HOSTILE_NAMES = ["caf\u00e9", "ctl\x01name", "new\nline", "esc\x1b[2Jape", "a%2Fb", "...", ".hidden", "-dash", "UPPER"]
+
+
+def test_hostile_repository_directory_names(tree: Path, tmp_path: Path, clean_snapshot: Path) -> None:
+    repositories = v2(tree) / "repositories"
+    for name in HOSTILE_NAMES:
+        shutil.copytree(repositories / "apps" / "web", repositories / name)
+    # A name that is not UTF-8 (only a file system can hold one): escaped, never read.
+    shutil.copytree(os.fsencode(repositories / "apps" / "web"), os.fsencode(repositories) + b"/caf\xe9")
+    shutil.copytree(os.fsencode(repositories / "apps" / "web"), os.fsencode(repositories) + b"/apps/w\xffb")
+    out = tmp_path / "snap"
+    code, meta = crawl(tree, out)
+    assert code == EXIT_INCOMPLETE
+    for name in HOSTILE_NAMES:
+        assert_recorded(meta, name, "invalid_name")
+    assert_recorded(meta, None, "invalid_name")
+    unreadable = {e["path"] for e in meta["errors"] if e["repository"] is None}
+    assert unreadable == {"repositories/caf\\xe9", "repositories/apps/w\\xffb"}
+    real = {"apps/api", "apps/web", "base/alpine", "tools/cli"}
+    for table in ("tags", "manifests", "descriptors", "repository_blobs"):
+        got = [r for r in rows(out, table) if r["repository"] in real]
+        assert got == rows(clean_snapshot, table), table
+    assert_damage_deletes_nothing(out, meta, clean_snapshot)
+
+
+def _index(children: list[str]) -> bytes:
+    manifests = [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": 1} for d in children]
+    return json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
+    ).encode()
+
+
+def _tag(root: Path, repository: str, tag: str, digest: str) -> None:
+    link = v2(root) / "repositories" / repository / "_manifests" / "tags" / tag / "current" / "link"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.write_text(digest)
+
+
+@pytest.mark.parametrize("edge", ["index", "referrer"])
+def test_chains_deeper_than_the_reachability_bound(tree: Path, tmp_path: Path, edge: str) -> None:
+    # 70 levels above a real image, each held by apps/web and the top one tagged: the tree is
+    # well-formed, so the crawl is complete; reachability refuses rather than stop at 64.
+    digest, _ = first_revision(tree, "apps/web")
+    for level in range(70):
+        if edge == "index":
+            body = _index([digest])
+        else:
+            body = json.dumps({
+                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": f"application/vnd.example.level{level}",
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest_of(b"{}"), "size": 2},
+                "layers": [], "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                          "digest": digest, "size": 1},
+            }).encode()
+        digest = add_blob(tree, body)
+        add_revision(tree, "apps/web", digest)
+    if edge == "index":
+        _tag(tree, "apps/web", "deep", digest)
+    out = tmp_path / "snap"
+    code, meta = crawl(tree, out)
+    assert code == EXIT_OK, meta.get("errors", code)
+    for sql in ("SELECT * FROM orphaned_manifests", "SELECT * FROM reachable", "SELECT * FROM unreferenced_blobs"):
+        code, stdout, stderr = snapshot_sql(out, sql)
+        assert code != EXIT_OK and stdout == ""
+        assert stderr.startswith("regstat: error: reachability") and "Traceback" not in stderr
+    result = regstat("report", str(out))
+    assert result.returncode != EXIT_OK and "reachability" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_index_cycle_a_lying_tree_expresses(tree: Path, tmp_path: Path, clean_snapshot: Path) -> None:
+    # Content addressing rules out a real cycle; a tree can still claim one by storing, at the
+    # paths of X and Y, indexes that list each other (and X lists itself). Neither hashes to
+    # its digest, so neither is read as an index: both are recorded, nothing loops.
+    x, y = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    for digest, children in ((x, [y, x]), (y, [x])):
+        path = v2(tree) / "blobs" / "sha256" / digest[7:9] / digest[7:] / "data"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(_index(children))
+        add_revision(tree, "apps/web", digest)
+    _tag(tree, "apps/web", "cycle", x)
+    out = tmp_path / "snap"
+    code, meta = crawl(tree, out)
+    assert code == EXIT_INCOMPLETE
+    assert {e["path"] for e in meta["errors"] if e["kind"] == "digest_mismatch"} == {
+        f"blobs/sha256/{d[7:9]}/{d[7:]}/data" for d in (x, y)
+    }
+    assert meta["incomplete_repositories"] == ["apps/web"]
+    assert not [d for d in rows(out, "descriptors") if d["manifest_digest"] in (x, y)]
+    assert_damage_deletes_nothing(out, meta, clean_snapshot)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -82,10 +84,11 @@ def without(rows: list[dict], repository: str) -> list[dict]:
 
 
 def orphaned(out: Path) -> set[tuple[str, str]]:
-    result = CliRunner().invoke(
-        main, ["sql", str(out), "SELECT repository, digest FROM orphaned_manifests", "--format", "json"]
-    )
-    assert result.exit_code == 0, result.output
+    # In a child process: DuckDB and Arrow leave threads behind, and disk crawls fork from here.
+    args = [sys.executable, "-m", "regstat", "sql", str(out), "SELECT repository, digest FROM orphaned_manifests",
+            "--format", "json"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
     return {(r["repository"], r["digest"]) for r in json.loads(result.stdout)}
 
 

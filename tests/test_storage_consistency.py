@@ -13,6 +13,8 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -155,8 +157,10 @@ def crawl(source: str, out: Path, *args: str) -> tuple[int, dict]:
 
 
 def query(out: Path, sql: str) -> list[dict]:
-    result = CliRunner().invoke(main, ["sql", str(out), sql, "--format", "json"])
-    assert result.exit_code == 0, result.output
+    # In a child process: DuckDB and Arrow leave threads behind, and disk crawls fork from here.
+    args = [sys.executable, "-m", "regstat", "sql", str(out), sql, "--format", "json"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 

@@ -32,12 +32,17 @@ class Entry:
 
     `modified_us` is the modification time in microseconds since the epoch (UTC): an integer,
     because a crawl makes one per file and datetimes are costly in bulk.
+
+    `bad_name` entries are files or directories whose name is not UTF-8 (possible on disk, not
+    in S3): `path` shows the name with its bytes escaped, so it names nothing that can be read;
+    a directory among them is reported as one entry, not entered.
     """
 
     path: str
     size: int
     modified_us: int
     symlink: bool = False
+    bad_name: bool = False
 
 
 class Storage(Protocol):
@@ -90,7 +95,9 @@ class FilesystemStorage:
             with os.scandir(self._local(prefix)) as it:
                 for e in it:
                     st = e.stat(follow_symlinks=False)
-                    if stat.S_ISDIR(st.st_mode):
+                    if not _is_utf8(e.name):
+                        files.append(_bad_name_entry(prefix, e.name, st))
+                    elif stat.S_ISDIR(st.st_mode):
                         directories.append(e.name)
                     else:
                         path = f"{prefix}/{e.name}"
@@ -110,6 +117,9 @@ class FilesystemStorage:
             with it:
                 for e in it:
                     path = f"{directory}/{e.name}"
+                    if not _is_utf8(e.name):
+                        yield _bad_name_entry(directory, e.name, e.stat(follow_symlinks=False))
+                        continue
                     if e.is_dir(follow_symlinks=False):  # from the directory entry: no syscall
                         if skip is None or not skip(path):
                             stack.append(path)
@@ -134,6 +144,21 @@ class FilesystemStorage:
             return read_fd(fd, limit)
         finally:
             os.close(fd)
+
+
+def _is_utf8(name: str) -> bool:
+    """Whether a name from the file system is UTF-8 (Python decodes other bytes as surrogates,
+    which no Parquet or JSON writer accepts)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bad_name_entry(directory: str, name: str, st: os.stat_result) -> Entry:
+    shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return Entry(f"{directory}/{shown}", st.st_size, st.st_mtime_ns // 1000, stat.S_ISLNK(st.st_mode), True)
 
 
 def read_fd(fd: int, limit: int) -> bytes:

@@ -14,8 +14,9 @@ from typing import Any
 from ..errors import CrawlError, ManifestError
 from ..model import MAX_MANIFEST_BYTES, is_digest, parse_manifest
 from .base import CrawlOptions, Job, JobResult, ManifestResult
-from .storage import Storage
+from .storage import Entry, Storage
 from .storage_layout import (
+    BAD_NAME,
     LINK_LIMIT,
     Link,
     RepositoryListing,
@@ -76,8 +77,7 @@ def plan_storage_layout(storage: Storage, globs: tuple[str, ...], verify_links: 
             result.errors.append(CrawlError(None, prefix, "read_error", f"cannot list: {e}"))
             return []
         for entry in files:
-            kind = "symlink" if entry.symlink else "outside_layout"
-            result.errors.append(CrawlError(None, entry.path, kind, "not part of the storage layout"))
+            result.errors.append(CrawlError(None, entry.path, *_stray(entry, "not part of the storage layout")))
         return names
 
     for algorithm in directories("blobs"):
@@ -87,6 +87,13 @@ def plan_storage_layout(storage: Storage, globs: tuple[str, ...], verify_links: 
         if _may_hold(top, globs):
             result.jobs.append((crawl_repository_shard, (storage, f"repositories/{top}", globs, verify_links)))
     return result
+
+
+def _stray(entry: Entry, message: str) -> tuple[str, str]:
+    """(kind, message) for a file where the layout has none."""
+    if entry.bad_name:
+        return "invalid_name", BAD_NAME
+    return ("symlink" if entry.symlink else "outside_layout"), message
 
 
 def _may_hold(top: str, globs: tuple[str, ...]) -> bool:
@@ -112,8 +119,7 @@ def list_blob_shard(storage: Storage, prefix: str) -> JobResult:
     for entry in entries:
         blob = classify_blob(entry)
         if blob is None:
-            kind = "symlink" if entry.symlink else "outside_layout"
-            result.errors.append(CrawlError(None, entry.path, kind, "not a blob's data file"))
+            result.errors.append(CrawlError(None, entry.path, *_stray(entry, "not a blob's data file")))
         else:
             result.add("stored_blobs", (blob.digest, blob.size, blob.modified_us))
     return result
@@ -134,7 +140,8 @@ def crawl_repository_shard(
     for entry in entries:
         problem = add_repository_entry(listings, entry)
         if problem:
-            result.errors.append(CrawlError(None, entry.path, "outside_layout", problem))
+            kind = "invalid_name" if entry.bad_name else "outside_layout"
+            result.errors.append(CrawlError(None, entry.path, kind, problem))
     selected = [
         listings[name]
         for name in sorted(listings)

@@ -25,6 +25,7 @@ _NAME_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _REPOSITORY_DIRS = ("_manifests", "_layers", "_uploads")
 LINK_LIMIT = 1024  # a link holds one digest; anything longer is garbage
+BAD_NAME = "name is not UTF-8; not read (the registry never writes one)"
 
 
 @dataclass(slots=True)
@@ -101,12 +102,15 @@ def add_repository_entry(listings: dict[str, RepositoryListing], entry: Entry) -
     parts = entry.path.split("/")[1:]
     cut = next((i for i, p in enumerate(parts) if p.startswith("_")), None)
     if cut is None or cut == 0:
-        return "not inside a repository directory"
+        return BAD_NAME if entry.bad_name else "not inside a repository directory"
     name = "/".join(parts[:cut])
     listing = listings.get(name)
     if listing is None:
         listing = listings[name] = RepositoryListing(name)
     rest = parts[cut:]
+    if entry.bad_name:
+        listing.problems.append((entry.path, "invalid_name", BAD_NAME))
+        return None
     if entry.symlink:
         listing.problems.append((entry.path, "symlink", "symbolic link in the storage tree; not followed"))
         return None

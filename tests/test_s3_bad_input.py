@@ -94,3 +94,41 @@ def test_endpoint_from_the_environment(moto_server: MotoServer, bucket: tuple, t
     meta = json.loads((tmp_path / "snap" / "snapshot.json").read_text())
     assert meta["source"] == {"kind": "storage-layout", "driver": "s3", "location": f"s3://{name}/{PREFIX}",
                               "endpoint_url": moto_server.endpoint_url}
+
+
+HOSTILE_KEYS = {  # repository directory as the key spells it -> the name the crawl records
+    "apps/../evil": "apps/../evil",
+    "apps/./dot": "apps/./dot",
+    "apps//empty": "apps//empty",
+    "../escape": "../escape",
+    "a%2Fb": "a%2Fb",
+    "ctl\x01name": "ctl\x01name",
+    "caf\u00e9": "caf\u00e9",
+}
+
+
+def test_hostile_repository_keys(moto_server: MotoServer, bucket: tuple, tmp_path: Path) -> None:
+    # Keys are strings to S3: `..`, `.`, empty components and escapes are names, never paths
+    # to resolve. Each copy of apps/web under such a name is recorded; the real ones are exact.
+    s3, name = bucket
+    web = key("repositories/apps/web/")
+    objects = s3.list_objects_v2(Bucket=name, Prefix=web)["Contents"]
+    for directory in HOSTILE_KEYS:
+        for obj in objects:
+            body = s3.get_object(Bucket=name, Key=obj["Key"])["Body"].read()
+            s3.put_object(Bucket=name, Key=key(f"repositories/{directory}/") + obj["Key"][len(web):], Body=body)
+    code, meta, stderr = crawl(moto_server, f"s3://{name}/{PREFIX}", tmp_path / "snap")
+    assert code == EXIT_INCOMPLETE and "Traceback" not in stderr
+    recorded = {e["repository"] for e in meta["errors"] if e["kind"] == "invalid_name"}
+    assert recorded == set(HOSTILE_KEYS.values())
+    assert set(meta["incomplete_repositories"]) == set(HOSTILE_KEYS.values())
+    CliRunner().invoke(main, ["crawl", str(SAMPLE), "--output", str(tmp_path / "disk")])
+    real = {"apps/api", "apps/web", "base/alpine", "tools/cli"}
+    for table in ("tags", "manifests", "descriptors"):
+        got = [r for r in pq.read_table(tmp_path / "snap" / table).to_pylist() if r["repository"] in real]
+        want = pq.read_table(tmp_path / "disk" / table).to_pylist()
+        strip = lambda rows: [{k: v for k, v in r.items() if k not in ("updated_at", "pushed_at")} for r in rows]  # noqa: E731
+        assert strip(got) == strip(want), table
+    # A hostile copy is read from its own keys, not from the repository its name points at.
+    hostile_tags = {(t["repository"], t["tag"]) for t in pq.read_table(tmp_path / "snap" / "tags").to_pylist()}
+    assert {(n, "latest") for n in HOSTILE_KEYS.values()} <= hostile_tags

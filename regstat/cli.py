@@ -359,7 +359,7 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, memory
 @click.option("--grace", metavar="DURATION", help="Delete nothing younger than this; 0s turns it off. [default: 24h]")
 @click.option("--include-locked", is_flag=True, help="Allow deleting locked manifests and tags.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["json", "text", "parquet"]),
-              help="Default: json with --output, text on a terminal. parquet (the actions) needs --output.")
+              help="Default: json with --output, else text. parquet (the actions) needs --output.")
 @click.option("-o", "--output", metavar="FILE", help="Write the plan to FILE (atomically) instead of stdout.")
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
 def plan_gc_command(
@@ -409,7 +409,7 @@ def plan_gc_command(
     s = plan.summary
     if output:
         click.echo(f"regstat: plan: {_count(s['tags'], 'tag')}, {_count(s['manifests'], 'manifest')}, "
-                   f"{_count(s['blobs'], 'blob')}, {s['bytes_reclaimed']:,} bytes"
+                   f"{_count(s['blobs'], 'blob')}, {_count(s['uploads'], 'upload')}, {s['bytes_reclaimed']:,} bytes"
                    f"{' (estimate)' if s['bytes_estimated'] else ''}; wrote {output}", err=True)
     if not plan.snapshot["complete"]:
         sys.exit(EXIT_INCOMPLETE)

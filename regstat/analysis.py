@@ -22,6 +22,7 @@ from .snapshot import TABLES, Snapshot
 # The analysis views, one `sql/NAME.sql` each, created in this order (DESIGN.md "Definitions");
 # a view may use the ones before it.
 VIEWS = (
+    "manifest_edges",
     "manifest_references",
     "repository_references",
     "blob_references",
@@ -83,14 +84,6 @@ def need_reachable(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         reachability.materialise(con)
 
 
-def materialise_view(con: duckdb.DuckDBPyConnection, view: str) -> None:
-    """Replace the view `view` by a table of its rows, so that the views and queries reading
-    it compute it once."""
-    con.execute(f"CREATE TABLE {view}__rows AS SELECT * FROM {view}")
-    con.execute(f"DROP VIEW {view}")
-    con.execute(f"ALTER TABLE {view}__rows RENAME TO {view}")
-
-
 def bind(
     con: duckdb.DuckDBPyConnection, snapshot: Snapshot, *, materialise: bool, reachable: bool = True
 ) -> None:
@@ -106,12 +99,11 @@ def bind(
             con.from_arrow(table).create(name)
         else:
             con.register(name, table)
-    if reachable:
-        reachability.materialise(con)
-    else:
-        reachability.create_empty(con)
+    reachability.create_empty(con)  # the views need it to exist
     for name in VIEWS:
         con.execute(f"CREATE VIEW {name} AS {queries.load(name).strip().rstrip(';')}")
+    if reachable:
+        reachability.materialise(con)
 
 
 def errors_table(snapshot: Snapshot) -> pa.Table:

@@ -32,6 +32,7 @@ def materialise(con: duckdb.DuckDBPyConnection, *, max_depth: int = MAX_DEPTH, s
     """Create the table `reachable` in `con`, from the seed query `sql/SEED.sql` (the planner
     seeds it with what its policy keeps); return the greatest depth reached."""
     seed = _select(seed)
+    queries.materialise_view(con, "manifest_edges")  # every step joins it
     step = _select("reachable_step")
     con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS {seed}")
     depth = 0

@@ -78,8 +78,8 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
     try:
         tags, blocked = keep(con, snapshot, policy)
         # The views below read `reachable`, which now holds what the plan keeps.
-        analysis.materialise_view(con, "repository_references")
-        analysis.materialise_view(con, "blob_references")
+        queries.materialise_view(con, "repository_references")
+        queries.materialise_view(con, "blob_references")
         con.execute(f"CREATE TABLE plan_deleted_manifests AS {_select('plan_manifests')}")
         manifests = _rows(con, "SELECT * FROM plan_deleted_manifests")
         tags = _follow_subjects(tags, {(m["repository"], m["digest"]) for m in manifests})
@@ -305,7 +305,11 @@ def _blob_restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind:
         why.append(f"the source ({kind}) frees blobs itself: no blob deletions; bytes are an estimate")
     if meta.get("partial"):
         why.append("partial snapshot (--repository): other repositories may use any blob, so no blob deletions")
-    if meta.get("errors") or not meta.get("complete"):
+    # The repositories table records crawl errors too: fail closed if it and snapshot.json
+    # disagree. A partial snapshot is not complete either, but has its own reason above.
+    errored = con.execute("SELECT count(*) FROM repositories WHERE NOT complete OR error_count > 0").fetchall()[0][0]
+    if (meta.get("errors") or meta.get("incomplete_repositories") or errored
+            or not (meta.get("complete") or meta.get("partial"))):
         why.append("the snapshot is incomplete (crawl errors): no blob deletions")
     unread = con.execute("SELECT count(*) FROM manifests WHERE status <> 'ok'").fetchall()[0][0]
     if unread:

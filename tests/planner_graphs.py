@@ -112,7 +112,7 @@ MANIFESTS = [f"sha256:m{i}" for i in range(N_MANIFESTS)]
 BLOBS = [f"sha256:b{i}" for i in range(5)]
 REPOS = ["a", "b/c", "d"]
 TAG_NAMES = ["latest", "v1", "v2", "pr-1", "pr-2", "release-1", "sha256-x.sig"]
-TIMES = [None, YOUNG, TAKEN - 3 * DAY, TAKEN - 10 * DAY, TAKEN - 40 * DAY, OLD]
+TIMES = [OLD, TAKEN - 40 * DAY, TAKEN - 10 * DAY, TAKEN - 3 * DAY, YOUNG, None, OLD]  # mostly deletable
 
 
 @st.composite
@@ -138,17 +138,20 @@ def random_registries(draw: st.DrawFn) -> dict[str, list[dict]]:
         reg.blob(d, 100 + i, stored=True, modified_at=draw(st.sampled_from(TIMES)))
     repos = draw(st.lists(st.sampled_from(REPOS), min_size=1, max_size=3, unique=True))
     for repo in repos:
-        errors = draw(st.sampled_from([0] * 12 + [1]))
+        errors = draw(st.integers(0, 19).map(lambda i: int(i == 7)))  # rare (not 0: hypothesis favours it)
         reg.repository(repo, complete=not errors, error_count=errors)
         for d in draw(st.lists(st.sampled_from(MANIFESTS), max_size=N_MANIFESTS, unique=True)):
             c = contents[d]
             reg.manifest(repo, d, config=c["config"], layers=c["layers"], children=tuple(c["children"]),
                          subject=c["subject"], pushed_at=draw(st.sampled_from(TIMES)),
-                         locked=draw(st.sampled_from([None, None, None, False, True])),
+                         locked=draw(st.sampled_from([None, None, False, True])),
                          last_pulled_at=draw(st.sampled_from(TIMES)),
-                         status=draw(st.sampled_from(["ok"] * 40 + ["unknown_media_type"])))
+                         status=draw(st.integers(0, 199).map(lambda i: "unknown_media_type" if i == 77 else "ok")))
+        held = sorted({m["digest"] for m in reg.tables["manifests"] if m["repository"] == repo})
         for tag in draw(st.lists(st.sampled_from(TAG_NAMES), max_size=5, unique=True)):
-            reg.tag(repo, tag, draw(st.sampled_from(MANIFESTS)), draw(st.sampled_from(TIMES)))
+            # mostly on a manifest the repository holds; sometimes dangling
+            target = draw(st.sampled_from(held) if held and draw(st.integers(0, 4)) else st.sampled_from(MANIFESTS))
+            reg.tag(repo, tag, target, draw(st.sampled_from(TIMES)))
         for n in range(draw(st.integers(0, 2))):
             reg.upload(repo, f"u{n}", 7 * (n + 1), draw(st.sampled_from(TIMES)))
     return reg.tables

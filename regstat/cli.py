@@ -35,7 +35,8 @@ def _raise_interrupted(signum: int, frame: Any) -> NoReturn:
 
 
 def _fail(error: RegstatError) -> NoReturn:
-    click.echo(f"regstat: error: {safe_text(error)}", err=True)
+    # Messages may quote names from the registry: escape control characters (not line breaks).
+    click.echo(f"regstat: error: {safe_text(error).replace(chr(92) + 'x0a', chr(10))}", err=True)
     sys.exit(error.exit_code)
 
 

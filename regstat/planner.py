@@ -381,7 +381,8 @@ def _summary(actions: list[dict[str, Any]], counted: list[dict[str, Any]], uploa
         if a["action"] == "delete_upload":
             counts[a["repository"]]["bytes_reclaimed"] += a["size"] or 0
     for repository, row in per_repository_blobs.items():
-        counts[repository]["blobs"] = row["blobs"]
+        if not estimated:  # an estimate frees bytes, but the plan deletes no blob
+            counts[repository]["blobs"] = row["blobs"]
         counts[repository]["bytes_reclaimed"] += row["bytes"]
     blob_bytes = sum(b["size"] or 0 for b in counted)
     return {

@@ -303,16 +303,19 @@ class PlanModel:
                             False, self.per_repository(size, uploads))
         released = all_refs - kept_refs  # what the registry frees itself once the manifests go
         size = {d: self.blob[d]["size"] if d in self.blob else self.descriptor_size[d] for d in released}
-        return Expected(deleted_tags, deleted, set(), set(), sum(size.values()), True, self.per_repository(size, {}))
+        return Expected(deleted_tags, deleted, set(), set(), sum(size.values()), True,
+                        self.per_repository(size, {}, count_blobs=False))
 
-    def per_repository(self, size: dict[str, int], uploads: dict[tuple[str, str], int]) -> dict[str, tuple[int, int]]:
-        """Blobs count under a repository when it alone references them; uploads where they are."""
+    def per_repository(self, size: dict[str, int], uploads: dict[tuple[str, str], int], *,
+                       count_blobs: bool = True) -> dict[str, tuple[int, int]]:
+        """Blobs count under a repository when it alone references them; uploads where they are.
+        An estimate (no blob deletions) counts their bytes but no blobs."""
         out: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
         for digest, n in size.items():
             repos = {p[0] for p in self.present if digest in self.refs[p]}
             if len(repos) == 1:
                 (repo,) = repos
-                out[repo] = (out[repo][0] + 1, out[repo][1] + n)
+                out[repo] = (out[repo][0] + int(count_blobs), out[repo][1] + n)
         for (repo, _), n in uploads.items():
             out[repo] = (out[repo][0], out[repo][1] + n)
         return {r: v for r, v in out.items() if v != (0, 0)}

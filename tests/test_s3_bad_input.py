@@ -132,3 +132,9 @@ def test_hostile_repository_keys(moto_server: MotoServer, bucket: tuple, tmp_pat
     # A hostile copy is read from its own keys, not from the repository its name points at.
     hostile_tags = {(t["repository"], t["tag"]) for t in pq.read_table(tmp_path / "snap" / "tags").to_pylist()}
     assert {(n, "latest") for n in HOSTILE_KEYS.values()} <= hostile_tags
+
+
+def test_a_key_pair_in_the_source_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["crawl", "s3://AKIAEXAMPLEKEY:wJalrSecretXYZ@bucket/p", "-o", str(tmp_path / "s")])
+    assert result.exit_code == EXIT_SOURCE and "credentials do not belong in SOURCE" in result.stderr
+    assert "wJalrSecretXYZ" not in result.stderr + result.stdout and not (tmp_path / "s").exists()

@@ -73,6 +73,9 @@ class S3Storage:
 
     def __init__(self, source: str, *, endpoint_url: str | None = None, max_connections: int | None = None) -> None:
         parts = urlsplit(source)
+        if "@" in parts.netloc:
+            # Never echo what looks like a key pair back into logs.
+            raise SourceError("credentials do not belong in SOURCE: use the AWS environment or profile")
         if not parts.netloc:
             raise SourceError(f"{source}: no bucket; use s3://BUCKET[/PREFIX]")
         self.bucket = parts.netloc

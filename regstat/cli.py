@@ -13,11 +13,11 @@ from . import __version__
 from .analysis import describe, query, query_arrow
 from .crawl import CrawlOptions, crawl, kept_for_resume
 from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
-from .export import export_db, write_parquet, write_text
+from .export import export_db, write_parquet, write_stream, write_text
 from .progress import Progress
 from .render import rows_csv, rows_json, rows_table
 from .explain import explain, render_json as render_explain_json, render_text as render_explain_text
-from .plan_render import actions_table, render_json as render_plan_json, render_text as render_plan_text
+from .plan_render import actions_table, render_text as render_plan_text, write_json as write_plan_json
 from .planner import plan_gc
 from .policy import resolve as resolve_policy
 from .report import build_report
@@ -399,12 +399,15 @@ def plan_gc_command(
         fmt = fmt or ("json" if output else "text")
         if fmt == "parquet":
             write_parquet(opened, output, actions_table(plan))
-        else:
-            text = render_plan_json(plan) if fmt == "json" else render_plan_text(plan)
+        elif fmt == "json":
             if output:
-                write_text(opened, output, text)
+                write_stream(opened, output, lambda f: write_plan_json(plan, f))
             else:
-                click.echo(text, nl=False)
+                write_plan_json(plan, sys.stdout)
+        elif output:
+            write_text(opened, output, render_plan_text(plan))
+        else:
+            click.echo(render_plan_text(plan), nl=False)
     except RegstatError as e:
         _fail(e)
     s = plan.summary

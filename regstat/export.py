@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable, TextIO
 
 import duckdb
 import pyarrow as pa
@@ -35,6 +36,16 @@ def check_outside(snapshot: Snapshot, path: str | os.PathLike[str]) -> Path:
 def write_text(snapshot: Snapshot, path: str | os.PathLike[str], text: str) -> None:
     """Write `text` to `path` (replacing it), outside the snapshot."""
     write_text_atomically(check_outside(snapshot, path), text)
+
+
+def write_stream(snapshot: Snapshot, path: str | os.PathLike[str], write: Callable[[TextIO], None]) -> None:
+    """Call `write` with a text file that becomes `path` when whole, outside the snapshot."""
+
+    def into(temporary: Path) -> None:
+        with open(temporary, "w", encoding="utf-8") as f:
+            write(f)
+
+    write_atomically(check_outside(snapshot, path), into)
 
 
 def write_parquet(snapshot: Snapshot, path: str | os.PathLike[str], table: pa.Table) -> None:

@@ -2,40 +2,53 @@
 
 from __future__ import annotations
 
+import io
 import json
+from typing import TextIO
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from .planner import Plan
+from .planner import ACTION_KEYS, Plan
 from .report_render import human_bytes as _bytes, safe_text, short_digest
 
-ACTION_SCHEMA = pa.schema(
-    [
-        ("position", pa.int64()),
-        ("action", pa.string()),
-        ("repository", pa.string()),
-        ("tag", pa.string()),
-        ("digest", pa.string()),
-        ("uuid", pa.string()),
-        ("size", pa.int64()),
-        ("bytes_freed", pa.int64()),
-        ("reason", pa.string()),
-        ("rule", pa.string()),
-        ("media_type", pa.string()),
-        ("artifact_type", pa.string()),
-    ]
-)
+def write_json(plan: Plan, out: TextIO) -> None:
+    """Write the plan's JSON to `out`. DuckDB renders the actions, a batch at a time: a plan of
+    millions of actions never becomes millions of Python objects."""
+    header = json.dumps(plan.header(), indent=1, default=str)
+    out.write(header[:-2] + ',\n "actions": [')  # reopen the header object for its last key
+    con = duckdb.connect()
+    try:
+        con.register("actions", plan.table)
+        cursor = con.execute(f"SELECT {_json_object()} FROM actions ORDER BY position")
+        first = True
+        while batch := cursor.fetchmany(50_000):
+            out.write(("\n  " if first else ",\n  ") + ",\n  ".join(row[0] for row in batch))
+            first = False
+    finally:
+        con.close()
+    out.write("\n ]\n}\n" if plan.table.num_rows else "]\n}\n")
 
 
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan.to_json(), indent=1, default=str) + "\n"
+    buffer = io.StringIO()
+    write_json(plan, buffer)
+    return buffer.getvalue()
+
+
+def _json_object() -> str:
+    """A DuckDB expression: the action's JSON object, with the keys its kind has (ACTION_KEYS)."""
+    cases = " ".join(
+        f"WHEN '{kind}' THEN to_json(struct_pack({', '.join(f'{k} := {k}' for k in keys)}))::VARCHAR"
+        for kind, keys in ACTION_KEYS.items()
+    )
+    return f"CASE action {cases} END"
 
 
 def actions_table(plan: Plan) -> pa.Table:
     """The actions in order, one row each (`position` from 0), for `--format parquet`."""
-    rows = [{"position": i, **{k: a.get(k) for k in ACTION_SCHEMA.names if k != "position"}}
-            for i, a in enumerate(plan.actions)]
-    return pa.Table.from_pylist(rows, schema=ACTION_SCHEMA)
+    return plan.table
 
 
 def render_text(plan: Plan, *, limit: int = 20) -> str:
@@ -62,18 +75,21 @@ def render_text(plan: Plan, *, limit: int = 20) -> str:
     if s["repositories"]:
         lines += ["", "By repository:", f"  {'repository':<40} {'tags':>6} {'manifests':>9} {'blobs':>6} "
                   f"{'uploads':>7} {'bytes':>10}"]
-        for r in s["repositories"]:
+        largest = sorted(s["repositories"], key=lambda r: (-r["bytes_reclaimed"], r["repository"]))
+        for r in largest[:limit]:
             lines.append(f"  {safe_text(r['repository']):<40} {r['tags']:>6} {r['manifests']:>9} {r['blobs']:>6} "
                          f"{r.get('uploads', 0):>7} {_bytes(r['bytes_reclaimed']):>10}")
+        if len(largest) > limit:
+            lines.append(f"  ... {len(largest) - limit:,} more repositories (the JSON plan lists them all)")
     for kind, title in (("delete_tag", "Tags"), ("delete_manifest", "Manifests"), ("delete_blob", "Blobs"),
                         ("delete_upload", "Uploads")):
-        chosen = [a for a in plan.actions if a["action"] == kind]
-        if not chosen:
+        of_kind = plan.table.filter(pc.equal(plan.table.column("action"), kind))
+        if not of_kind.num_rows:
             continue
-        lines += ["", f"{title} ({len(chosen)}{', first ' + str(limit) if len(chosen) > limit else ''}):"]
-        for a in chosen[:limit]:
+        lines += ["", f"{title} ({of_kind.num_rows:,}{', first ' + str(limit) if of_kind.num_rows > limit else ''}):"]
+        for a in of_kind.slice(0, limit).to_pylist():
             lines.append("  " + _describe(a))
-    if not plan.actions:
+    if not plan.table.num_rows:
         grace = (plan.policy or {}).get("grace")
         lines += ["", "Nothing to delete." + (f" (Nothing younger than the grace period, {grace}, is deleted; "
                                               "--grace 0s turns it off.)" if grace not in (None, "0s") else "")]

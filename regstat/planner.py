@@ -20,7 +20,6 @@ How a plan is made (DESIGN.md "Safety rules of the planner"):
 
 from __future__ import annotations
 
-import graphlib
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -47,25 +46,45 @@ class PlanError(RegstatError):
     """The plan cannot be made safely (e.g. a cycle among the manifests it would delete)."""
 
 
+# The keys each kind of action has in a plan's JSON (the Parquet table has every column).
+ACTION_KEYS = {
+    "delete_tag": ("action", "repository", "tag", "digest", "size", "reason", "rule"),
+    "delete_manifest": ("action", "repository", "digest", "size", "reason", "rule", "bytes_freed",
+                        "media_type", "artifact_type"),
+    "delete_blob": ("action", "digest", "size", "reason"),
+    "delete_upload": ("action", "repository", "uuid", "size", "reason"),
+}
+
+
 @dataclass(frozen=True)
 class Plan:
-    """A plan: what to delete, in order, and why; `notes` say what restricted it."""
+    """A plan: what to delete, in order, and why; `notes` say what restricted it.
+
+    `table` holds the actions, one row each in order (`position` from 0): millions of rows
+    stay columnar; `actions` gives them as dicts, as the plan's JSON has them."""
 
     snapshot: dict[str, Any]
     policy: dict[str, Any]
     summary: dict[str, Any]
     notes: list[str]
-    actions: list[dict[str, Any]]
+    table: pa.Table
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def actions(self) -> list[dict[str, Any]]:
+        return [{k: row[k] for k in ACTION_KEYS[row["action"]]} for row in self.table.to_pylist()]
+
+    def header(self) -> dict[str, Any]:
+        """The plan's JSON without its actions."""
         return {
             "format": FORMAT,
             "snapshot": self.snapshot,
             "policy": self.policy,
             "summary": self.summary,
             "notes": self.notes,
-            "actions": self.actions,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header(), "actions": self.actions}
 
 
 def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = None) -> Plan:
@@ -76,35 +95,37 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
 
     con = analysis.connect(snapshot, memory_limit=memory_limit)
     try:
-        tags, blocked = keep(con, snapshot, policy)
+        _, blocked = keep(con, snapshot, policy)
         # The views below read `reachable`, which now holds what the plan keeps.
         queries.materialise_view(con, "repository_references")
         queries.materialise_view(con, "blob_references")
-        con.execute(f"CREATE TABLE plan_deleted_manifests AS {_select('plan_manifests')}")
-        manifests = _rows(con, "SELECT * FROM plan_deleted_manifests")
-        tags = _follow_subjects(tags, {(m["repository"], m["digest"]) for m in manifests})
-        order = _order(con, manifests)
-        released = _rows(con, _select("plan_blobs") + " ORDER BY digest")
-        uploads = _rows(con, _select("plan_uploads") + " ORDER BY repository, uuid")
-
+        _create(con, "plan_deleted_manifests", "plan_manifests")
+        _create(con, "plan_tag_actions")
+        _order(con)
+        _create(con, "plan_released", "plan_blobs")
         restrictions = _blob_restrictions(meta, capabilities, kind, con)
-        notes = restrictions + _notes(capabilities, kind, blocked, policy)
         estimated = bool(restrictions)
-        blobs = [] if estimated else [b for b in released if b["stored"] and not b["young"]]
-        if estimated:
-            uploads = []
-        counted = [b for b in released if b["reason"] == "last reference deleted"] if estimated else blobs
-        con.register("plan_released_blobs", pa.Table.from_pylist(
-            [{"digest": b["digest"], "size": b["size"]} for b in counted],
-            schema=pa.schema([("digest", pa.string()), ("size", pa.int64())]),
-        ))
-        per_repository_blobs = {r["repository"]: r for r in _rows(con, _select("plan_blob_repositories"))}
+        allowed = "FALSE" if estimated else "TRUE"  # no blob or upload actions on an estimate
+        con.execute(f"CREATE TABLE plan_blob_actions AS SELECT digest, size, reason FROM plan_released "
+                    f"WHERE stored AND NOT young AND {allowed} ORDER BY digest")
+        con.execute(f"CREATE TABLE plan_upload_actions AS SELECT * FROM ({_select('plan_uploads')}) AS u "
+                    f"WHERE {allowed}")
+        # What the bytes count: the blobs deleted, or on an estimate what the registry frees.
+        counted = ("SELECT digest, size FROM plan_released WHERE reason = 'last reference deleted'" if estimated
+                   else "SELECT digest, size FROM plan_blob_actions")
+        con.execute(f"CREATE TABLE plan_released_blobs AS {counted}")
+        _create(con, "plan_actions")
+        table = con.sql("SELECT * FROM plan_actions ORDER BY position").to_arrow_table()
+        summary = _summary(con, estimated)
     finally:
         con.close()
+    notes = restrictions + _notes(capabilities, kind, blocked, policy)
+    return Plan(snapshot=_identity(meta), policy=policy.to_json(), summary=summary, notes=notes, table=table)
 
-    actions = _actions(tags, [manifests[i] for i in order], blobs, uploads)
-    summary = _summary(actions, counted, uploads, per_repository_blobs, estimated)
-    return Plan(snapshot=_identity(meta), policy=policy.to_json(), summary=summary, notes=notes, actions=actions)
+
+def _create(con: duckdb.DuckDBPyConnection, table: str, query: str | None = None) -> None:
+    """CREATE TABLE `table` from sql/QUERY.sql (QUERY defaults to the table's name)."""
+    con.execute(f"CREATE TABLE {table} AS {_select(query or table)}")
 
 
 def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> tuple[pa.Table, dict[str, str]]:
@@ -284,16 +305,6 @@ def _keep_reachable(con: duckdb.DuckDBPyConnection) -> None:
             return
 
 
-def _follow_subjects(tags: pa.Table, deleted: set[tuple[str, str]]) -> pa.Table:
-    """Tags on referrers go exactly when their manifest does."""
-    rows = tags.to_pylist()
-    for row in rows:
-        if row["follows"] and (row["repository"], row["digest"]) in deleted:
-            row["deleted"] = True
-            row["reason"] = "its manifest, a referrer, goes with its subject"
-    return pa.Table.from_pylist(rows, schema=tags.schema)
-
-
 # --- restrictions -----------------------------------------------------------------------------
 
 
@@ -329,68 +340,49 @@ def _notes(capabilities: dict[str, Any], kind: str, blocked: dict[str, str], pol
 # --- order and output -------------------------------------------------------------------------
 
 
-def _order(con: duckdb.DuckDBPyConnection, manifests: list[dict[str, Any]]) -> list[int]:
-    """Indexes into `manifests` in an order where every index precedes its children and every
-    referrer its subject; ties by repository and digest."""
-    position = {(m["repository"], m["digest"]): i for i, m in enumerate(manifests)}
-    sorter: graphlib.TopologicalSorter = graphlib.TopologicalSorter()
-    for key in sorted(position):
-        sorter.add(key)
-    for repository, first, then in con.execute(_select("plan_edges")).fetchall():
-        sorter.add((repository, then), (repository, first))  # `then` after `first`
-    try:
-        sorter.prepare()
-    except graphlib.CycleError as e:
-        raise PlanError(f"the manifests to delete reference each other in a cycle ({e.args[1][:3]}...): "
-                        "the snapshot is damaged; no plan") from None
-    order: list[int] = []
-    while sorter.is_active():
-        ready = sorted(sorter.get_ready())
-        order.extend(position[k] for k in ready)
-        sorter.done(*ready)
-    return order
+def _order(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill `plan_order` with a level for every deleted manifest, so that every index comes
+    before its children and every referrer before its subject (sql/plan_order_*.sql)."""
+    _create(con, "plan_edges")
+    _create(con, "plan_order", "plan_order_seed")
+    step = _select("plan_order_step")
+    while con.execute(f"INSERT INTO plan_order {step}").fetchall()[0][0]:
+        pass
+    left = con.execute(
+        "SELECT d.repository, d.digest FROM plan_deleted_manifests AS d WHERE NOT EXISTS "
+        "(SELECT 1 FROM plan_order AS o WHERE o.repository = d.repository AND o.digest = d.digest) "
+        "ORDER BY 1, 2 LIMIT 3"
+    ).fetchall()
+    if left:
+        raise PlanError(f"the manifests to delete reference each other in a cycle (e.g. {left}): "
+                        "the snapshot is damaged; no plan")
 
 
-def _actions(tags: pa.Table, manifests: list[dict[str, Any]], blobs: list[dict[str, Any]],
-             uploads: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    actions: list[dict[str, Any]] = []
-    for t in tags.filter(tags.column("deleted")).to_pylist():
-        actions.append({"action": "delete_tag", "repository": t["repository"], "tag": t["tag"],
-                        "digest": t["digest"], "size": t["size"], "reason": t["reason"], "rule": t["rule"]})
-    for m in manifests:
-        actions.append({"action": "delete_manifest", "repository": m["repository"], "digest": m["digest"],
-                        "size": m["size"], "reason": m["reason"], "rule": m["rule"],
-                        "bytes_freed": m["bytes_freed"], "media_type": m["media_type"],
-                        "artifact_type": m["artifact_type"]})
-    for b in blobs:
-        actions.append({"action": "delete_blob", "digest": b["digest"], "size": b["size"], "reason": b["reason"]})
-    for u in uploads:
-        actions.append({"action": "delete_upload", "repository": u["repository"], "uuid": u["uuid"],
-                        "size": u["size"], "reason": "stale upload"})
-    return actions
-
-
-def _summary(actions: list[dict[str, Any]], counted: list[dict[str, Any]], uploads: list[dict[str, Any]],
-             per_repository_blobs: dict[str, dict[str, Any]], estimated: bool) -> dict[str, Any]:
+def _summary(con: duckdb.DuckDBPyConnection, estimated: bool) -> dict[str, Any]:
+    """The plan's totals, and per repository its actions and the blobs only it referenced."""
+    totals = dict(con.execute(
+        "SELECT action, count(*) FROM plan_actions GROUP BY action"
+    ).fetchall())
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tags": 0, "manifests": 0, "blobs": 0, "uploads": 0,
                                                               "bytes_reclaimed": 0})
-    kinds = {"delete_tag": "tags", "delete_manifest": "manifests", "delete_upload": "uploads"}
-    for a in actions:
-        if a["action"] in kinds:
-            counts[a["repository"]][kinds[a["action"]]] += 1
-        if a["action"] == "delete_upload":
-            counts[a["repository"]]["bytes_reclaimed"] += a["size"] or 0
-    for repository, row in per_repository_blobs.items():
+    for row in _rows(con, _select("plan_summary")):
+        c = counts[row["repository"]]
+        c["tags"], c["manifests"], c["uploads"] = row["tags"], row["manifests"], row["uploads"]
+        c["bytes_reclaimed"] += row["upload_bytes"]
+    for row in _rows(con, _select("plan_blob_repositories")):
         if not estimated:  # an estimate frees bytes, but the plan deletes no blob
-            counts[repository]["blobs"] = row["blobs"]
-        counts[repository]["bytes_reclaimed"] += row["bytes"]
-    blob_bytes = sum(b["size"] or 0 for b in counted)
+            counts[row["repository"]]["blobs"] = row["blobs"]
+        counts[row["repository"]]["bytes_reclaimed"] += row["bytes"]
+    blob_bytes, upload_bytes = con.execute(
+        "SELECT (SELECT COALESCE(SUM(size), 0) FROM plan_released_blobs), "
+        "(SELECT COALESCE(SUM(size), 0) FROM plan_upload_actions)"
+    ).fetchall()[0]
     return {
-        "tags": sum(1 for a in actions if a["action"] == "delete_tag"),
-        "manifests": sum(1 for a in actions if a["action"] == "delete_manifest"),
-        "blobs": sum(1 for a in actions if a["action"] == "delete_blob"),
-        "uploads": len(uploads),
-        "bytes_reclaimed": blob_bytes + sum(u["size"] or 0 for u in uploads),
+        "tags": totals.get("delete_tag", 0),
+        "manifests": totals.get("delete_manifest", 0),
+        "blobs": totals.get("delete_blob", 0),
+        "uploads": totals.get("delete_upload", 0),
+        "bytes_reclaimed": int(blob_bytes) + int(upload_bytes),
         "bytes_estimated": estimated,
         "repositories": [{"repository": r, **c} for r, c in sorted(counts.items())],
     }

@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import analysis, queries, reachability
 from .errors import RegstatError
@@ -204,39 +205,72 @@ def _repositories(policy: Policy, repositories: list[str], blocked: dict[str, st
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+_TAGS_SCHEMA = pa.schema([("repository", pa.string()), ("tag", pa.string()), ("digest", pa.string()),
+                          ("size", pa.int64()), ("deleted", pa.bool_()), ("follows", pa.bool_()),
+                          ("reason", pa.string()), ("rule", pa.string())])
+
+
 def _decide_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str], taken_at: datetime) -> pa.Table:
-    """One row per tag: deleted or not, and why."""
-    rows = con.execute(
+    """One row per tag: deleted or not, and why. Tags whose verdict their repository alone
+    decides (outside the policy, blocked, no tag rule) are decided column-wise; the others
+    (tag rules, tags on referrers) one by one."""
+    tags = con.sql(
         "SELECT t.repository, t.tag, t.digest, t.updated_at, m.size, m.locked, m.last_pulled_at, "
         "s.digest IS NOT NULL AS is_referrer "
         "FROM tags AS t LEFT JOIN manifests AS m ON m.repository = t.repository AND m.digest = t.digest "
-        "LEFT JOIN manifests AS s ON s.repository = m.repository AND s.digest = m.subject_digest "
-        "ORDER BY t.repository, t.tag"
-    ).fetchall()
+        "LEFT JOIN manifests AS s ON s.repository = m.repository AND s.digest = m.subject_digest"
+    ).to_arrow_table()
+    repositories = pc.unique(tags.column("repository"))
+    rules = [policy.rule_for(r) for r in repositories.to_pylist()]
+    reasons, names, by_rule, open_to_referrers = [], [], [], []
+    for repository, rule in zip(repositories.to_pylist(), rules):
+        reasons.append(OUTSIDE if rule is None else blocked.get(repository) or "no tag rule")
+        names.append(rule.name if rule else None)
+        by_rule.append(bool(rule and rule.selects_tags and repository not in blocked))
+        open_to_referrers.append(bool(rule and repository not in blocked))
+    index = pc.index_in(tags.column("repository"), value_set=repositories)
+    one_by_one = pc.or_(
+        pc.take(pa.array(by_rule, pa.bool_()), index),
+        pc.and_(pc.fill_null(tags.column("is_referrer"), False), pc.take(pa.array(open_to_referrers, pa.bool_()), index)),
+    )
+    constant = tags.filter(pc.invert(one_by_one))
+    constant_index = pc.index_in(constant.column("repository"), value_set=repositories)
+    decided = pa.table({
+        "repository": constant.column("repository"),
+        "tag": constant.column("tag"),
+        "digest": constant.column("digest"),
+        "size": constant.column("size"),
+        "deleted": pa.nulls(constant.num_rows, pa.bool_()).fill_null(False),
+        "follows": pa.nulls(constant.num_rows, pa.bool_()).fill_null(False),
+        "reason": pc.take(pa.array(reasons, pa.string()), constant_index),
+        "rule": pc.take(pa.array(names, pa.string()), constant_index),
+    }, schema=_TAGS_SCHEMA)
+    looked = _decide_one_by_one(tags.filter(one_by_one), policy, blocked, taken_at)
+    return pa.concat_tables([decided, looked])
+
+
+def _decide_one_by_one(tags: pa.Table, policy: Policy, blocked: dict[str, str], taken_at: datetime) -> pa.Table:
     by_repository: dict[str, list[tuple]] = defaultdict(list)
-    for row in rows:
+    for row in zip(*(tags.column(c).to_pylist() for c in (
+        "repository", "tag", "digest", "updated_at", "size", "locked", "last_pulled_at", "is_referrer"
+    ))):
         by_repository[row[0]].append(row)
     grace_cutoff = taken_at - policy.grace if policy.grace > timedelta(0) else None
     out = []
-    for repository, tags in by_repository.items():
+    for repository, rows in by_repository.items():
         rule = policy.rule_for(repository)
-        newest = _newest_first([t for t in tags if not t[7]])
-        for (_, tag, digest, updated_at, size, locked, pulled_at, is_referrer) in tags:
+        newest = _newest_first([t for t in rows if not t[7]])
+        for (_, tag, digest, updated_at, size, locked, pulled_at, is_referrer) in rows:
             reason = _tag_verdict(rule, blocked.get(repository), tag, updated_at, newest.get(tag),
                                   bool(is_referrer), locked, pulled_at, taken_at, grace_cutoff,
                                   policy.include_locked)
-            follows = reason == FOLLOWS
-            deleted = reason.startswith("selected: ")
             out.append({
                 "repository": repository, "tag": tag, "digest": digest, "size": size,
-                "deleted": deleted, "follows": follows,
+                "deleted": reason.startswith("selected: "), "follows": reason == FOLLOWS,
                 "reason": reason.removeprefix("selected: "),
                 "rule": rule.name if rule else None,
             })
-    schema = pa.schema([("repository", pa.string()), ("tag", pa.string()), ("digest", pa.string()),
-                        ("size", pa.int64()), ("deleted", pa.bool_()), ("follows", pa.bool_()), ("reason", pa.string()),
-                        ("rule", pa.string())])
-    return pa.Table.from_pylist(out, schema=schema)
+    return pa.Table.from_pylist(out, schema=_TAGS_SCHEMA)
 
 
 def _newest_first(tags: list[tuple]) -> dict[str, int]:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a large, valid distribution storage tree straight to disk.
+"""Write a large, valid distribution storage tree straight to disk, or into an S3 bucket.
 
 The tree has exactly the layout Docker's distribution (2.x) writes under
 ``ROOT/docker/registry/v2`` and is readable by ``docker-registry garbage-collect`` and by
@@ -7,6 +7,12 @@ The tree has exactly the layout Docker's distribution (2.x) writes under
 written directly, so hundreds of thousands of files take a minute or two.
 
     python benchmarks/make_tree.py benchmarks/work/tree --repositories 2000 --seed 1
+    python benchmarks/make_tree.py s3://bucket/prefix --endpoint-url http://127.0.0.1:5000 \
+        --repositories 80 --seed 1
+
+The second writes the same tree (same seed and sizes: the same files) as objects under
+``prefix/docker/registry/v2/`` in an existing bucket, as the registry's ``s3`` driver with
+``rootdirectory: /prefix`` lays it out, through boto3 with many threads.
 
 What is real and what is not:
 
@@ -15,6 +21,9 @@ What is real and what is not:
 * Layer blobs are *sparse* files of their declared size (``ftruncate``). Their content does
   not hash to their digest, which is fine because neither tool hashes layers; the tree
   declares terabytes and uses a few hundred megabytes of disk (inodes and directories).
+  In a bucket objects cannot be sparse: layer (and upload) data is a placeholder body of a
+  few dozen bytes, so stored sizes there differ from the declared ones; manifests, configs
+  and links are byte for byte the same as on disk.
 
 The shape aims at a real registry: a few popular base images shared by most images
 (Zipf-like), one to five application layers per image (often kept from the repository's
@@ -26,7 +35,8 @@ uploaded by failed pushes that no manifest references, and a few uploads in prog
 
 The same ``--seed`` and sizes give the same tree, byte for byte (file modification times
 aside). A summary (counts, declared bytes, and what ``garbage-collect --dry-run`` should
-report) is printed and written next to ROOT as ``ROOT.tree.json``.
+report) is printed and written next to ROOT as ``ROOT.tree.json`` (for a bucket, to
+``--summary FILE`` if given).
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Iterator
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -406,6 +417,49 @@ class TreeModel:
         }
 
 
+BLOB_PREFIX = "blobs/sha256"
+
+
+def blob_file(digest: str, blob: Blob) -> tuple[str, bytes | int]:
+    """A blob's data file: (path under v2, its content or, for a layer, its declared size)."""
+    return f"{BLOB_PREFIX}/{digest[:2]}/{digest}/data", blob.content if blob.content is not None else blob.size
+
+
+def repository_files(repo: Repository) -> Iterator[tuple[str, bytes | int]]:
+    """A repository's files: (path under v2, content, or the declared size of a data file).
+
+    The one description of a repository's part of the tree, written to disk by TreeWriter
+    and to a bucket by BucketWriter.
+    """
+    base = f"repositories/{repo.name}"
+
+    def link(directory: str, digest: str) -> tuple[str, bytes]:
+        return f"{directory}/link", b"sha256:" + digest.encode()
+
+    manifests = f"{base}/_manifests"
+    for digest in repo.revisions:
+        yield link(f"{manifests}/revisions/sha256/{digest}", digest)
+    for tag, history in repo.tag_history.items():
+        tag_dir = f"{manifests}/tags/{tag}"
+        for digest in history:
+            yield link(f"{tag_dir}/index/sha256/{digest}", digest)
+        yield link(f"{tag_dir}/current", history[-1])
+    for digest in repo.layers:
+        yield link(f"{base}/_layers/sha256/{digest}", digest)
+    for uuid, size, started in repo.uploads:
+        upload = f"{base}/_uploads/{uuid}"
+        yield f"{upload}/startedat", started.encode()
+        yield f"{upload}/data", size
+
+
+def all_files(model: TreeModel) -> Iterator[tuple[str, bytes | int]]:
+    """Every file of the tree: blobs, then repositories."""
+    for digest, blob in model.blobs.items():
+        yield blob_file(digest, blob)
+    for repo in model.repos:
+        yield from repository_files(repo)
+
+
 class TreeWriter:
     """Writes a TreeModel under ROOT/docker/registry/v2 with plain os calls."""
 
@@ -432,74 +486,45 @@ class TreeWriter:
                 return made
 
     @staticmethod
-    def write_file(path: str, data: bytes) -> None:
+    def write_file(path: str, data: bytes | int) -> None:
+        """Write `data`, or a sparse file of that many bytes (``ftruncate``)."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.write(fd, data)
+            if isinstance(data, int):
+                os.ftruncate(fd, data)
+            else:
+                os.write(fd, data)
         finally:
             os.close(fd)
 
-    @staticmethod
-    def sparse_file(path: str, size: int) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.ftruncate(fd, size)
-        finally:
-            os.close(fd)
-
-    def link(self, directory: str, digest: str) -> tuple[int, int]:
-        made = self.mkdirs(directory)
-        self.write_file(os.path.join(directory, "link"), b"sha256:" + digest.encode())
-        return 1, made
+    def local(self, path: str) -> str:
+        return os.path.join(self.v2, *path.split("/"))
 
     def write_blobs(self, items: list[tuple[str, Blob]]) -> tuple[int, int]:
+        # The shard directory exists; each blob's directory is new: one mkdir, no probing.
         files = dirs = 0
-        base = os.path.join(self.v2, "blobs", "sha256")
         for digest, blob in items:
-            directory = os.path.join(base, digest[:2], digest)
-            os.mkdir(directory)
+            path, data = blob_file(digest, blob)
+            local = self.local(path)
+            os.mkdir(os.path.dirname(local))
             dirs += 1
-            path = os.path.join(directory, "data")
-            if blob.content is not None:
-                self.write_file(path, blob.content)
-            else:
-                self.sparse_file(path, blob.size)
+            self.write_file(local, data)
             files += 1
         return files, dirs
 
     def write_repository(self, repo: Repository) -> tuple[int, int]:
         files = dirs = 0
-        base = os.path.join(self.v2, "repositories", *repo.name.split("/"))
-        manifests = os.path.join(base, "_manifests")
-        for digest in repo.revisions:
-            f, d = self.link(os.path.join(manifests, "revisions", "sha256", digest), digest)
-            files += f
-            dirs += d
-        for tag, history in repo.tag_history.items():
-            tag_dir = os.path.join(manifests, "tags", tag)
-            for digest in history:
-                f, d = self.link(os.path.join(tag_dir, "index", "sha256", digest), digest)
-                files += f
-                dirs += d
-            f, d = self.link(os.path.join(tag_dir, "current"), history[-1])
-            files += f
-            dirs += d
-        for digest in repo.layers:
-            f, d = self.link(os.path.join(base, "_layers", "sha256", digest), digest)
-            files += f
-            dirs += d
-        for uuid, size, started in repo.uploads:
-            upload = os.path.join(base, "_uploads", uuid)
-            dirs += self.mkdirs(upload)
-            self.write_file(os.path.join(upload, "startedat"), started.encode())
-            self.sparse_file(os.path.join(upload, "data"), size)
-            files += 2
+        for path, data in repository_files(repo):
+            local = self.local(path)
+            dirs += self.mkdirs(os.path.dirname(local))
+            self.write_file(local, data)
+            files += 1
         return files, dirs
 
     def write(self, model: TreeModel) -> None:
-        blob_base = os.path.join(self.v2, "blobs", "sha256")
+        blob_base = self.local(BLOB_PREFIX)
         self.dirs += self.mkdirs(blob_base)
-        self.dirs += self.mkdirs(os.path.join(self.v2, "repositories"))
+        self.dirs += self.mkdirs(self.local("repositories"))
         buckets: dict[str, list[tuple[str, Blob]]] = {}
         for digest, blob in model.blobs.items():
             buckets.setdefault(digest[:2], []).append((digest, blob))
@@ -517,7 +542,57 @@ class TreeWriter:
                 self.dirs += d
 
 
-def summarize(model: TreeModel, writer: TreeWriter, args: argparse.Namespace,
+LAYOUT_ROOT = "docker/registry/v2"
+
+
+def placeholder(size: int) -> bytes:
+    """The body of a layer (or upload) blob in a bucket, where files cannot be sparse."""
+    return f"make_tree placeholder for {size} bytes\n".encode()
+
+
+class BucketWriter:
+    """Writes a TreeModel into an S3 bucket under PREFIX/docker/registry/v2, as the
+    registry's s3 driver lays it out (its ``rootdirectory`` is PREFIX).
+
+    Manifests, configs and links are written exactly as on disk; layer and upload data,
+    which a bucket cannot hold sparsely, as a short placeholder body (``placeholder()``),
+    so their stored sizes are not the declared ones. ``jobs`` threads upload at once.
+    """
+
+    def __init__(self, endpoint_url: str | None, bucket: str, prefix: str, jobs: int) -> None:
+        import boto3  # only the S3 output needs it
+        import botocore.config
+
+        self.bucket = bucket
+        self.base = "/".join(p for p in (prefix.strip("/"), LAYOUT_ROOT) if p) + "/"
+        self.jobs = jobs
+        config = botocore.config.Config(
+            max_pool_connections=jobs, retries={"mode": "standard", "max_attempts": 8},
+            s3={"addressing_style": "path"} if endpoint_url else None,
+        )
+        self.client = boto3.client("s3", endpoint_url=endpoint_url, config=config)
+        self.files = 0
+        self.dirs = 0  # the directories the same tree has on disk (its key prefixes)
+
+    def put(self, path: str, data: bytes | int) -> None:
+        body = placeholder(data) if isinstance(data, int) else data
+        self.client.put_object(Bucket=self.bucket, Key=self.base + path, Body=body)
+
+    def write(self, model: TreeModel) -> None:
+        files = list(all_files(model))
+        directories: set[str] = set()
+        for path, _ in files:
+            parts = (LAYOUT_ROOT + "/" + path).split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                directories.add("/".join(parts[:i]))
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            for _ in pool.map(lambda item: self.put(*item), files):
+                pass
+        self.files = len(files)
+        self.dirs = len(directories)
+
+
+def summarize(model: TreeModel, writer: TreeWriter | BucketWriter, args: argparse.Namespace,
               seconds: float) -> dict[str, object]:
     revisions = sum(len(r.revisions) for r in model.repos)
     tags = sum(len(r.tag_history) for r in model.repos)
@@ -540,7 +615,7 @@ def summarize(model: TreeModel, writer: TreeWriter, args: argparse.Namespace,
             "seed": args.seed, "repositories": args.repositories, "pushes": args.pushes,
             "base_images": args.base_images,
         },
-        "root": os.path.abspath(args.root),
+        "root": args.root if args.root.startswith("s3://") else os.path.abspath(args.root),
         "seconds": round(seconds, 1),
         "repositories": len(model.repos),
         "manifests": revisions,  # (repository, digest) pairs: revision links
@@ -598,6 +673,31 @@ def make_tree(root: str, *, seed: int, repositories: int, pushes: float, base_im
     return summary
 
 
+def make_bucket(location: str, *, endpoint_url: str | None, seed: int, repositories: int,
+                pushes: float, base_images: int, jobs: int) -> dict[str, object]:
+    """Generate the same tree as make_tree and write it into ``s3://BUCKET[/PREFIX]``.
+
+    The bucket must exist; what it holds under PREFIX already is not removed (use a fresh
+    bucket or prefix). Returns the summary (``root`` is LOCATION; ``files`` counts keys).
+    """
+    if not location.startswith("s3://"):
+        raise SystemExit(f"{location}: not s3://BUCKET[/PREFIX]")
+    bucket, _, prefix = location[len("s3://"):].partition("/")
+    args = argparse.Namespace(
+        root=location, seed=seed, repositories=repositories, pushes=pushes,
+        base_images=base_images,
+    )
+    started = time.perf_counter()
+    model = TreeModel(seed=seed, repositories=repositories, pushes=pushes,
+                      base_images=base_images)
+    model.generate()
+    writer = BucketWriter(endpoint_url, bucket, prefix, jobs)
+    writer.write(model)
+    summary = summarize(model, writer, args, time.perf_counter() - started)
+    summary["layer_data"] = "placeholder bodies (stored sizes differ from the declared ones)"
+    return summary
+
+
 def print_summary(summary: dict[str, object]) -> None:
     s = summary
     print(f"tree:            {s['root']}  ({s['seconds']} s)")
@@ -628,7 +728,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("root", help="storage root: the directory that will hold docker/registry/v2")
+    parser.add_argument("root", help="storage root: the directory that will hold docker/registry/v2, "
+                        "or s3://BUCKET[/PREFIX] (the bucket must exist; PREFIX is the s3 "
+                        "driver's rootdirectory)")
     parser.add_argument("--repositories", type=int, default=2000, help="number of repositories (default 2000)")
     parser.add_argument("--pushes", type=float, default=8.0,
                         help="mean pushes per repository; each push is one manifest or index "
@@ -636,16 +738,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-images", type=int, default=20,
                         help="popular base images per platform (default 20)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument("--jobs", type=int, default=4, help="writer threads (default 4)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="writer threads (default 4 on disk, 32 to S3)")
     parser.add_argument("--replace", action="store_true",
-                        help="delete an existing tree under ROOT first")
+                        help="delete an existing tree under ROOT first (disk only)")
+    parser.add_argument("--endpoint-url", metavar="URL",
+                        help="S3 endpoint (moto, MinIO); default AWS_ENDPOINT_URL, else AWS")
+    parser.add_argument("--summary", metavar="FILE",
+                        help="where to write the summary (default ROOT.tree.json on disk; "
+                             "none for S3)")
     args = parser.parse_args(argv)
-    summary = make_tree(
-        args.root, seed=args.seed, repositories=args.repositories, pushes=args.pushes,
-        base_images=args.base_images, jobs=args.jobs, replace=args.replace,
-    )
+    if args.root.startswith("s3://"):
+        summary = make_bucket(
+            args.root, endpoint_url=args.endpoint_url, seed=args.seed,
+            repositories=args.repositories, pushes=args.pushes, base_images=args.base_images,
+            jobs=args.jobs or 32,
+        )
+        where = args.summary
+    else:
+        summary = make_tree(
+            args.root, seed=args.seed, repositories=args.repositories, pushes=args.pushes,
+            base_images=args.base_images, jobs=args.jobs or 4, replace=args.replace,
+        )
+        where = summary_path(args.root)
+    if args.summary and where == args.summary:
+        with open(where, "w") as f:
+            json.dump(summary, f, indent=2)
+            f.write("\n")
     print_summary(summary)
-    print(f"summary:         {summary_path(args.root)}")
+    if where:
+        print(f"summary:         {where}")
     return 0
 
 

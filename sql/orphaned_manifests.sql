@@ -8,13 +8,14 @@
 --           (its own manifest blob, config, layers, index children's manifest blobs) that no
 --           other (repository, manifest) pair of the registry references. Deleting several
 --           orphans together can free more (blobs shared only among them).
--- Binds: manifests, descriptors, reachable, manifest_references, blob_references.
+-- Binds: manifests, descriptors, reachable, repository_references, blob_references (a blob with
+-- one reference: its repository_references row names the manifest).
 WITH exclusive AS (
     SELECT
         r.repository,
         r.manifest_digest,
         SUM(b.size) AS exclusive_bytes
-    FROM manifest_references AS r
+    FROM repository_references AS r
     JOIN blob_references AS b ON b.digest = r.digest AND b.manifests = 1
     GROUP BY r.repository, r.manifest_digest
 )

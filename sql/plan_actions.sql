@@ -1,6 +1,6 @@
 -- Planner, the actions in the order they are applied (position from 0): tags, then manifests
 -- level by level (plan_order: an index before its children, a referrer before its subject),
--- then blobs, then uploads; within a kind by repository and name.
+-- then blobs, then uploads; within a kind by repository and name. Read it ORDER BY position.
 -- Binds: plan_tag_actions, plan_deleted_manifests, plan_order, plan_blob_actions
 --        (digest, size, reason), plan_upload_actions (repository, uuid, size).
 SELECT
@@ -44,4 +44,3 @@ FROM (
         NULL, NULL
     FROM plan_upload_actions AS u
 ) AS a
-ORDER BY position

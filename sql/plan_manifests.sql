@@ -10,10 +10,11 @@
 --   bytes_freed: blobs (its own manifest blob, config, layers, index children's manifest blobs)
 --     that no other (repository, manifest) pair references.
 -- Binds: manifests, descriptors, reachable, reachable_now, plan_tags, plan_repositories,
---        manifest_references, blob_references.
+--        repository_references, blob_references (a blob with one reference: its
+--        repository_references row names the manifest).
 WITH exclusive AS (
     SELECT r.repository, r.manifest_digest, SUM(b.size) AS bytes_freed
-    FROM manifest_references AS r
+    FROM repository_references AS r
     JOIN blob_references AS b ON b.digest = r.digest AND b.manifests = 1
     GROUP BY r.repository, r.manifest_digest
 )

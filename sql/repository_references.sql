@@ -5,7 +5,10 @@
 --   manifests: its (repository, manifest) pairs in this repository;
 --   layer_manifests: those listing it as config or layer;
 --   kept_manifests: those whose manifest is reachable (table reachable), so it must stay;
---   media_type: smallest config or layer media type given to it here (NULL if none).
+--   media_type: smallest config or layer media type given to it here (NULL if none);
+--   manifest_digest: the smallest digest of those manifests (the only one when manifests = 1:
+--                    what a manifest alone would free is found without regrouping the
+--                    descriptors).
 -- The per-blob view blob_references and the per-repository figures read this one.
 -- Binds: manifest_references, reachable.
 SELECT
@@ -15,7 +18,8 @@ SELECT
     CAST(COUNT(*) AS BIGINT) AS manifests,
     CAST(SUM(r.layer) AS BIGINT) AS layer_manifests,
     CAST(SUM(CASE WHEN k.digest IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS kept_manifests,
-    MIN(r.media_type) AS media_type
+    MIN(r.media_type) AS media_type,
+    MIN(r.manifest_digest) AS manifest_digest
 FROM manifest_references AS r
 LEFT JOIN reachable AS k ON k.repository = r.repository AND k.digest = r.manifest_digest
 GROUP BY r.repository, r.digest

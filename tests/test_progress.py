@@ -30,3 +30,15 @@ def test_progress_is_silent_elsewhere() -> None:
     progress.add("manifests", 3)
     progress.close()
     assert stream.getvalue() == ""
+
+
+def test_rate_and_eta_from_the_work_known_so_far() -> None:
+    progress = Progress(Terminal())
+    progress.add("manifests", 300)
+    progress.add("repositories", 7)
+    progress.set_remaining("manifests", 600)
+    # 300 manifests in 10 s: 30/s, and 600 known to be left: about 20 s.
+    assert progress.describe(10.0) == "300 manifests (30/s), 7 repositories, 10s, ~20s left"
+    progress.set_remaining("manifests", 0)
+    assert progress.describe(10.0).endswith("10s, ~0s left")
+    assert Progress(Terminal()).describe(0.0) == "0s"  # nothing counted yet

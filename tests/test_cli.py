@@ -121,9 +121,18 @@ def test_killed_crawl_leaves_nothing_a_command_accepts(big_root: Path, tmp_path:
     out = tmp_path / "snap"
     command = [sys.executable, "-m", "regstat", "crawl", str(root), "-o", str(out)]
     killed_mid_crawl = 0
-    for delay in (0.5, 0.7, 0.9, 1.1, 1.3):
+    # Kill before the crawl starts writing, then at moments after its hidden directory
+    # appears: timed from that, not from the start, so a slow (loaded) machine still lands them.
+    for after_start in (None, 0.0, 0.1, 0.3, 0.6):
         process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+        if after_start is None:
+            time.sleep(0.05)
+        else:
+            deadline = time.monotonic() + 60
+            while not list(tmp_path.glob(".snap.regstat-partial-*")) and process.poll() is None:
+                assert time.monotonic() < deadline, "the crawl never started writing"
+                time.sleep(0.01)
+            time.sleep(after_start)
         process.send_signal(signal.SIGKILL)
         process.wait()
         leftovers = list(tmp_path.glob(".snap*"))

@@ -26,6 +26,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -425,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.record is None:
         args.record = not args.quick
     latencies = [float(x) for x in args.latencies_ms.split(",") if x.strip()]
+    # SIGTERM unwinds like Ctrl-C, so that moto_server and the proxy are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if shutil.which("docker-registry") is None and not args.regstat_only:
         raise SystemExit("docker-registry is not installed (Debian: apt-get install docker-registry)")
     os.makedirs(args.work, exist_ok=True)

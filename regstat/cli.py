@@ -285,7 +285,8 @@ def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, me
 @click.argument("snapshot")
 @click.argument("file")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
-def export_db_command(snapshot: str, file: str, force: bool) -> None:
+@click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+def export_db_command(snapshot: str, file: str, force: bool, memory_limit: str | None) -> None:
     """Write SNAPSHOT as a DuckDB database FILE, for DBeaver, the duckdb CLI or notebooks.
 
     FILE holds copies of the snapshot's tables, errors, snapshot_info and reachable, and the
@@ -300,7 +301,7 @@ def export_db_command(snapshot: str, file: str, force: bool) -> None:
       regstat export-db snap /srv/exports/latest.duckdb --force
     """
     try:
-        path = export_db(Snapshot.open(snapshot), file, force=force)
+        path = export_db(Snapshot.open(snapshot), file, force=force, memory_limit=memory_limit)
     except RegstatError as e:
         _fail(e)
     click.echo(f"regstat: wrote {path}", err=True)

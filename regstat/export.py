@@ -54,7 +54,9 @@ def write_parquet(snapshot: Snapshot, path: str | os.PathLike[str], table: pa.Ta
     write_atomically(target, lambda tmp: pq.write_table(table, tmp))
 
 
-def export_db(snapshot: Snapshot, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+def export_db(
+    snapshot: Snapshot, path: str | os.PathLike[str], *, force: bool = False, memory_limit: str | None = None
+) -> Path:
     """Write a DuckDB database file holding copies of the snapshot's tables, `errors`,
     `snapshot_info`, `reachable` and the analysis views; it no longer needs the snapshot.
     An existing file is replaced only with `force`."""
@@ -63,7 +65,7 @@ def export_db(snapshot: Snapshot, path: str | os.PathLike[str], *, force: bool =
         raise OutputExistsError(f"{path}: already exists; choose another FILE or pass --force")
 
     def build(tmp: Path) -> None:
-        con = duckdb.connect(str(tmp))
+        con = duckdb.connect(str(tmp), config={"memory_limit": memory_limit} if memory_limit else {})
         try:
             bind(con, snapshot, materialise=True)
             con.execute("CHECKPOINT")

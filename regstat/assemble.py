@@ -58,13 +58,19 @@ STAGING_SCHEMAS: dict[str, pa.Schema] = {
 
 SNAPSHOT_TABLES = ("tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads")
 BATCH_ROWS = 100_000
+# DuckDB's share of the crawl's memory while assembling (it spills the rest to `_spill`).
+# Measured (benchmarks/RESULTS.md, crawl memory): 512MB on one thread assembles 9.8 million
+# descriptors of 1.9 million manifests; 256MB does not (out of memory in the descriptors
+# sort), and the process's peak RSS is about this limit plus 300 MB either way.
+MEMORY_LIMIT = "512MB"
+THREADS = 1
 
 
 def assemble(
     stage: Path,
     pending: PendingSnapshot,
     manifest_path: Callable[[str, str], str],
-    memory_limit: str = "2GB",
+    memory_limit: str = MEMORY_LIMIT,
 ) -> tuple[dict[str, int], list[CrawlError]]:
     """Write the snapshot's tables from the staging tables under `stage`.
 
@@ -73,7 +79,14 @@ def assemble(
 
     Returns the row counts and one error per (repository, manifest) that could not be read.
     """
-    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(stage / "_spill")})
+    con = duckdb.connect(
+        config={
+            "memory_limit": memory_limit,
+            "threads": THREADS,
+            "preserve_insertion_order": False,
+            "temp_directory": str(stage / "_spill"),
+        }
+    )
     try:
         for name in STAGING_SCHEMAS:
             glob = str(stage / name / "*.parquet").replace("'", "''")

@@ -13,6 +13,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -57,6 +58,9 @@ from .sources.base import CrawlOptions, Job, JobResult, Source
 __all__ = ["CrawlOptions", "CrawlResult", "crawl", "crawl_source", "kept_for_resume"]
 
 MANIFESTS_PER_JOB = 64
+# Staging rows are written out in parts of at most this many rows: what the crawl holds
+# between checkpoints stays small however fast jobs return.
+STAGING_ROWS_PER_PART = 20_000
 # How often finished work is made durable for --resume: at most this much is fetched again
 # after a crash. REGSTAT_CHECKPOINT_SECONDS overrides it (the tests checkpoint constantly).
 CHECKPOINT_SECONDS = 5.0
@@ -154,10 +158,8 @@ class _Crawl:
         self.progress = options.progress
         self.errors: list[CrawlError] = []
         self.repositories: dict[str, int] = {}  # name -> errors recorded against it
-        self._known: set[str] = set()  # manifest digests asked for or written
-        self._written: set[str] = set()  # manifest digests whose facts are written
-        self._to_fetch: list[str] = []
         self.stage = pending.path / STAGING
+        self._to_fetch: list[str] = []
         self.delta = Delta()
         self.jobs_run = self.jobs_reused = self.items = 0
         self._every = _checkpoint_seconds()
@@ -168,9 +170,13 @@ class _Crawl:
         self.resumed = resumed
         first_parts = self._keep_committed_parts(resumed) if resumed else {}
         self.out: dict[str, PartWriter] = {
-            name: PartWriter(self.stage / name, schema, first_part=first_parts.get(name, 0))
+            name: PartWriter(
+                self.stage / name, schema, rows_per_part=STAGING_ROWS_PER_PART, first_part=first_parts.get(name, 0)
+            )
             for name, schema in STAGING_SCHEMAS.items()
         }
+        # Manifest digests asked for or written: on disk, rebuilt from the journal on resume.
+        self._digests = DigestSet(self.stage / DIGESTS)
         if resumed:
             self._restore(resumed)
         else:
@@ -200,9 +206,9 @@ class _Crawl:
         for error in state.errors:
             self._count_error(error)
         self._journaled_errors = set(state.errors)
-        self._written = set(state.written)
-        self._known = set(state.wanted) | self._written
-        self._to_fetch = [d for d in dict.fromkeys(state.wanted) if d not in self._written]
+        self._digests.add_new(state.wanted)
+        self._digests.mark_written(list(state.written))
+        self._to_fetch = self._digests.unwritten(state.wanted)
         self.jobs_reused = len(state.done)
         self.queue = deque((i, self.codec.decode(state.jobs[i])) for i in state.pending)
         self._next_id = max(state.jobs, default=-1) + 1
@@ -259,6 +265,7 @@ class _Crawl:
         else:
             for writer in self.out.values():
                 writer.close()
+        self._digests.close()
         self.progress.set_phase("assembling")
         self.pending.clear_tables()  # what an interrupted assembly left
         counts, manifest_errors = assemble(self.stage, self.pending, self.source.manifest_path)
@@ -364,11 +371,10 @@ class _Crawl:
             if error not in self._journaled_errors:
                 self._error(error)
                 self.delta.errors.append(error)
-        for digest in result.manifests:
-            if digest not in self._known:
-                self._known.add(digest)
-                self._to_fetch.append(digest)
-                self.delta.wanted.append(digest)
+        if result.manifests:
+            new = self._digests.add_new(result.manifests)
+            self._to_fetch += new
+            self.delta.wanted += new
         self._record_manifests(result)
         self.progress.add("items", result.items)
         if result.repositories:
@@ -376,14 +382,16 @@ class _Crawl:
 
     def _record_manifests(self, result: JobResult) -> None:
         """Manifest facts are per digest: written once, however many jobs read the digest."""
+        if not result.parsed:
+            return
         info, descriptors = self.out["manifest_info"], self.out["manifest_descriptors"]
+        digests = [parsed[0] if isinstance(parsed, tuple) else parsed.digest for parsed in result.parsed]
+        fresh = set(self._digests.mark_written(digests))
         written = 0
-        for parsed in result.parsed:
-            digest = parsed[0] if isinstance(parsed, tuple) else parsed.digest
-            if digest in self._written:
+        for digest, parsed in zip(digests, result.parsed):
+            if digest not in fresh:
                 continue
-            self._written.add(digest)
-            self._known.add(digest)
+            fresh.discard(digest)  # the same digest twice in one result: written once
             self.delta.written.append(digest)
             written += 1
             if isinstance(parsed, tuple):
@@ -435,6 +443,88 @@ class _Crawl:
             "errors": [e.to_json() for e in errors],
             "counts": {name: counts[name] for name in sorted(counts)},
         }
+
+
+DIGESTS = "_digests.sqlite"
+_SHA256 = "sha256:"
+
+
+class DigestSet:
+    """The manifest digests a crawl has asked for, and which of them it has written.
+
+    A crawl of a million manifests would hold tens of megabytes of digests in Python sets
+    (two sets of strings: about 350 bytes a manifest); this keeps them in an SQLite file in
+    the staging directory, with a small page cache, so memory stays flat. It is derived
+    state: a resumed crawl rebuilds it from the journal. sha256 digests are stored as their
+    32 bytes, others as text (a BLOB never equals a TEXT in SQLite).
+    """
+
+    BATCH = 500  # values per statement (SQLite allows 32766 variables)
+
+    def __init__(self, path: Path, cache_kib: int = 16384) -> None:
+        if path.exists():
+            path.unlink()
+        self._con = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", f"cache_size=-{cache_kib}", "temp_store=FILE"):
+            self._con.execute(f"PRAGMA {pragma}")
+        self._con.execute("CREATE TABLE digests (key PRIMARY KEY, written INTEGER NOT NULL) WITHOUT ROWID")
+
+    @staticmethod
+    def _key(digest: str) -> bytes | str:
+        if digest.startswith(_SHA256) and len(digest) == 71:
+            try:
+                return bytes.fromhex(digest[7:])
+            except ValueError:
+                pass
+        return digest
+
+    def _returning(self, sql: str, written: int, digests: list[str]) -> list[str]:
+        """Run an INSERT ... RETURNING key over `digests`; those it returned, in their order, once."""
+        returned: set[bytes | str] = set()
+        keys = [self._key(d) for d in digests]
+        for i in range(0, len(keys), self.BATCH):
+            chunk = keys[i : i + self.BATCH]
+            values = ",".join([f"(?,{written})"] * len(chunk))
+            returned.update(row[0] for row in self._con.execute(sql.format(values=values), chunk))
+        out = []
+        for digest, key in zip(digests, keys):
+            if key in returned:
+                returned.discard(key)
+                out.append(digest)
+        return out
+
+    def add_new(self, digests: list[str]) -> list[str]:
+        """Record `digests` as asked for; those not known before, in their order."""
+        return self._returning("INSERT OR IGNORE INTO digests VALUES {values} RETURNING key", 0, digests)
+
+    def mark_written(self, digests: list[str]) -> list[str]:
+        """Record `digests` as written; those not written before, in their order."""
+        return self._returning(
+            "INSERT INTO digests VALUES {values} ON CONFLICT (key) DO UPDATE SET written = 1 "
+            "WHERE written = 0 RETURNING key",
+            1,
+            digests,
+        )
+
+    def unwritten(self, digests: list[str]) -> list[str]:
+        """Those of `digests` not written, in their order, once."""
+        keys = [self._key(d) for d in digests]
+        written: set[bytes | str] = set()
+        for i in range(0, len(keys), self.BATCH):
+            chunk = keys[i : i + self.BATCH]
+            marks = ",".join("?" * len(chunk))
+            written.update(
+                row[0] for row in self._con.execute(f"SELECT key FROM digests WHERE written = 1 AND key IN ({marks})", chunk)
+            )
+        out, seen = [], set()
+        for digest, key in zip(digests, keys):
+            if key not in written and key not in seen:
+                seen.add(key)
+                out.append(digest)
+        return out
+
+    def close(self) -> None:
+        self._con.close()
 
 
 def _die_with_parent(parent: int) -> None:

@@ -122,7 +122,9 @@ class PartWriter:
 
     def _write(self, table: pa.Table) -> None:
         name = part_name(self._parts)
-        pq.write_table(table, self.directory / name, compression="zstd")
+        pq.write_table(
+            table, self.directory / name, compression="zstd", use_dictionary=dictionary_columns(self.schema)
+        )
         self._new.append(name)
         self._parts += 1
         self.rows += table.num_rows
@@ -138,6 +140,16 @@ class PartWriter:
         if self._parts == 0:
             self._write(self.schema.empty_table())
         return self.rows
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The string columns worth dictionary-encoding: repeated names and media types, not
+    digests or upload ids. A digest is 64 random hex digits, which zstd packs to their 32
+    bytes of entropy: a dictionary of them only adds its indexes (and outgrows its page, at
+    which point Parquet falls back to plain anyway)."""
+    return [
+        f.name for f in schema if pa.types.is_string(f.type) and "digest" not in f.name and f.name != "uuid"
+    ]
 
 
 def part_name(number: int) -> str:

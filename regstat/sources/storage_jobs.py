@@ -125,16 +125,64 @@ def list_blob_shard(storage: Storage, prefix: str) -> JobResult:
     return result
 
 
+# A top-level directory of `repositories/` with more subdirectories than this (an
+# organisation holding thousands of repositories) is split: its subdirectories are crawled by
+# jobs of at most SUBDIRECTORIES_PER_JOB each, so what one job lists, holds and returns stays
+# small however large the registry. Smaller ones are walked whole by one job.
+SPLIT_ABOVE = 32
+SUBDIRECTORIES_PER_JOB = 32
+
+
 def crawl_repository_shard(
     storage: Storage, prefix: str, globs: tuple[str, ...], verify_links: bool
 ) -> JobResult:
-    """Every repository under one top-level directory of `repositories/`: list, read links."""
-    result = JobResult()
+    """Every repository under one top-level directory of `repositories/`: list, read links.
+
+    A directory with many subdirectories gets split (SPLIT_ABOVE): this job reads only the
+    repository at `prefix` itself (its `_manifests`, `_layers`, `_uploads`) and queues jobs
+    for the subdirectories.
+    """
     try:
-        entries = list(storage.walk(prefix, skip=is_tag_history))
+        names, files = storage.listdir(prefix)
     except OSError as e:
+        result = JobResult()
         result.errors.append(CrawlError(None, prefix, "read_error", f"cannot list: {e}"))
         return result
+    children = [n for n in names if not n.startswith("_")]
+    if len(children) <= SPLIT_ABOVE:
+        return _crawl_repositories(storage, [prefix], globs, verify_links)
+    own = [f"{prefix}/{n}" for n in names if n.startswith("_")]
+    result = _crawl_repositories(storage, own, globs, verify_links, files)
+    for i in range(0, len(children), SUBDIRECTORIES_PER_JOB):
+        prefixes = [f"{prefix}/{n}" for n in children[i : i + SUBDIRECTORIES_PER_JOB]]
+        result.jobs.append((crawl_repository_directories, (storage, prefixes, globs, verify_links)))
+    return result
+
+
+def crawl_repository_directories(
+    storage: Storage, prefixes: list[str], globs: tuple[str, ...], verify_links: bool
+) -> JobResult:
+    """Every repository under some subdirectories of a split top-level directory."""
+    return _crawl_repositories(storage, prefixes, globs, verify_links)
+
+
+def _crawl_repositories(
+    storage: Storage,
+    prefixes: list[str],
+    globs: tuple[str, ...],
+    verify_links: bool,
+    files: list[Entry] = (),  # type: ignore[assignment]
+) -> JobResult:
+    """List every file below `prefixes` (plus `files`, listed already), file them by
+    repository, read the links."""
+    result = JobResult()
+    entries = list(files)
+    for prefix in prefixes:
+        try:
+            entries += storage.walk(prefix, skip=is_tag_history)
+        except OSError as e:
+            result.errors.append(CrawlError(None, prefix, "read_error", f"cannot list: {e}"))
+            return result
     result.items = len(entries)
     listings: dict[str, RepositoryListing] = {}
     for entry in entries:
@@ -142,6 +190,7 @@ def crawl_repository_shard(
         if problem:
             kind = "invalid_name" if entry.bad_name else "outside_layout"
             result.errors.append(CrawlError(None, entry.path, kind, problem))
+    del entries
     selected = [
         listings[name]
         for name in sorted(listings)

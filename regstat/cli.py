@@ -22,7 +22,7 @@ from .planner import plan_gc
 from .policy import resolve as resolve_policy
 from .report import build_report
 from .atomic import write_text_atomically
-from .report_render import render_report, safe_text
+from .report_render import human_bytes, render_report, safe_text
 from .snapshot import Snapshot
 
 
@@ -201,6 +201,8 @@ def crawl_command(
             (len(meta["errors"]), "error"),
         )
     )
+    stored = Snapshot.open(result.path).stored_bytes()
+    summary += f", {human_bytes(stored)} stored" if stored else ""
     resumed = f" (resumed: {result.stats.get('jobs_reused', 0):,} jobs kept)" if result.stats.get("resumed") else ""
     click.echo(f"regstat: {state} snapshot {result.path}: {summary} in {reporter.elapsed:.1f}s{resumed}", err=True)
     if meta["errors"]:

@@ -376,6 +376,8 @@ class _Crawl:
             self._to_fetch += new
             self.delta.wanted += new
         self._record_manifests(result)
+        # Manifests known and not fetched yet: the ETA covers the work discovered so far.
+        self.progress.set_remaining("manifests", len(self._to_fetch))
         self.progress.add("items", result.items)
         if result.repositories:
             self.progress.add("repositories", len(result.repositories))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
@@ -371,6 +372,11 @@ class Snapshot:
 
     def table_glob(self, name: str) -> str:
         return str(self.path / name / "*.parquet")
+
+    def stored_bytes(self) -> int:
+        """The sizes of the blobs the source saw stored, summed (0 where it sees none)."""
+        blobs = pq.read_table(self.path / "blobs", columns=["size", "stored"])
+        return int(pc.sum(pc.filter(blobs.column("size"), pc.fill_null(blobs.column("stored"), False))).as_py() or 0)
 
     def tables(self) -> Iterator[tuple[str, str]]:
         for name in TABLES:

@@ -26,6 +26,7 @@ VIEWS = (
     "manifest_references",
     "repository_references",
     "blob_references",
+    "manifest_exclusive_bytes",
     "orphaned_manifests",
     "unreferenced_blobs",
     "layer_sharing",

@@ -8,17 +8,7 @@
 --           (its own manifest blob, config, layers, index children's manifest blobs) that no
 --           other (repository, manifest) pair of the registry references. Deleting several
 --           orphans together can free more (blobs shared only among them).
--- Binds: manifests, descriptors, reachable, repository_references, blob_references (a blob with
--- one reference: its repository_references row names the manifest).
-WITH exclusive AS (
-    SELECT
-        r.repository,
-        r.manifest_digest,
-        SUM(b.size) AS exclusive_bytes
-    FROM repository_references AS r
-    JOIN blob_references AS b ON b.digest = r.digest AND b.manifests = 1
-    GROUP BY r.repository, r.manifest_digest
-)
+-- Binds: manifests, descriptors, reachable, manifest_exclusive_bytes.
 SELECT
     m.repository,
     m.digest,
@@ -43,7 +33,7 @@ LEFT JOIN (
 ) AS parent ON parent.repository = m.repository AND parent.digest = m.digest
 LEFT JOIN manifests AS subject
     ON subject.repository = m.repository AND subject.digest = m.subject_digest
-LEFT JOIN exclusive AS x ON x.repository = m.repository AND x.manifest_digest = m.digest
+LEFT JOIN manifest_exclusive_bytes AS x ON x.repository = m.repository AND x.manifest_digest = m.digest
 WHERE NOT EXISTS (
     SELECT 1 FROM reachable AS r WHERE r.repository = m.repository AND r.digest = m.digest
 )

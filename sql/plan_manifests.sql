@@ -10,14 +10,7 @@
 --   bytes_freed: blobs (its own manifest blob, config, layers, index children's manifest blobs)
 --     that no other (repository, manifest) pair references.
 -- Binds: manifests, descriptors, reachable, reachable_now, plan_tags, plan_repositories,
---        repository_references, blob_references (a blob with one reference: its
---        repository_references row names the manifest).
-WITH exclusive AS (
-    SELECT r.repository, r.manifest_digest, SUM(b.size) AS bytes_freed
-    FROM repository_references AS r
-    JOIN blob_references AS b ON b.digest = r.digest AND b.manifests = 1
-    GROUP BY r.repository, r.manifest_digest
-)
+--        manifest_exclusive_bytes.
 SELECT
     m.repository,
     m.digest,
@@ -38,7 +31,7 @@ SELECT
         ELSE 'untagged'
     END AS reason,
     pr.rule,
-    CAST(COALESCE(x.bytes_freed, 0) AS BIGINT) AS bytes_freed
+    CAST(COALESCE(x.exclusive_bytes, 0) AS BIGINT) AS bytes_freed
 FROM manifests AS m
 LEFT JOIN reachable_now AS n ON n.repository = m.repository AND n.digest = m.digest
 LEFT JOIN (
@@ -49,7 +42,7 @@ LEFT JOIN (
 LEFT JOIN manifests AS subject
     ON subject.repository = m.repository AND subject.digest = m.subject_digest
 LEFT JOIN plan_repositories AS pr ON pr.repository = m.repository
-LEFT JOIN exclusive AS x ON x.repository = m.repository AND x.manifest_digest = m.digest
+LEFT JOIN manifest_exclusive_bytes AS x ON x.repository = m.repository AND x.manifest_digest = m.digest
 WHERE NOT EXISTS (
     SELECT 1 FROM reachable AS k WHERE k.repository = m.repository AND k.digest = m.digest
 )

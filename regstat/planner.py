@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
@@ -104,7 +104,7 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         _create(con, "plan_tag_actions")
         _order(con)
         _create(con, "plan_released", "plan_blobs")
-        restrictions = _blob_restrictions(meta, capabilities, kind, con)
+        restrictions = _blob_restrictions(meta, capabilities, kind, blocked)
         estimated = bool(restrictions)
         allowed = "FALSE" if estimated else "TRUE"  # no blob or upload actions on an estimate
         con.execute(f"CREATE TABLE plan_blob_actions AS SELECT digest, size, reason FROM plan_released "
@@ -120,7 +120,7 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         summary = _summary(con, estimated)
     finally:
         con.close()
-    notes = restrictions + _notes(capabilities, kind, blocked, policy)
+    notes = restrictions + _notes(capabilities, kind, blocked.reasons, policy)
     return Plan(snapshot=_identity(meta), policy=policy.to_json(), summary=summary, notes=notes, table=table)
 
 
@@ -129,7 +129,7 @@ def _create(con: duckdb.DuckDBPyConnection, table: str, query: str | None = None
     con.execute(f"CREATE TABLE {table} AS {_select(query or table)}")
 
 
-def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> tuple[pa.Table, dict[str, str]]:
+def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> tuple[pa.Table, Blocked]:
     """Decide tags and fill `reachable` (in a connection from analysis.connect) with what the
     plan keeps; `reachable_now` keeps the current reachability, `plan_protected` the
     protections. Return the tag decisions and the repositories the plan may not touch."""
@@ -145,8 +145,8 @@ def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> 
         "UNION SELECT repository FROM tags ORDER BY 1"
     ).fetchall()]
     con.register("plan_settings", _settings(policy, taken_at))
-    con.register("plan_repositories", _repositories(policy, repositories, blocked, taken_at))
-    tags = _decide_tags(con, policy, blocked, taken_at)
+    con.register("plan_repositories", _repositories(policy, repositories, blocked.reasons, taken_at))
+    tags = _decide_tags(con, policy, blocked.reasons, taken_at)
     con.register("plan_tags", tags)
     con.execute(f"CREATE TABLE plan_protected AS {_select('plan_protected')}")
     _keep_reachable(con)
@@ -164,27 +164,39 @@ def _check_policy_fits(policy: Policy, capabilities: dict[str, Any], kind: str) 
         )
 
 
-def _blocked_repositories(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> dict[str, str]:
-    """Repositories the plan may not touch, with why (DESIGN.md rules 5 and 6)."""
-    blocked: dict[str, str] = {}
-    for (repository, status) in con.execute(
-        "SELECT repository, MIN(status) FROM manifests WHERE status <> 'ok' GROUP BY repository"
+@dataclass(frozen=True)
+class Blocked:
+    """The repositories the plan may not touch (DESIGN.md rules 5 and 6): `reasons` says why for
+    each; `errored` had crawl errors; `unreadable_manifests` counts manifests that could not
+    be read, anywhere (either stops every blob deletion)."""
+
+    reasons: dict[str, str]
+    errored: frozenset[str]
+    unreadable_manifests: int
+
+
+def _blocked_repositories(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> Blocked:
+    reasons: dict[str, str] = {}
+    unreadable = 0
+    for (repository, status, count) in con.execute(
+        "SELECT repository, MIN(status), count(*) FROM manifests WHERE status <> 'ok' GROUP BY repository"
     ).fetchall():
-        blocked[repository] = f"a manifest in this repository could not be read ({status}): it may reference anything"
+        reasons[repository] = f"a manifest in this repository could not be read ({status}): it may reference anything"
+        unreadable += count
+    # The repositories table records crawl errors too: fail closed if it and snapshot.json disagree.
     errored = {r[0] for r in con.execute(
         "SELECT repository FROM repositories WHERE NOT complete OR error_count > 0"
     ).fetchall()}
     errored |= set(meta.get("incomplete_repositories") or [])
     errored |= {e.get("repository") for e in meta.get("errors") or [] if e.get("repository")}
     for repository in errored:
-        blocked.setdefault(repository, "the crawl recorded errors in this repository")
-    return blocked
+        reasons.setdefault(repository, "the crawl recorded errors in this repository")
+    return Blocked(reasons, frozenset(errored), unreadable)
 
 
 def _settings(policy: Policy, taken_at: datetime) -> pa.Table:
-    grace_cutoff = taken_at - policy.grace if policy.grace > timedelta(0) else None
     return pa.Table.from_pylist(
-        [{"taken_at": taken_at, "grace_cutoff": grace_cutoff, "include_locked": policy.include_locked}],
+        [{"taken_at": taken_at, "grace_cutoff": policy.grace_cutoff(taken_at), "include_locked": policy.include_locked}],
         schema=pa.schema([("taken_at", _TIME), ("grace_cutoff", _TIME), ("include_locked", pa.bool_())]),
     )
 
@@ -255,7 +267,7 @@ def _decide_one_by_one(tags: pa.Table, policy: Policy, blocked: dict[str, str], 
         "repository", "tag", "digest", "updated_at", "size", "locked", "last_pulled_at", "is_referrer"
     ))):
         by_repository[row[0]].append(row)
-    grace_cutoff = taken_at - policy.grace if policy.grace > timedelta(0) else None
+    grace_cutoff = policy.grace_cutoff(taken_at)
     out = []
     for repository, rows in by_repository.items():
         rule = policy.rule_for(repository)
@@ -342,23 +354,19 @@ def _keep_reachable(con: duckdb.DuckDBPyConnection) -> None:
 # --- restrictions -----------------------------------------------------------------------------
 
 
-def _blob_restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind: str,
-                       con: duckdb.DuckDBPyConnection) -> list[str]:
+def _blob_restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind: str, blocked: Blocked) -> list[str]:
     """Why this plan may not delete blobs (DESIGN.md rules 5 and 6); empty when it may."""
     why = []
     if not (capabilities.get("unreferenced_blobs") and capabilities.get("stored_blob_sizes")):
         why.append(f"the source ({kind}) frees blobs itself: no blob deletions; bytes are an estimate")
     if meta.get("partial"):
         why.append("partial snapshot (--repository): other repositories may use any blob, so no blob deletions")
-    # The repositories table records crawl errors too: fail closed if it and snapshot.json
-    # disagree. A partial snapshot is not complete either, but has its own reason above.
-    errored = con.execute("SELECT count(*) FROM repositories WHERE NOT complete OR error_count > 0").fetchall()[0][0]
-    if (meta.get("errors") or meta.get("incomplete_repositories") or errored
-            or not (meta.get("complete") or meta.get("partial"))):
+    # A partial snapshot is not complete either, but has its own reason above.
+    if meta.get("errors") or blocked.errored or not (meta.get("complete") or meta.get("partial")):
         why.append("the snapshot is incomplete (crawl errors): no blob deletions")
-    unread = con.execute("SELECT count(*) FROM manifests WHERE status <> 'ok'").fetchall()[0][0]
-    if unread:
-        why.append(f"{unread} manifest(s) could not be read and may reference any blob: no blob deletions")
+    if blocked.unreadable_manifests:
+        why.append(f"{blocked.unreadable_manifests} manifest(s) could not be read and may reference any blob: "
+                   "no blob deletions")
     return why
 
 

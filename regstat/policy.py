@@ -35,7 +35,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .errors import EXIT_USAGE, RegstatError
@@ -133,6 +133,10 @@ class Policy:
                 rule = next((r for r in self.rules if r.matches(repository)), self.default)
             self._cache[repository] = rule
         return self._cache[repository]
+
+    def grace_cutoff(self, taken_at: datetime) -> datetime | None:
+        """Anything newer than this is young and kept; None when the grace is off (0s)."""
+        return taken_at - self.grace if self.grace > timedelta(0) else None
 
     @property
     def all_rules(self) -> tuple[Rule, ...]:

@@ -86,7 +86,8 @@ def main() -> None:
 @click.option(
     "--verify-links",
     is_flag=True,
-    help="Read every _layers link file, not only check its size (one more read per layer link).",
+    help="Storage trees: read every revision and _layers link file, not only check its size "
+    "(one more read per link; costly on S3).",
 )
 @click.option("--endpoint-url", metavar="URL", help="S3 or ECR endpoint (MinIO, Ceph, moto). Default: AWS_ENDPOINT_URL, else AWS.")
 @click.option("--username", metavar="NAME", help="Registry API: user for basic or token auth.")

@@ -99,7 +99,7 @@ def test_empty_tag_link(tree: Path, tmp_path: Path) -> None:
 def test_truncated_revision_link_keeps_the_manifest(tree: Path, tmp_path: Path) -> None:
     digest, link = first_revision(tree, "apps/api")
     link.write_text(digest[:30])
-    code, meta = crawl(tree, tmp_path / "snap")
+    code, meta = crawl(tree, tmp_path / "snap")  # caught by its size: no --verify-links
     assert code == EXIT_INCOMPLETE
     assert_recorded(meta, "apps/api", "bad_link")
     # The manifest is still listed (and its references known): nothing it holds looks unreferenced.
@@ -117,10 +117,29 @@ def test_garbage_layer_link(tree: Path, tmp_path: Path) -> None:
 
 
 def test_link_that_names_another_digest(tree: Path, tmp_path: Path) -> None:
-    _, link = first_revision(tree, "tools/cli")
+    # Of the right length, so only reading it tells: --verify-links. Without it the crawl goes
+    # by the digest in the path, as the registry's enumeration of manifests does.
+    digest, link = first_revision(tree, "tools/cli")
     link.write_text("sha256:" + "0" * 64)
-    code, meta = crawl(tree, tmp_path / "snap")
+    code, meta = crawl(tree, tmp_path / "snap", "--verify-links")
+    assert code == EXIT_INCOMPLETE
     assert_recorded(meta, "tools/cli", "link_mismatch")
+    code, meta = crawl(tree, tmp_path / "unverified")
+    assert code == EXIT_OK, meta["errors"]
+    manifests = {(m["repository"], m["digest"]) for m in rows(tmp_path / "unverified", "manifests")}
+    assert ("tools/cli", digest) in manifests
+
+
+def test_revision_link_path_that_names_no_digest(tree: Path, tmp_path: Path) -> None:
+    # Checked by size alone, the path must still name a digest, or the manifest would vanish
+    # from the snapshot without a word.
+    _, link = first_revision(tree, "tools/cli")
+    bad = link.parent.parent / ("z" * 64) / "link"
+    bad.parent.mkdir()
+    bad.write_text("sha256:" + "z" * 64)
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_INCOMPLETE
+    assert_recorded(meta, "tools/cli", "bad_link")
 
 
 def test_revision_whose_blob_is_missing(tree: Path, tmp_path: Path) -> None:

@@ -77,6 +77,8 @@ def test_check_link_size() -> None:
     assert check_link_size(Link("p", 71, NOW, DIGEST)) == (DIGEST, None, None)
     assert check_link_size(Link("p", 0, NOW, DIGEST))[1] == "bad_link"
     assert check_link_size(Link("p", 40, NOW, DIGEST))[1] == "bad_link"
+    not_a_digest = "sha256:" + "z" * 64  # the path's own name: right length, no digest
+    assert check_link_size(Link("p", len(not_a_digest), NOW, not_a_digest))[1] == "bad_link"
 
 
 def test_tag_history_is_pruned() -> None:

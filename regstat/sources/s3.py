@@ -132,10 +132,15 @@ class S3Storage:
         return sorted(directories), files
 
     def walk(self, prefix: str, skip: Callable[[str], bool] | None = None) -> Iterator[Entry]:
+        for page in self.walk_pages(prefix):
+            yield from page
+
+    def walk_pages(self, prefix: str) -> Iterator[list[Entry]]:
+        """`walk`, a listing page at a time: what one page holds was listed at one moment,
+        what two pages hold may straddle a change."""
         key_prefix = self._base + prefix.strip("/") + "/"
         for page in self._pages(key_prefix):
-            for obj in page.get("Contents", []):
-                yield self._entry(obj)
+            yield [self._entry(obj) for obj in page.get("Contents", [])]
 
     def _entry(self, obj: dict) -> Entry:
         modified = obj["LastModified"]

@@ -177,9 +177,10 @@ def _crawl_repositories(
     repository, read the links."""
     result = JobResult()
     entries = list(files)
+    torn = _TornListing()
     for prefix in prefixes:
         try:
-            entries += storage.walk(prefix, skip=is_tag_history)
+            entries += torn.walk(storage, prefix)
         except OSError as e:
             result.errors.append(CrawlError(None, prefix, "read_error", f"cannot list: {e}"))
             return result
@@ -196,19 +197,84 @@ def _crawl_repositories(
         for name in sorted(listings)
         if not globs or any(fnmatch.fnmatchcase(name, g) for g in globs)
     ]
-    # Read what the registry itself reads: tag and revision links. Layer links are checked by
-    # their listed size unless verify_links: one read per layer link is the largest cost of a
-    # crawl on S3, and the registry's own GC never reads them.
+    # Tag links are read: only their content names the tagged manifest. Revision and layer
+    # links name their digest in their path, which is what the registry's enumeration of
+    # manifests and blobs (and so its GC's mark phase) goes by, so they are checked by their
+    # listed size unless verify_links: an empty or truncated link is caught all the same, and
+    # one read per link was most of a crawl's requests on S3. Only a link of the right length
+    # holding something else needs verify_links.
     paths = []
     for listing in selected:
-        paths += [link.path for link in (*listing.tags.values(), *listing.revisions)]
+        paths += [link.path for link in listing.tags.values()]
         if verify_links:
-            paths += [link.path for link in listing.layers]
+            paths += [link.path for link in (*listing.revisions, *listing.layers)]
         paths += [u.started_path for u in listing.uploads.values() if u.started_path]
     contents = storage.read_many(paths, LINK_LIMIT)
+    if not verify_links:
+        for listing in selected:
+            if torn.may_be_torn(listing):
+                _relist_revisions(storage, listing, contents)
     for listing in selected:
         _repository(listing, contents, result)
     return result
+
+
+class _TornListing:
+    """Which repositories' revisions may be torn: listed before a change their tags were
+    listed after (a manifest deleted with its tags between the two would stay as an untagged
+    manifest that no longer exists). Reading each revision link after the listing used to
+    catch that; re-listing the revisions of the repositories at risk does it for far fewer
+    requests. One S3 page is taken as listed at one moment, so only repositories whose
+    revisions end a page or span pages are at risk; a file system walk, directory by
+    directory, puts every repository at risk (and re-listing is cheap there).
+    """
+
+    def __init__(self) -> None:
+        self.paged = True
+        self.page_of: dict[str, int] = {}  # revision link path -> its page
+        self.page_ends: set[str] = set()  # the last path of every page but a walk's last
+        self.pages = 0
+
+    def walk(self, storage: Storage, prefix: str) -> list[Entry]:
+        walk_pages = getattr(storage, "walk_pages", None)
+        if walk_pages is None:
+            self.paged = False
+            return list(storage.walk(prefix, skip=is_tag_history))
+        entries: list[Entry] = []
+        last: str | None = None
+        for page in walk_pages(prefix):
+            if last is not None:
+                self.page_ends.add(last)
+            self.pages += 1
+            for entry in page:
+                if "/_manifests/revisions/" in entry.path:
+                    self.page_of[entry.path] = self.pages
+            entries += page
+            last = page[-1].path if page else last
+        return entries
+
+    def may_be_torn(self, listing: RepositoryListing) -> bool:
+        if not listing.revisions:
+            return False
+        if not self.paged:
+            return True
+        pages = {self.page_of.get(link.path) for link in listing.revisions}
+        return len(pages) > 1 or any(link.path in self.page_ends for link in listing.revisions)
+
+
+def _relist_revisions(storage: Storage, listing: RepositoryListing, contents: dict[str, bytes | OSError]) -> None:
+    """List a repository's revisions again: one listed before and gone now reads as vanished."""
+    prefix = f"repositories/{listing.name}/_manifests/revisions"
+    try:
+        now = {entry.path for entry in storage.walk(prefix)}
+    except OSError as e:
+        now = set()
+        failure: OSError = e
+    else:
+        failure = FileNotFoundError(prefix)
+    for link in listing.revisions:
+        if link.path not in now:
+            contents[link.path] = failure
 
 
 def _repository(listing: RepositoryListing, contents: dict[str, bytes | OSError], result: JobResult) -> None:

@@ -159,9 +159,12 @@ def _file(listing: RepositoryListing, rest: list[str], entry: Entry) -> str | No
 def check_link_size(link: Link) -> tuple[str | None, str | None, str | None]:
     """Check a link whose path names its digest by its listed size alone (no read).
 
-    Catches empty and truncated links; `check_link` on the content catches the rest.
+    Catches empty and truncated links, and paths that name no digest; `check_link` on the
+    content catches the rest.
     """
     assert link.expected is not None
+    if not is_digest(link.expected):
+        return None, "bad_link", f"the link's path names {link.expected!r}, not a digest"
     if link.size != len(link.expected):
         return None, "bad_link", f"link file is {link.size} bytes; a link to {link.expected} is {len(link.expected)}"
     return link.expected, None, None

@@ -94,8 +94,12 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
     capabilities = meta.get("capabilities") or {}
     kind = (meta.get("source") or {}).get("kind", "unknown")
 
-    con = analysis.connect(snapshot, memory_limit=memory_limit)
+    con = analysis.connect(snapshot, memory_limit=memory_limit, reachable=False)
     try:
+        # Read by nearly every step (reachability checks, tags, protections, deletions):
+        # read its Parquet files once.
+        queries.materialise_view(con, "manifests")
+        reachability.materialise(con)
         _, blocked = keep(con, snapshot, policy)
         # The views below read `reachable`, which now holds what the plan keeps.
         queries.materialise_view(con, "repository_references")
@@ -108,7 +112,7 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         estimated = bool(restrictions)
         allowed = "FALSE" if estimated else "TRUE"  # no blob or upload actions on an estimate
         con.execute(f"CREATE TABLE plan_blob_actions AS SELECT digest, size, reason FROM plan_released "
-                    f"WHERE stored AND NOT young AND {allowed} ORDER BY digest")
+                    f"WHERE stored AND NOT young AND {allowed}")
         con.execute(f"CREATE TABLE plan_upload_actions AS SELECT * FROM ({_select('plan_uploads')}) AS u "
                     f"WHERE {allowed}")
         # What the bytes count: the blobs deleted, or on an estimate what the registry frees.
@@ -116,12 +120,20 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
                    else "SELECT digest, size FROM plan_blob_actions")
         con.execute(f"CREATE TABLE plan_released_blobs AS {counted}")
         _create(con, "plan_actions")
-        table = con.sql("SELECT * FROM plan_actions ORDER BY position").to_arrow_table()
+        table = _numbered(con.sql(
+            "SELECT * FROM plan_actions ORDER BY kind_rank, level, repository, tag, digest, uuid"
+        ).to_arrow_table())
         summary = _summary(con, estimated)
     finally:
         con.close()
     notes = restrictions + _notes(capabilities, kind, blocked.reasons, policy)
     return Plan(snapshot=_identity(meta), policy=policy.to_json(), summary=summary, notes=notes, table=table)
+
+
+def _numbered(actions: pa.Table) -> pa.Table:
+    """The actions, read in order, with `position` (from 0) in place of their ordering keys."""
+    actions = actions.drop_columns(["kind_rank", "level"])
+    return actions.add_column(0, "position", pa.array(range(actions.num_rows), pa.int64()))
 
 
 def _create(con: duckdb.DuckDBPyConnection, table: str, query: str | None = None) -> None:

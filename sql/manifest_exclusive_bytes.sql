@@ -7,4 +7,5 @@
 SELECT r.repository, r.manifest_digest, SUM(b.size) AS exclusive_bytes
 FROM repository_references AS r
 JOIN blob_references AS b ON b.digest = r.digest AND b.manifests = 1
+WHERE r.manifests = 1  -- implied by b.manifests = 1: fewer rows to probe
 GROUP BY r.repository, r.manifest_digest

@@ -8,7 +8,7 @@
 --           (its own manifest blob, config, layers, index children's manifest blobs) that no
 --           other (repository, manifest) pair of the registry references. Deleting several
 --           orphans together can free more (blobs shared only among them).
--- Binds: manifests, descriptors, reachable, manifest_exclusive_bytes.
+-- Binds: manifests, manifest_edges, reachable, manifest_exclusive_bytes.
 SELECT
     m.repository,
     m.digest,
@@ -27,9 +27,9 @@ SELECT
     CAST(COALESCE(x.exclusive_bytes, 0) AS BIGINT) AS exclusive_bytes
 FROM manifests AS m
 LEFT JOIN (
-    SELECT DISTINCT d.repository, d.digest
-    FROM descriptors AS d
-    WHERE d.role = 'manifest'
+    SELECT DISTINCT e.repository, e.to_digest AS digest
+    FROM manifest_edges AS e
+    WHERE e.via = 'index'
 ) AS parent ON parent.repository = m.repository AND parent.digest = m.digest
 LEFT JOIN manifests AS subject
     ON subject.repository = m.repository AND subject.digest = m.subject_digest

@@ -9,7 +9,8 @@ FROM (
     FROM (
         SELECT rr.repository, rr.digest
         FROM repository_references AS rr
-        WHERE EXISTS (SELECT 1 FROM plan_released_blobs AS x WHERE x.digest = rr.digest)
+        WHERE rr.kept_manifests = 0  -- true of every row of a released blob: fewer rows to probe
+        AND EXISTS (SELECT 1 FROM plan_released_blobs AS x WHERE x.digest = rr.digest)
         UNION
         SELECT rb.repository, rb.digest
         FROM repository_blobs AS rb

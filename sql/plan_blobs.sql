@@ -16,14 +16,15 @@ SELECT
         ELSE FALSE
     END AS young
 FROM (
-    SELECT b.digest, b.size, b.stored, b.modified_at, 'unreferenced' AS reason
+    -- One outer join of the blobs with blob_references gives both kinds.
+    SELECT
+        COALESCE(r.digest, b.digest) AS digest,
+        COALESCE(r.size, b.size) AS size,
+        COALESCE(b.stored, FALSE) AS stored,
+        b.modified_at,
+        CASE WHEN r.digest IS NULL THEN 'unreferenced' ELSE 'last reference deleted' END AS reason
     FROM blobs AS b
-    LEFT JOIN blob_references AS r ON r.digest = b.digest
-    WHERE b.stored AND r.digest IS NULL
-    UNION ALL
-    SELECT r.digest, r.size, COALESCE(b.stored, FALSE) AS stored, b.modified_at, 'last reference deleted' AS reason
-    FROM blob_references AS r
-    LEFT JOIN blobs AS b ON b.digest = r.digest
-    WHERE r.kept_manifests = 0
+    FULL OUTER JOIN blob_references AS r ON r.digest = b.digest
+    WHERE (r.digest IS NULL AND b.stored) OR r.kept_manifests = 0
 ) AS c
 CROSS JOIN plan_settings AS s

@@ -9,7 +9,7 @@
 --   rule: the policy rule governing its repository;
 --   bytes_freed: blobs (its own manifest blob, config, layers, index children's manifest blobs)
 --     that no other (repository, manifest) pair references.
--- Binds: manifests, descriptors, reachable, reachable_now, plan_tags, plan_repositories,
+-- Binds: manifests, manifest_edges, reachable, reachable_now, plan_tags, plan_repositories,
 --        manifest_exclusive_bytes.
 SELECT
     m.repository,
@@ -35,9 +35,9 @@ SELECT
 FROM manifests AS m
 LEFT JOIN reachable_now AS n ON n.repository = m.repository AND n.digest = m.digest
 LEFT JOIN (
-    SELECT DISTINCT d.repository, d.digest
-    FROM descriptors AS d
-    WHERE d.role = 'manifest'
+    SELECT DISTINCT e.repository, e.to_digest AS digest
+    FROM manifest_edges AS e
+    WHERE e.via = 'index'
 ) AS parent ON parent.repository = m.repository AND parent.digest = m.digest
 LEFT JOIN manifests AS subject
     ON subject.repository = m.repository AND subject.digest = m.subject_digest

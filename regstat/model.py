@@ -11,32 +11,25 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import ManifestError
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the limit registries (and distribution) enforce
 
-_DIGEST_PATTERNS = {
-    "sha256": re.compile(r"[0-9a-f]{64}"),
-    "sha512": re.compile(r"[0-9a-f]{128}"),
-}
+# One pattern, one C call: a crawl checks a digest for every link, blob and descriptor.
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
 
 
 def parse_digest(text: str) -> str:
     """Return `text` if it is a well-formed `algorithm:hex` digest, else raise ValueError."""
-    algorithm, sep, hex_ = text.partition(":")
-    pattern = _DIGEST_PATTERNS.get(algorithm)
-    if not sep or pattern is None or not pattern.fullmatch(hex_):
+    if _DIGEST.fullmatch(text) is None:
         raise ValueError(f"not a digest: {text[:80]!r}")
     return text
 
 
 def is_digest(text: str) -> bool:
-    try:
-        parse_digest(text)
-    except ValueError:
-        return False
-    return True
+    return _DIGEST.fullmatch(text) is not None
 
 
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:
@@ -67,9 +60,12 @@ class MediaType:
         return media_type in MediaType.IMAGES
 
 
-@dataclass(frozen=True)
-class Descriptor:
-    """A reference from a manifest to a blob or another manifest."""
+class Descriptor(NamedTuple):
+    """A reference from a manifest to a blob or another manifest.
+
+    A named tuple: immutable like a frozen dataclass, a fraction of its cost to build and to
+    pickle (a crawl makes one per config, layer and child, in workers that send them back).
+    """
 
     role: str  # config, layer, manifest (index child), subject
     position: int
@@ -92,6 +88,19 @@ class Manifest:
     config_media_type: str | None = None
     subject_digest: str | None = None
     descriptors: tuple[Descriptor, ...] = field(default=())
+
+    def __reduce__(self) -> tuple:
+        # Positional fields, not the default state dict: crawl workers pickle one per manifest.
+        return Manifest, (
+            self.digest,
+            self.size,
+            self.media_type,
+            self.status,
+            self.artifact_type,
+            self.config_media_type,
+            self.subject_digest,
+            self.descriptors,
+        )
 
 
 def parse_manifest(body: bytes, digest: str) -> Manifest:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from stat import S_ISLNK, S_ISREG
+from typing import Callable, Iterator, NamedTuple, Protocol
 
 from ..errors import SourceError
 
@@ -26,9 +26,11 @@ LAYOUT_ROOT = "docker/registry/v2"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """A file in the tree. `symlink` entries are reported, never followed.
+
+    A named tuple, not a frozen dataclass: a crawl makes one per file, and building a frozen
+    dataclass costs several times as much.
 
     `modified_us` is the modification time in microseconds since the epoch (UTC): an integer,
     because a crawl makes one per file and datetimes are costly in bulk.
@@ -107,26 +109,33 @@ class FilesystemStorage:
         return sorted(directories), files
 
     def walk(self, prefix: str, skip: Callable[[str], bool] | None = None) -> Iterator[Entry]:
-        stack = [prefix.rstrip("/")]
+        # A crawl calls this for every one of a tree's directories (one per blob, one per
+        # link): each carries its local path (DirEntry.path) so none is joined again.
+        top = prefix.rstrip("/")
+        stack = [(top, self._local(top))]
         while stack:
-            directory = stack.pop()
+            directory, local = stack.pop()
             try:
-                it = os.scandir(self._local(directory))
+                it = os.scandir(local)
             except FileNotFoundError:
                 continue  # removed while we walked; the caller sees it as absent
             with it:
                 for e in it:
-                    path = f"{directory}/{e.name}"
-                    if not _is_utf8(e.name):
-                        yield _bad_name_entry(directory, e.name, e.stat(follow_symlinks=False))
+                    name = e.name
+                    path = f"{directory}/{name}"
+                    if not (name.isascii() or _is_utf8(name)):
+                        yield _bad_name_entry(directory, name, e.stat(follow_symlinks=False))
                         continue
                     if e.is_dir(follow_symlinks=False):  # from the directory entry: no syscall
                         if skip is None or not skip(path):
-                            stack.append(path)
+                            stack.append((path, e.path))
                         continue
                     st = e.stat(follow_symlinks=False)
-                    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                        yield Entry(path, st.st_size, st.st_mtime_ns // 1000, stat.S_ISLNK(st.st_mode))
+                    mode = st.st_mode
+                    if S_ISREG(mode):
+                        yield Entry(path, st.st_size, st.st_mtime_ns // 1000)
+                    elif S_ISLNK(mode):
+                        yield Entry(path, st.st_size, st.st_mtime_ns // 1000, True)
 
     def read_many(self, paths: list[str], limit: int) -> dict[str, bytes | OSError]:
         contents: dict[str, bytes | OSError] = {}

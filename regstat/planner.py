@@ -99,6 +99,9 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         # Read by nearly every step (reachability checks, tags, protections, deletions):
         # read its Parquet files once.
         queries.materialise_view(con, "manifests")
+        # Every result whose order matters is sorted (ORDER BY); letting DuckDB write the
+        # intermediate tables in any order saves memory and time at millions of rows.
+        con.execute("SET preserve_insertion_order = false")
         reachability.materialise(con)
         _, blocked = keep(con, snapshot, policy)
         # The views below read `reachable`, which now holds what the plan keeps.
@@ -119,10 +122,11 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         counted = ("SELECT digest, size FROM plan_released WHERE reason = 'last reference deleted'" if estimated
                    else "SELECT digest, size FROM plan_blob_actions")
         con.execute(f"CREATE TABLE plan_released_blobs AS {counted}")
-        _create(con, "plan_actions")
         table = _numbered(con.sql(
-            "SELECT * FROM plan_actions ORDER BY kind_rank, level, repository, tag, digest, uuid"
+            f"SELECT * FROM ({_select('plan_actions')}) AS a "
+            "ORDER BY kind_rank, level, repository, tag, digest, uuid"
         ).to_arrow_table())
+        con.register("plan_actions", table)  # the summary counts them
         summary = _summary(con, estimated)
     finally:
         con.close()

@@ -2,7 +2,8 @@
 
 Credentials come from boto3's standard chain (environment, profiles, instance roles); the
 endpoint from `--endpoint-url`, else `AWS_ENDPOINT_URL`, which boto3 reads itself. Listing is
-always by prefix (sharded by the caller): whole-bucket listings are slow on large buckets.
+always by prefix, and the caller splits large ones (`StartAfter` ranges, one prefix per
+directory): a listing is one sequential chain of pages.
 
 Faults: botocore retries errors and throttling (standard mode, `DEFAULT_MAX_ATTEMPTS` attempts
 unless `AWS_MAX_ATTEMPTS` or the profile says otherwise). It does not retry what goes wrong
@@ -135,12 +136,19 @@ class S3Storage:
         for page in self.walk_pages(prefix):
             yield from page
 
-    def walk_pages(self, prefix: str) -> Iterator[list[Entry]]:
-        """`walk`, a listing page at a time: what one page holds was listed at one moment,
-        what two pages hold may straddle a change."""
+    def walk_pages(self, prefix: str, after: str | None = None) -> Iterator[list[Entry]]:
+        """`walk`, a listing page at a time, from the first path past `after`: what one page
+        holds was listed at one moment, what two pages hold may straddle a change."""
         key_prefix = self._base + prefix.strip("/") + "/"
-        for page in self._pages(key_prefix):
+        start = self._base + after if after else ""
+        for page in self._pages(key_prefix, start_after=start):
             yield [self._entry(obj) for obj in page.get("Contents", [])]
+
+    def list_page(self, prefix: str) -> tuple[list[Entry], bool]:
+        """The first page of `walk(prefix)`, and whether more follow."""
+        key_prefix = self._base + prefix.strip("/") + "/"
+        page = next(self._pages(key_prefix))
+        return [self._entry(obj) for obj in page.get("Contents", [])], bool(page.get("IsTruncated"))
 
     def _entry(self, obj: dict) -> Entry:
         modified = obj["LastModified"]
@@ -178,10 +186,11 @@ class S3Storage:
         _check_range(response.get("ContentRange"), len(data), limit)
         return data
 
-    def _pages(self, prefix: str, delimiter: str | None = None) -> Iterator[dict]:
-        """ListObjectsV2 pages under `prefix`, each checked; a page that fails or does not add
-        up after `ATTEMPTS` tries raises OSError: the caller never sees a shorter listing."""
-        token, after = None, ""
+    def _pages(self, prefix: str, delimiter: str | None = None, start_after: str = "") -> Iterator[dict]:
+        """ListObjectsV2 pages under `prefix` (past `start_after`), each checked; a page that
+        fails or does not add up after `ATTEMPTS` tries raises OSError: the caller never sees
+        a shorter listing."""
+        token, after = None, start_after
         while True:
             try:
                 page = _retrying(lambda: self._list_page(prefix, delimiter, token, after))
@@ -201,6 +210,8 @@ class S3Storage:
             kwargs["Delimiter"] = delimiter
         if token:
             kwargs["ContinuationToken"] = token
+        elif after:
+            kwargs["StartAfter"] = after
         if max_keys:
             kwargs["MaxKeys"] = max_keys
         page = self._client.list_objects_v2(**kwargs)

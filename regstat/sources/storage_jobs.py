@@ -81,6 +81,9 @@ def plan_storage_layout(storage: Storage, globs: tuple[str, ...], verify_links: 
         return names
 
     for algorithm in directories("blobs"):
+        if hasattr(storage, "list_page"):
+            result.jobs.append((list_blobs, (storage, f"blobs/{algorithm}")))
+            continue
         for shard in directories(f"blobs/{algorithm}"):
             result.jobs.append((list_blob_shard, (storage, f"blobs/{algorithm}/{shard}")))
     for top in directories("repositories"):
@@ -109,12 +112,94 @@ def _may_hold(top: str, globs: tuple[str, ...]) -> bool:
 
 def list_blob_shard(storage: Storage, prefix: str) -> JobResult:
     """Stored blobs under one `blobs/<alg>/<2 hex>` prefix, with sizes from the listing."""
-    result = JobResult()
     try:
         entries = list(storage.walk(prefix))
     except OSError as e:
-        result.errors.append(CrawlError(None, prefix, "read_error", f"cannot list: {e}"))
-        return result
+        return _cannot_list(prefix, e)
+    return _blobs(entries)
+
+
+# Paged storage (S3) lists `blobs/<alg>/` flat: one request per page of 1,000 keys, where
+# listing each of the 256 shards costs 256 requests however few blobs there are. A tree too
+# large for one page is listed in ranges, in parallel: digests are uniform in hex, so how far
+# into the hex space the first page reached tells how many keys the rest holds. Each range
+# is sized to fit one page; an estimate off by much costs requests, never keys.
+KEYS_PER_RANGE = 900  # expected; a page holds 1,000, so most ranges take one request
+MAX_RANGES = 4096  # per job listing; more would be jobs the crawl queues and journals for nothing
+
+
+def list_blobs(storage: Storage, prefix: str) -> JobResult:
+    """Stored blobs under `blobs/<alg>`: its first listing page, then the rest in ranges."""
+    try:
+        entries, more = storage.list_page(prefix)  # type: ignore[attr-defined]
+    except OSError as e:
+        return _cannot_list(prefix, e)
+    result = _blobs(entries)
+    if more and entries:
+        bounds = blob_ranges(prefix, entries[-1].path, len(entries))
+        for after, until in zip(bounds, [*bounds[1:], None]):
+            result.jobs.append((list_blob_range, (storage, prefix, after, until)))
+    return result
+
+
+def blob_ranges(prefix: str, last: str, listed: int) -> list[str]:
+    """Where the ranges of the rest of `prefix` start (each runs to the next one's start, the
+    last to the end), from the last path of a first page of `listed` keys: `last` first, then
+    increasing paths past it."""
+    position = _hex_position(prefix, last)
+    if position is None or position >= 1:
+        return [last]  # not a blob's path: the rest in one range
+    remaining = listed * (1 - position) / max(position, 1e-12)
+    ranges = max(1, min(MAX_RANGES, round(remaining / KEYS_PER_RANGE)))
+    bounds = [last]
+    for i in range(1, ranges):
+        value = int((position + (1 - position) * i / ranges) * _HEX_SPACE)
+        hex_ = f"{value:0{_HEX_DIGITS}x}"
+        bound = f"{prefix}/{hex_[:2]}/{hex_}"
+        if bound > bounds[-1]:
+            bounds.append(bound)
+    return bounds
+
+
+_HEX_DIGITS = 12
+_HEX_SPACE = 16**_HEX_DIGITS
+
+
+def _hex_position(prefix: str, path: str) -> float | None:
+    """Where `path` (`<prefix>/<2 hex>/<hex>/data`) lies in the hex space, from 0 to 1."""
+    parts = path[len(prefix) + 1 :].split("/")
+    if len(parts) < 2:
+        return None
+    try:
+        return int(parts[1][:_HEX_DIGITS].ljust(_HEX_DIGITS, "0"), 16) / _HEX_SPACE
+    except ValueError:
+        return None
+
+
+def list_blob_range(storage: Storage, prefix: str, after: str, until: str | None) -> JobResult:
+    """Stored blobs under `prefix` past the path `after`, up to `until` (to the end: None)."""
+    entries: list[Entry] = []
+    try:
+        pages = storage.walk_pages(prefix, after=after)  # type: ignore[attr-defined]
+        for page in pages:
+            if until is not None and page and page[-1].path > until:
+                entries += [e for e in page if e.path <= until]
+                pages.close()  # the next range lists the rest
+                break
+            entries += page
+    except OSError as e:
+        return _cannot_list(f"{prefix} (past {after})", e)
+    return _blobs(entries)
+
+
+def _cannot_list(prefix: str, error: OSError) -> JobResult:
+    result = JobResult()
+    result.errors.append(CrawlError(None, prefix, "read_error", f"cannot list: {error}"))
+    return result
+
+
+def _blobs(entries: list[Entry]) -> JobResult:
+    result = JobResult()
     result.items = len(entries)
     for entry in entries:
         blob = classify_blob(entry)
@@ -140,14 +225,17 @@ def crawl_repository_shard(
 
     A directory with many subdirectories gets split (SPLIT_ABOVE): this job reads only the
     repository at `prefix` itself (its `_manifests`, `_layers`, `_uploads`) and queues jobs
-    for the subdirectories.
+    for the subdirectories. On S3 a directory whose listing fits one page takes that one
+    request (listing its subdirectories first would be a second).
     """
     try:
+        if hasattr(storage, "list_page"):
+            entries, more = storage.list_page(prefix)
+            if not more:
+                return _crawl_repositories(storage, [], globs, verify_links, entries)
         names, files = storage.listdir(prefix)
     except OSError as e:
-        result = JobResult()
-        result.errors.append(CrawlError(None, prefix, "read_error", f"cannot list: {e}"))
-        return result
+        return _cannot_list(prefix, e)
     children = [n for n in names if not n.startswith("_")]
     if len(children) <= SPLIT_ABOVE:
         return _crawl_repositories(storage, [prefix], globs, verify_links)

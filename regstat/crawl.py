@@ -13,15 +13,17 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 import sqlite3
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow.parquet as pq
 
@@ -66,6 +68,7 @@ STAGING_ROWS_PER_PART = 20_000
 CHECKPOINT_SECONDS = 5.0
 CHECKPOINT_VARIABLE = "REGSTAT_CHECKPOINT_SECONDS"
 STAGING = "_staging"
+HANDOVER_SECONDS = 0.0005  # the GIL switch interval while worker processes crawl
 
 
 @dataclass(frozen=True)
@@ -253,7 +256,7 @@ class _Crawl:
     def run(self) -> dict[str, Any]:
         self.progress.set_phase("crawling")
         if not self.crawled:
-            with self._pool() as pool:
+            with self._pool() as pool, _prompt_handover(self.source.processes):
                 try:
                     self._drive(pool)
                 except BaseException:
@@ -527,6 +530,26 @@ class DigestSet:
 
     def close(self) -> None:
         self._con.close()
+
+
+@contextmanager
+def _prompt_handover(processes: bool) -> Iterator[None]:
+    """With worker processes: switch this process's threads often while crawling.
+
+    The pool's manager thread reads each worker's result from a pipe in 64 KiB chunks and
+    needs the GIL between chunks; by default it waits up to 5 ms for this thread (busy writing
+    rows) to let go, each time, and a worker cannot start its next job before its result is
+    read. A profile showed workers spending a quarter of their time in that write.
+    """
+    if not processes:
+        yield
+        return
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(HANDOVER_SECONDS)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -49,13 +49,15 @@ DEFAULT_TIMEOUT = 600  # seconds per run; a run that takes longer is recorded as
 DEFAULT_FILE_LIMIT_GB = 4  # RLIMIT_FSIZE per run: DuckDB spill files cannot fill the disk
 ANCHOR = "<!-- bench_report.py inserts sections below this line -->\n"
 PART_HEADER = f"""\
-# `regstat report` vs the per-blob group-by
+# `regstat report` and `regstat plan-gc` vs the per-blob group-by
 
-`regstat report SNAPSHOT --format json` against a Python process running only DuckDB's
-per-blob group-by over the same descriptors (`benchmarks/baseline_groupby.py`), on a
-snapshot written by `benchmarks/make_snapshot.py`; timed by `benchmarks/bench_report.py`
-(see `README.md`). **Target: median report / median baseline <= {TARGET}.** Newest section
-first; a rerun on the same machine, snapshot and commit replaces its section.
+`regstat report SNAPSHOT --format json` and `regstat plan-gc SNAPSHOT --untagged --grace 0s
+-f parquet` against a Python process running only DuckDB's per-blob group-by over the same
+descriptors (`benchmarks/baseline_groupby.py`), on a snapshot written by
+`benchmarks/make_snapshot.py`; timed by `benchmarks/bench_report.py` (see `README.md`).
+**Targets (issues 4 and 6): median command / median baseline <= {TARGET} for each; peak memory
+<= 8 GB.** Newest section first; a rerun on the same machine, snapshot, commands and commit
+replaces its section.
 
 {ANCHOR}"""
 SECTION_START = "<!-- report-result {key} -->"

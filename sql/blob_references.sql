@@ -7,7 +7,9 @@
 --                   manifest frees it;
 --   repositories: distinct repositories referencing it (1: exclusive to one repository);
 --   layer_repositories: distinct repositories listing it as config or layer;
---   media_type: smallest config or layer media type given to it (NULL if none).
+--   media_type: smallest config or layer media type given to it (NULL if none);
+--   stored, modified_at: from blobs (stored FALSE where the snapshot has no stored blob), so
+--                        that readers need not join the blobs again.
 -- Binds: repository_references, blobs.
 SELECT
     g.digest,
@@ -17,7 +19,9 @@ SELECT
     g.kept_manifests,
     g.repositories,
     g.layer_repositories,
-    g.media_type
+    g.media_type,
+    COALESCE(b.stored, FALSE) AS stored,
+    b.modified_at
 FROM (
     SELECT
         rr.digest,

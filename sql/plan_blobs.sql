@@ -5,7 +5,7 @@
 -- the grace is off). The planner turns these into delete_blob actions only where the source
 -- sweeps blobs separately (storage and OCI layouts) and nothing restricts it; elsewhere they
 -- are an estimate of what the registry will free.
--- Binds: blobs, blob_references, plan_settings.
+-- Binds: unreferenced_blobs, blob_references, plan_settings.
 SELECT
     c.digest,
     CAST(c.size AS BIGINT) AS size,
@@ -16,15 +16,11 @@ SELECT
         ELSE FALSE
     END AS young
 FROM (
-    -- One outer join of the blobs with blob_references gives both kinds.
-    SELECT
-        COALESCE(r.digest, b.digest) AS digest,
-        COALESCE(r.size, b.size) AS size,
-        COALESCE(b.stored, FALSE) AS stored,
-        b.modified_at,
-        CASE WHEN r.digest IS NULL THEN 'unreferenced' ELSE 'last reference deleted' END AS reason
-    FROM blobs AS b
-    FULL OUTER JOIN blob_references AS r ON r.digest = b.digest
-    WHERE (r.digest IS NULL AND b.stored) OR r.kept_manifests = 0
+    SELECT u.digest, u.size, TRUE AS stored, u.modified_at, 'unreferenced' AS reason
+    FROM unreferenced_blobs AS u
+    UNION ALL
+    SELECT r.digest, r.size, r.stored, r.modified_at, 'last reference deleted' AS reason
+    FROM blob_references AS r
+    WHERE r.kept_manifests = 0
 ) AS c
 CROSS JOIN plan_settings AS s

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -186,8 +187,12 @@ def _descriptor(value: object, role: str, position: int, with_platform: bool = F
     if not isinstance(value, dict):
         raise ManifestError("invalid", f"{where} is not an object")
     media_type = value.get("mediaType")
-    if media_type is not None and not isinstance(media_type, str):
-        raise ManifestError("invalid", f"{where}: mediaType is not a string")
+    if media_type is not None:
+        if not isinstance(media_type, str):
+            raise ManifestError("invalid", f"{where}: mediaType is not a string")
+        # A handful of media types repeat across every manifest: one object each, which
+        # pickling sends once per batch of manifests instead of once per descriptor.
+        media_type = sys.intern(media_type)
     if not isinstance(value.get("digest"), str):
         raise ManifestError("invalid", f"{where} has no digest")
     size = value.get("size")

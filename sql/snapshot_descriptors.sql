@@ -1,6 +1,6 @@
 -- Snapshot table `descriptors`: every descriptor of every manifest, once per repository holding it.
--- Schema 1 layers carry no size: take the stored blob's.
--- Binds: stage_revisions, stage_manifest_descriptors, stage_stored_blobs.
+-- Schema 1 layers carry no size: take the stored blob's (stage_unsized_blobs).
+-- Binds: stage_revisions, stage_manifest_descriptors, stage_unsized_blobs.
 SELECT
     r.repository,
     d.manifest_digest,
@@ -13,5 +13,5 @@ SELECT
     d.artifact_type
 FROM stage_revisions AS r
 JOIN stage_manifest_descriptors AS d ON d.manifest_digest = r.digest
-LEFT JOIN stage_stored_blobs AS b ON b.digest = d.digest AND d.size IS NULL
+LEFT JOIN stage_unsized_blobs AS b ON b.digest = d.digest AND d.size IS NULL
 ORDER BY r.repository, d.manifest_digest, d.role, d.position

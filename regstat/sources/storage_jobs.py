@@ -135,8 +135,9 @@ def list_blobs(storage: Storage, prefix: str) -> JobResult:
     except OSError as e:
         return _cannot_list(prefix, e)
     result = _blobs(entries)
-    if more and entries:
-        bounds = blob_ranges(prefix, entries[-1].path, len(entries))
+    if more:
+        # S3 may answer with an empty page that says more follow: then list from the start.
+        bounds = blob_ranges(prefix, entries[-1].path, len(entries)) if entries else [""]
         for after, until in zip(bounds, [*bounds[1:], None]):
             result.jobs.append((list_blob_range, (storage, prefix, after, until)))
     return result
@@ -177,7 +178,8 @@ def _hex_position(prefix: str, path: str) -> float | None:
 
 
 def list_blob_range(storage: Storage, prefix: str, after: str, until: str | None) -> JobResult:
-    """Stored blobs under `prefix` past the path `after`, up to `until` (to the end: None)."""
+    """Stored blobs under `prefix` past the path `after` (from the start: ""), up to `until`
+    (to the end: None)."""
     entries: list[Entry] = []
     try:
         pages = storage.walk_pages(prefix, after=after)  # type: ignore[attr-defined]

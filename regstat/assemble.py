@@ -120,6 +120,12 @@ def assemble(
                 queries.load("snapshot_manifest_problems")
             ).fetchall()
         ]
+    except (duckdb.InterruptException, RuntimeError) as e:
+        # A signal while DuckDB runs (SIGINT, or SIGTERM, whose handler raises) comes out as
+        # DuckDB's "Query interrupted": it is an interruption, resumable, not a crash.
+        if isinstance(e, duckdb.InterruptException) or str(e) == "Query interrupted":
+            raise KeyboardInterrupt from e
+        raise
     finally:
         con.close()
     shutil.rmtree(stage / "_spill", ignore_errors=True)

@@ -9,7 +9,9 @@ can never change the snapshot, which stays immutable (docs/snapshot.md).
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from datetime import datetime
 
 import duckdb
@@ -71,10 +73,21 @@ def connect(
     With `reachable=False` the table `reachable` is left empty: call `need_reachable` before a
     query (`regstat sql`), so that queries not using it skip computing it.
     """
-    config = {"memory_limit": memory_limit} if memory_limit else {}
-    con = duckdb.connect(config=config)
+    con = duckdb.connect(config=duckdb_config(memory_limit))
     bind(con, snapshot, materialise=False, reachable=reachable)
     return con
+
+
+def duckdb_config(memory_limit: str | None) -> dict[str, str]:
+    """DuckDB settings for an analysis connection: the memory limit, and where to spill past it.
+
+    An in-memory DuckDB spills into `.tmp` under the working directory, which a cron job may
+    not be able to write (or should not litter): spill under the system's temporary directory
+    (TMPDIR) instead, one directory per process, which DuckDB removes when it closes."""
+    config = {"temp_directory": os.path.join(tempfile.gettempdir(), f"regstat-spill-{os.getpid()}")}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    return config
 
 
 def need_reachable(con: duckdb.DuckDBPyConnection, sql: str) -> None:

@@ -231,6 +231,16 @@ class MotoServer(_Service):
         self.client("s3").create_bucket(Bucket=name)
         return name
 
+    def upload_tree(self, name: str, root: Path, prefix: str) -> Any:
+        """Create bucket ``name`` holding the files of the storage tree ``root`` (its
+        ``docker/`` directory) under ``prefix/``; return the S3 client."""
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=name)
+        for path in (root / "docker").rglob("*"):
+            if path.is_file():
+                s3.put_object(Bucket=name, Key=f"{prefix}/{path.relative_to(root)}", Body=path.read_bytes())
+        return s3
+
     def list_keys(self, bucket: str, prefix: str = "") -> dict[str, int]:
         """Every object key under ``prefix`` with its size."""
         paginator = self.client("s3").get_paginator("list_objects_v2")

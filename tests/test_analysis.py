@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections import defaultdict
 from importlib import resources
 from pathlib import Path
@@ -312,6 +313,23 @@ def test_views_by_name_in_regstat_sql(sample: Path) -> None:
         assert result.exit_code == 0, result.stderr
     help_text = CliRunner().invoke(main, ["sql", "--help"]).stdout
     assert all(view in help_text for view in analysis.VIEWS)
+
+
+def test_duckdb_spills_under_tmpdir_not_the_working_directory(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DuckDB's default for an in-memory database is `.tmp` in the working directory, which a
+    # cron job (working directory /) cannot or should not write.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    con = analysis.connect(Snapshot.open(sample), memory_limit="64MB", reachable=False)
+    try:
+        spill, limit = con.execute(
+            "SELECT current_setting('temp_directory'), current_setting('memory_limit')"
+        ).fetchone()
+    finally:
+        con.close()
+    assert Path(spill).parent == tmp_path and limit.startswith("6")
 
 
 def test_regstat_sql_computes_reachability_only_for_queries_that_read_it(

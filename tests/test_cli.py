@@ -163,7 +163,13 @@ def test_sigterm_stops_cleanly(big_root: Path, tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "regstat", "crawl", str(root), "-o", str(out)], stderr=subprocess.PIPE, text=True
     )
-    time.sleep(0.8)
+    # Signal once the crawl has begun writing (its handler is installed by then): a fixed
+    # delay can land during start-up on a loaded machine, where SIGTERM still kills outright.
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        if list(tmp_path.glob(".snap.regstat-partial-*")):
+            break
+        time.sleep(0.01)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     if process.returncode == 130:

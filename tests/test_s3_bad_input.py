@@ -25,13 +25,8 @@ _buckets = itertools.count()
 @pytest.fixture
 def bucket(moto_server: MotoServer) -> tuple[object, str]:
     """A fresh bucket holding sample_data's tree under PREFIX/."""
-    s3 = moto_server.client("s3")
     name = f"damage-{next(_buckets)}"
-    s3.create_bucket(Bucket=name)
-    for path in (SAMPLE / "docker").rglob("*"):
-        if path.is_file():
-            s3.put_object(Bucket=name, Key=f"{PREFIX}/{path.relative_to(SAMPLE)}", Body=path.read_bytes())
-    return s3, name
+    return moto_server.upload_tree(name, SAMPLE, PREFIX), name
 
 
 def crawl(moto_server: MotoServer, source: str, out: Path) -> tuple[int, dict, str]:

@@ -49,12 +49,8 @@ def test_blob_ranges_follow_the_key_density() -> None:
 
 @pytest.fixture
 def sample_bucket(moto_server: MotoServer) -> str:
-    s3 = moto_server.client("s3")
     name = f"listing-{next(_buckets)}"
-    s3.create_bucket(Bucket=name)
-    for path in (SAMPLE / "docker").rglob("*"):
-        if path.is_file():
-            s3.put_object(Bucket=name, Key=f"{PREFIX}/{path.relative_to(SAMPLE)}", Body=path.read_bytes())
+    moto_server.upload_tree(name, SAMPLE, PREFIX)
     return name
 
 

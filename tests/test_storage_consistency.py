@@ -256,13 +256,8 @@ def test_disk_tag_moved_to_a_new_push_is_recorded(disk_before: Path, tmp_path: P
 
 
 def fill(moto: MotoServer) -> tuple[object, str]:
-    s3 = moto.client("s3")
     name = f"moving-{next(_buckets)}"
-    s3.create_bucket(Bucket=name)
-    for path in (SAMPLE / "docker").rglob("*"):
-        if path.is_file():
-            s3.put_object(Bucket=name, Key=f"{PREFIX}/{path.relative_to(SAMPLE)}", Body=path.read_bytes())
-    return s3, name
+    return moto.upload_tree(name, SAMPLE, PREFIX), name
 
 
 def once(condition: Callable[[S3Request], bool], action: Callable[[], object]) -> Callable[[S3Request], None]:

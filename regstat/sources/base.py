@@ -31,7 +31,7 @@ class CrawlOptions:
     progress: Progress = field(default_factory=lambda: Progress(enabled=False))
     # storage layouts
     endpoint_url: str | None = None
-    verify_links: bool = False  # read every _layers link, not only check its size
+    verify_links: bool = False  # read every revision and _layers link, not only check its size
     # registry APIs
     username: str | None = None
     password: str | None = field(default=None, repr=False)

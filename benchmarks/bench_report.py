@@ -319,8 +319,9 @@ def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace, 
                  f"-o OUT.parquet`{memory_note(args)} (Parquet: at millions of actions the format an "
                  "operator loads into DuckDB or pandas; the JSON plan is the same table rendered row "
                  "by row) |")
-    lines.append(f"| method | one warm-up of each command (not counted; page cache warm, it is "
-                 f"not dropped), then {args.runs} counted run(s) of each, alternating, baseline "
+    warmup = ("no warm-up (--no-warmup), " if args.no_warmup else
+              "one warm-up of each command (not counted; page cache warm, it is not dropped), then ")
+    lines.append(f"| method | {warmup}{args.runs} counted run(s) of each, alternating, baseline "
                  "first; wall clock per process; user/sys/RSS from wait4; output files removed "
                  f"before each run; a run is stopped after {args.timeout:g} s and may write no "
                  f"file over {args.file_limit_gb:g} GiB (DuckDB spill files), and a command that "

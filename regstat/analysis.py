@@ -17,7 +17,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from . import queries, reachability
+from . import digest_ids, queries, reachability
 from .errors import RegstatError
 from .snapshot import TABLES, Snapshot
 
@@ -65,16 +65,18 @@ class QueryError(RegstatError):
 
 
 def connect(
-    snapshot: Snapshot, *, memory_limit: str | None = None, reachable: bool = True
+    snapshot: Snapshot, *, memory_limit: str | None = None, reachable: bool = True, keyed: bool = False
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with a view per snapshot table, `errors`,
+    """An in-memory DuckDB connection with a view per snapshot table, `digests`, `errors`,
     `snapshot_info`, the table `reachable` and the analysis views (VIEWS).
 
     With `reachable=False` the table `reachable` is left empty: call `need_reachable` before a
-    query (`regstat sql`), so that queries not using it skip computing it.
+    query (`regstat sql`), so that queries not using it skip computing it. With `keyed`, every
+    digest column holds the digest's id (regstat.digest_ids): joins and group-bys run on
+    integers; `digest_ids.decode` turns a result's ids back into digests.
     """
     con = duckdb.connect(config=duckdb_config(memory_limit))
-    bind(con, snapshot, materialise=False, reachable=reachable)
+    bind(con, snapshot, materialise=False, reachable=reachable, keyed=keyed)
     return con
 
 
@@ -99,15 +101,15 @@ def need_reachable(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 
 
 def bind(
-    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, *, materialise: bool, reachable: bool = True
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, *, materialise: bool, reachable: bool = True,
+    keyed: bool = False,
 ) -> None:
     """Create the snapshot's tables, the extra tables and the views in `con`: the snapshot
     tables as views over its Parquet files, or, with `materialise`, as copies (a database
-    file that outlives the snapshot's path). `reachable=False`: see `connect`."""
+    file that outlives the snapshot's path). `reachable=False`, `keyed`: see `connect`."""
     kind = "TABLE" if materialise else "VIEW"
-    for name, glob in snapshot.tables():
-        # Paths are bound here, by Python, never inside the SQL files.
-        con.execute(f"CREATE {kind} {name} AS SELECT * FROM read_parquet('{_quote(glob)}')")
+    # Paths are bound here, by Python, never inside the SQL files.
+    digest_ids.bind(con, dict(snapshot.tables()), keyed=keyed, kind=kind)
     for name, table in (("errors", errors_table(snapshot)), ("snapshot_info", info_table(snapshot))):
         if materialise:
             con.from_arrow(table).create(name)
@@ -171,7 +173,8 @@ def describe(snapshot: Snapshot) -> pa.Table:
     name, kind ('snapshot table', 'table' for regstat's own, 'view'), column, type."""
     con = connect(snapshot, reachable=False)
     try:
-        relations = [(n, "snapshot table") for n in TABLES] + [(n, "table") for n in EXTRA_TABLES]
+        relations = [(n, "snapshot table") for n in (digest_ids.TABLE, *TABLES)]
+        relations += [(n, "table") for n in EXTRA_TABLES]
         relations += [(n, "view") for n in VIEWS]
         rows = []
         for name, kind in relations:
@@ -220,5 +223,3 @@ def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
-def _quote(text: str) -> str:
-    return text.replace("'", "''")

@@ -16,7 +16,7 @@ from typing import Callable
 import duckdb
 import pyarrow as pa
 
-from . import queries
+from . import digest_ids, queries
 from .errors import CrawlError
 from .snapshot import SCHEMAS, PendingSnapshot
 
@@ -76,6 +76,7 @@ THREADS = 1
 # variables `<column>_from` / `<column>_to` bounds it when set, [from, to).
 _RANGED_COLUMNS = ("repository", "digest")
 _PER_TABLE_RANGES = {table: "repository" for table in SNAPSHOT_TABLES} | {"blobs": "digest"}
+_DIGESTS = "stage_digests"
 
 
 def assemble(
@@ -105,13 +106,18 @@ def assemble(
         _restrict(con, None, (None, None))
         con.execute(f"CREATE TEMP TABLE stage_unsized_blobs AS {queries.load('snapshot_unsized_blobs')}")
         ranges = {"repository": _repository_ranges(con), "digest": _digest_ranges(con)}
-        counts = {}
+        # Every digest the tables below name, numbered once for all ranges (regstat.digest_ids).
+        digest_ids.create(con, _DIGESTS, [queries.load("snapshot_digests")])
+        writer = pending.table(digest_ids.TABLE)
+        writer.write_batches(con.sql(digest_ids.digests_sql(_DIGESTS)).to_arrow_reader(BATCH_ROWS))
+        counts = {digest_ids.TABLE: writer.close()}
         for table in SNAPSHOT_TABLES:
             writer = pending.table(table)
             column = _PER_TABLE_RANGES[table]
+            sql = digest_ids.encode_sql(table, queries.load(f"snapshot_{table}").strip().rstrip(";"), _DIGESTS)
             for bounds in ranges[column]:
                 _restrict(con, column, bounds)
-                writer.write_batches(con.sql(queries.load(f"snapshot_{table}")).to_arrow_reader(BATCH_ROWS))
+                writer.write_batches(con.sql(sql).to_arrow_reader(BATCH_ROWS))
             counts[table] = writer.close()
         _restrict(con, None, (None, None))
         problems = [

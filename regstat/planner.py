@@ -30,7 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import analysis, queries, reachability
+from . import analysis, digest_ids, queries, reachability
 from .errors import RegstatError
 from .policy import Policy, PolicyError, Rule, format_duration
 from .snapshot import Snapshot
@@ -94,7 +94,8 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
     capabilities = meta.get("capabilities") or {}
     kind = (meta.get("source") or {}).get("kind", "unknown")
 
-    con = analysis.connect(snapshot, memory_limit=memory_limit, reachable=False)
+    # Keyed: every join and group-by on digest ids; the actions' ids become digests at the end.
+    con = analysis.connect(snapshot, memory_limit=memory_limit, reachable=False, keyed=True)
     try:
         # Read by nearly every step (reachability checks, tags, protections, deletions):
         # read its Parquet files once.
@@ -128,6 +129,7 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         ).to_arrow_table())
         con.register("plan_actions", table)  # the summary counts them
         summary = _summary(con, estimated)
+        table = digest_ids.decode(con, table)
     finally:
         con.close()
     notes = restrictions + _notes(capabilities, kind, blocked.reasons, policy)
@@ -233,9 +235,11 @@ def _repositories(policy: Policy, repositories: list[str], blocked: dict[str, st
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-_TAGS_SCHEMA = pa.schema([("repository", pa.string()), ("tag", pa.string()), ("digest", pa.string()),
-                          ("size", pa.int64()), ("deleted", pa.bool_()), ("follows", pa.bool_()),
-                          ("reason", pa.string()), ("rule", pa.string())])
+def _tags_schema(digest: pa.DataType) -> pa.Schema:
+    """plan_tags' columns; `digest` is text, or an id in a keyed analysis (regstat.digest_ids)."""
+    return pa.schema([("repository", pa.string()), ("tag", pa.string()), ("digest", digest),
+                      ("size", pa.int64()), ("deleted", pa.bool_()), ("follows", pa.bool_()),
+                      ("reason", pa.string()), ("rule", pa.string())])
 
 
 def _decide_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str], taken_at: datetime) -> pa.Table:
@@ -272,7 +276,7 @@ def _decide_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[s
         "follows": pa.nulls(constant.num_rows, pa.bool_()).fill_null(False),
         "reason": pc.take(pa.array(reasons, pa.string()), constant_index),
         "rule": pc.take(pa.array(names, pa.string()), constant_index),
-    }, schema=_TAGS_SCHEMA)
+    }, schema=_tags_schema(tags.schema.field("digest").type))
     looked = _decide_one_by_one(tags.filter(one_by_one), policy, blocked, taken_at)
     return pa.concat_tables([decided, looked])
 
@@ -298,7 +302,7 @@ def _decide_one_by_one(tags: pa.Table, policy: Policy, blocked: dict[str, str], 
                 "reason": reason.removeprefix("selected: "),
                 "rule": rule.name if rule else None,
             })
-    return pa.Table.from_pylist(out, schema=_TAGS_SCHEMA)
+    return pa.Table.from_pylist(out, schema=_tags_schema(tags.schema.field("digest").type))
 
 
 def _newest_first(tags: list[tuple]) -> dict[str, int]:
@@ -406,11 +410,13 @@ def _order(con: duckdb.DuckDBPyConnection) -> None:
     step = _select("plan_order_step")
     while con.execute(f"INSERT INTO plan_order {step}").fetchall()[0][0]:
         pass
-    left = con.execute(
+    left = digest_ids.decode_rows(con, _rows(
+        con,
         "SELECT d.repository, d.digest FROM plan_deleted_manifests AS d WHERE NOT EXISTS "
         "(SELECT 1 FROM plan_order AS o WHERE o.repository = d.repository AND o.digest = d.digest) "
         "ORDER BY 1, 2 LIMIT 3"
-    ).fetchall()
+    ))
+    left = [(r["repository"], r["digest"]) for r in left]
     if left:
         raise PlanError(f"the manifests to delete reference each other in a cycle (e.g. {left}): "
                         "the snapshot is damaged; no plan")

@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from . import analysis, queries
+from . import analysis, digest_ids, queries
 from .snapshot import Snapshot
 
 FORMAT = "regstat.report/1"
@@ -102,7 +102,8 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
     sees_stored = capabilities.get("unreferenced_blobs") is True
     stored_sizes = capabilities.get("stored_blob_sizes") is True
 
-    con = analysis.connect(snapshot, memory_limit=memory_limit)
+    # Keyed: every join and group-by on digest ids; _all turns the ids it returns into digests.
+    con = analysis.connect(snapshot, memory_limit=memory_limit, keyed=True)
     try:
         # Every report query reads these two: compute each once (on 10M descriptors,
         # recomputing them per query dominated the report's time; benchmarks/RESULTS.md).
@@ -230,4 +231,4 @@ def _all(con: duckdb.DuckDBPyConnection, sql: str, *, limit: int | None = None) 
         sql = f"SELECT * FROM ({sql}) AS q LIMIT {int(limit)}"
     cursor = con.execute(sql)
     columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+    return digest_ids.decode_rows(con, [dict(zip(columns, row)) for row in cursor.fetchall()])

@@ -24,7 +24,7 @@ from . import __version__
 from .errors import OutputExistsError, SnapshotError
 
 FORMAT = "regstat.snapshot/1"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: digests stored once, in `digests`; ids elsewhere (regstat.digest_ids)
 ROWS_PER_PART = 500_000
 _PARTIAL_MARK = ".regstat-partial-"
 
@@ -81,7 +81,38 @@ SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
+# The snapshot's tables as readers see them (SCHEMAS: digests as text). On disk each digest
+# column holds an id into the table `digests` instead (STORED_SCHEMAS; regstat.digest_ids).
 TABLES = tuple(SCHEMAS)
+DIGEST_COLUMNS: dict[str, dict[str, str]] = {
+    "tags": {"digest": "digest_id"},
+    "manifests": {"digest": "digest_id", "subject_digest": "subject_id"},
+    "descriptors": {"manifest_digest": "manifest_id", "digest": "digest_id"},
+    "blobs": {"digest": "digest_id"},
+    "repository_blobs": {"digest": "digest_id"},
+}
+# Each table's row order on disk (ids sort as their digests do).
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "repositories": ("repository",),
+    "tags": ("repository", "tag"),
+    "manifests": ("repository", "digest"),
+    "descriptors": ("repository", "manifest_digest", "role", "position"),
+    "blobs": ("digest",),
+    "repository_blobs": ("repository", "digest"),
+    "uploads": ("repository", "uuid"),
+}
+
+
+def _stored(name: str, schema: pa.Schema) -> pa.Schema:
+    keys = DIGEST_COLUMNS.get(name, {})
+    return pa.schema([pa.field(keys[f.name], pa.int64()) if f.name in keys else f for f in schema])
+
+
+STORED_SCHEMAS: dict[str, pa.Schema] = {
+    "digests": pa.schema([("digest_id", pa.int64()), ("digest", pa.string())]),
+    **{name: _stored(name, schema) for name, schema in SCHEMAS.items()},
+}
+STORED_TABLES = tuple(STORED_SCHEMAS)
 
 
 class PartWriter:
@@ -220,11 +251,11 @@ class PendingSnapshot:
         return pending
 
     def table(self, name: str, rows_per_part: int = ROWS_PER_PART) -> PartWriter:
-        return PartWriter(self.path / name, SCHEMAS[name], rows_per_part)
+        return PartWriter(self.path / name, STORED_SCHEMAS[name], rows_per_part)
 
     def clear_tables(self) -> None:
         """Remove snapshot tables an interrupted assembly left half written."""
-        for name in TABLES:
+        for name in STORED_TABLES:
             shutil.rmtree(self.path / name, ignore_errors=True)
 
     @staticmethod
@@ -242,14 +273,14 @@ class PendingSnapshot:
         snapshot.json comes first: from then on the crawl is finished, and a resumed one only
         renames (the hidden name keeps every command away until then).
         """
-        for name in TABLES:
+        for name in STORED_TABLES:
             if not (self.path / name).is_dir():
                 raise AssertionError(f"table {name} was not written")
         tmp = self.path / "snapshot.json.tmp"
         tmp.write_text(json.dumps(metadata, indent=2, sort_keys=False) + "\n")
         os.replace(tmp, self.path / "snapshot.json")
         for entry in self.path.iterdir():
-            if entry.name != "snapshot.json" and entry.name not in SCHEMAS:
+            if entry.name != "snapshot.json" and entry.name not in STORED_SCHEMAS:
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         if self.output.exists():  # only with --force
             old = self.output.parent / f".{self.output.name}.regstat-old-{os.getpid()}"
@@ -357,7 +388,7 @@ class Snapshot:
             )
         if not metadata.get("finished_at"):
             raise SnapshotError(f"{path}: the crawl that wrote it did not finish")
-        for name in TABLES:
+        for name in STORED_TABLES:
             if not any((directory / name).glob("*.parquet")):
                 raise SnapshotError(f"{path}: table {name} is missing")
         return cls(directory, metadata)
@@ -379,5 +410,6 @@ class Snapshot:
         return int(pc.sum(pc.filter(blobs.column("size"), pc.fill_null(blobs.column("stored"), False))).as_py() or 0)
 
     def tables(self) -> Iterator[tuple[str, str]]:
-        for name in TABLES:
+        """The stored tables (STORED_TABLES: `digests` and the others with ids) and their globs."""
+        for name in STORED_TABLES:
             yield name, self.table_glob(name)

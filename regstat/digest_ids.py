@@ -1,0 +1,175 @@
+"""Digests stored once: the snapshot's `digests` table and the integer ids the others hold.
+
+A digest is 71 bytes of text ("sha256:" and 64 hex digits) that no compression shrinks below
+its 32 random bytes, and every join and group-by of the analysis is on digests. So a snapshot
+stores each digest once, in `digests` (digest_id, digest), with ids numbered in the digests'
+sort order (0, 1, ...); every other table holds the id (`digest_id`, `manifest_id`,
+`subject_id`). Because ids follow the digests' order, ordering or comparing ids gives the
+same answer as ordering or comparing the digests.
+
+Readers see either form under the logical names of `snapshot.SCHEMAS` (`digest`,
+`manifest_digest`, `subject_digest`):
+- `public_sql`: the digests as text, joined back from `digests` (`regstat sql`, explain,
+  export: what a person reads);
+- `keyed_sql`: the ids under those names (report and plan-gc: the `sql/` files never look
+  inside a digest, so they run unchanged on ids), then `decode` turns the ids of a result
+  back into text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from .snapshot import (
+    DIGEST_COLUMNS, ROWS_PER_PART, SCHEMAS, SORT_KEYS, STORED_SCHEMAS, STORED_TABLES, PartWriter,
+)
+
+TABLE = "digests"
+
+
+def create(con: duckdb.DuckDBPyConnection, name: str, sources: list[str]) -> int:
+    """Create the table `name` (digest, digest_id) in `con` from `sources`, queries of one
+    column `digest` (repeats and NULLs allowed); return how many digests it holds."""
+    union = " UNION ALL ".join(f"SELECT digest FROM ({s}) AS s{i}" for i, s in enumerate(sources))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} AS "
+        "SELECT digest, CAST(ROW_NUMBER() OVER (ORDER BY digest) - 1 AS BIGINT) AS digest_id "
+        f"FROM (SELECT DISTINCT digest FROM ({union}) AS u WHERE digest IS NOT NULL) AS d"
+    )
+    return con.execute(f"SELECT COUNT(*) FROM {name}").fetchall()[0][0]
+
+
+def digests_sql(name: str) -> str:
+    """The stored `digests` table's rows from the table `create` made."""
+    return f"SELECT digest_id, digest FROM {name} ORDER BY digest_id"
+
+
+def encode_sql(table: str, logical: str, digests: str) -> str:
+    """`logical` (a query with the columns of SCHEMAS[table]) as the stored table's rows: each
+    digest column replaced by its id from `digests`, sorted by the table's sort key."""
+    keys = DIGEST_COLUMNS.get(table, {})
+    columns, joins = [], []
+    for column in SCHEMAS[table].names:
+        if column in keys:
+            alias = f"k_{column}"
+            columns.append(f"{alias}.digest_id AS {keys[column]}")
+            joins.append(f"LEFT JOIN {digests} AS {alias} ON {alias}.digest = t.{column}")
+        else:
+            columns.append(f"t.{column}")
+    order = ", ".join(keys.get(c, c) for c in SORT_KEYS[table])
+    return f"SELECT {', '.join(columns)} FROM ({logical}) AS t {' '.join(joins)} ORDER BY {order}"
+
+
+def public_sql(table: str, stored: str, digests: str) -> str:
+    """The stored table `stored` with its ids turned back into digests: SCHEMAS[table]'s columns."""
+    keys = DIGEST_COLUMNS.get(table, {})
+    columns, joins = [], []
+    for column in SCHEMAS[table].names:
+        if column in keys:
+            alias = f"k_{column}"
+            columns.append(f"{alias}.digest AS {column}")
+            joins.append(f"LEFT JOIN {digests} AS {alias} ON {alias}.digest_id = t.{keys[column]}")
+        else:
+            columns.append(f"t.{column}")
+    return f"SELECT {', '.join(columns)} FROM {stored} AS t {' '.join(joins)}"
+
+
+def keyed_sql(table: str, stored: str) -> str:
+    """The stored table `stored` under SCHEMAS[table]'s column names, digest columns as ids."""
+    keys = DIGEST_COLUMNS.get(table, {})
+    columns = [f"{keys[c]} AS {c}" if c in keys else c for c in SCHEMAS[table].names]
+    return f"SELECT {', '.join(columns)} FROM {stored}"
+
+
+def is_digest_column(name: str) -> bool:
+    """Whether a result column named `name` holds digests (ids, in a keyed analysis)."""
+    return name == "digest" or name.endswith("_digest")
+
+
+def decode(con: duckdb.DuckDBPyConnection, table: pa.Table, digests: str = TABLE) -> pa.Table:
+    """`table` with the ids in its digest columns (is_digest_column, integer typed) turned
+    into digests, rows in the same order."""
+    names = [n for n in table.column_names if is_digest_column(n) and pa.types.is_integer(table.schema.field(n).type)]
+    if not names:
+        return table
+    con.register("_decode_input", table.append_column("_decode_row", pa.array(range(table.num_rows), pa.int64())))
+    try:
+        columns = [f"k_{i}.digest AS {_quote_name(n)}" if n in names else f"t.{_quote_name(n)}"
+                   for i, n in enumerate(table.column_names)]
+        joins = " ".join(
+            f"LEFT JOIN {digests} AS k_{i} ON k_{i}.digest_id = t.{_quote_name(n)}"
+            for i, n in enumerate(table.column_names) if n in names
+        )
+        out = con.sql(
+            f"SELECT {', '.join(columns)} FROM _decode_input AS t {joins} ORDER BY t._decode_row"
+        ).to_arrow_table()
+    finally:
+        con.unregister("_decode_input")
+    return out
+
+
+def decode_rows(con: duckdb.DuckDBPyConnection, rows: list[dict], digests: str = TABLE) -> list[dict]:
+    """`decode` for a few rows as dicts (a report's top lists)."""
+    ids = {v for row in rows for k, v in row.items() if is_digest_column(k) and isinstance(v, int)}
+    if not ids:
+        return rows
+    found = dict(con.execute(f"SELECT digest_id, digest FROM {digests} WHERE digest_id IN (SELECT UNNEST(?))",
+                             [sorted(ids)]).fetchall())
+    return [{k: found.get(v) if is_digest_column(k) and isinstance(v, int) else v for k, v in row.items()}
+            for row in rows]
+
+
+def bind(con: duckdb.DuckDBPyConnection, globs: dict[str, str], *, keyed: bool, kind: str = "VIEW") -> None:
+    """Create `digests` and each snapshot table (SCHEMAS' names and columns) in `con` from the
+    stored tables' Parquet globs: digest columns as text, or as ids with `keyed`."""
+    stored = {name: f"read_parquet('{_quote(glob)}')" for name, glob in globs.items()}
+    con.execute(f"CREATE {kind} {TABLE} AS SELECT * FROM {stored.pop(TABLE)}")
+    for name, relation in stored.items():
+        sql = keyed_sql(name, relation) if keyed else public_sql(name, relation, TABLE)
+        con.execute(f"CREATE {kind} {name} AS {sql}")
+
+
+def write(directory: Path, tables: dict[str, pa.Table]) -> dict[str, int]:
+    """Write snapshot tables given in their readers' form (SCHEMAS: digests as text; a table
+    left out is empty) into `directory` as stored: `digests` plus ids. Returns row counts.
+    For tables that fit in memory (tests, small tools); the crawl assembles with encode_sql."""
+    con = duckdb.connect()
+    try:
+        for name, schema in SCHEMAS.items():
+            con.register(f"logical_{name}", tables.get(name, schema.empty_table()).cast(schema))
+        create(con, "snapshot_digests", [
+            f"SELECT {column} AS digest FROM logical_{name}"
+            for name, keys in DIGEST_COLUMNS.items() for column in keys
+        ])
+        counts = {}
+        for name in STORED_SCHEMAS:
+            sql = digests_sql("snapshot_digests") if name == TABLE else encode_sql(
+                name, f"SELECT * FROM logical_{name}", "snapshot_digests")
+            writer = PartWriter(directory / name, STORED_SCHEMAS[name])
+            writer.write_batches(con.sql(sql).to_arrow_reader(ROWS_PER_PART))
+            counts[name] = writer.close()
+    finally:
+        con.close()
+    return counts
+
+
+def read(directory: Path, name: str) -> pa.Table:
+    """One table of the snapshot in `directory`, in its readers' form (SCHEMAS[name])."""
+    con = duckdb.connect()
+    try:
+        bind(con, {n: str(directory / n / "*.parquet") for n in STORED_TABLES}, keyed=False)
+        order = ", ".join(SORT_KEYS[name]) if name in SORT_KEYS else "1"
+        return con.sql(f"SELECT * FROM {name} ORDER BY {order}").to_arrow_table().cast(STORED_SCHEMAS.get(name) if name == TABLE else SCHEMAS[name])
+    finally:
+        con.close()
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _quote_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -89,26 +89,33 @@ def is_digest_column(name: str) -> bool:
     return name == "digest" or name.endswith("_digest")
 
 
+def decode_sql(query: str, columns: list[str], order: str, digests: str = TABLE) -> str:
+    """`query` (result columns `columns`) with the ids in its digest columns (is_digest_column)
+    turned into digests, sorted by `order` (names of `query`'s columns; ids sort as their
+    digests do, so sorting on them is sorting on the digests)."""
+    selected, joins = [], []
+    for i, name in enumerate(columns):
+        quoted = _quote_name(name)
+        if is_digest_column(name):
+            selected.append(f"k_{i}.digest AS {quoted}")
+            joins.append(f"LEFT JOIN {digests} AS k_{i} ON k_{i}.digest_id = t.{quoted}")
+        else:
+            selected.append(f"t.{quoted}")
+    order = ", ".join(f"t.{c.strip()}" for c in order.split(","))
+    return f"SELECT {', '.join(selected)} FROM ({query}) AS t {' '.join(joins)} ORDER BY {order}"
+
+
 def decode(con: duckdb.DuckDBPyConnection, table: pa.Table, digests: str = TABLE) -> pa.Table:
     """`table` with the ids in its digest columns (is_digest_column, integer typed) turned
     into digests, rows in the same order."""
-    names = [n for n in table.column_names if is_digest_column(n) and pa.types.is_integer(table.schema.field(n).type)]
-    if not names:
+    if not any(is_digest_column(n) and pa.types.is_integer(table.schema.field(n).type) for n in table.column_names):
         return table
     con.register("_decode_input", table.append_column("_decode_row", pa.array(range(table.num_rows), pa.int64())))
     try:
-        columns = [f"k_{i}.digest AS {_quote_name(n)}" if n in names else f"t.{_quote_name(n)}"
-                   for i, n in enumerate(table.column_names)]
-        joins = " ".join(
-            f"LEFT JOIN {digests} AS k_{i} ON k_{i}.digest_id = t.{_quote_name(n)}"
-            for i, n in enumerate(table.column_names) if n in names
-        )
-        out = con.sql(
-            f"SELECT {', '.join(columns)} FROM _decode_input AS t {joins} ORDER BY t._decode_row"
-        ).to_arrow_table()
+        sql = decode_sql("SELECT * FROM _decode_input", table.column_names, "_decode_row", digests)
+        return con.sql(sql).to_arrow_table()
     finally:
         con.unregister("_decode_input")
-    return out
 
 
 def decode_rows(con: duckdb.DuckDBPyConnection, rows: list[dict], digests: str = TABLE) -> list[dict]:

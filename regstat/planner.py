@@ -123,13 +123,13 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         counted = ("SELECT digest, size FROM plan_released WHERE reason = 'last reference deleted'" if estimated
                    else "SELECT digest, size FROM plan_blob_actions")
         con.execute(f"CREATE TABLE plan_released_blobs AS {counted}")
-        table = _numbered(con.sql(
-            f"SELECT * FROM ({_select('plan_actions')}) AS a "
-            "ORDER BY kind_rank, level, repository, tag, digest, uuid"
-        ).to_arrow_table())
+        actions = _select("plan_actions")
+        columns = [d[0] for d in con.sql(f"SELECT * FROM ({actions}) AS a LIMIT 0").description]
+        table = _numbered(con.sql(digest_ids.decode_sql(
+            actions, columns, "kind_rank, level, repository, tag, digest, uuid"
+        )).to_arrow_table())
         con.register("plan_actions", table)  # the summary counts them
         summary = _summary(con, estimated)
-        table = digest_ids.decode(con, table)
     finally:
         con.close()
     notes = restrictions + _notes(capabilities, kind, blocked.reasons, policy)

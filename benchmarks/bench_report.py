@@ -74,6 +74,7 @@ class Bench:
     out: dict[str, str]  # each tool's output file
     work: str
     expected: dict[str, int] = field(default_factory=dict)  # from the first baseline run
+    figures: dict[str, int] = field(default_factory=dict)  # from the snapshot (snapshot_figures)
     orphaned: int | None = None  # orphaned manifests, from the first report run
     plan_counts: dict[str, int] = field(default_factory=dict)  # from the first plan run
     runs: list[Run] = field(default_factory=list)
@@ -95,6 +96,27 @@ def baseline_figures(path: str) -> dict[str, int]:
     con.close()
     return {"blobs": int(blobs), "dedup_savings_bytes": int(savings or 0),
             "logical_bytes": int(logical or 0)}
+
+
+def snapshot_figures(snapshot: str, summary: dict | None) -> dict[str, int]:
+    """What the report must agree with, from the snapshot itself: its repositories (the
+    counts in snapshot.json) and its physical bytes (make_snapshot's summary, else the sum of
+    the stored blobs' sizes: `blobs` keeps its sizes as they are in schema 2, only its digest
+    became an id). Works on any schema: no digest column is read."""
+    import duckdb
+
+    meta = json.load(open(os.path.join(snapshot, "snapshot.json")))
+    figures = {"repositories": int(meta["counts"]["repositories"])}
+    if summary:
+        figures["physical_bytes"] = int(summary["shape"]["physical_bytes"])
+    elif (meta.get("capabilities") or {}).get("stored_blob_sizes"):
+        glob = os.path.join(snapshot, "blobs", "*.parquet")
+        con = duckdb.connect()
+        (total,) = con.execute("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM read_parquet(?) "
+                               "WHERE stored", [glob]).fetchone()
+        con.close()
+        figures["physical_bytes"] = int(total)
+    return figures
 
 
 def check_baseline(bench: Bench) -> str:
@@ -124,12 +146,12 @@ def check_report(bench: Bench) -> str:
     repos = len(doc.get("repositories") or [])
     said = (f"{repos} repositories, {doc.get('orphaned_manifests')} orphaned manifests, "
             f"dedup savings {make_snapshot.human_bytes(doc.get('dedup_savings_bytes') or 0)}")
-    if bench.summary:
-        counts, shape = bench.summary["counts"], bench.summary["shape"]
-        if repos != counts["repositories"]:
-            wrong.append(f"repositories {repos}!={counts['repositories']}")
-        if doc.get("physical_bytes") != shape["physical_bytes"]:
-            wrong.append(f"physical_bytes {doc.get('physical_bytes')}!={shape['physical_bytes']}")
+    if not bench.figures:
+        bench.figures = snapshot_figures(bench.snapshot, bench.summary)
+    if repos != bench.figures["repositories"]:
+        wrong.append(f"repositories {repos}!={bench.figures['repositories']}")
+    if "physical_bytes" in bench.figures and doc.get("physical_bytes") != bench.figures["physical_bytes"]:
+        wrong.append(f"physical_bytes {doc.get('physical_bytes')}!={bench.figures['physical_bytes']}")
     for key in ("dedup_savings_bytes", "logical_bytes"):
         if bench.expected and doc.get(key) != bench.expected[key]:
             wrong.append(f"{key} {doc.get(key)}!={bench.expected[key]} (baseline)")
@@ -455,8 +477,11 @@ def prepare_snapshot(args: argparse.Namespace) -> tuple[str, dict | None]:
         summary = json.load(open(summary_file))
         if summary.get("parameters") == wanted and \
                 os.path.isfile(os.path.join(path, "snapshot.json")):
-            print(f"reusing snapshot {path}")
-            return path, summary
+            schema = json.load(open(os.path.join(path, "snapshot.json"))).get("schema_version")
+            if schema == make_snapshot.SCHEMA_VERSION:
+                print(f"reusing snapshot {path}")
+                return path, summary
+            print(f"{path} has schema {schema}, not {make_snapshot.SCHEMA_VERSION}: regenerating")
     print(f"generating snapshot {path} ({args.descriptors:,} descriptors, seed {args.seed}) ...",
           flush=True)
     summary = make_snapshot.make_snapshot(

@@ -35,11 +35,18 @@ id and times aside); a smaller `--descriptors` gives a prefix of a larger one's
 repositories. Generation stops after the first team that brings the descriptors to at
 least `--descriptors`.
 
-Rows are built as columns (Python lists per column, turned into Arrow arrays) and written
-in parts of 500,000 rows, so memory stays bounded by one part per table plus one team.
-The `blobs` table, which cannot be produced in digest order while streaming, is staged and
-then sorted by DuckDB. A summary (parameters, counts, shape) is written beside the
-snapshot as `OUTPUT.gen.json`.
+Rows are built as columns (Python lists per column, turned into Arrow arrays) and staged
+in the readers' form (snapshot.SCHEMAS: digests as text) in parts of 500,000 rows under
+`.stage/` inside the pending snapshot, so memory stays bounded by one part per table plus
+one team. Then the stored form (schema 2: `digests` plus ids, docs/snapshot.md) comes from
+regstat's own code, as a crawl's assembly makes it: `digest_ids.create` numbers the digests
+in DuckDB (every digest the generator writes is a blob it stores, so the staged `blobs` are
+the source; a check after encoding finds no digest left without its id), and
+`digest_ids.encode_sql` turns each staged table into its stored rows, sorted by the table's
+key, written in parts with `PendingSnapshot.table`. DuckDB runs with `--memory-limit`
+(default 4GB) and spills into a temporary directory beside OUTPUT; the staged tables go
+before the snapshot is published. A summary (parameters, counts, shape, seconds spent
+generating and encoding) is written beside the snapshot as `OUTPUT.gen.json`.
 """
 
 from __future__ import annotations
@@ -68,9 +75,10 @@ import duckdb  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from regstat import __version__  # noqa: E402
+from regstat import digest_ids  # noqa: E402
 from regstat.snapshot import (  # noqa: E402
-    FORMAT, ROWS_PER_PART, SCHEMA_VERSION, SCHEMAS, PendingSnapshot, PartWriter, iso,
-    new_snapshot_id, utc_now,
+    DIGEST_COLUMNS, FORMAT, ROWS_PER_PART, SCHEMA_VERSION, SCHEMAS, PendingSnapshot, PartWriter,
+    iso, new_snapshot_id, utc_now,
 )
 
 from make_tree import (  # noqa: E402  the same media types as the storage-tree generator
@@ -131,6 +139,10 @@ CONFIG_MU, CONFIG_SIGMA = math.log(6_000), 0.6
 END_US = int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()) * 1_000_000
 SPAN_US = 3 * 365 * 86_400 * 1_000_000
 BASE_VERSIONS = 8
+# DuckDB's memory while encoding (it spills the rest beside OUTPUT): 100M descriptors name
+# 55M digests, more than fits; the machine has 23 GB shared with other work.
+MEMORY_LIMIT = "4GB"
+STAGE = ".stage"  # the readers' form, inside the pending snapshot, until encoded
 
 
 def at(fraction: float) -> int:
@@ -249,11 +261,9 @@ class Generator:
         self.seed = args.seed
         self.next_id = 0
         self.path = pending_path
-        self.stage_blobs = os.path.join(pending_path, ".stage-blobs")
+        self.stage = Path(pending_path) / STAGE
         self.tables = {
-            name: Columns(PartWriter(
-                Path(pending_path) / (".stage-blobs" if name == "blobs" else name),
-                SCHEMAS[name], args.rows_per_part))
+            name: Columns(PartWriter(self.stage / name, SCHEMAS[name], args.rows_per_part))
             for name in SCHEMAS
         }
         self.stats = dict(
@@ -670,34 +680,79 @@ class Generator:
                 done = self.tables["descriptors"].writer.rows + self.tables["descriptors"].rows
                 print(f"  {done:,} descriptors, {self.stats['repositories']:,} repositories, "
                       f"{index:,} teams", flush=True)
-        counts = {name: cols.close() for name, cols in self.tables.items()}
-        counts["blobs"] = self.sort_blobs()
-        return counts
+        return {name: cols.close() for name, cols in self.tables.items()}
 
-    def sort_blobs(self) -> int:
-        """The staged blobs, in digest order, into the snapshot's `blobs` table."""
-        con = duckdb.connect(config={"preserve_insertion_order": True})
-        glob = os.path.join(self.stage_blobs, "*.parquet").replace("'", "''")
-        writer = PartWriter(Path(self.path) / "blobs", SCHEMAS["blobs"], self.args.rows_per_part)
-        reader = con.sql(f"SELECT * FROM read_parquet('{glob}') ORDER BY digest") \
-            .to_arrow_reader(self.args.rows_per_part)
-        pending: list[pa.RecordBatch] = []
-        buffered = 0
-        for batch in reader:  # DuckDB's batches may be smaller than a part: regroup them
-            pending.append(batch)
-            buffered += batch.num_rows
-            if buffered >= self.args.rows_per_part:
-                table = pa.Table.from_batches(pending)
-                head = table.slice(0, self.args.rows_per_part)
-                writer.write_batches(head.combine_chunks().to_batches())
-                rest = table.slice(self.args.rows_per_part)
-                pending = rest.combine_chunks().to_batches() if rest.num_rows else []
-                buffered = rest.num_rows
-        if buffered:
-            writer.write_batches(pa.Table.from_batches(pending).combine_chunks().to_batches())
+
+def encode(stage: Path, pending: PendingSnapshot, staged: dict[str, int], *, rows_per_part: int,
+           memory_limit: str, temp_directory: Path) -> dict[str, int]:
+    """The staged tables (readers' form) as the snapshot's stored tables, by regstat.digest_ids.
+
+    Each staged table is removed once encoded (the disk holds one copy and a half at most).
+    Returns the stored tables' row counts."""
+    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(temp_directory),
+                                 "preserve_insertion_order": False})
+    try:
+        con.execute("SET enable_progress_bar = false")
+
+        def staged_sql(name: str) -> str:
+            glob = str(stage / name / "*.parquet").replace("'", "''")
+            return f"SELECT * FROM read_parquet('{glob}')"
+
+        t0 = time.perf_counter()
+        n = digest_ids.create(con, "gen_digests", [f"SELECT digest FROM ({staged_sql('blobs')})"])
+        writer = pending.table(digest_ids.TABLE, rows_per_part)
+        write_parts(writer, con.sql(digest_ids.digests_sql("gen_digests")).to_arrow_reader(100_000))
+        counts = {digest_ids.TABLE: writer.close()}
+        print(f"  encoding: {n:,} digests numbered in {time.perf_counter() - t0:.1f} s", flush=True)
+        for name in SCHEMAS:
+            t0 = time.perf_counter()
+            writer = pending.table(name, rows_per_part)
+            sql = digest_ids.encode_sql(name, staged_sql(name), "gen_digests")
+            write_parts(writer, con.sql(sql).to_arrow_reader(100_000))
+            counts[name] = writer.close()
+            missing = unencoded(con, stage, pending.path, name)
+            if counts[name] != staged[name] or missing:
+                raise AssertionError(f"{name}: {staged[name]:,} rows staged, {counts[name]:,} stored, "
+                                     f"digests without an id: {missing}")
+            shutil.rmtree(stage / name)
+            print(f"  encoding: {name} ({counts[name]:,} rows) in {time.perf_counter() - t0:.1f} s",
+                  flush=True)
+    finally:
         con.close()
-        shutil.rmtree(self.stage_blobs)
-        return writer.close()
+    return counts
+
+
+def unencoded(con: duckdb.DuckDBPyConnection, stage: Path, pending: Path, name: str) -> dict[str, int]:
+    """Digest columns of `name` whose stored ids are fewer than the staged digests (a digest
+    `digest_ids.create` was not given would be stored as NULL)."""
+    out = {}
+    for column, key in DIGEST_COLUMNS.get(name, {}).items():
+        staged_glob = str(stage / name / "*.parquet").replace("'", "''")
+        stored_glob = str(pending / name / "*.parquet").replace("'", "''")
+        (a,), (b,) = (con.execute(f"SELECT COUNT({c}) FROM read_parquet('{g}')").fetchall()
+                      for c, g in ((column, staged_glob), (key, stored_glob)))
+        if a != b:
+            out[column] = a - b
+    return out
+
+
+def write_parts(writer: PartWriter, reader: pa.RecordBatchReader) -> None:
+    """Write DuckDB's batches as parts of `writer.rows_per_part` rows (its batches are smaller:
+    regroup them, so parts are as large as a crawl's)."""
+    size = writer.rows_per_part
+    pending: list[pa.RecordBatch] = []
+    buffered = 0
+    for batch in reader:
+        pending.append(batch)
+        buffered += batch.num_rows
+        if buffered >= size:
+            table = pa.Table.from_batches(pending)
+            writer.write_batches(table.slice(0, size).combine_chunks().to_batches())
+            rest = table.slice(size)
+            pending = rest.combine_chunks().to_batches() if rest.num_rows else []
+            buffered = rest.num_rows
+    if buffered:
+        writer.write_batches(pa.Table.from_batches(pending).combine_chunks().to_batches())
 
 
 def summary_path(output: str) -> str:
@@ -722,16 +777,25 @@ def directory_bytes(path: str) -> int:
 
 def make_snapshot(output: str, *, descriptors: int, seed: int = 1, pushes: float = 12.0,
                   base_images: int = len(PUBLIC_BASES), rows_per_part: int = ROWS_PER_PART,
-                  force: bool = False) -> dict[str, object]:
+                  force: bool = False, memory_limit: str = MEMORY_LIMIT) -> dict[str, object]:
     """Generate a snapshot at OUTPUT; returns its summary (also written to OUTPUT.gen.json)."""
     args = argparse.Namespace(descriptors=descriptors, seed=seed, pushes=pushes,
                               base_images=base_images, rows_per_part=rows_per_part)
     started_clock = time.perf_counter()
     started = utc_now()
     pending = PendingSnapshot(output, force=force)
+    # DuckDB's spill files: beside OUTPUT (the same disk), never inside the snapshot.
+    spill = pending.path.parent / f".{pending.output.name}.encode-tmp-{os.getpid()}"
     try:
         gen = Generator(args, str(pending.path))
-        counts = gen.run()
+        staged = gen.run()
+        generated_seconds = time.perf_counter() - started_clock
+        print(f"  generated {staged['descriptors']:,} descriptors in {generated_seconds:.1f} s; encoding",
+              flush=True)
+        counts = encode(gen.stage, pending, staged, rows_per_part=rows_per_part,
+                        memory_limit=memory_limit, temp_directory=spill)
+        shutil.rmtree(gen.stage)
+        shutil.rmtree(spill, ignore_errors=True)
         parameters = {"descriptors": descriptors, "seed": seed, "pushes": pushes,
                       "base_images": base_images}
         metadata = {
@@ -765,6 +829,7 @@ def make_snapshot(output: str, *, descriptors: int, seed: int = 1, pushes: float
         path = pending.publish(metadata)
     except BaseException:
         pending.discard()
+        shutil.rmtree(spill, ignore_errors=True)
         raise
     sizes = sorted(gen.layer_sizes)
     summary = {
@@ -772,6 +837,8 @@ def make_snapshot(output: str, *, descriptors: int, seed: int = 1, pushes: float
         "generator": "benchmarks/make_snapshot.py",
         "parameters": parameters,
         "seconds": round(time.perf_counter() - started_clock, 1),
+        "seconds_generating": round(generated_seconds, 1),  # the rest: encoding (digest_ids)
+        "schema_version": SCHEMA_VERSION,
         "counts": metadata["counts"],
         "shape": gen.stats,
         "layer_size_median": sizes[len(sizes) // 2] if sizes else 0,
@@ -791,7 +858,8 @@ def describe(summary: dict) -> str:
             f"({s['pushes']:,} pushes, {s['untagged_pushes']:,} untagged; {s['indexes']:,} indexes, "
             f"{s['referrers']:,} referrers), {c['repositories']:,} repositories, {c['tags']:,} tags, "
             f"{c['blobs']:,} blobs ({s['unreferenced_blobs']:,} unreferenced), "
-            f"{c['repository_blobs']:,} layer links, {human_bytes(s['physical_bytes'])} stored; "
+            f"{c['repository_blobs']:,} layer links, {c['digests']:,} distinct digests, "
+            f"{human_bytes(s['physical_bytes'])} stored; "
             f"{human_bytes(summary['parquet_bytes'])} of Parquet")
 
 
@@ -829,10 +897,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows-per-part", type=int, default=ROWS_PER_PART,
                         help=f"rows per Parquet part (default {ROWS_PER_PART:,}, as crawls)")
     parser.add_argument("--force", action="store_true", help="replace an existing OUTPUT")
+    parser.add_argument("--memory-limit", default=MEMORY_LIMIT,
+                        help=f"DuckDB's memory while encoding (default {MEMORY_LIMIT}; it spills "
+                             "the rest into a directory beside OUTPUT)")
     args = parser.parse_args(argv)
     summary = make_snapshot(args.output, descriptors=args.descriptors, seed=args.seed,
                             pushes=args.pushes, base_images=args.base_images,
-                            rows_per_part=args.rows_per_part, force=args.force)
+                            rows_per_part=args.rows_per_part, force=args.force,
+                            memory_limit=args.memory_limit)
     print_summary(summary)
     print(f"summary:    {summary_path(args.output)}")
     return 0

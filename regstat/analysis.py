@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import weakref
 from datetime import datetime
 
 import duckdb
@@ -75,9 +76,30 @@ def connect(
     digest column holds the digest's id (regstat.digest_ids): joins and group-bys run on
     integers; `digest_ids.decode` turns a result's ids back into digests.
     """
-    con = duckdb.connect(config=duckdb_config(memory_limit))
+    con = track(duckdb.connect(config=duckdb_config(memory_limit)))
     bind(con, snapshot, materialise=False, reachable=reachable, keyed=keyed)
     return con
+
+
+# Connections whose statements a Ctrl-C must stop (interrupt_all). DuckDB runs a statement in
+# C without the GIL: Python's SIGINT handler waits until the statement ends, which at 100M
+# descriptors is minutes. So the CLI runs analysis commands in a worker thread, and the main
+# thread, which receives the signal, interrupts these.
+_OPEN: "weakref.WeakSet[duckdb.DuckDBPyConnection]" = weakref.WeakSet()
+
+
+def track(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    _OPEN.add(con)
+    return con
+
+
+def interrupt_all() -> None:
+    """Stop the running statement of every tracked connection (it raises in its thread)."""
+    for con in list(_OPEN):
+        try:
+            con.interrupt()
+        except duckdb.Error:
+            pass  # closed meanwhile
 
 
 def duckdb_config(memory_limit: str | None) -> dict[str, str]:
@@ -86,10 +108,14 @@ def duckdb_config(memory_limit: str | None) -> dict[str, str]:
     An in-memory DuckDB spills into `.tmp` under the working directory, which a cron job may
     not be able to write (or should not litter): spill under the system's temporary directory
     (TMPDIR) instead, one directory per process, which DuckDB removes when it closes."""
-    config = {"temp_directory": os.path.join(tempfile.gettempdir(), f"regstat-spill-{os.getpid()}")}
+    config = {"temp_directory": spill_directory()}
     if memory_limit:
         config["memory_limit"] = memory_limit
     return config
+
+
+def spill_directory() -> str:
+    return os.path.join(tempfile.gettempdir(), f"regstat-spill-{os.getpid()}")
 
 
 def need_reachable(con: duckdb.DuckDBPyConnection, sql: str) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import shutil
 import signal
 import sys
-from typing import Any, NoReturn
+import threading
+from typing import Any, Callable, NoReturn
 
 import click
 
 from . import __version__
-from .analysis import describe, query, query_arrow
+from .analysis import describe, interrupt_all, query, query_arrow, spill_directory
 from .crawl import CrawlOptions, crawl, kept_for_resume
 from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
 from .export import export_db, write_parquet, write_stream, write_text
@@ -32,6 +36,46 @@ class _Interrupted(Exception):
 
 def _raise_interrupted(signum: int, frame: Any) -> NoReturn:
     raise _Interrupted(signal.Signals(signum).name)
+
+
+def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an analysis command in a worker thread, so that Ctrl-C stops it at once.
+
+    Signals reach only the main thread, and only between Python bytecodes: while DuckDB runs
+    a statement (minutes on a large snapshot) a plain Ctrl-C would wait for it. Here the main
+    thread waits for the worker, and on SIGINT interrupts DuckDB's statements, then exits 130.
+    Outputs are written atomically, so an interrupted command leaves none half written."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        outcome: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                outcome["value"] = command(*args, **kwargs)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
+                outcome["error"] = e
+
+        worker = threading.Thread(target=target, name=f"regstat-{command.__name__}", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.2)
+        except KeyboardInterrupt:
+            interrupt_all()
+            worker.join(10)  # let it clean up (temporary files)
+            shutil.rmtree(spill_directory(), ignore_errors=True)  # DuckDB's, which os._exit skips
+            click.echo("regstat: interrupted", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # Not sys.exit: tearing DuckDB down while an interrupted statement unwinds in its
+            # threads aborts the process (SIGABRT) instead of exiting 130.
+            os._exit(EXIT_INTERRUPTED)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome.get("value")
+
+    return run
 
 
 def _fail(error: RegstatError) -> NoReturn:
@@ -237,6 +281,7 @@ def crawl_command(
 )
 @click.option("-o", "--output", metavar="FILE", help="Write the result to FILE (atomically; never inside SNAPSHOT).")
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+@_interruptible
 def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, memory_limit: str | None) -> None:
     """Run a read-only DuckDB SQL query over SNAPSHOT; without SQL, list the tables and views.
 
@@ -289,6 +334,7 @@ def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, me
 @click.argument("file")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+@_interruptible
 def export_db_command(snapshot: str, file: str, force: bool, memory_limit: str | None) -> None:
     """Write SNAPSHOT as a DuckDB database FILE, for DBeaver, the duckdb CLI or notebooks.
 
@@ -323,6 +369,7 @@ def export_db_command(snapshot: str, file: str, force: bool, memory_limit: str |
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout.")
 @click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Rows in each top list.")
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+@_interruptible
 def report_command(snapshot: str, fmt: str, output: str | None, top: int, memory_limit: str | None) -> None:
     """Summarise SNAPSHOT: where the storage goes, what sharing saves, what can go.
 
@@ -367,6 +414,7 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, memory
               help="Default: json with --output, else text. parquet (the actions) needs --output.")
 @click.option("-o", "--output", metavar="FILE", help="Write the plan to FILE (atomically) instead of stdout.")
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+@_interruptible
 def plan_gc_command(
     snapshot: str, policy_file: str | None, untagged: bool, older_than: str | None, keep: int | None,
     delete_tags: str | None, keep_tags: tuple[str, ...], pulled_within: str | None, repositories: tuple[str, ...],
@@ -432,6 +480,7 @@ def plan_gc_command(
               help="A plan (JSON from plan-gc -o) made from SNAPSHOT: say what it does with DIGEST, and why.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+@_interruptible
 def explain_command(snapshot: str, digest: str, repository: str | None, plan_file: str | None, fmt: str,
                     memory_limit: str | None) -> None:
     """Why a manifest or blob is kept, or deleted by a plan.

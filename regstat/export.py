@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .analysis import bind
+from .analysis import bind, track
 from .errors import OutputExistsError, RegstatError
 from .atomic import write_atomically, write_text_atomically
 from .snapshot import Snapshot
@@ -65,7 +65,7 @@ def export_db(
         raise OutputExistsError(f"{path}: already exists; choose another FILE or pass --force")
 
     def build(tmp: Path) -> None:
-        con = duckdb.connect(str(tmp), config={"memory_limit": memory_limit} if memory_limit else {})
+        con = track(duckdb.connect(str(tmp), config={"memory_limit": memory_limit} if memory_limit else {}))
         try:
             bind(con, snapshot, materialise=True)
             con.execute("CHECKPOINT")

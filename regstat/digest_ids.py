@@ -120,13 +120,17 @@ def decode(con: duckdb.DuckDBPyConnection, table: pa.Table, digests: str = TABLE
 
 def decode_rows(con: duckdb.DuckDBPyConnection, rows: list[dict], digests: str = TABLE) -> list[dict]:
     """`decode` for a few rows as dicts (a report's top lists)."""
-    ids = {v for row in rows for k, v in row.items() if is_digest_column(k) and isinstance(v, int)}
+    names = [k for k in (rows[0] if rows else {}) if is_digest_column(k)]
+    ids = {row[k] for row in rows for k in names if isinstance(row[k], int)}
     if not ids:
         return rows
     found = dict(con.execute(f"SELECT digest_id, digest FROM {digests} WHERE digest_id IN (SELECT UNNEST(?))",
                              [sorted(ids)]).fetchall())
-    return [{k: found.get(v) if is_digest_column(k) and isinstance(v, int) else v for k, v in row.items()}
-            for row in rows]
+    for row in rows:
+        for k in names:
+            if isinstance(row[k], int):
+                row[k] = found.get(row[k])
+    return rows
 
 
 def bind(con: duckdb.DuckDBPyConnection, globs: dict[str, str], *, keyed: bool, kind: str = "VIEW") -> None:

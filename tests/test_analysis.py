@@ -14,7 +14,6 @@ from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import sqlglot
 from click.testing import CliRunner
@@ -22,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from regstat import analysis, reachability
+from regstat import analysis, digest_ids, reachability
 from regstat.cli import main
 from regstat.errors import EXIT_OK
 from regstat.reachability import ReachabilityError
@@ -244,7 +243,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def sample_model(sample: Path) -> Model:
-    return Model({name: pq.read_table(sample / name).to_pylist() for name in TABLES})
+    return Model({name: digest_ids.read(sample, name).to_pylist() for name in TABLES})
 
 
 @pytest.fixture()
@@ -357,11 +356,12 @@ REPOS = ["a", "b/c", "d"]
 
 
 def write_snapshot(path: Path, tables: dict[str, list[dict]]) -> Snapshot:
+    """A finished snapshot of `tables` (rows in the readers' form: digests as text), stored as
+    a crawl stores it (regstat.digest_ids.write: `digests` plus ids)."""
     path.mkdir(parents=True)
-    for name in TABLES:
-        (path / name).mkdir()
-        table = pa.Table.from_pylist(tables.get(name, []), schema=SCHEMAS[name])
-        pq.write_table(table, path / name / "part-00000.parquet")
+    counts = digest_ids.write(
+        path, {name: pa.Table.from_pylist(tables.get(name, []), schema=SCHEMAS[name]) for name in TABLES}
+    )
     meta = {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -383,7 +383,7 @@ def write_snapshot(path: Path, tables: dict[str, list[dict]]) -> Snapshot:
         "repository_filter": [],
         "incomplete_repositories": [],
         "errors": [],
-        "counts": {name: len(tables.get(name, [])) for name in TABLES},
+        "counts": {name: counts[name] for name in sorted(counts)},
     }
     (path / "snapshot.json").write_text(json.dumps(meta))
     return Snapshot.open(path)

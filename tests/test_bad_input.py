@@ -13,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from regstat import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
 from regstat.model import digest_of
@@ -43,7 +43,7 @@ def crawl(root: Path | str, out: Path, *args: str) -> tuple[int, dict]:
 
 
 def rows(out: Path, table: str) -> list[dict]:
-    return pq.read_table(out / table).to_pylist()
+    return digest_ids.read(out, table).to_pylist()
 
 
 def first_revision(root: Path, repository: str) -> tuple[str, Path]:

@@ -7,8 +7,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
+from regstat import digest_ids
 from regstat.crawl import CrawlOptions, crawl_source
 from regstat.sources.storage import FilesystemStorage
 from regstat.sources.storage_jobs import StorageLayoutSource
@@ -44,7 +43,7 @@ def test_each_manifest_blob_is_read_once(tmp_path: Path) -> None:
     options = CrawlOptions(concurrency=4)
     result = crawl_source(StorageLayoutSource(storage, options), str(tmp_path / "snap"), options)
     assert result.complete
-    manifests = pq.read_table(tmp_path / "snap" / "manifests").to_pylist()
+    manifests = digest_ids.read(tmp_path / "snap", "manifests").to_pylist()
     held = Counter(m["digest"] for m in manifests)
     assert held and min(held.values()) >= 4  # the point: shared by several repositories
     for digest in held:

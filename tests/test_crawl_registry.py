@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+
+from regstat import digest_ids
+from regstat.snapshot import DIGEST_COLUMNS
 
 from components import Registry, isolated_env
 from expected import ROW_TYPES, Expected, Populated
@@ -64,8 +66,8 @@ def crawl_ok(registry_or_source: Registry | str | Path, out: Path) -> dict[str, 
 
 
 def read_table(snapshot: Path, table: str) -> pa.Table:
-    """Every part of one snapshot table."""
-    return pq.read_table(snapshot / table)
+    """Every part of one snapshot table, as readers see it (digests as text)."""
+    return digest_ids.read(snapshot, table)
 
 
 def rows(snapshot: Path, table: str, columns: Sequence[str]) -> Counter[tuple[Any, ...]]:
@@ -108,6 +110,13 @@ def assert_snapshot_matches(
             want = {(u.repository, u.uuid) for u in expected.uploads}
         assert_rows_equal(table, rows(snapshot, table, columns), want, columns)
         assert meta["counts"][table] == len(expected.table(table)), (table, meta["counts"])
+    # `digests`: each digest any table names, once.
+    named = {
+        getattr(row, column)
+        for table, columns in DIGEST_COLUMNS.items() for row in expected.table(table) for column in columns
+    } - {None}
+    assert meta["counts"][digest_ids.TABLE] == len(named), meta["counts"]
+    assert set(read_table(snapshot, digest_ids.TABLE).column("digest").to_pylist()) == named
 
 
 def comparable(snapshot: Path, table: str) -> list[dict[str, Any]]:

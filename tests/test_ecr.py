@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -33,6 +32,7 @@ from components import REGION, MotoServer, free_port
 from ecr_proxy import PAGED, EcrProxy
 from expected import ROW_TYPES, BlobRow, Expected, _Recorder
 from images import Image, Index, sha256_digest
+from regstat import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
 from scenario import filler, standard_scenario
@@ -191,10 +191,10 @@ class Crawl:
         """The rows of ``table`` in the columns of its row type in tests/expected.py."""
         row_type = ROW_TYPES[table]
         columns = list(row_type._fields)
-        return {row_type(**row) for row in pq.read_table(self.path / table, columns=columns).to_pylist()}
+        return {row_type(**row) for row in digest_ids.read(self.path, table).select(columns).to_pylist()}
 
     def column(self, table: str, name: str) -> list:
-        return pq.read_table(self.path / table, columns=[name]).column(name).to_pylist()
+        return digest_ids.read(self.path, table).column(name).to_pylist()
 
     def errors(self) -> set[tuple[str | None, str]]:
         return {(e["repository"], e["kind"]) for e in self.meta["errors"]}
@@ -288,7 +288,7 @@ def test_paging_batches_and_pull_times(account: Account, proxy: EcrProxy, tmp_pa
     accepted = set(proxy.operations("BatchGetImage")[0]["acceptedMediaTypes"])
     assert {images.OCI_MANIFEST, images.OCI_INDEX, images.DOCKER_MANIFEST, images.DOCKER_MANIFEST_LIST} <= accepted
 
-    manifests = pq.read_table(snap.path / "manifests").to_pylist()
+    manifests = digest_ids.read(snap.path, "manifests").to_pylist()
     pulls = {(m["digest"], m["last_pulled_at"].isoformat()) for m in manifests if m["last_pulled_at"]}
     assert pulls == {(web_new, pulled)}
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -42,10 +41,12 @@ from oci_layouts import (
     skopeo_to_layout,
     write_index_json,
 )
+from regstat import digest_ids
 from regstat.cli import main
 from regstat.crawl import crawl_source
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
 from regstat.model import Descriptor, Manifest
+from regstat.snapshot import STORED_TABLES
 from regstat.sources import oci_layout
 from regstat.sources.base import CrawlOptions
 from regstat.sources.oci_layout import MAX_DEPTH, close_over_indexes, open_oci_layout
@@ -77,7 +78,7 @@ def crawl(layout: Path | str, out: Path, *args: str) -> tuple[int, dict[str, Any
 
 
 def rows(out: Path, table: str) -> list[dict[str, Any]]:
-    return pq.read_table(out / table).to_pylist()
+    return digest_ids.read(out, table).to_pylist()
 
 
 def errors(meta: dict[str, Any], kind: str | None = None) -> list[tuple[str | None, str, str]]:
@@ -88,8 +89,8 @@ def errors(meta: dict[str, Any], kind: str | None = None) -> list[tuple[str | No
 def unreferenced(out: Path) -> set[str]:
     """Stored blobs that no manifest of the snapshot is, or references (DESIGN.md's definition)."""
     con = duckdb.connect()
-    for table in ("blobs", "manifests", "descriptors"):
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{out / table}/*.parquet')")
+    # The tables as readers see them: digests as text (regstat.digest_ids).
+    digest_ids.bind(con, {table: str(out / table / "*.parquet") for table in STORED_TABLES}, keyed=False)
     found = con.execute(
         """SELECT b.digest FROM blobs AS b WHERE b.stored
            AND NOT EXISTS (SELECT 1 FROM manifests AS m WHERE m.digest = b.digest)
@@ -411,6 +412,8 @@ def test_repository_filter_that_excludes_the_layout(layout: Path, tmp_path: Path
     assert meta["counts"]["manifests"] == meta["counts"]["tags"] == meta["counts"]["repositories"] == 0
     assert meta["capabilities"]["unreferenced_blobs"] is False
     assert all(b["stored"] for b in rows(tmp_path / "snap", "blobs"))
+    # Only the stored blobs name digests: `digests` holds theirs, each once.
+    assert meta["counts"]["digests"] == meta["counts"]["blobs"] == len(rows(tmp_path / "snap", "blobs")) > 0
 
 
 def _unreadable(case: str, layout: Path) -> str:

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from regstat.cli import main
 from regstat.errors import EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_OK, EXIT_SNAPSHOT, EXIT_USAGE
+from regstat.snapshot import FORMAT, SCHEMA_VERSION
 from test_analysis import write_snapshot
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
@@ -348,7 +349,7 @@ def test_a_path_that_is_not_a_snapshot_exits_5(tmp_path: Path, what: str) -> Non
         path.write_text("{}")
     elif what == "unfinished":
         path.mkdir()
-        (path / "snapshot.json").write_text(json.dumps({"format": "regstat.snapshot/1", "schema_version": 1}))
+        (path / "snapshot.json").write_text(json.dumps({"format": FORMAT, "schema_version": SCHEMA_VERSION}))
     result = invoke("plan-gc", path, "--untagged")
     assert result.exit_code == EXIT_SNAPSHOT, result.stderr
     assert result.stderr.startswith(f"regstat: error: {path}") and result.stdout == ""

@@ -13,13 +13,13 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from expected import Populated
 from test_analysis import BLOBS, MANIFESTS, NAMES, SAMPLE, Model, build, write_snapshot
 from test_crawl_registry import crawl_ok
 
+from regstat import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT
 from regstat.report import Report, build_report
@@ -228,7 +228,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_sample_report(sample: Path) -> None:
-    model = Model({name: pq.read_table(sample / name).to_pylist() for name in TABLES})
+    model = Model({name: digest_ids.read(sample, name).to_pylist() for name in TABLES})
     result = CliRunner().invoke(main, ["report", str(sample), "--format", "json"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)

@@ -7,11 +7,11 @@ import itertools
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from components import MotoServer, free_port
+from regstat import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
 
@@ -48,8 +48,8 @@ def test_clean_bucket_matches_the_disk_crawl(moto_server: MotoServer, bucket: tu
     CliRunner().invoke(main, ["crawl", str(SAMPLE), "--output", str(tmp_path / "disk")])
     for table in ("tags", "manifests", "descriptors", "repository_blobs"):
         drop = {"updated_at", "pushed_at", "linked_at"}
-        s3_rows = pq.read_table(tmp_path / "s3" / table).to_pylist()
-        disk_rows = pq.read_table(tmp_path / "disk" / table).to_pylist()
+        s3_rows = digest_ids.read(tmp_path / "s3", table).to_pylist()
+        disk_rows = digest_ids.read(tmp_path / "disk", table).to_pylist()
         strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
         assert strip(s3_rows) == strip(disk_rows), table
 
@@ -120,12 +120,12 @@ def test_hostile_repository_keys(moto_server: MotoServer, bucket: tuple, tmp_pat
     CliRunner().invoke(main, ["crawl", str(SAMPLE), "--output", str(tmp_path / "disk")])
     real = {"apps/api", "apps/web", "base/alpine", "tools/cli"}
     for table in ("tags", "manifests", "descriptors"):
-        got = [r for r in pq.read_table(tmp_path / "snap" / table).to_pylist() if r["repository"] in real]
-        want = pq.read_table(tmp_path / "disk" / table).to_pylist()
+        got = [r for r in digest_ids.read(tmp_path / "snap", table).to_pylist() if r["repository"] in real]
+        want = digest_ids.read(tmp_path / "disk", table).to_pylist()
         strip = lambda rows: [{k: v for k, v in r.items() if k not in ("updated_at", "pushed_at")} for r in rows]  # noqa: E731
         assert strip(got) == strip(want), table
     # A hostile copy is read from its own keys, not from the repository its name points at.
-    hostile_tags = {(t["repository"], t["tag"]) for t in pq.read_table(tmp_path / "snap" / "tags").to_pylist()}
+    hostile_tags = {(t["repository"], t["tag"]) for t in digest_ids.read(tmp_path / "snap", "tags").to_pylist()}
     assert {(n, "latest") for n in HOSTILE_KEYS.values()} <= hostile_tags
 
 

@@ -14,13 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from components import MotoServer
+from regstat import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK
+from regstat.snapshot import STORED_TABLES, TABLES
 from regstat.sources.s3 import page_problem
 from s3_fault_proxy import FAULTS, S3FaultProxy
 
@@ -75,8 +76,11 @@ def crawl(endpoint: str, bucket: str, out: Path) -> tuple[int, dict, str]:
 
 
 def tables(out: Path) -> dict[str, list[dict]]:
-    """Every Parquet table of a snapshot, whole (times included: same bucket, same objects)."""
-    return {p.name: pq.read_table(p).to_pylist() for p in sorted(out.iterdir()) if p.is_dir()}
+    """Every table of a snapshot as readers see it (digests as text), whole (times included:
+    same bucket, same objects). Not the stored ids: a crawl that saw fewer digests numbers
+    them differently."""
+    assert {p.name for p in out.iterdir() if p.is_dir()} == set(STORED_TABLES)
+    return {name: digest_ids.read(out, name).to_pylist() for name in TABLES}
 
 
 def without(rows: list[dict], repository: str) -> list[dict]:

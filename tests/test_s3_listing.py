@@ -9,11 +9,11 @@ import json
 import random
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from components import MotoServer
+from regstat import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_OK
 from regstat.sources import storage_jobs
@@ -61,7 +61,7 @@ def crawl(source: str, out: Path, *args: str) -> dict:
 
 
 def stored_blobs(out: Path) -> list[tuple[str, int]]:
-    return sorted((r["digest"], r["size"]) for r in pq.read_table(out / "blobs").to_pylist() if r["stored"])
+    return sorted((r["digest"], r["size"]) for r in digest_ids.read(out, "blobs").to_pylist() if r["stored"])
 
 
 @pytest.mark.s3

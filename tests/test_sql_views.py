@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from test_analysis import rows, write_snapshot
 
-from regstat import analysis, queries
+from regstat import analysis, digest_ids, queries
 from regstat.cli import main
 from regstat.errors import EXIT_FAILURE, EXIT_OK, EXIT_SNAPSHOT, EXIT_USAGE
 from regstat.render import rows_json
@@ -262,9 +262,9 @@ def test_listing_without_a_query(sample: Path) -> None:
     assert result.exit_code == 0, result.stderr
     listing = json.loads(result.stdout)
     names = list(dict.fromkeys(r["name"] for r in listing))
-    assert names == [*TABLES, *analysis.EXTRA_TABLES, *analysis.VIEWS]
+    assert names == [digest_ids.TABLE, *TABLES, *analysis.EXTRA_TABLES, *analysis.VIEWS]
     kinds = {r["name"]: r["kind"] for r in listing}
-    assert kinds["tags"] == "snapshot table" and kinds["reachable"] == "table" and kinds["media_types"] == "view"
+    assert kinds["digests"] == kinds["tags"] == "snapshot table" and kinds["reachable"] == "table" and kinds["media_types"] == "view"
     columns = [(r["column_name"], r["column_type"]) for r in listing if r["name"] == "media_types"]
     assert columns == [("kind", "VARCHAR"), ("manifests", "BIGINT"), ("digests", "BIGINT"),
                        ("manifest_bytes", "BIGINT"), ("blob_bytes", "BIGINT")]
@@ -364,7 +364,7 @@ def test_export_db_answers_like_regstat_sql(sample: Path, tmp_path: Path) -> Non
     try:
         relations = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
         # manifest_edges is a table: computing `reachable` made it one (every step reads it).
-        assert relations == {name: "BASE TABLE" for name in (*TABLES, *analysis.EXTRA_TABLES)} | {
+        assert relations == {name: "BASE TABLE" for name in (digest_ids.TABLE, *TABLES, *analysis.EXTRA_TABLES)} | {
             name: "VIEW" for name in analysis.VIEWS
         } | {"manifest_edges": "BASE TABLE"}
         for view in analysis.VIEWS:
@@ -405,7 +405,7 @@ def test_readme_examples_run_and_cover_every_view(sample: Path) -> None:
     queries_ = readme_queries()
     for view in (*analysis.VIEWS, "reachable"):
         assert any(re.search(rf"\b{view}\b", q) for q in queries_), f"README has no example query for {view}"
-    digest = pq.read_table(sample / "blobs").column("digest")[0].as_py()
+    digest = digest_ids.read(sample, "blobs").column("digest")[0].as_py()
     for query in queries_:
         result = invoke("sql", str(sample), query.replace("sha256:…", digest), "-f", "json")
         assert result.exit_code == 0, f"{query}\n{result.stderr}"

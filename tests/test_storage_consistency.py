@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from components import MotoServer
+from regstat import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK
 from regstat.model import digest_of
@@ -175,9 +176,9 @@ def state(out: Path) -> dict[str, tuple[frozenset, frozenset]]:
     found: dict[str, tuple[set, set]] = {}
     for row in pq.read_table(out / "repositories").to_pylist():
         found[row["repository"]] = (set(), set())
-    for row in pq.read_table(out / "tags").to_pylist():
+    for row in digest_ids.read(out, "tags").to_pylist():
         found[row["repository"]][0].add((row["tag"], row["digest"]))
-    for row in pq.read_table(out / "manifests").to_pylist():
+    for row in digest_ids.read(out, "manifests").to_pylist():
         found[row["repository"]][1].add(row["digest"])
     return {name: (frozenset(tags), frozenset(manifests)) for name, (tags, manifests) in found.items()}
 

@@ -4,10 +4,13 @@
 The crawl's peak memory is its assembly (DuckDB joins and sorts the staging tables into the
 snapshot's tables). This stages the tables a crawl would have staged for a snapshot written
 by make_snapshot.py (optionally a share of its repositories), then assembles them in a fresh
-process and reports its peak RSS (wait4) and CPU time, and checks that the assembled tables
-equal the snapshot's, row for row.
+process and reports its peak RSS (wait4) and CPU time, and (--compare) checks that the assembled
+tables equal an earlier run's, row for row, in the readers' form (digests as text), whichever
+snapshot schema each run wrote (1: digests in every table; 2: ids into `digests`).
 
     .venv/bin/python benchmarks/bench_assemble.py benchmarks/work/snap-d10000000-s1 --share 0.5
+    .venv/bin/python benchmarks/bench_assemble.py SNAP --commit 16e89a2 --out benchmarks/work/assemble-ref
+    .venv/bin/python benchmarks/bench_assemble.py SNAP --compare benchmarks/work/assemble-ref
 """
 
 from __future__ import annotations
@@ -21,10 +24,16 @@ import sys
 import time
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_common as common  # noqa: E402  (siblings, not a package)
+from bench_common import CODE, code_env  # noqa: E402
+
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
-CODE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # What the crawl stages, as queries over a finished snapshot (its tables as views).
 STAGING = {
@@ -70,7 +79,7 @@ import resource, sys, time
 from pathlib import Path
 from regstat.assemble import assemble
 from regstat.snapshot import PendingSnapshot
-stage, out = Path(sys.argv[1]), sys.argv[2]
+stage, out, limit = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 pending = PendingSnapshot(out, force=True)
 table = pending.table
 def logged(name, *args):  # the peak so far as each table starts
@@ -79,21 +88,71 @@ def logged(name, *args):  # the peak so far as each table starts
     return table(name, *args)
 pending.table = logged
 started = time.perf_counter()
-counts, problems = assemble(stage, pending, lambda repository, digest: digest)
+options = {"memory_limit": limit} if limit else {}
+counts, problems = assemble(stage, pending, lambda repository, digest: digest, **options)
 print(counts, len(problems), f"{time.perf_counter() - started:.1f} s wall", file=sys.stderr)
 pending.table("repositories").close()
 pending.publish({"format": "none"})
 """
 
 
+# The snapshot tables' digest columns (readers' name -> stored id column), as in
+# regstat.snapshot.DIGEST_COLUMNS (not imported: --commit may time a schema without it).
+DIGEST_COLUMNS = {
+    "tags": {"digest": "digest_id"},
+    "manifests": {"digest": "digest_id", "subject_digest": "subject_id"},
+    "descriptors": {"manifest_digest": "manifest_id", "digest": "digest_id"},
+    "blobs": {"digest": "digest_id"},
+    "repository_blobs": {"digest": "digest_id"},
+}
+COMPARED = ("tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads")
+
+
+class Readers:
+    """The tables of an assembled directory in the readers' form, a column at a time and in
+    the order of the files: schema 1 as it is, schema 2 with each id looked up in `digests`
+    (checked to be numbered 0, 1, ... in the digests' order)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.digests: pa.ChunkedArray | None = None
+        if os.path.isdir(os.path.join(directory, "digests")):
+            table = pq.ParquetDataset(os.path.join(directory, "digests")).read()
+            ids, digests = table.column("digest_id"), table.column("digest")
+            if not ids.equals(pa.chunked_array([pa.array(range(len(ids)), pa.int64())])):
+                raise SystemExit(f"{directory}: digests.digest_id is not 0, 1, ...")
+            if len(digests) > 1 and not pc.all(pc.less(digests[:-1], digests[1:])).as_py():
+                raise SystemExit(f"{directory}: digests are not in increasing order")
+            self.digests = digests.combine_chunks()
+
+    def columns(self, name: str) -> list[str]:
+        stored = pq.ParquetDataset(os.path.join(self.directory, name)).schema.names
+        if self.digests is None:
+            return stored
+        back = {v: k for k, v in DIGEST_COLUMNS.get(name, {}).items()}
+        return [back.get(c, c) for c in stored]
+
+    def column(self, name: str, column: str) -> pa.ChunkedArray:
+        dataset = pq.ParquetDataset(os.path.join(self.directory, name))
+        if self.digests is None or column not in DIGEST_COLUMNS.get(name, {}):
+            return dataset.read([column]).column(0)
+        ids = dataset.read([DIGEST_COLUMNS[name][column]]).column(0)
+        return pc.take(self.digests, ids)
+
+
 def compare(out: str, reference: str) -> list[str]:
-    """Tables of `out` that differ from `reference`'s (same rows in the same order), a column
-    at a time."""
+    """Tables of `out` that differ from `reference`'s (same rows in the same order, digests as
+    text), a column at a time."""
     wrong = []
-    for name in ("tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads"):
-        a, b = (pq.ParquetDataset(os.path.join(d, name)) for d in (out, reference))
-        for column in a.schema.names:
-            if not a.read([column]).column(0).equals(b.read([column]).column(0)):
+    a, b = Readers(out), Readers(reference)
+    for name in COMPARED:
+        columns = a.columns(name)
+        if columns != b.columns(name):
+            wrong.append(f"{name}: columns {columns} != {b.columns(name)}")
+            continue
+        for column in columns:
+            x, y = a.column(name, column), b.column(name, column)
+            if x.type != y.type or not x.equals(y):
                 wrong.append(f"{name}.{column} differs")
     return wrong
 
@@ -106,7 +165,11 @@ def main() -> int:
     parser.add_argument("--restage", action="store_true", help="stage again even if --stage exists")
     parser.add_argument("--out", default=os.path.join(WORK, "assemble-out"), help="the assembled tables")
     parser.add_argument("--compare", metavar="DIR", help="an earlier --out: check the tables are identical")
+    parser.add_argument("--memory-limit", help="DuckDB's memory_limit for the assembly (default: assemble's)")
+    common.add_commit_option(parser)
     args = parser.parse_args()
+    if args.commit:
+        common.export_commit(args.commit, WORK)
     if args.restage or not os.path.isdir(args.stage):
         started = time.perf_counter()
         stage(args.snapshot, args.share, args.stage)
@@ -115,10 +178,12 @@ def main() -> int:
     shutil.rmtree(out, ignore_errors=True)
     load = os.getloadavg()
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, args.stage, out], cwd=CODE)
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, args.stage, out, args.memory_limit or ""],
+                            cwd=CODE["dir"], env=code_env())
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
-    print(f"exit {os.waitstatus_to_exitcode(status)}: peak RSS {usage.ru_maxrss / 1024:.0f} MB, "
+    print(f"regstat at {CODE['commit'] or 'the working tree'}: "
+          f"exit {os.waitstatus_to_exitcode(status)}: peak RSS {usage.ru_maxrss / 1024:.0f} MB, "
           f"CPU {usage.ru_utime + usage.ru_stime:.1f} s, wall {wall:.1f} s, "
           f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if args.compare and os.waitstatus_to_exitcode(status) == 0:

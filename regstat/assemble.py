@@ -5,6 +5,12 @@ links); the snapshot's tables are per repository, so `descriptors` is a join. Du
 joins and sorts a range of the output's leading sort key at a time (repositories, or digests
 for `blobs`), so that memory stays bounded whatever the registry's size; the ranges are
 written in order, so each table comes out in the order its query sorts it.
+
+The snapshot stores digests once, in `digests`, and ids elsewhere (regstat.digest_ids). The
+digests are numbered first; then each staging table's digests are replaced by their ids once
+(one join of each staging table with `digests`, which DuckDB spills as it needs), and the
+ranged queries run on the ids: their joins are on integers, and none of them joins
+`digests` (a hash table of every digest per range and per column ran out of 128MB).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import pyarrow as pa
 
 from . import digest_ids, queries
 from .errors import CrawlError
-from .snapshot import SCHEMAS, PendingSnapshot
+from .snapshot import DIGEST_COLUMNS, SCHEMAS, SORT_KEYS, PendingSnapshot
 
 _TIME = pa.timestamp("us", tz="UTC")
 
@@ -75,8 +81,18 @@ THREADS = 1
 # Staging columns a range restricts (the tables that have them): each pair of DuckDB
 # variables `<column>_from` / `<column>_to` bounds it when set, [from, to).
 _RANGED_COLUMNS = ("repository", "digest")
+# The staging tables' digest columns: replaced by their ids before the tables are assembled.
+_STAGED_DIGESTS = {
+    "stored_blobs": ("digest",),
+    "revisions": ("digest",),
+    "tag_links": ("digest",),
+    "layer_links": ("digest",),
+    "manifest_info": ("digest", "subject_digest"),
+    "manifest_descriptors": ("manifest_digest", "digest"),
+}
 _PER_TABLE_RANGES = {table: "repository" for table in SNAPSHOT_TABLES} | {"blobs": "digest"}
 _DIGESTS = "stage_digests"
+_IDS = "_ids"  # the staging tables with ids, under the staging directory
 
 
 def assemble(
@@ -104,28 +120,31 @@ def assemble(
         con.execute("SET enable_progress_bar = false")  # it would print into the crawl's output
         _bind_staging(con, stage)
         _restrict(con, None, (None, None))
-        con.execute(f"CREATE TEMP TABLE stage_unsized_blobs AS {queries.load('snapshot_unsized_blobs')}")
-        ranges = {"repository": _repository_ranges(con), "digest": _digest_ranges(con)}
-        # Every digest the tables below name, numbered once for all ranges (regstat.digest_ids).
-        digest_ids.create(con, _DIGESTS, [queries.load("snapshot_digests")])
-        writer = pending.table(digest_ids.TABLE)
-        writer.write_batches(con.sql(digest_ids.digests_sql(_DIGESTS)).to_arrow_reader(BATCH_ROWS))
-        counts = {digest_ids.TABLE: writer.close()}
-        for table in SNAPSHOT_TABLES:
-            writer = pending.table(table)
-            column = _PER_TABLE_RANGES[table]
-            sql = digest_ids.encode_sql(table, queries.load(f"snapshot_{table}").strip().rstrip(";"), _DIGESTS)
-            for bounds in ranges[column]:
-                _restrict(con, column, bounds)
-                writer.write_batches(con.sql(sql).to_arrow_reader(BATCH_ROWS))
-            counts[table] = writer.close()
-        _restrict(con, None, (None, None))
+        # Problems name their manifest's digest as text: found before the digests become ids.
         problems = [
             CrawlError(repository, manifest_path(repository, digest), _ERROR_KINDS[status], message or status)
             for repository, digest, status, message in con.execute(
                 queries.load("snapshot_manifest_problems")
             ).fetchall()
         ]
+        # Every digest the tables below name, numbered once for all ranges (regstat.digest_ids).
+        digest_ids.create(con, _DIGESTS, [queries.load("snapshot_digests")])
+        writer = pending.table(digest_ids.TABLE)
+        writer.write_batches(con.sql(digest_ids.digests_sql(_DIGESTS)).to_arrow_reader(BATCH_ROWS))
+        counts = {digest_ids.TABLE: writer.close()}
+        con.execute(f"DROP TABLE {_DIGESTS}")
+        _bind_ids(con, stage, writer.directory)
+        _restrict(con, None, (None, None))
+        con.execute(f"CREATE TEMP TABLE stage_unsized_blobs AS {queries.load('snapshot_unsized_blobs')}")
+        ranges = {"repository": _repository_ranges(con), "digest": _digest_ranges(con)}
+        for table in SNAPSHOT_TABLES:
+            writer = pending.table(table)
+            column = _PER_TABLE_RANGES[table]
+            sql = _stored_sql(table, queries.load(f"snapshot_{table}").strip().rstrip(";"))
+            for bounds in ranges[column]:
+                _restrict(con, column, bounds)
+                writer.write_batches(con.sql(sql).to_arrow_reader(BATCH_ROWS))
+            counts[table] = writer.close()
     except (duckdb.InterruptException, RuntimeError) as e:
         # A signal while DuckDB runs (SIGINT, or SIGTERM, whose handler raises) comes out as
         # DuckDB's "Query interrupted": it is an interruption, resumable, not a crash.
@@ -135,36 +154,84 @@ def assemble(
     finally:
         con.close()
     shutil.rmtree(stage / "_spill", ignore_errors=True)
+    shutil.rmtree(stage / _IDS, ignore_errors=True)
     return counts, problems
 
 
-Bounds = tuple[str | None, str | None]  # [from, to); None: unbounded
+Bounds = tuple[str | int | None, str | int | None]  # [from, to); None: unbounded
 
 
 def _bind_staging(con: duckdb.DuckDBPyConnection, stage: Path) -> None:
     """Views `stage_<name>` over the staging parts, restricted to the current range."""
     for name, schema in STAGING_SCHEMAS.items():
-        glob = str(stage / name / "*.parquet").replace("'", "''")
-        where = " AND ".join(
-            f"(getvariable('{c}_from') IS NULL OR {c} >= getvariable('{c}_from')) AND "
-            f"(getvariable('{c}_to') IS NULL OR {c} < getvariable('{c}_to'))"
-            for c in _RANGED_COLUMNS
-            if c in schema.names
-        )
-        con.execute(f"CREATE VIEW stage_{name} AS SELECT * FROM read_parquet('{glob}') WHERE {where or 'TRUE'}")
+        glob = _quote(str(stage / name / "*.parquet"))
+        con.execute(f"CREATE VIEW stage_{name} AS SELECT * FROM read_parquet('{glob}') WHERE {_where(schema)}")
+
+
+def _bind_ids(con: duckdb.DuckDBPyConnection, stage: Path, digests: Path) -> None:
+    """Replace the views `stage_<name>` by the same rows with each digest as its id, from the
+    written `digests` table's parts in `digests`, restricted to the current range like the
+    staging views (a `digest` range is then a range of ids).
+
+    Each staging table is written again under `stage/_ids`, one digest column at a time: one
+    join with every digest each, which DuckDB partitions and spills beyond its memory limit
+    (two joins in one query, or into a temporary table, ran out of 128MB)."""
+    con.execute(f"CREATE OR REPLACE VIEW {_DIGESTS} AS SELECT digest, digest_id FROM "
+                f"read_parquet('{_quote(str(digests / '*.parquet'))}')")
+    shutil.rmtree(stage / _IDS, ignore_errors=True)
+    (stage / _IDS).mkdir()
+    for name, schema in STAGING_SCHEMAS.items():
+        source = f"read_parquet('{_quote(str(stage / name / '*.parquet'))}')"
+        for step, column in enumerate(_STAGED_DIGESTS.get(name, ())):
+            target = stage / _IDS / f"{name}-{step}.parquet"
+            found = ", ".join(f"k.digest_id AS {c}" if c == column else f"t.{c}" for c in schema.names)
+            null = ", ".join(f"CAST(NULL AS BIGINT) AS {c}" if c == column else f"t.{c}" for c in schema.names)
+            # The rows without a digest apart: NULL keys fill one partition of the join, which
+            # must then fit in memory (subject_digest is NULL in most rows).
+            con.execute(
+                f"COPY (SELECT {found} FROM {source} AS t LEFT JOIN {_DIGESTS} AS k ON k.digest = t.{column} "
+                f"WHERE t.{column} IS NOT NULL UNION ALL SELECT {null} FROM {source} AS t WHERE t.{column} IS NULL) "
+                f"TO '{_quote(str(target))}' (FORMAT PARQUET)"
+            )
+            source = f"read_parquet('{_quote(str(target))}')"
+        con.execute(f"CREATE OR REPLACE VIEW stage_{name} AS SELECT * FROM {source} WHERE {_where(schema)}")
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _stored_sql(table: str, logical: str) -> str:
+    """A snapshot table's query over the id views (digest columns hold ids) as the stored
+    table's rows: its digest columns renamed as stored (DIGEST_COLUMNS), sorted by its key
+    (ids sort as their digests do)."""
+    keys = DIGEST_COLUMNS.get(table, {})
+    columns = [f"t.{c} AS {keys[c]}" if c in keys else f"t.{c}" for c in SCHEMAS[table].names]
+    order = ", ".join(f"t.{c}" for c in SORT_KEYS[table])
+    return f"SELECT {', '.join(columns)} FROM ({logical}) AS t ORDER BY {order}"
+
+
+def _where(schema: pa.Schema) -> str:
+    return " AND ".join(
+        f"(getvariable('{c}_from') IS NULL OR {c} >= getvariable('{c}_from')) AND "
+        f"(getvariable('{c}_to') IS NULL OR {c} < getvariable('{c}_to'))"
+        for c in _RANGED_COLUMNS
+        if c in schema.names
+    ) or "TRUE"
 
 
 def _restrict(con: duckdb.DuckDBPyConnection, column: str | None, bounds: Bounds) -> None:
     """Restrict the staging views to `bounds` of `column`, and nothing else (None: no range)."""
     for c in _RANGED_COLUMNS:
         low, high = bounds if c == column else (None, None)
-        con.execute(f"SET VARIABLE {c}_from = CAST(? AS VARCHAR)", [low])
-        con.execute(f"SET VARIABLE {c}_to = CAST(? AS VARCHAR)", [high])
+        kind = "BIGINT" if isinstance(low, int) or isinstance(high, int) else "VARCHAR"
+        con.execute(f"SET VARIABLE {c}_from = CAST(? AS {kind})", [low])
+        con.execute(f"SET VARIABLE {c}_to = CAST(? AS {kind})", [high])
 
 
-def _split(boundaries: list[str]) -> list[Bounds]:
-    """Consecutive ranges that cover every string: (None, b1), [b1, b2), ..., [bn, None)."""
-    edges: list[str | None] = [None, *boundaries, None]
+def _split(boundaries: list) -> list[Bounds]:
+    """Consecutive ranges that cover every value: (None, b1), [b1, b2), ..., [bn, None)."""
+    edges: list = [None, *boundaries, None]
     return list(zip(edges[:-1], edges[1:]))
 
 
@@ -183,12 +250,12 @@ def _repository_ranges(con: duckdb.DuckDBPyConnection) -> list[Bounds]:
 
 
 def _digest_ranges(con: duckdb.DuckDBPyConnection) -> list[Bounds]:
-    """Ranges of digests with about RANGE_BLOBS stored blobs each: digests are uniform in hex,
-    so equal steps of their first two hex digits (any digest of another algorithm falls in
-    the first or the last range)."""
+    """Ranges of digest ids with about RANGE_BLOBS stored blobs each: equal steps of the ids
+    (digests are uniform, and numbered in their order), at most 256 ranges."""
     (stored,) = con.execute("SELECT COUNT(*) FROM stage_stored_blobs").fetchone() or (0,)
-    parts = min(256, max(1, -(-stored // RANGE_BLOBS)))
-    return _split([f"sha256:{i * 256 // parts:02x}" for i in range(1, parts)])
+    (numbered,) = con.execute(f"SELECT COUNT(*) FROM {_DIGESTS}").fetchone() or (0,)
+    parts = min(256, max(1, -(-stored // RANGE_BLOBS)), max(1, numbered))
+    return _split([i * numbered // parts for i in range(1, parts)])
 
 
 _ERROR_KINDS = {

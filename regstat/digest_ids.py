@@ -89,14 +89,15 @@ def is_digest_column(name: str) -> bool:
     return name == "digest" or name.endswith("_digest")
 
 
-def decode_sql(query: str, columns: list[str], order: str, digests: str = TABLE) -> str:
-    """`query` (result columns `columns`) with the ids in its digest columns (is_digest_column)
-    turned into digests, sorted by `order` (names of `query`'s columns; ids sort as their
-    digests do, so sorting on them is sorting on the digests)."""
+def decode_sql(query: str, columns: list[str], order: str, ids: set[str] | None = None, digests: str = TABLE) -> str:
+    """`query` (result columns `columns`) with the ids in its columns `ids` (default: every
+    digest column, is_digest_column) turned into digests, sorted by `order` (names of `query`'s
+    columns; ids sort as their digests do, so sorting on them is sorting on the digests)."""
+    ids = {c for c in columns if is_digest_column(c)} if ids is None else ids
     selected, joins = [], []
     for i, name in enumerate(columns):
         quoted = _quote_name(name)
-        if is_digest_column(name):
+        if name in ids:
             selected.append(f"k_{i}.digest AS {quoted}")
             joins.append(f"LEFT JOIN {digests} AS k_{i} ON k_{i}.digest_id = t.{quoted}")
         else:
@@ -108,11 +109,12 @@ def decode_sql(query: str, columns: list[str], order: str, digests: str = TABLE)
 def decode(con: duckdb.DuckDBPyConnection, table: pa.Table, digests: str = TABLE) -> pa.Table:
     """`table` with the ids in its digest columns (is_digest_column, integer typed) turned
     into digests, rows in the same order."""
-    if not any(is_digest_column(n) and pa.types.is_integer(table.schema.field(n).type) for n in table.column_names):
+    ids = {n for n in table.column_names if is_digest_column(n) and pa.types.is_integer(table.schema.field(n).type)}
+    if not ids:
         return table
     con.register("_decode_input", table.append_column("_decode_row", pa.array(range(table.num_rows), pa.int64())))
     try:
-        sql = decode_sql("SELECT * FROM _decode_input", table.column_names, "_decode_row", digests)
+        sql = decode_sql("SELECT * FROM _decode_input", table.column_names, "_decode_row", ids, digests)
         return con.sql(sql).to_arrow_table()
     finally:
         con.unregister("_decode_input")

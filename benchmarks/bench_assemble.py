@@ -51,9 +51,18 @@ TABLES = ("repositories", "tags", "manifests", "descriptors", "blobs", "reposito
 
 
 def views(con: duckdb.DuckDBPyConnection, snapshot: str, share: float) -> None:
+    keyed = os.path.isdir(os.path.join(snapshot, "digests"))  # schema 2: ids into `digests`
+    if keyed:
+        glob = os.path.join(snapshot, "digests", "*.parquet")
+        con.execute(f"CREATE VIEW all_digests AS SELECT * FROM read_parquet('{glob}')")
     for name in TABLES:
         glob = os.path.join(snapshot, name, "*.parquet")
-        con.execute(f"CREATE VIEW all_{name} AS SELECT * FROM read_parquet('{glob}')")
+        keys = DIGEST_COLUMNS.get(name, {}) if keyed else {}
+        stored = pq.ParquetDataset(os.path.join(snapshot, name)).schema.names
+        back = {v: k for k, v in keys.items()}
+        columns = [f"k_{c}.digest AS {back[c]}" if c in back else f"t.{c}" for c in stored]
+        joins = " ".join(f"LEFT JOIN all_digests AS k_{c} ON k_{c}.digest_id = t.{c}" for c in back)
+        con.execute(f"CREATE VIEW all_{name} AS SELECT {', '.join(columns)} FROM read_parquet('{glob}') AS t {joins}")
     # a share of the repositories (by a hash of the name), and the blobs their manifests name
     keep = f"(hash(repository) % 1000) < {int(share * 1000)}"
     for name in ("tags", "manifests", "descriptors", "repository_blobs", "uploads", "repositories"):

@@ -9,7 +9,9 @@ measures, per tree:
   peak: what the issue's "peak RSS while crawling" counts), the largest sum of RSS and of
   PSS seen at one moment (PSS divides pages that forked workers share with the parent),
   and the parent's peak during the crawl proper (workers alive) and during assembly;
-* the snapshot's size on disk per descriptor, for the whole snapshot and per table.
+* the snapshot's size on disk per descriptor, for the whole snapshot, per table (`digests`
+  holds each digest once, the other tables ids) and per column (Parquet column chunks'
+  compressed sizes, from the files' metadata).
 
     .venv/bin/python benchmarks/bench_memory.py                       # default sizes, records RESULTS.md
     .venv/bin/python benchmarks/bench_memory.py --repositories 500 --no-record
@@ -166,6 +168,7 @@ class Measurement:
     counts: dict = field(default_factory=dict)
     complete: bool = False
     table_bytes: dict[str, int] = field(default_factory=dict)
+    column_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
     failed: str = ""
 
     @property
@@ -197,6 +200,36 @@ def snapshot_sizes(path: str) -> dict[str, int]:
     return sizes
 
 
+def column_sizes(path: str) -> dict[str, dict[str, int]]:
+    """Compressed bytes per table and column (Parquet column chunks, from the files' metadata)."""
+    import pyarrow.parquet as pq
+
+    sizes: dict[str, dict[str, int]] = {}
+    for entry in sorted(os.listdir(path)):
+        full = os.path.join(path, entry)
+        if not os.path.isdir(full):
+            continue
+        columns = sizes.setdefault(entry, {})
+        for name in sorted(os.listdir(full)):
+            metadata = pq.ParquetFile(os.path.join(full, name)).metadata
+            for group in range(metadata.num_row_groups):
+                for i in range(metadata.num_columns):
+                    chunk = metadata.row_group(group).column(i)
+                    columns[chunk.path_in_schema] = columns.get(chunk.path_in_schema, 0) + chunk.total_compressed_size
+    return sizes
+
+
+def by_column(m: "Measurement") -> str:
+    """Bytes per descriptor by table, and by column within each (largest first)."""
+    d = max(m.descriptors, 1)
+    parts = []
+    for table, total in sorted(m.table_bytes.items(), key=lambda kv: -kv[1]):
+        columns = sorted(m.column_bytes.get(table, {}).items(), key=lambda kv: -kv[1])
+        inside = ", ".join(f"{c} {b / d:.2f}" for c, b in columns if b / d >= 0.01)
+        parts.append(f"{table} {total / d:.2f}" + (f" ({inside})" if inside else ""))
+    return "; ".join(parts)
+
+
 def measure(root: str, summary: dict | None, snapshot: str, work: str, interval: float,
             extra: list[str]) -> Measurement:
     if os.path.exists(snapshot):
@@ -226,6 +259,7 @@ def measure(root: str, summary: dict | None, snapshot: str, work: str, interval:
         meta = json.load(f)
     m.counts, m.complete = meta.get("counts", {}), bool(meta.get("complete"))
     m.table_bytes = snapshot_sizes(snapshot)
+    m.column_bytes = column_sizes(snapshot)
     with open(os.path.join(work, f"memory-{m.tree}.timeline.json"), "w") as f:
         json.dump(sampler.timeline, f)
     return m
@@ -259,6 +293,7 @@ def print_measurement(m: Measurement) -> None:
     print(f"    snapshot: {m.snapshot_bytes / 1e6:.1f} MB, "
           f"{m.snapshot_bytes / max(m.descriptors, 1):.1f} bytes/descriptor "
           f"(" + ", ".join(f"{k} {v:.1f}" for k, v in per.items()) + ")")
+    print(f"    by column: {by_column(m)}")
     print(f"    {check(m)}", flush=True)
 
 
@@ -334,14 +369,15 @@ def render(env: dict[str, str], ms: list[Measurement], args: argparse.Namespace,
     lines.append("")
     lines.append("| tree (`make_tree.py`) | manifests | descriptors | wall s | parent peak MB (crawling / "
                  "overall) | worker peaks MB | **sum of peaks MB** | max RSS / PSS at once MB | "
-                 "snapshot MB | **bytes / descriptor** | descriptors table B/desc | load | output check |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+                 "snapshot MB | **bytes / descriptor** | digests table B/desc | descriptors table B/desc | load | "
+                 "output check |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for m in ms:
         p = (m.summary or {}).get("parameters")
         tree = (f"`--repositories {p['repositories']} --pushes {p['pushes']:g} --seed {p['seed']} "
                 f"--base-images {p['base_images']}`" if p else m.tree)
         if m.failed:
-            lines.append(f"| {tree} | | | {m.wall:.1f} | | | | | | | | {m.load:.1f} | FAILED: {m.failed} |")
+            lines.append(f"| {tree} | | | {m.wall:.1f} | | | | | | | | | {m.load:.1f} | FAILED: {m.failed} |")
             continue
         d = max(m.descriptors, 1)
         lines.append(
@@ -349,13 +385,16 @@ def render(env: dict[str, str], ms: list[Measurement], args: argparse.Namespace,
             f"{m.parent_crawling_mb:.0f} / {m.parent_peak_mb:.0f} | "
             f"{' + '.join(f'{w:.0f}' for w in m.workers_peak_mb)} | **{m.total_peak_mb:.0f}** | "
             f"{m.max_rss_sum_mb:.0f} / {m.max_pss_sum_mb:.0f} | {m.snapshot_bytes / 1e6:.1f} | "
-            f"**{m.snapshot_bytes / d:.1f}** | {m.table_bytes.get('descriptors', 0) / d:.1f} | "
+            f"**{m.snapshot_bytes / d:.1f}** | {m.table_bytes.get('digests', 0) / d:.1f} | "
+            f"{m.table_bytes.get('descriptors', 0) / d:.1f} | "
             f"{m.load:.1f} | {check(m)} |")
     if largest:
         lines.append("")
         lines.append(f"Snapshot bytes per descriptor by table at {largest.manifests:,} manifests: "
                      + ", ".join(f"{k} {v / max(largest.descriptors, 1):.2f}"
                                  for k, v in largest.table_bytes.items()) + ".")
+        lines.append("")
+        lines.append(f"By column (Parquet column chunks, compressed), bytes per descriptor: {by_column(largest)}.")
     if args.notes:
         lines.append("")
         lines.append(open(args.notes).read().strip())

@@ -81,14 +81,17 @@ THREADS = 1
 # Staging columns a range restricts (the tables that have them): each pair of DuckDB
 # variables `<column>_from` / `<column>_to` bounds it when set, [from, to).
 _RANGED_COLUMNS = ("repository", "digest")
-# The staging tables' digest columns: replaced by their ids before the tables are assembled.
-_STAGED_DIGESTS = {
-    "stored_blobs": ("digest",),
-    "revisions": ("digest",),
-    "tag_links": ("digest",),
-    "layer_links": ("digest",),
-    "manifest_info": ("digest", "subject_digest"),
-    "manifest_descriptors": ("manifest_digest", "digest"),
+# The staging tables' digest columns, replaced by their ids before the tables are assembled:
+# one pass (a query, a join per column) for each tuple. A column that may be NULL in many rows
+# (subject_digest) has a pass of its own.
+_STAGED_DIGESTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "stored_blobs": (("digest",),),
+    "revisions": (("digest",),),
+    "tag_links": (("digest",),),
+    "layer_links": (("digest",),),
+    "manifest_info": (("digest",), ("subject_digest",)),
+    # both at once: 28.8 CPU s instead of 25.0 + 15.9 on 4,979,150 staged descriptors
+    "manifest_descriptors": (("manifest_digest", "digest"),),
 }
 _PER_TABLE_RANGES = {table: "repository" for table in SNAPSHOT_TABLES} | {"blobs": "digest"}
 _DIGESTS = "stage_digests"
@@ -173,26 +176,30 @@ def _bind_ids(con: duckdb.DuckDBPyConnection, stage: Path, digests: Path) -> Non
     written `digests` table's parts in `digests`, restricted to the current range like the
     staging views (a `digest` range is then a range of ids).
 
-    Each staging table is written again under `stage/_ids`, one digest column at a time: one
-    join with every digest each, which DuckDB partitions and spills beyond its memory limit
-    (two joins in one query, or into a temporary table, ran out of 128MB)."""
+    Each staging table is written again under `stage/_ids` (_STAGED_DIGESTS' passes): a join
+    with every digest per column, which DuckDB partitions and spills beyond its memory limit
+    (into a temporary table instead, or with the NULL subject digests in the join, it ran out
+    of 128MB)."""
     con.execute(f"CREATE OR REPLACE VIEW {_DIGESTS} AS SELECT digest, digest_id FROM "
                 f"read_parquet('{_quote(str(digests / '*.parquet'))}')")
     shutil.rmtree(stage / _IDS, ignore_errors=True)
     (stage / _IDS).mkdir()
     for name, schema in STAGING_SCHEMAS.items():
         source = f"read_parquet('{_quote(str(stage / name / '*.parquet'))}')"
-        for step, column in enumerate(_STAGED_DIGESTS.get(name, ())):
+        for step, digests in enumerate(_STAGED_DIGESTS.get(name, ())):
             target = stage / _IDS / f"{name}-{step}.parquet"
-            found = ", ".join(f"k.digest_id AS {c}" if c == column else f"t.{c}" for c in schema.names)
-            null = ", ".join(f"CAST(NULL AS BIGINT) AS {c}" if c == column else f"t.{c}" for c in schema.names)
-            # The rows without a digest apart: NULL keys fill one partition of the join, which
-            # must then fit in memory (subject_digest is NULL in most rows).
-            con.execute(
-                f"COPY (SELECT {found} FROM {source} AS t LEFT JOIN {_DIGESTS} AS k ON k.digest = t.{column} "
-                f"WHERE t.{column} IS NOT NULL UNION ALL SELECT {null} FROM {source} AS t WHERE t.{column} IS NULL) "
-                f"TO '{_quote(str(target))}' (FORMAT PARQUET)"
-            )
+            ids = ", ".join(f"k_{c}.digest_id AS {c}" if c in digests else f"t.{c}" for c in schema.names)
+            joins = " ".join(f"LEFT JOIN {_DIGESTS} AS k_{c} ON k_{c}.digest = t.{c}" for c in digests)
+            if len(digests) == 1:
+                # The rows without a digest apart: NULL keys fill one partition of the join,
+                # which must then fit in memory (subject_digest is NULL in most rows).
+                (column,) = digests
+                nulls = ", ".join(f"CAST(NULL AS BIGINT) AS {c}" if c == column else f"t.{c}" for c in schema.names)
+                query = (f"SELECT {ids} FROM {source} AS t {joins} WHERE t.{column} IS NOT NULL "
+                         f"UNION ALL SELECT {nulls} FROM {source} AS t WHERE t.{column} IS NULL")
+            else:
+                query = f"SELECT {ids} FROM {source} AS t {joins}"
+            con.execute(f"COPY ({query}) TO '{_quote(str(target))}' (FORMAT PARQUET)")
             source = f"read_parquet('{_quote(str(target))}')"
         con.execute(f"CREATE OR REPLACE VIEW stage_{name} AS SELECT * FROM {source} WHERE {_where(schema)}")
 

@@ -132,6 +132,8 @@ class PartWriter:
         self._parts = first_part  # a resumed crawl numbers its parts after the kept ones
         self._buffer: list[tuple] = []
         self._new: list[str] = []  # parts written since the last take_written()
+        self._encodings = column_encodings(directory.name, schema)
+        self._level = COMPRESSION_LEVELS.get(directory.name)
         directory.mkdir(parents=True, exist_ok=True)
 
     def append(self, row: tuple) -> None:
@@ -155,7 +157,12 @@ class PartWriter:
     def _write(self, table: pa.Table) -> None:
         name = part_name(self._parts)
         pq.write_table(
-            table, self.directory / name, compression="zstd", use_dictionary=dictionary_columns(self.schema)
+            table,
+            self.directory / name,
+            compression="zstd",
+            compression_level=self._level,
+            use_dictionary=dictionary_columns(self.schema),
+            column_encoding=self._encodings or None,
         )
         self._new.append(name)
         self._parts += 1
@@ -182,6 +189,45 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     return [
         f.name for f in schema if pa.types.is_string(f.type) and "digest" not in f.name and f.name != "uuid"
     ]
+
+
+# Id columns that rise along their table's sort order, each id at most once per run of the
+# leading key: DELTA_BINARY_PACKED stores their small steps in a few bits (digests.digest_id
+# and blobs.digest_id nearly nothing), where zstd over the plain 8 bytes left 0.4-1.4 bytes a
+# row. Measured per column on the 20,010-manifest tree (bytes per descriptor, plain -> delta):
+# digests.digest_id 0.76 -> 0.00, blobs.digest_id 0.76 -> 0.00, manifests.digest_id 0.53 ->
+# 0.41, repository_blobs.digest_id 1.40 -> 1.28, tags.digest_id 0.36 -> 0.33 (0.45 -> 0.37 on
+# the 99,765-manifest tree). Not for descriptors' ids (repeated or in no order: delta 0.57 ->
+# 1.00 and 2.16 -> 2.24), nor a dictionary for any id (worse everywhere).
+DELTA_COLUMNS: dict[str, tuple[str, ...]] = {
+    "digests": ("digest_id",),
+    "blobs": ("digest_id",),
+    "manifests": ("digest_id",),
+    "repository_blobs": ("digest_id",),
+    "tags": ("digest_id",),
+}
+# zstd levels other than the default (1) for the snapshot's large tables of ids, sizes and
+# times: level 9 takes 99,765 manifests' snapshot from 37.1 to 35.9 bytes per descriptor
+# (descriptors 5.88 -> 5.14, blobs 3.61 -> 3.33), for ~0.3 CPU s more per 500,000 rows
+# written. Not `digests` (hex text: level 3 or 9 is larger than 1, 24.4 -> 26.1), nor the
+# crawl's staging tables (written while crawling; same names only for `uploads`, left out).
+COMPRESSION_LEVELS: dict[str, int] = {
+    "tags": 9,
+    "manifests": 9,
+    "descriptors": 9,
+    "blobs": 9,
+    "repository_blobs": 9,
+}
+
+
+def column_encodings(table: str, schema: pa.Schema) -> dict[str, str]:
+    """Parquet encodings other than the default for the snapshot table `table` (DELTA_COLUMNS;
+    none for other tables, such as the crawl's staging tables)."""
+    return {
+        name: "DELTA_BINARY_PACKED"
+        for name in DELTA_COLUMNS.get(table, ())
+        if name in schema.names and pa.types.is_integer(schema.field(name).type)
+    }
 
 
 def part_name(number: int) -> str:

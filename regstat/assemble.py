@@ -72,6 +72,9 @@ BATCH_ROWS = 100_000
 # `blobs` (about this many stored blobs a range). Measured with benchmarks/bench_assemble.py
 # on 955,593 manifests (5.0M descriptors): peak RSS 346 MB ranged at 128MB, 772 MB unranged
 # at 512MB; CPU 66 s instead of 41 s (every range scans the staged descriptors again).
+# With ids (schema 2, the same staging): 299 MB, CPU ~107 s under load 5-6 (55 s for schema
+# 1's text digests then): numbering the digests and the passes of _bind_ids take most of it;
+# the ranged queries on ids are cheaper than on text.
 RANGE_REVISIONS = 100_000
 RANGE_BLOBS = 500_000
 # DuckDB's share of the crawl's memory while assembling (it spills the rest to `_spill`).

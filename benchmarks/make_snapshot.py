@@ -65,6 +65,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterable, Iterator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
@@ -73,12 +74,13 @@ sys.path.append(REPO_ROOT)
 
 import duckdb  # noqa: E402
 import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 
 from regstat import __version__  # noqa: E402
 from regstat import digest_ids  # noqa: E402
 from regstat.snapshot import (  # noqa: E402
-    DIGEST_COLUMNS, FORMAT, ROWS_PER_PART, SCHEMA_VERSION, SCHEMAS, PendingSnapshot, PartWriter,
-    iso, new_snapshot_id, utc_now,
+    DIGEST_COLUMNS, FORMAT, ROWS_PER_PART, SCHEMA_VERSION, SCHEMAS, SORT_KEYS, PendingSnapshot,
+    PartWriter, iso, new_snapshot_id, utc_now,
 )
 
 from make_tree import (  # noqa: E402  the same media types as the storage-tree generator
@@ -143,6 +145,10 @@ BASE_VERSIONS = 8
 # 55M digests, more than fits; the machine has 23 GB shared with other work.
 MEMORY_LIMIT = "4GB"
 STAGE = ".stage"  # the readers' form, inside the pending snapshot, until encoded
+# Rows per encoding query: each table is encoded in ranges of about this many rows, so that
+# no join or sort holds more than a range. Unranged, 100M descriptors (55M digests) ran out
+# of memory at 6GB encoding `manifests` (19M rows joined twice to the digests, then sorted).
+RANGE_ROWS = 4_000_000
 
 
 def at(fraction: float) -> int:
@@ -707,8 +713,7 @@ def encode(stage: Path, pending: PendingSnapshot, staged: dict[str, int], *, row
         for name in SCHEMAS:
             t0 = time.perf_counter()
             writer = pending.table(name, rows_per_part)
-            sql = digest_ids.encode_sql(name, staged_sql(name), "gen_digests")
-            write_parts(writer, con.sql(sql).to_arrow_reader(100_000))
+            write_parts(writer, encoded_ranges(con, stage, name, n))
             counts[name] = writer.close()
             missing = unencoded(con, stage, pending.path, name)
             if counts[name] != staged[name] or missing:
@@ -720,6 +725,55 @@ def encode(stage: Path, pending: PendingSnapshot, staged: dict[str, int], *, row
     finally:
         con.close()
     return counts
+
+
+def encoded_ranges(con: duckdb.DuckDBPyConnection, stage: Path, name: str,
+                   digests: int) -> Iterator[pa.RecordBatch]:
+    """The stored rows of the staged table `name`, in its sort order, one range of about
+    RANGE_ROWS rows at a time (digest_ids.encode_sql on each range).
+
+    `blobs` (staged in generation order) is ranged by digest: ids [lo, hi) of `gen_digests`,
+    which are the digests in order, and the staged blobs between those digests. The other
+    tables are staged in their sort order (repositories in name order, each one's rows by
+    key, digests sorting as their ids), so consecutive staged parts are consecutive ranges;
+    each range's last row must sort before the next one's first, or this stops."""
+    def quote(text: str) -> str:
+        return text.replace("'", "''")
+
+    if name == "blobs":
+        glob = quote(str(stage / name / "*.parquet"))
+        bounds = list(range(0, digests, RANGE_ROWS)) or [0]
+        for i, lo in enumerate(bounds):
+            hi = bounds[i + 1] if i + 1 < len(bounds) else None
+            where = []
+            if i > 0:
+                where.append(f"digest >= (SELECT digest FROM gen_digests WHERE digest_id = {lo})")
+            if hi is not None:
+                where.append(f"digest < (SELECT digest FROM gen_digests WHERE digest_id = {hi})")
+            logical = f"SELECT * FROM read_parquet('{glob}') WHERE {' AND '.join(where) or 'TRUE'}"
+            known = f"(SELECT * FROM gen_digests WHERE digest_id >= {lo}" + \
+                    (f" AND digest_id < {hi})" if hi is not None else ")")
+            yield from con.sql(digest_ids.encode_sql(name, logical, known)).to_arrow_reader(100_000)
+        return
+    keys = DIGEST_COLUMNS.get(name, {})
+    sort_key = [keys.get(c, c) for c in SORT_KEYS[name]]
+    parts = sorted((stage / name).glob("*.parquet"))  # part-NNNNN: the order they were written
+    per = max(1, RANGE_ROWS // max(1, pq.ParquetFile(parts[0]).metadata.num_rows)) if parts else 1
+    previous = None
+    for i in range(0, len(parts), per):
+        files = ", ".join(f"'{quote(str(p))}'" for p in parts[i:i + per])
+        sql = digest_ids.encode_sql(name, f"SELECT * FROM read_parquet([{files}])", "gen_digests")
+        first = True
+        for batch in con.sql(sql).to_arrow_reader(100_000):
+            if not batch.num_rows:
+                continue
+            if first:
+                head = tuple(batch.column(k)[0].as_py() for k in sort_key)
+                if previous is not None and not previous < head:
+                    raise AssertionError(f"{name}: staged parts out of order: {previous} then {head}")
+                first = False
+            previous = tuple(batch.column(k)[batch.num_rows - 1].as_py() for k in sort_key)
+            yield batch
 
 
 def unencoded(con: duckdb.DuckDBPyConnection, stage: Path, pending: Path, name: str) -> dict[str, int]:
@@ -736,7 +790,7 @@ def unencoded(con: duckdb.DuckDBPyConnection, stage: Path, pending: Path, name: 
     return out
 
 
-def write_parts(writer: PartWriter, reader: pa.RecordBatchReader) -> None:
+def write_parts(writer: PartWriter, reader: Iterable[pa.RecordBatch]) -> None:
     """Write DuckDB's batches as parts of `writer.rows_per_part` rows (its batches are smaller:
     regroup them, so parts are as large as a crawl's)."""
     size = writer.rows_per_part

@@ -84,18 +84,18 @@ THREADS = 1
 # Staging columns a range restricts (the tables that have them): each pair of DuckDB
 # variables `<column>_from` / `<column>_to` bounds it when set, [from, to).
 _RANGED_COLUMNS = ("repository", "digest")
-# The staging tables' digest columns, replaced by their ids before the tables are assembled:
-# one pass (a query, a join per column) for each tuple. A column that may be NULL in many rows
-# (subject_digest) has a pass of its own.
-_STAGED_DIGESTS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "stored_blobs": (("digest",),),
-    "revisions": (("digest",),),
-    "tag_links": (("digest",),),
-    "layer_links": (("digest",),),
-    "manifest_info": (("digest",), ("subject_digest",)),
-    # both at once: 28.8 CPU s instead of 25.0 + 15.9 on 4,979,150 staged descriptors
-    "manifest_descriptors": (("manifest_digest", "digest"),),
+# The staging tables' digest columns, replaced by their ids before the tables are assembled,
+# one pass each (_bind_ids).
+_STAGED_DIGESTS: dict[str, tuple[str, ...]] = {
+    "stored_blobs": ("digest",),
+    "revisions": ("digest",),
+    "tag_links": ("digest",),
+    "layer_links": ("digest",),
+    "manifest_info": ("digest", "subject_digest"),
+    "manifest_descriptors": ("manifest_digest", "digest"),
 }
+# Digests a pass joins at once: a range's hash table fits DuckDB's MEMORY_LIMIT.
+RANGE_DIGESTS = 250_000
 _PER_TABLE_RANGES = {table: "repository" for table in SNAPSHOT_TABLES} | {"blobs": "digest"}
 _DIGESTS = "stage_digests"
 _IDS = "_ids"  # the staging tables with ids, under the staging directory
@@ -139,7 +139,7 @@ def assemble(
         writer.write_batches(con.sql(digest_ids.digests_sql(_DIGESTS)).to_arrow_reader(BATCH_ROWS))
         counts = {digest_ids.TABLE: writer.close()}
         con.execute(f"DROP TABLE {_DIGESTS}")
-        _bind_ids(con, stage, writer.directory)
+        _bind_ids(con, stage, writer.directory, counts[digest_ids.TABLE])
         _restrict(con, None, (None, None))
         con.execute(f"CREATE TEMP TABLE stage_unsized_blobs AS {queries.load('snapshot_unsized_blobs')}")
         ranges = {"repository": _repository_ranges(con), "digest": _digest_ranges(con)}
@@ -174,37 +174,52 @@ def _bind_staging(con: duckdb.DuckDBPyConnection, stage: Path) -> None:
         con.execute(f"CREATE VIEW stage_{name} AS SELECT * FROM read_parquet('{glob}') WHERE {_where(schema)}")
 
 
-def _bind_ids(con: duckdb.DuckDBPyConnection, stage: Path, digests: Path) -> None:
+def _bind_ids(con: duckdb.DuckDBPyConnection, stage: Path, digests: Path, count: int) -> None:
     """Replace the views `stage_<name>` by the same rows with each digest as its id, from the
-    written `digests` table's parts in `digests`, restricted to the current range like the
-    staging views (a `digest` range is then a range of ids).
+    written `digests` table's parts in `digests` (`count` rows), restricted to the current
+    range like the staging views (a `digest` range is then a range of ids).
 
-    Each staging table is written again under `stage/_ids` (_STAGED_DIGESTS' passes): a join
-    with every digest per column, which DuckDB partitions and spills beyond its memory limit
-    (into a temporary table instead, or with the NULL subject digests in the join, it ran out
-    of 128MB)."""
+    Each staging table is written again under `stage/_ids`, one digest column a pass
+    (_STAGED_DIGESTS), and each pass one range of digests at a time (about RANGE_DIGESTS):
+    a join of a staging table with all 4.0M digests of a 1M-manifest crawl ran out of 128MB,
+    spilling or not; a range's digests fit. Rows without a digest are written apart."""
     con.execute(f"CREATE OR REPLACE VIEW {_DIGESTS} AS SELECT digest, digest_id FROM "
                 f"read_parquet('{_quote(str(digests / '*.parquet'))}')")
     shutil.rmtree(stage / _IDS, ignore_errors=True)
     (stage / _IDS).mkdir()
+    parts = min(65536, max(1, -(-count // RANGE_DIGESTS)))
+    bounds = _split([f"sha256:{i * 65536 // parts:04x}" for i in range(1, parts)])
     for name, schema in STAGING_SCHEMAS.items():
         source = f"read_parquet('{_quote(str(stage / name / '*.parquet'))}')"
-        for step, digests in enumerate(_STAGED_DIGESTS.get(name, ())):
-            target = stage / _IDS / f"{name}-{step}.parquet"
-            ids = ", ".join(f"k_{c}.digest_id AS {c}" if c in digests else f"t.{c}" for c in schema.names)
-            joins = " ".join(f"LEFT JOIN {_DIGESTS} AS k_{c} ON k_{c}.digest = t.{c}" for c in digests)
-            if len(digests) == 1:
-                # The rows without a digest apart: NULL keys fill one partition of the join,
-                # which must then fit in memory (subject_digest is NULL in most rows).
-                (column,) = digests
-                nulls = ", ".join(f"CAST(NULL AS BIGINT) AS {c}" if c == column else f"t.{c}" for c in schema.names)
-                query = (f"SELECT {ids} FROM {source} AS t {joins} WHERE t.{column} IS NOT NULL "
-                         f"UNION ALL SELECT {nulls} FROM {source} AS t WHERE t.{column} IS NULL")
-            else:
-                query = f"SELECT {ids} FROM {source} AS t {joins}"
-            con.execute(f"COPY ({query}) TO '{_quote(str(target))}' (FORMAT PARQUET)")
-            source = f"read_parquet('{_quote(str(target))}')"
+        for step, column in enumerate(_STAGED_DIGESTS.get(name, ())):
+            target = stage / _IDS / f"{name}-{step}"
+            target.mkdir()
+            ids = ", ".join(f"k.digest_id AS {c}" if c == column else f"t.{c}" for c in schema.names)
+            nulls = ", ".join(f"CAST(NULL AS BIGINT) AS {c}" if c == column else f"t.{c}" for c in schema.names)
+            _copy(con, f"SELECT {nulls} FROM {source} AS t WHERE t.{column} IS NULL", target / "nulls.parquet")
+            for i, (low, high) in enumerate(bounds):
+                query = (
+                    f"SELECT {ids} FROM (SELECT * FROM {source} AS t WHERE {_between(f't.{column}', low, high)}) AS t "
+                    f"LEFT JOIN (SELECT digest, digest_id FROM {_DIGESTS} AS k WHERE {_between('k.digest', low, high)}) "
+                    f"AS k ON k.digest = t.{column}"
+                )
+                _copy(con, query, target / f"part-{i:05d}.parquet")
+            source = f"read_parquet('{_quote(str(target / '*.parquet'))}')"
         con.execute(f"CREATE OR REPLACE VIEW stage_{name} AS SELECT * FROM {source} WHERE {_where(schema)}")
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    con.execute(f"COPY ({query}) TO '{_quote(str(path))}' (FORMAT PARQUET)")
+
+
+def _between(column: str, low: str | int | None, high: str | int | None) -> str:
+    """SQL for `column` in [low, high) (None: unbounded), with text bounds as literals."""
+    conditions = [f"{column} IS NOT NULL"]
+    if low is not None:
+        conditions.append(f"{column} >= '{_quote(str(low))}'")
+    if high is not None:
+        conditions.append(f"{column} < '{_quote(str(high))}'")
+    return " AND ".join(conditions)
 
 
 def _quote(text: str) -> str:

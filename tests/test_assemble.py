@@ -37,8 +37,14 @@ def test_tables_are_the_same_in_one_range_and_in_many(tmp_path: Path, monkeypatc
     monkeypatch.setattr(assemble, "RANGE_BLOBS", 1)
     monkeypatch.setattr(assemble, "_repository_ranges", counted("repository", assemble._repository_ranges))
     monkeypatch.setattr(assemble, "_digest_ranges", counted("digest", assemble._digest_ranges))
+    # and digests turned into ids a few at a time (_bind_ids: one file per range and pass)
+    monkeypatch.setattr(assemble, "RANGE_DIGESTS", 2)
+    copies: list[Path] = []
+    copy = assemble._copy
+    monkeypatch.setattr(assemble, "_copy", lambda con, query, path: (copies.append(path), copy(con, query, path)))
     crawl(tmp_path / "many")
     assert ranges["repository"] > 3 and ranges["digest"] > 3, ranges
+    assert sum(p.name.startswith("part-") for p in copies) > 8 * 10, len(copies)
     for table in STORED_TABLES:  # `digests` too: numbered once, for every range
         one, many = (pq.read_table(tmp_path / d / table) for d in ("one", "many"))
         assert one.num_rows > 0, table

@@ -1,8 +1,8 @@
 -- Snapshot table `descriptors`: every descriptor of every manifest, once per repository holding it.
 -- Schema 1 layers carry no size: take the stored blob's (stage_unsized_blobs).
--- The range's revisions come second: without row estimates DuckDB builds the join's hash table
--- on that side, which then holds one range, not every staged descriptor (at 1M manifests that
--- ran out of the assembly's 128MB).
+-- The range's revisions come second, and the unsized blobs last: regstat.assemble runs this
+-- query with the joins in this order, so that those are the hash tables (one range, a few
+-- blobs), never every staged descriptor.
 -- Binds: stage_revisions, stage_manifest_descriptors, stage_unsized_blobs.
 SELECT
     r.repository,

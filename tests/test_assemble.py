@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from regstat import assemble
 from regstat.cli import main
-from regstat.snapshot import STORED_TABLES
+from regstat.snapshot import STORED_TABLES, PendingSnapshot
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -57,3 +59,41 @@ def test_ranges_cover_every_string_once() -> None:
     for value in ("", "a", "b", "c", "d", "zz"):
         holding = [(low, high) for low, high in ranges if (low is None or value >= low) and (high is None or value < high)]
         assert len(holding) == 1, value
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_assembles_many_descriptors_under_a_tight_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many staged descriptors under a small DuckDB limit: the joins must keep a range, or a few
+    digests, as their hash tables, never every staged descriptor (what DuckDB chose unprompted,
+    without row estimates: out of memory at 45,612 manifests under 128MB). Scaled down here:
+    220,000 descriptors in one range under 56MB (fails at 48MB; the unprompted plan fails at
+    56MB), with digests turned into ids 5,000 at a time."""
+    monkeypatch.setattr(assemble, "RANGE_DIGESTS", 5_000)
+    rows: dict[str, list[dict]] = {name: [] for name in assemble.STAGING_SCHEMAS}
+    manifests = 20_000
+    for m in range(manifests):
+        digest = _digest(f"manifest {m}")
+        rows["revisions"].append({"repository": f"team-{m % 97}/app", "digest": digest})
+        rows["manifest_info"].append({"digest": digest, "media_type": "application/vnd.oci.image.manifest.v1+json",
+                                      "size": 500, "status": "ok"})
+        rows["manifest_descriptors"].append({"manifest_digest": digest, "role": "config", "position": 0,
+                                             "digest": _digest(f"config {m}"), "size": 100,
+                                             "media_type": "application/vnd.oci.image.config.v1+json"})
+        for position in range(10):
+            rows["manifest_descriptors"].append({"manifest_digest": digest, "role": "layer", "position": position,
+                                                 "digest": _digest(f"layer {(m * 7 + position) % (2 * manifests)}"),
+                                                 "size": 1000 + position,
+                                                 "media_type": "application/vnd.oci.image.layer.v1.tar+gzip"})
+    stage = tmp_path / "stage"
+    for name, schema in assemble.STAGING_SCHEMAS.items():
+        (stage / name).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows[name], schema=schema), stage / name / "part-00000.parquet")
+    pending = PendingSnapshot(tmp_path / "snapshot")
+    counts, problems = assemble.assemble(stage, pending, lambda repository, digest: digest, memory_limit="56MB")
+    assert problems == []
+    assert counts["manifests"] == manifests
+    assert counts["descriptors"] == len(rows["manifest_descriptors"])
+    assert counts["digests"] == manifests + manifests + 2 * manifests  # manifests, configs, layers

@@ -50,31 +50,35 @@ def digests_sql(name: str) -> str:
 def encode_sql(table: str, logical: str, digests: str) -> str:
     """`logical` (a query with the columns of SCHEMAS[table]) as the stored table's rows: each
     digest column replaced by its id from `digests`, sorted by the table's sort key."""
+    columns, joins = _translated(table, digests, to_ids=True)
     keys = DIGEST_COLUMNS.get(table, {})
-    columns, joins = [], []
-    for column in SCHEMAS[table].names:
-        if column in keys:
-            alias = f"k_{column}"
-            columns.append(f"{alias}.digest_id AS {keys[column]}")
-            joins.append(f"LEFT JOIN {digests} AS {alias} ON {alias}.digest = t.{column}")
-        else:
-            columns.append(f"t.{column}")
     order = ", ".join(keys.get(c, c) for c in SORT_KEYS[table])
     return f"SELECT {', '.join(columns)} FROM ({logical}) AS t {' '.join(joins)} ORDER BY {order}"
 
 
 def public_sql(table: str, stored: str, digests: str) -> str:
     """The stored table `stored` with its ids turned back into digests: SCHEMAS[table]'s columns."""
+    columns, joins = _translated(table, digests, to_ids=False)
+    return f"SELECT {', '.join(columns)} FROM {stored} AS t {' '.join(joins)}"
+
+
+def _translated(table: str, digests: str, *, to_ids: bool) -> tuple[list[str], list[str]]:
+    """Select-list items and joins with `digests` that turn the digest columns of a relation `t`
+    of `table` into ids (to_ids: t in the readers' form), or its ids back into digests."""
     keys = DIGEST_COLUMNS.get(table, {})
     columns, joins = [], []
     for column in SCHEMAS[table].names:
-        if column in keys:
-            alias = f"k_{column}"
-            columns.append(f"{alias}.digest AS {column}")
-            joins.append(f"LEFT JOIN {digests} AS {alias} ON {alias}.digest_id = t.{keys[column]}")
-        else:
+        if column not in keys:
             columns.append(f"t.{column}")
-    return f"SELECT {', '.join(columns)} FROM {stored} AS t {' '.join(joins)}"
+            continue
+        alias, stored = f"k_{column}", keys[column]
+        if to_ids:
+            columns.append(f"{alias}.digest_id AS {stored}")
+            joins.append(f"LEFT JOIN {digests} AS {alias} ON {alias}.digest = t.{column}")
+        else:
+            columns.append(f"{alias}.digest AS {column}")
+            joins.append(f"LEFT JOIN {digests} AS {alias} ON {alias}.digest_id = t.{stored}")
+    return columns, joins
 
 
 def keyed_sql(table: str, stored: str) -> str:

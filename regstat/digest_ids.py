@@ -152,7 +152,7 @@ def bind(con: duckdb.DuckDBPyConnection, globs: dict[str, str], *, keyed: bool, 
 def write(directory: Path, tables: dict[str, pa.Table]) -> dict[str, int]:
     """Write snapshot tables given in their readers' form (SCHEMAS: digests as text; a table
     left out is empty) into `directory` as stored: `digests` plus ids. Returns row counts.
-    For tables that fit in memory (tests, small tools); the crawl assembles with encode_sql."""
+    For tables that fit in memory (tests, small tools); the crawl assembles in ranges (regstat.assemble)."""
     con = duckdb.connect()
     try:
         for name, schema in SCHEMAS.items():
@@ -179,7 +179,8 @@ def read(directory: Path, name: str) -> pa.Table:
     try:
         bind(con, {n: str(directory / n / "*.parquet") for n in STORED_TABLES}, keyed=False)
         order = ", ".join(SORT_KEYS[name]) if name in SORT_KEYS else "1"
-        return con.sql(f"SELECT * FROM {name} ORDER BY {order}").to_arrow_table().cast(STORED_SCHEMAS.get(name) if name == TABLE else SCHEMAS[name])
+        schema = STORED_SCHEMAS[TABLE] if name == TABLE else SCHEMAS[name]
+        return con.sql(f"SELECT * FROM {name} ORDER BY {order}").to_arrow_table().cast(schema)
     finally:
         con.close()
 

@@ -8,9 +8,9 @@ written in order, so each table comes out in the order its query sorts it.
 
 The snapshot stores digests once, in `digests`, and ids elsewhere (regstat.digest_ids). The
 digests are numbered first; then each staging table's digests are replaced by their ids once
-(one join of each staging table with `digests`, which DuckDB spills as it needs), and the
+(_bind_ids: a pass per digest column, each joining one range of digests at a time), and the
 ranged queries run on the ids: their joins are on integers, and none of them joins
-`digests` (a hash table of every digest per range and per column ran out of 128MB).
+`digests` (a hash table of every digest ran out of 128MB at 1M manifests).
 """
 
 from __future__ import annotations

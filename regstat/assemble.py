@@ -22,7 +22,7 @@ from typing import Callable
 import duckdb
 import pyarrow as pa
 
-from . import digest_ids, queries
+from . import digest_ids, interrupts, queries
 from .errors import CrawlError
 from .snapshot import DIGEST_COLUMNS, SCHEMAS, SORT_KEYS, PendingSnapshot
 
@@ -154,13 +154,14 @@ def assemble(
                 # in one range as at 1M manifests in eleven.
                 con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
             for bounds in ranges[column]:
+                interrupts.check()
                 _restrict(con, column, bounds)
                 writer.write_batches(con.sql(sql).to_arrow_reader(BATCH_ROWS))
             con.execute("RESET disabled_optimizers")
             counts[table] = writer.close()
     except (duckdb.InterruptException, RuntimeError) as e:
-        # A signal while DuckDB runs (SIGINT, or SIGTERM, whose handler raises) comes out as
-        # DuckDB's "Query interrupted": it is an interruption, resumable, not a crash.
+        # Ctrl-C while DuckDB runs, where signals are not deferred (regstat.interrupts), comes
+        # out as DuckDB's "Query interrupted": an interruption, resumable, not a crash.
         if isinstance(e, duckdb.InterruptException) or str(e) == "Query interrupted":
             raise KeyboardInterrupt from e
         raise
@@ -216,6 +217,7 @@ def _bind_ids(con: duckdb.DuckDBPyConnection, stage: Path, digests: Path, count:
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    interrupts.check()
     con.execute(f"COPY ({query}) TO '{_quote(str(path))}' (FORMAT PARQUET)")
 
 

@@ -6,16 +6,15 @@ import functools
 import json
 import os
 import shutil
-import signal
 import sys
 import threading
 from typing import Any, Callable, NoReturn
 
 import click
 
-from . import __version__
+from . import __version__, interrupts
 from .analysis import describe, interrupt_all, query, query_arrow, spill_directory
-from .crawl import CrawlOptions, crawl, kept_for_resume
+from .crawl import CrawlOptions, CrawlResult, crawl, kept_for_resume
 from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
 from .export import export_db, write_parquet, write_stream, write_text
 from .progress import Progress
@@ -28,14 +27,6 @@ from .report import build_report
 from .atomic import write_text_atomically
 from .report_render import human_bytes, render_report, safe_text
 from .snapshot import Snapshot
-
-
-class _Interrupted(Exception):
-    pass
-
-
-def _raise_interrupted(signum: int, frame: Any) -> NoReturn:
-    raise _Interrupted(signal.Signals(signum).name)
 
 
 def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -221,19 +212,24 @@ def crawl_command(
         resume=resume,
         progress=reporter,
     )
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-    try:
-        result = crawl(source, output, options)
-    except RegstatError as e:
-        reporter.close()
-        _fail(e)
-    except (KeyboardInterrupt, _Interrupted):
-        reporter.close()
-        hint = "; continue it with --resume" if kept_for_resume(output) else ""
-        click.echo(f"regstat: interrupted; no snapshot written{hint}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGINT and SIGTERM are recorded and acted on where the crawl can stop cleanly; a signal
+    # after the snapshot is published changes nothing: the crawl is done.
+    with interrupts.deferred():
+        try:
+            result = crawl(source, output, options)
+        except RegstatError as e:
+            reporter.close()
+            _fail(e)
+        except KeyboardInterrupt:
+            reporter.close()
+            hint = "; continue it with --resume" if kept_for_resume(output) else ""
+            click.echo(f"regstat: interrupted; no snapshot written{hint}", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        _summarise(result, reporter, as_json)
+
+
+def _summarise(result: CrawlResult, reporter: Progress, as_json: bool) -> NoReturn:
+    """Print a finished crawl's one-line summary (and --json) and exit with its status."""
     meta = result.metadata
     counts = meta["counts"]
     state = "complete" if meta["complete"] else ("partial" if not meta["errors"] else "INCOMPLETE")

@@ -27,7 +27,7 @@ from typing import Any, Iterator
 
 import pyarrow.parquet as pq
 
-from . import __version__
+from . import __version__, interrupts
 from .assemble import STAGING_SCHEMAS, assemble
 from .errors import CrawlError, RegstatError, SnapshotError
 from .journal import (
@@ -69,6 +69,7 @@ CHECKPOINT_SECONDS = 5.0
 CHECKPOINT_VARIABLE = "REGSTAT_CHECKPOINT_SECONDS"
 STAGING = "_staging"
 HANDOVER_SECONDS = 0.0005  # the GIL switch interval while worker processes crawl
+CHECK_SECONDS = 0.2  # how soon a recorded SIGINT/SIGTERM stops the crawl (regstat.interrupts)
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,10 @@ class _Crawl:
                 try:
                     self._drive(pool)
                 except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    # Waits for the jobs running (short ones). Not wait=False: Python 3.11 then
+                    # drops its handle on the pool's manager thread unjoined, and at exit that
+                    # thread and Python's own clean-up race (EBADF tracebacks, seen).
+                    pool.shutdown(cancel_futures=True)
                     raise
             for writer in self.out.values():
                 writer.close()
@@ -276,6 +280,7 @@ class _Crawl:
             self._error(error)
         self._write_repositories(counts)
         self.progress.close()
+        interrupts.check()  # the last point before the snapshot is published
         return self._metadata(counts)
 
     def stats(self) -> dict[str, Any]:
@@ -294,7 +299,7 @@ class _Crawl:
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             return ProcessPoolExecutor(
-                self.concurrency, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),)
+                self.concurrency, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
             )
         return ThreadPoolExecutor(self.concurrency, thread_name_prefix="crawl")
 
@@ -318,7 +323,9 @@ class _Crawl:
                 inflight[pool.submit(function, *args)] = job_id
             if not inflight:
                 return
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            # Wake at least every CHECK_SECONDS to see whether a signal asked the crawl to stop.
+            done, _ = wait(inflight, timeout=CHECK_SECONDS, return_when=FIRST_COMPLETED)
+            interrupts.check()
             for future in done:
                 job_id = inflight.pop(future)
                 result = future.result()
@@ -592,11 +599,11 @@ def _prompt_handover(processes: bool) -> Iterator[None]:
         sys.setswitchinterval(previous)
 
 
-def _die_with_parent(parent: int) -> None:
-    """In a crawl worker: exit when the crawl does, even when it is killed with SIGKILL.
-
-    Otherwise workers wait forever on a pipe their siblings hold open.
-    """
+def _start_worker(parent: int) -> None:
+    """In a crawl worker: leave signals to the crawl, and exit when the crawl does, even
+    when it is killed with SIGKILL (otherwise workers wait forever on a pipe their siblings
+    hold open)."""
+    interrupts.worker_defaults()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(1, signal.SIGKILL) == 0 and os.getppid() == parent:  # 1: PR_SET_PDEATHSIG

@@ -13,9 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from regstat import interrupts
 from regstat.cli import main
+from regstat.crawl import CrawlOptions, crawl
 from regstat.errors import EXIT_INTERRUPTED, EXIT_OK
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,3 +52,31 @@ def test_sigint_stops_a_long_query(tmp_path: Path) -> None:
     assert process.returncode == EXIT_INTERRUPTED, stderr
     assert "interrupted" in stderr
     assert list(spill.iterdir()) == []  # no spill directory left behind
+
+
+def test_deferred_signals_are_raised_only_by_check() -> None:
+    """Under interrupts.deferred a signal is recorded, not raised where it lands (inside a
+    pool's bookkeeping, say); `check` raises it, and the handlers are restored after."""
+    before = {number: signal.getsignal(number) for number in interrupts.SIGNALS}
+    with interrupts.deferred():
+        interrupts.check()  # nothing recorded: a no-op
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # the handler runs between bytecodes, here
+        assert interrupts.received() == "SIGTERM"
+        with pytest.raises(interrupts.Interrupted, match="SIGTERM") as raised:
+            interrupts.check()
+        assert isinstance(raised.value, KeyboardInterrupt)  # what the crawl's callers catch
+    assert {number: signal.getsignal(number) for number in interrupts.SIGNALS} == before
+    assert interrupts.received() is None
+    interrupts.check()
+
+
+def test_a_crawl_asked_to_stop_stops_before_publishing(tmp_path: Path) -> None:
+    """A signal recorded at any point of a crawl stops it before its snapshot is published:
+    here it arrives before the first job, so the crawl must check while it runs."""
+    out = tmp_path / "snap"
+    with interrupts.deferred(), pytest.raises(interrupts.Interrupted):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        crawl(str(REPO_ROOT / "sample_data"), str(out), CrawlOptions())
+    assert not out.exists() and not list(tmp_path.iterdir())

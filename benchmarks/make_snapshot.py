@@ -80,7 +80,7 @@ from regstat import __version__  # noqa: E402
 from regstat import digest_ids  # noqa: E402
 from regstat.snapshot import (  # noqa: E402
     DIGEST_COLUMNS, FORMAT, ROWS_PER_PART, SCHEMA_VERSION, SCHEMAS, SORT_KEYS, PendingSnapshot,
-    PartWriter, iso, new_snapshot_id, utc_now,
+    PartWriter, find_interrupted, iso, new_snapshot_id, utc_now,
 )
 
 from make_tree import (  # noqa: E402  the same media types as the storage-tree generator
@@ -693,8 +693,8 @@ def encode(stage: Path, pending: PendingSnapshot, staged: dict[str, int], *, row
            memory_limit: str, temp_directory: Path) -> dict[str, int]:
     """The staged tables (readers' form) as the snapshot's stored tables, by regstat.digest_ids.
 
-    Each staged table is removed once encoded (the disk holds one copy and a half at most).
-    Returns the stored tables' row counts."""
+    The staged tables stay until the caller removes them: an encoding that stops can be
+    resumed (the disk holds both forms meanwhile). Returns the stored tables' row counts."""
     con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(temp_directory),
                                  "preserve_insertion_order": False})
     try:
@@ -719,7 +719,6 @@ def encode(stage: Path, pending: PendingSnapshot, staged: dict[str, int], *, row
             if counts[name] != staged[name] or missing:
                 raise AssertionError(f"{name}: {staged[name]:,} rows staged, {counts[name]:,} stored, "
                                      f"digests without an id: {missing}")
-            shutil.rmtree(stage / name)
             print(f"  encoding: {name} ({counts[name]:,} rows) in {time.perf_counter() - t0:.1f} s",
                   flush=True)
     finally:
@@ -829,29 +828,56 @@ def directory_bytes(path: str) -> int:
     return total
 
 
+GENERATED = "generated.json"  # in STAGE: what the summary needs when encoding is resumed
+
+
 def make_snapshot(output: str, *, descriptors: int, seed: int = 1, pushes: float = 12.0,
                   base_images: int = len(PUBLIC_BASES), rows_per_part: int = ROWS_PER_PART,
-                  force: bool = False, memory_limit: str = MEMORY_LIMIT) -> dict[str, object]:
-    """Generate a snapshot at OUTPUT; returns its summary (also written to OUTPUT.gen.json)."""
-    args = argparse.Namespace(descriptors=descriptors, seed=seed, pushes=pushes,
-                              base_images=base_images, rows_per_part=rows_per_part)
+                  force: bool = False, memory_limit: str = MEMORY_LIMIT,
+                  resume: bool = False) -> dict[str, object]:
+    """Generate a snapshot at OUTPUT; returns its summary (also written to OUTPUT.gen.json).
+
+    If encoding stops (at 100M it takes longer than generating), the generated tables stay
+    in the hidden directory beside OUTPUT, and `resume` encodes them without generating again."""
     started_clock = time.perf_counter()
     started = utc_now()
-    pending = PendingSnapshot(output, force=force)
+    parameters = {"descriptors": descriptors, "seed": seed, "pushes": pushes, "base_images": base_images}
+    if resume:
+        pending = PendingSnapshot.take_over(output, find_interrupted(output), force=force)
+        stage = pending.path / STAGE
+        generated = staged_summary(stage, parameters)
+        print(f"  resuming: encoding the {generated['staged']['descriptors']:,} descriptors generated before",
+              flush=True)
+    else:
+        args = argparse.Namespace(descriptors=descriptors, seed=seed, pushes=pushes,
+                                  base_images=base_images, rows_per_part=rows_per_part)
+        pending = PendingSnapshot(output, force=force)
+        try:
+            gen = Generator(args, str(pending.path))
+            staged = gen.run()
+        except BaseException:
+            pending.discard()
+            raise
+        stage = gen.stage
+        sizes = sorted(gen.layer_sizes)
+        generated = {
+            "parameters": parameters,
+            "staged": staged,
+            "seconds_generating": round(time.perf_counter() - started_clock, 1),
+            "shape": gen.stats,
+            "layer_size_median": sizes[len(sizes) // 2] if sizes else 0,
+            "layer_size_p90": sizes[int(len(sizes) * 0.9)] if sizes else 0,
+        }
+        (stage / GENERATED).write_text(json.dumps(generated, indent=2) + "\n")
+        print(f"  generated {staged['descriptors']:,} descriptors in {generated['seconds_generating']} s; "
+              "encoding", flush=True)
     # DuckDB's spill files: beside OUTPUT (the same disk), never inside the snapshot.
     spill = pending.path.parent / f".{pending.output.name}.encode-tmp-{os.getpid()}"
     try:
-        gen = Generator(args, str(pending.path))
-        staged = gen.run()
-        generated_seconds = time.perf_counter() - started_clock
-        print(f"  generated {staged['descriptors']:,} descriptors in {generated_seconds:.1f} s; encoding",
-              flush=True)
-        counts = encode(gen.stage, pending, staged, rows_per_part=rows_per_part,
+        counts = encode(stage, pending, generated["staged"], rows_per_part=rows_per_part,
                         memory_limit=memory_limit, temp_directory=spill)
-        shutil.rmtree(gen.stage)
+        shutil.rmtree(stage)
         shutil.rmtree(spill, ignore_errors=True)
-        parameters = {"descriptors": descriptors, "seed": seed, "pushes": pushes,
-                      "base_images": base_images}
         metadata = {
             "format": FORMAT,
             "schema_version": SCHEMA_VERSION,
@@ -882,32 +908,57 @@ def make_snapshot(output: str, *, descriptors: int, seed: int = 1, pushes: float
         }
         path = pending.publish(metadata)
     except BaseException:
-        pending.discard()
         shutil.rmtree(spill, ignore_errors=True)
+        print(f"make_snapshot: encoding stopped; the generated tables are kept in {pending.path}: "
+              "encode them with the same command and --resume", file=sys.stderr)
         raise
-    sizes = sorted(gen.layer_sizes)
     summary = {
         "snapshot": str(path),
         "generator": "benchmarks/make_snapshot.py",
         "parameters": parameters,
-        "seconds": round(time.perf_counter() - started_clock, 1),
-        "seconds_generating": round(generated_seconds, 1),  # the rest: encoding (digest_ids)
+        # Generating and encoding; a resumed run: the encoding, plus the generating before.
+        "seconds": round(time.perf_counter() - started_clock + (generated["seconds_generating"] or 0)
+                         * resume, 1),
+        "seconds_generating": generated["seconds_generating"],  # the rest: encoding (digest_ids)
         "schema_version": SCHEMA_VERSION,
         "counts": metadata["counts"],
-        "shape": gen.stats,
-        "layer_size_median": sizes[len(sizes) // 2] if sizes else 0,
-        "layer_size_p90": sizes[int(len(sizes) * 0.9)] if sizes else 0,
+        "shape": generated["shape"],
+        "layer_size_median": generated["layer_size_median"],
+        "layer_size_p90": generated["layer_size_p90"],
         "parquet_bytes": directory_bytes(str(path)),
     }
+    if resume:
+        summary["resumed"] = True
     with open(summary_path(str(path)), "w") as f:
         json.dump(summary, f, indent=2)
         f.write("\n")
     return summary
 
 
+def staged_summary(stage: Path, parameters: dict) -> dict:
+    """What generation left for the encoding (GENERATED), checked against the staged parts'
+    row counts and the command's parameters. A stage from before GENERATED existed has no
+    record: its parameters are taken to be the command's, its shape is unknown (None)."""
+    staged = {name: sum(pq.ParquetFile(part).metadata.num_rows for part in (stage / name).glob("*.parquet"))
+              for name in SCHEMAS}
+    path = stage / GENERATED
+    if path.exists():
+        generated = json.loads(path.read_text())
+        if generated["staged"] != staged or generated["parameters"] != parameters:
+            raise SystemExit(f"{stage}: generated with {generated['parameters']} ({generated['staged']} rows), "
+                             f"not {parameters} ({staged} rows): generate again without --resume")
+        return generated
+    return {"parameters": parameters, "staged": staged, "seconds_generating": None, "shape": None,
+            "layer_size_median": None, "layer_size_p90": None}
+
+
 def describe(summary: dict) -> str:
     """One line for RESULTS.md and the terminal."""
     c, s = summary["counts"], summary["shape"]
+    if s is None:  # encoded by --resume from a stage that did not record its shape
+        return (f"{c['descriptors']:,} descriptors, {c['manifests']:,} manifests, {c['repositories']:,} "
+                f"repositories, {c['tags']:,} tags, {c['blobs']:,} blobs, {c['repository_blobs']:,} layer "
+                f"links, {c['digests']:,} distinct digests; {human_bytes(summary['parquet_bytes'])} of Parquet")
     return (f"{c['descriptors']:,} descriptors, {c['manifests']:,} manifests "
             f"({s['pushes']:,} pushes, {s['untagged_pushes']:,} untagged; {s['indexes']:,} indexes, "
             f"{s['referrers']:,} referrers), {c['repositories']:,} repositories, {c['tags']:,} tags, "
@@ -922,6 +973,9 @@ def print_summary(summary: dict) -> None:
     for name, n in summary["counts"].items():
         print(f"  {name:<17} {n:>12,}")
     s = summary["shape"]
+    if s is None:
+        print("  shape: not recorded (encoded by --resume from an older stage)")
+        return
     for key in ("teams", "team_bases", "release_repositories", "pushes", "untagged_pushes", "images",
                 "indexes", "index_children", "referrers", "referrers_of_referrers",
                 "manifest_copies", "manifest_blobs", "config_blobs", "layer_blobs",
@@ -954,11 +1008,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit", default=MEMORY_LIMIT,
                         help=f"DuckDB's memory while encoding (default {MEMORY_LIMIT}; it spills "
                              "the rest into a directory beside OUTPUT)")
+    parser.add_argument("--resume", action="store_true",
+                        help="encode the tables an interrupted run to OUTPUT generated (kept in "
+                             "its hidden directory) instead of generating again")
     args = parser.parse_args(argv)
     summary = make_snapshot(args.output, descriptors=args.descriptors, seed=args.seed,
                             pushes=args.pushes, base_images=args.base_images,
                             rows_per_part=args.rows_per_part, force=args.force,
-                            memory_limit=args.memory_limit)
+                            memory_limit=args.memory_limit, resume=args.resume)
     print_summary(summary)
     print(f"summary:    {summary_path(args.output)}")
     return 0

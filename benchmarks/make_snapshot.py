@@ -733,9 +733,10 @@ def encoded_ranges(con: duckdb.DuckDBPyConnection, stage: Path, name: str,
 
     `blobs` (staged in generation order) is ranged by digest: ids [lo, hi) of `gen_digests`,
     which are the digests in order, and the staged blobs between those digests. The other
-    tables are staged in their sort order (repositories in name order, each one's rows by
-    key, digests sorting as their ids), so consecutive staged parts are consecutive ranges;
-    each range's last row must sort before the next one's first, or this stops."""
+    tables lead with the repository: they are ranged by repository name, bounds taken from
+    the staged `repositories`. Not by consecutive parts: teams are staged in number order, and
+    from team 100000 on (beyond ~87M descriptors) `t100000-...` sorts among `t10000-...`.
+    Each range's last row must sort before the next one's first, or this stops."""
     def quote(text: str) -> str:
         return text.replace("'", "''")
 
@@ -756,12 +757,18 @@ def encoded_ranges(con: duckdb.DuckDBPyConnection, stage: Path, name: str,
         return
     keys = DIGEST_COLUMNS.get(name, {})
     sort_key = [keys.get(c, c) for c in SORT_KEYS[name]]
-    parts = sorted((stage / name).glob("*.parquet"))  # part-NNNNN: the order they were written
-    per = max(1, RANGE_ROWS // max(1, pq.ParquetFile(parts[0]).metadata.num_rows)) if parts else 1
+    glob = quote(str(stage / name / "*.parquet"))
+    (rows,) = con.execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchone()
+    names = [row[0] for row in con.execute(
+        f"SELECT repository FROM read_parquet('{quote(str(stage / 'repositories' / '*.parquet'))}') ORDER BY 1"
+    ).fetchall()]
+    step = max(1, len(names) * RANGE_ROWS // max(1, rows))
+    bounds = [None, *names[step::step], None]
     previous = None
-    for i in range(0, len(parts), per):
-        files = ", ".join(f"'{quote(str(p))}'" for p in parts[i:i + per])
-        sql = digest_ids.encode_sql(name, f"SELECT * FROM read_parquet([{files}])", "gen_digests")
+    for lo, hi in zip(bounds, bounds[1:]):
+        where = " AND ".join(f"repository {op} '{quote(bound)}'" for op, bound in ((">=", lo), ("<", hi))
+                             if bound is not None) or "TRUE"
+        sql = digest_ids.encode_sql(name, f"SELECT * FROM read_parquet('{glob}') WHERE {where}", "gen_digests")
         first = True
         for batch in con.sql(sql).to_arrow_reader(100_000):
             if not batch.num_rows:
@@ -769,7 +776,7 @@ def encoded_ranges(con: duckdb.DuckDBPyConnection, stage: Path, name: str,
             if first:
                 head = tuple(batch.column(k)[0].as_py() for k in sort_key)
                 if previous is not None and not previous < head:
-                    raise AssertionError(f"{name}: staged parts out of order: {previous} then {head}")
+                    raise AssertionError(f"{name}: ranges out of order: {previous} then {head}")
                 first = False
             previous = tuple(batch.column(k)[batch.num_rows - 1].as_py() for k in sort_key)
             yield batch
@@ -846,6 +853,7 @@ def make_snapshot(output: str, *, descriptors: int, seed: int = 1, pushes: float
         pending = PendingSnapshot.take_over(output, find_interrupted(output), force=force)
         stage = pending.path / STAGE
         generated = staged_summary(stage, parameters)
+        pending.clear_tables()  # what the stopped encoding wrote
         print(f"  resuming: encoding the {generated['staged']['descriptors']:,} descriptors generated before",
               flush=True)
     else:

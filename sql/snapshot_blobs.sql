@@ -1,6 +1,7 @@
 -- Snapshot table `blobs`: every stored blob, plus blobs that manifests name but the store lacks
 -- (stored = FALSE, size from the largest descriptor that names them).
 -- Binds: stage_stored_blobs, stage_manifest_descriptors, stage_manifest_info, stage_revisions.
+-- Unsorted: regstat.assemble sorts the rows by the table's key (snapshot.SORT_KEYS), once.
 SELECT digest, size, stored, modified_at
 FROM (
     SELECT digest, size, TRUE AS stored, modified_at
@@ -19,4 +20,3 @@ FROM (
     WHERE NOT EXISTS (SELECT 1 FROM stage_stored_blobs AS s WHERE s.digest = named.digest)
     GROUP BY named.digest
 ) AS known
-ORDER BY digest

@@ -4,6 +4,7 @@
 -- query with the joins in this order, so that those are the hash tables (one range, a few
 -- blobs), never every staged descriptor.
 -- Binds: stage_revisions, stage_manifest_descriptors, stage_unsized_blobs.
+-- Unsorted: regstat.assemble sorts the rows by the table's key (snapshot.SORT_KEYS), once.
 SELECT
     r.repository,
     d.manifest_digest,
@@ -17,4 +18,3 @@ SELECT
 FROM stage_manifest_descriptors AS d
 JOIN stage_revisions AS r ON d.manifest_digest = r.digest
 LEFT JOIN stage_unsized_blobs AS b ON b.digest = d.digest AND d.size IS NULL
-ORDER BY r.repository, d.manifest_digest, d.role, d.position

@@ -1,6 +1,7 @@
 -- Snapshot table `manifests`: each manifest present in a repository, with what parsing it found.
 -- Binds: stage_revisions (a manifest in a repository, with the times and lock the source knows),
 -- stage_manifest_info (what parsing found, one row per digest).
+-- Unsorted: regstat.assemble sorts the rows by the table's key (snapshot.SORT_KEYS), once.
 SELECT
     r.repository,
     r.digest,
@@ -15,4 +16,3 @@ SELECT
     r.locked
 FROM stage_revisions AS r
 LEFT JOIN stage_manifest_info AS m ON m.digest = r.digest
-ORDER BY r.repository, r.digest

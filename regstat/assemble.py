@@ -190,7 +190,8 @@ def _bind_ids(con: duckdb.DuckDBPyConnection, stage: Path, digests: Path, count:
     Each staging table is written again under `stage/_ids`, one digest column a pass
     (_STAGED_DIGESTS), and each pass one range of digests at a time (about RANGE_DIGESTS):
     a join of a staging table with all 4.0M digests of a 1M-manifest crawl ran out of 128MB,
-    spilling or not; a range's digests fit. Rows without a digest are written apart."""
+    spilling or not; a range's digests fit. With several ranges, rows without a digest are
+    written apart; with one (a crawl of up to RANGE_DIGESTS digests), one left join a column."""
     con.execute(f"CREATE OR REPLACE VIEW {_DIGESTS} AS SELECT digest, digest_id FROM "
                 f"read_parquet('{_quote(str(digests / '*.parquet'))}')")
     shutil.rmtree(stage / _IDS, ignore_errors=True)
@@ -203,15 +204,19 @@ def _bind_ids(con: duckdb.DuckDBPyConnection, stage: Path, digests: Path, count:
             target = stage / _IDS / f"{name}-{step}"
             target.mkdir()
             ids = ", ".join(f"k.digest_id AS {c}" if c == column else f"t.{c}" for c in schema.names)
-            nulls = ", ".join(f"CAST(NULL AS BIGINT) AS {c}" if c == column else f"t.{c}" for c in schema.names)
-            _copy(con, f"SELECT {nulls} FROM {source} AS t WHERE t.{column} IS NULL", target / "nulls.parquet")
-            for i, (low, high) in enumerate(bounds):
-                query = (
-                    f"SELECT {ids} FROM (SELECT * FROM {source} AS t WHERE {_between(f't.{column}', low, high)}) AS t "
-                    f"LEFT JOIN (SELECT digest, digest_id FROM {_DIGESTS} AS k WHERE {_between('k.digest', low, high)}) "
-                    f"AS k ON k.digest = t.{column}"
-                )
-                _copy(con, query, target / f"part-{i:05d}.parquet")
+            if len(bounds) == 1:  # one range: the left join keeps the rows without a digest
+                _copy(con, f"SELECT {ids} FROM {source} AS t LEFT JOIN {_DIGESTS} AS k ON k.digest = t.{column}",
+                      target / "part-00000.parquet")
+            else:
+                nulls = ", ".join(f"CAST(NULL AS BIGINT) AS {c}" if c == column else f"t.{c}" for c in schema.names)
+                _copy(con, f"SELECT {nulls} FROM {source} AS t WHERE t.{column} IS NULL", target / "nulls.parquet")
+                for i, (low, high) in enumerate(bounds):
+                    query = (
+                        f"SELECT {ids} FROM (SELECT * FROM {source} AS t WHERE {_between(f't.{column}', low, high)}) "
+                        f"AS t LEFT JOIN (SELECT digest, digest_id FROM {_DIGESTS} AS k "
+                        f"WHERE {_between('k.digest', low, high)}) AS k ON k.digest = t.{column}"
+                    )
+                    _copy(con, query, target / f"part-{i:05d}.parquet")
             source = f"read_parquet('{_quote(str(target / '*.parquet'))}')"
         con.execute(f"CREATE OR REPLACE VIEW stage_{name} AS SELECT * FROM {source} WHERE {_where(schema)}")
 

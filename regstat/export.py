@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .analysis import bind, track
+from .analysis import bind, duckdb_config, track
 from .errors import OutputExistsError, RegstatError
 from .atomic import write_atomically, write_text_atomically
 from .snapshot import Snapshot
@@ -65,7 +65,8 @@ def export_db(
         raise OutputExistsError(f"{path}: already exists; choose another FILE or pass --force")
 
     def build(tmp: Path) -> None:
-        con = track(duckdb.connect(str(tmp), config={"memory_limit": memory_limit} if memory_limit else {}))
+        # Spill where analysis connections do (not beside FILE): Ctrl-C's clean-up removes it.
+        con = track(duckdb.connect(str(tmp), config=duckdb_config(memory_limit)))
         try:
             bind(con, snapshot, materialise=True)
             con.execute("CHECKPOINT")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import platform
 import resource
 import shutil
@@ -99,8 +100,10 @@ def timed(args: list[str], *, stdout: str, stderr: str, cwd: str | None = None,
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     if not failure and proc.returncode != 0:
-        lines = [line for line in tail(stderr, 5).splitlines() if line.strip()]
-        failure = f"exit {proc.returncode}: " + (lines[-1][:200] if lines else "no message")
+        lines = [line for line in tail(stderr, 20).splitlines() if line.strip()]
+        # The exception's own line, not the advice DuckDB prints after it.
+        errors = [line for line in lines if re.match(r"[\w.]*(Error|Exception)\b", line)]
+        failure = f"exit {proc.returncode}: " + ((errors or lines)[-1][:200] if lines else "no message")
     rss_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
     return proc.returncode, wall, usage.ru_utime, usage.ru_stime, rss_mb, failure
 

@@ -701,7 +701,7 @@ def encode(stage: Path, pending: PendingSnapshot, staged: dict[str, int], *, row
         con.execute("SET enable_progress_bar = false")
 
         def staged_sql(name: str) -> str:
-            glob = str(stage / name / "*.parquet").replace("'", "''")
+            glob = quote(str(stage / name / "*.parquet"))
             return f"SELECT * FROM read_parquet('{glob}')"
 
         t0 = time.perf_counter()
@@ -726,6 +726,11 @@ def encode(stage: Path, pending: PendingSnapshot, staged: dict[str, int], *, row
     return counts
 
 
+def quote(text: str) -> str:
+    """`text` inside an SQL string literal."""
+    return text.replace("'", "''")
+
+
 def encoded_ranges(con: duckdb.DuckDBPyConnection, stage: Path, name: str,
                    digests: int) -> Iterator[pa.RecordBatch]:
     """The stored rows of the staged table `name`, in its sort order, one range of about
@@ -737,11 +742,8 @@ def encoded_ranges(con: duckdb.DuckDBPyConnection, stage: Path, name: str,
     the staged `repositories`. Not by consecutive parts: teams are staged in number order, and
     from team 100000 on (beyond ~87M descriptors) `t100000-...` sorts among `t10000-...`.
     Each range's last row must sort before the next one's first, or this stops."""
-    def quote(text: str) -> str:
-        return text.replace("'", "''")
-
+    glob = quote(str(stage / name / "*.parquet"))
     if name == "blobs":
-        glob = quote(str(stage / name / "*.parquet"))
         bounds = list(range(0, digests, RANGE_ROWS)) or [0]
         for i, lo in enumerate(bounds):
             hi = bounds[i + 1] if i + 1 < len(bounds) else None
@@ -757,7 +759,6 @@ def encoded_ranges(con: duckdb.DuckDBPyConnection, stage: Path, name: str,
         return
     keys = DIGEST_COLUMNS.get(name, {})
     sort_key = [keys.get(c, c) for c in SORT_KEYS[name]]
-    glob = quote(str(stage / name / "*.parquet"))
     (rows,) = con.execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchone()
     names = [row[0] for row in con.execute(
         f"SELECT repository FROM read_parquet('{quote(str(stage / 'repositories' / '*.parquet'))}') ORDER BY 1"
@@ -787,8 +788,8 @@ def unencoded(con: duckdb.DuckDBPyConnection, stage: Path, pending: Path, name: 
     `digest_ids.create` was not given would be stored as NULL)."""
     out = {}
     for column, key in DIGEST_COLUMNS.get(name, {}).items():
-        staged_glob = str(stage / name / "*.parquet").replace("'", "''")
-        stored_glob = str(pending / name / "*.parquet").replace("'", "''")
+        staged_glob = quote(str(stage / name / "*.parquet"))
+        stored_glob = quote(str(pending / name / "*.parquet"))
         (a,), (b,) = (con.execute(f"SELECT COUNT({c}) FROM read_parquet('{g}')").fetchall()
                       for c, g in ((column, staged_glob), (key, stored_glob)))
         if a != b:
@@ -920,13 +921,14 @@ def make_snapshot(output: str, *, descriptors: int, seed: int = 1, pushes: float
         print(f"make_snapshot: encoding stopped; the generated tables are kept in {pending.path}: "
               "encode them with the same command and --resume", file=sys.stderr)
         raise
+    seconds = time.perf_counter() - started_clock  # generating and encoding
+    if resume:  # this run only encoded: add the generating before, where it was recorded
+        seconds += generated["seconds_generating"] or 0
     summary = {
         "snapshot": str(path),
         "generator": "benchmarks/make_snapshot.py",
         "parameters": parameters,
-        # Generating and encoding; a resumed run: the encoding, plus the generating before.
-        "seconds": round(time.perf_counter() - started_clock + (generated["seconds_generating"] or 0)
-                         * resume, 1),
+        "seconds": round(seconds, 1),
         "seconds_generating": generated["seconds_generating"],  # the rest: encoding (digest_ids)
         "schema_version": SCHEMA_VERSION,
         "counts": metadata["counts"],

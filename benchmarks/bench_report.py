@@ -395,8 +395,8 @@ def profile_child(snapshot: str, command: str) -> int:
     import duckdb
 
     import regstat
-    from regstat import plan_render, planner, policy, report
-    from regstat.export import write_parquet
+    from regstat import planner, policy, report
+    from regstat.export import write_copy
     from regstat.snapshot import Snapshot
 
     def run() -> None:
@@ -404,8 +404,8 @@ def profile_child(snapshot: str, command: str) -> int:
         if command == "report":
             report.build_report(opened)
             return
-        plan = planner.plan_gc(opened, policy.resolve(None, untagged=True, grace="0s"))
-        write_parquet(opened, "plan.parquet", plan_render.actions_table(plan))  # as the benchmark
+        with planner.plan_gc(opened, policy.resolve(None, untagged=True, grace="0s")) as plan:
+            write_copy(opened, "plan.parquet", plan.actions_file)  # as the benchmark
 
     print(f"profiling {os.path.dirname(regstat.__file__)}", flush=True)
     timings: list[tuple[float, str]] = []

@@ -16,11 +16,11 @@ from . import __version__, interrupts
 from .analysis import describe, interrupt_all, query, query_arrow, spill_directory
 from .crawl import CrawlOptions, CrawlResult, crawl, kept_for_resume
 from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
-from .export import export_db, write_parquet, write_stream, write_text
+from .export import export_db, write_copy, write_parquet, write_stream, write_text
 from .progress import Progress
 from .render import rows_csv, rows_json, rows_table
 from .explain import explain, render_json as render_explain_json, render_text as render_explain_text
-from .plan_render import actions_table, render_text as render_plan_text, write_json as write_plan_json
+from .plan_render import render_text as render_plan_text, write_json as write_plan_json
 from .planner import plan_gc
 from .policy import resolve as resolve_policy
 from .report import build_report
@@ -443,19 +443,19 @@ def plan_gc_command(
             repositories=repositories,
         )
         opened = Snapshot.open(snapshot)
-        plan = plan_gc(opened, policy, memory_limit=memory_limit)
-        fmt = fmt or ("json" if output else "text")
-        if fmt == "parquet":
-            write_parquet(opened, output, actions_table(plan))
-        elif fmt == "json":
-            if output:
-                write_stream(opened, output, lambda f: write_plan_json(plan, f))
+        with plan_gc(opened, policy, memory_limit=memory_limit) as plan:
+            fmt = fmt or ("json" if output else "text")
+            if fmt == "parquet":
+                write_copy(opened, output, plan.actions_file)
+            elif fmt == "json":
+                if output:
+                    write_stream(opened, output, lambda f: write_plan_json(plan, f))
+                else:
+                    write_plan_json(plan, sys.stdout)
+            elif output:
+                write_text(opened, output, render_plan_text(plan))
             else:
-                write_plan_json(plan, sys.stdout)
-        elif output:
-            write_text(opened, output, render_plan_text(plan))
-        else:
-            click.echo(render_plan_text(plan), nl=False)
+                click.echo(render_plan_text(plan), nl=False)
     except RegstatError as e:
         _fail(e)
     s = plan.summary

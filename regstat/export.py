@@ -8,6 +8,7 @@ place when whole, so a failure or a kill never leaves a half-written file at the
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Callable, TextIO
 
@@ -52,6 +53,11 @@ def write_parquet(snapshot: Snapshot, path: str | os.PathLike[str], table: pa.Ta
     """Write `table` as one Parquet file at `path` (replacing it), outside the snapshot."""
     target = check_outside(snapshot, path)
     write_atomically(target, lambda tmp: pq.write_table(table, tmp))
+
+
+def write_copy(snapshot: Snapshot, path: str | os.PathLike[str], source: Path) -> None:
+    """Copy the file `source` to `path` (replacing it), outside the snapshot."""
+    write_atomically(check_outside(snapshot, path), lambda tmp: shutil.copyfile(source, tmp))
 
 
 def export_db(

@@ -7,28 +7,29 @@ import json
 from typing import TextIO
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from .planner import ACTION_KEYS, Plan
+from .planner import ACTION_KEYS, KINDS, Plan
 from .report_render import human_bytes as _bytes, safe_text, short_digest
 
 def write_json(plan: Plan, out: TextIO) -> None:
-    """Write the plan's JSON to `out`. DuckDB renders the actions, a batch at a time: a plan of
-    millions of actions never becomes millions of Python objects."""
+    """Write the plan's JSON to `out`. DuckDB renders the actions, a batch of the plan's file at
+    a time: a plan of millions of actions never becomes millions of Python objects."""
     header = json.dumps(plan.header(), indent=1, default=str)
     out.write(header[:-2] + ',\n "actions": [')  # reopen the header object for its last key
     con = duckdb.connect()
     try:
-        con.register("actions", plan.table)
-        cursor = con.execute(f"SELECT {_json_object()} FROM actions ORDER BY position")
         first = True
-        while batch := cursor.fetchmany(50_000):
-            out.write(("\n  " if first else ",\n  ") + ",\n  ".join(row[0] for row in batch))
+        for batch in plan.batches():
+            if not batch.num_rows:
+                continue
+            con.register("actions", batch)
+            rows = con.execute(f"SELECT {_json_object()} FROM actions ORDER BY position").fetchall()
+            out.write(("\n  " if first else ",\n  ") + ",\n  ".join(row[0] for row in rows))
             first = False
+            con.unregister("actions")
     finally:
         con.close()
-    out.write("\n ]\n}\n" if plan.table.num_rows else "]\n}\n")
+    out.write("]\n}\n" if first else "\n ]\n}\n")
 
 
 def render_json(plan: Plan) -> str:
@@ -44,11 +45,6 @@ def _json_object() -> str:
         for kind, keys in ACTION_KEYS.items()
     )
     return f"CASE action {cases} END"
-
-
-def actions_table(plan: Plan) -> pa.Table:
-    """The actions in order, one row each (`position` from 0), for `--format parquet`."""
-    return plan.table
 
 
 def render_text(plan: Plan, *, limit: int = 20) -> str:
@@ -83,17 +79,31 @@ def render_text(plan: Plan, *, limit: int = 20) -> str:
             lines.append(f"  ... {len(largest) - limit:,} more repositories (the JSON plan lists them all)")
     for kind, title in (("delete_tag", "Tags"), ("delete_manifest", "Manifests"), ("delete_blob", "Blobs"),
                         ("delete_upload", "Uploads")):
-        of_kind = plan.table.filter(pc.equal(plan.table.column("action"), kind))
-        if not of_kind.num_rows:
+        count = s[_counted(kind)]
+        if not count:
             continue
-        lines += ["", f"{title} ({of_kind.num_rows:,}{', first ' + str(limit) if of_kind.num_rows > limit else ''}):"]
-        for a in of_kind.slice(0, limit).to_pylist():
+        lines += ["", f"{title} ({count:,}{', first ' + str(limit) if count > limit else ''}):"]
+        for a in _first(plan, kind, limit):
             lines.append("  " + _describe(a))
-    if not plan.table.num_rows:
+    if not plan.count:
         grace = (plan.policy or {}).get("grace")
         lines += ["", "Nothing to delete." + (f" (Nothing younger than the grace period, {grace}, is deleted; "
                                               "--grace 0s turns it off.)" if grace not in (None, "0s") else "")]
     return "\n".join(lines) + "\n"
+
+
+def _first(plan: Plan, kind: str, limit: int) -> list[dict]:
+    """The first `limit` actions of `kind`. Actions come grouped by kind, in KINDS' order, so
+    the summary's counts say where each kind starts in the plan's file."""
+    start = 0
+    for earlier in KINDS[:KINDS.index(kind)]:
+        start += plan.summary[_counted(earlier)]
+    return plan.slice(start, min(limit, plan.summary[_counted(kind)])).to_pylist()
+
+
+def _counted(kind: str) -> str:
+    """The summary's key counting actions of `kind`: delete_tag -> tags."""
+    return kind.removeprefix("delete_") + "s"
 
 
 def _policy_line(policy: dict) -> str:

@@ -21,14 +21,20 @@ How a plan is made (DESIGN.md "Safety rules of the planner"):
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+import weakref
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from . import analysis, digest_ids, queries, reachability
 from .errors import RegstatError
@@ -47,6 +53,8 @@ class PlanError(RegstatError):
     """The plan cannot be made safely (e.g. a cycle among the manifests it would delete)."""
 
 
+# The kinds of action, in the order a plan applies them.
+KINDS = ("delete_tag", "delete_manifest", "delete_blob", "delete_upload")
 # The keys each kind of action has in a plan's JSON (the Parquet table has every column).
 ACTION_KEYS = {
     "delete_tag": ("action", "repository", "tag", "digest", "size", "reason", "rule"),
@@ -57,22 +65,57 @@ ACTION_KEYS = {
 }
 
 
+# The actions file's rows per batch: a plan of millions of actions is written and read in
+# batches of this many rows, never held whole.
+BATCH_ROWS = 250_000
+
+
 @dataclass(frozen=True)
 class Plan:
     """A plan: what to delete, in order, and why; `notes` say what restricted it.
 
-    `table` holds the actions, one row each in order (`position` from 0): millions of rows
-    stay columnar; `actions` gives them as dicts, as the plan's JSON has them."""
+    The actions are in a Parquet file (`actions_file`, one row each in order, `position` from
+    0, every column of ACTION_KEYS), in a temporary directory the plan removes when closed or
+    collected: at 100M descriptors a plan holds tens of millions of actions, more than memory
+    should. `batches` reads them in order; `actions` gives them as dicts, as the plan's JSON
+    has them (for small plans)."""
 
     snapshot: dict[str, Any]
     policy: dict[str, Any]
     summary: dict[str, Any]
     notes: list[str]
-    table: pa.Table
+    actions_file: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_remove", weakref.finalize(
+            self, shutil.rmtree, self.actions_file.parent, ignore_errors=True))
+
+    @property
+    def count(self) -> int:
+        """How many actions the plan has."""
+        return sum(self.summary[k] for k in ("tags", "manifests", "blobs", "uploads"))
+
+    def batches(self, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """The actions in order, a batch at a time."""
+        return pq.ParquetFile(self.actions_file).iter_batches(BATCH_ROWS, columns=columns)
+
+    def slice(self, start: int, length: int) -> pa.Table:
+        """`length` actions from position `start`, reading only the row groups that hold them."""
+        file = pq.ParquetFile(self.actions_file)
+        groups, first = [], 0
+        for i in range(file.num_row_groups):
+            rows = file.metadata.row_group(i).num_rows
+            if first + rows > start and first < start + length:
+                groups.append(i)
+            elif not groups:
+                first += rows
+        if not groups:
+            return file.schema_arrow.empty_table()
+        return file.read_row_groups(groups).slice(start - first, length)
 
     @property
     def actions(self) -> list[dict[str, Any]]:
-        return [{k: row[k] for k in ACTION_KEYS[row["action"]]} for row in self.table.to_pylist()]
+        return [{k: row[k] for k in ACTION_KEYS[row["action"]]} for row in pq.read_table(self.actions_file).to_pylist()]
 
     def header(self) -> dict[str, Any]:
         """The plan's JSON without its actions."""
@@ -87,6 +130,16 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return {**self.header(), "actions": self.actions}
 
+    def close(self) -> None:
+        """Remove the actions file (its directory)."""
+        self._remove()
+
+    def __enter__(self) -> Plan:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
 
 def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = None) -> Plan:
     """Make the plan for `snapshot` under `policy`."""
@@ -96,6 +149,7 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
 
     # Keyed: every join and group-by on digest ids; the actions' ids become digests at the end.
     con = analysis.connect(snapshot, memory_limit=memory_limit, reachable=False, keyed=True)
+    directory = Path(tempfile.mkdtemp(prefix="regstat-plan-"))
     try:
         # Read by nearly every step (reachability checks, tags, protections, deletions):
         # read its Parquet files once.
@@ -123,23 +177,39 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         counted = ("SELECT digest, size FROM plan_released WHERE reason = 'last reference deleted'" if estimated
                    else "SELECT digest, size FROM plan_blob_actions")
         con.execute(f"CREATE TABLE plan_released_blobs AS {counted}")
-        actions = _select("plan_actions")
-        columns = [d[0] for d in con.sql(f"SELECT * FROM ({actions}) AS a LIMIT 0").description]
-        table = _numbered(con.sql(digest_ids.decode_sql(
-            actions, columns, "kind_rank, level, repository, tag, digest, uuid"
-        )).to_arrow_table())
-        con.register("plan_actions", table)  # the summary counts them
+        con.execute(f"CREATE VIEW plan_actions AS {_select('plan_actions')}")
         summary = _summary(con, estimated)
+        actions_file = directory / "actions.parquet"
+        _write_actions(con, actions_file)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     finally:
         con.close()
     notes = restrictions + _notes(capabilities, kind, blocked.reasons, policy)
-    return Plan(snapshot=_identity(meta), policy=policy.to_json(), summary=summary, notes=notes, table=table)
+    return Plan(snapshot=_identity(meta), policy=policy.to_json(), summary=summary, notes=notes,
+                actions_file=actions_file)
 
 
-def _numbered(actions: pa.Table) -> pa.Table:
-    """The actions, read in order, with `position` (from 0) in place of their ordering keys."""
-    actions = actions.drop_columns(["kind_rank", "level"])
-    return actions.add_column(0, "position", pa.array(range(actions.num_rows), pa.int64()))
+def _write_actions(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Write the actions (view plan_actions), in order and with their ids turned into digests,
+    to the Parquet file `path`, numbering them (`position`) in place of their ordering keys.
+    DuckDB sorts on the ids (they sort as their digests do), spilling past its memory limit;
+    the rows then pass through here a batch at a time."""
+    con.execute("SET preserve_insertion_order = true")  # the sorted rows must arrive in order
+    columns = [d[0] for d in con.execute("SELECT * FROM plan_actions LIMIT 0").description]
+    ordered = digest_ids.decode_sql("SELECT * FROM plan_actions", columns,
+                                    "kind_rank, level, repository, tag, digest, uuid")
+    reader = con.sql(ordered).to_arrow_reader(BATCH_ROWS)
+    schema = reader.schema.remove(reader.schema.get_field_index("level")).remove(
+        reader.schema.get_field_index("kind_rank")).insert(0, pa.field("position", pa.int64()))
+    position = 0
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for batch in reader:
+            batch = batch.drop_columns(["kind_rank", "level"])
+            numbers = pa.array(range(position, position + batch.num_rows), pa.int64())
+            writer.write_batch(pa.RecordBatch.from_arrays([numbers, *batch.columns], schema=schema))
+            position += batch.num_rows
 
 
 def _create(con: duckdb.DuckDBPyConnection, table: str, query: str | None = None) -> None:

@@ -177,10 +177,15 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         counted = ("SELECT digest, size FROM plan_released WHERE reason = 'last reference deleted'" if estimated
                    else "SELECT digest, size FROM plan_blob_actions")
         con.execute(f"CREATE TABLE plan_released_blobs AS {counted}")
+        # An in-memory DuckDB holds every table in its memory (spilling past the limit): at
+        # 10M descriptors the tables above are ~2.4 GB. Drop each when no later step reads it,
+        # so that the summary and the actions' sort have that memory.
+        _drop(con, "manifests", "manifest_edges", "reachable", "reachable_now", "plan_protected", "plan_edges",
+              "blob_references", "plan_released")
         con.execute(f"CREATE VIEW plan_actions AS {_select('plan_actions')}")
         summary = _summary(con, estimated)
-        actions_file = directory / "actions.parquet"
-        _write_actions(con, actions_file)
+        _drop(con, "repository_references", "plan_released_blobs")
+        actions_file = _write_actions(con, directory)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -191,25 +196,68 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
                 actions_file=actions_file)
 
 
-def _write_actions(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Write the actions (view plan_actions), in order and with their ids turned into digests,
-    to the Parquet file `path`, numbering them (`position`) in place of their ordering keys.
-    DuckDB sorts on the ids (they sort as their digests do), spilling past its memory limit;
-    the rows then pass through here a batch at a time."""
-    con.execute("SET preserve_insertion_order = true")  # the sorted rows must arrive in order
-    columns = [d[0] for d in con.execute("SELECT * FROM plan_actions LIMIT 0").description]
-    ordered = digest_ids.decode_sql("SELECT * FROM plan_actions", columns,
-                                    "kind_rank, level, repository, tag, digest, uuid")
-    reader = con.sql(ordered).to_arrow_reader(BATCH_ROWS)
-    schema = reader.schema.remove(reader.schema.get_field_index("level")).remove(
-        reader.schema.get_field_index("kind_rank")).insert(0, pa.field("position", pa.int64()))
+def _write_actions(con: duckdb.DuckDBPyConnection, directory: Path) -> Path:
+    """Write the actions (view plan_actions) in order, numbered (`position`) and with their ids
+    turned into digests, to a Parquet file in `directory`; return its path.
+
+    In three passes, none holding the plan or the digests whole (at 100M descriptors: 30M
+    actions, 55M digests): DuckDB sorts the actions on their keys (ids sort as their digests
+    do) and they are numbered into a file; DuckDB looks their ids up (a join built on the
+    actions' ids, not on the digests) and sorts the digests found by position; both files are
+    then read side by side, a batch at a time, into the plan's file."""
+    con.execute("SET preserve_insertion_order = true")  # streamed results arrive in order
+    numbered = directory / "numbered.parquet"
+    sorted_actions = con.sql("SELECT * EXCLUDE (kind_rank, level) FROM plan_actions "
+                             "ORDER BY kind_rank, level, repository, tag, digest, uuid")
+    _write_numbered(sorted_actions.to_arrow_reader(BATCH_ROWS), numbered)
+    _drop(con, "plan_tag_actions", "plan_deleted_manifests", "plan_order", "plan_blob_actions", "plan_upload_actions")
+    con.read_parquet(str(numbered)).to_view("plan_numbered")
+    found = con.sql(f"SELECT d.digest FROM plan_numbered AS a LEFT JOIN {digest_ids.TABLE} AS d "
+                    "ON d.digest_id = a.digest ORDER BY a.position").to_arrow_reader(BATCH_ROWS)
+    path = directory / "actions.parquet"
+    actions = pq.ParquetFile(numbered)
+    index = actions.schema_arrow.get_field_index("digest")
+    schema = actions.schema_arrow.set(index, found.schema.field(0))
+    digests = _Rows(found)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for batch in actions.iter_batches(BATCH_ROWS):
+            writer.write_batch(batch.set_column(index, "digest", digests.take(batch.num_rows)))
+    numbered.unlink()
+    return path
+
+
+def _write_numbered(reader: pa.RecordBatchReader, path: Path) -> None:
+    """Write the batches of `reader` to the Parquet file `path` with `position` (from 0) first."""
+    schema = reader.schema.insert(0, pa.field("position", pa.int64()))
     position = 0
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for batch in reader:
-            batch = batch.drop_columns(["kind_rank", "level"])
             numbers = pa.array(range(position, position + batch.num_rows), pa.int64())
             writer.write_batch(pa.RecordBatch.from_arrays([numbers, *batch.columns], schema=schema))
             position += batch.num_rows
+
+
+class _Rows:
+    """The first column of a record-batch stream, taken `n` rows at a time whatever its batches."""
+
+    def __init__(self, reader: pa.RecordBatchReader) -> None:
+        self._reader = reader
+        self._held: list[pa.Array] = []
+        self._count = 0
+
+    def take(self, n: int) -> pa.Array:
+        while self._count < n:
+            batch = self._reader.read_next_batch()  # StopIteration: fewer rows than promised
+            self._held.append(batch.column(0))
+            self._count += batch.num_rows
+        held = pa.concat_arrays(self._held) if self._held else pa.array([], self._reader.schema.field(0).type)
+        self._held, self._count = [held.slice(n)], len(held) - n
+        return held.slice(0, n)
+
+
+def _drop(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    for table in tables:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _create(con: duckdb.DuckDBPyConnection, table: str, query: str | None = None) -> None:

@@ -15,11 +15,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from planner_graphs import DAY, TAKEN, YOUNG, Pair, PlanModel, Registry, random_registries, snapshot
 
+from regstat import planner
+from regstat.plan_render import render_json, render_text
 from regstat.planner import Plan, PlanError, plan_gc
 from regstat.policy import Policy, PolicyError, Rule, from_flags
 
@@ -577,6 +580,28 @@ def test_the_action_order_tags_manifests_blobs_uploads(tmp_path: Path) -> None:
     kinds = [a["action"] for a in plan.actions]
     assert kinds == sorted(kinds, key=["delete_tag", "delete_manifest", "delete_blob", "delete_upload"].index)
     assert kinds == ["delete_tag", "delete_manifest", "delete_blob", "delete_blob", "delete_blob", "delete_upload"]
+
+
+def test_the_plan_is_written_and_read_a_batch_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # At 100M descriptors a plan has tens of millions of actions: they are sorted, decoded,
+    # written, rendered and sliced in batches. Batches of 2 rows must change nothing.
+    reg = _mixed()
+    reg.tag("a", "pr-1", d("orphan"))
+    whole = make_plan(tmp_path, reg, untagged=True, delete_tags="^pr-")
+    monkeypatch.setattr(planner, "BATCH_ROWS", 2)
+    batched = make_plan(tmp_path, reg, untagged=True, delete_tags="^pr-")
+    assert pq.ParquetFile(batched.actions_file).metadata.num_row_groups == 3
+    assert batched.actions == whole.actions and len(whole.actions) == 6
+    assert pq.read_table(batched.actions_file).column("position").to_pylist() == list(range(6))
+    assert json.loads(render_json(batched))["actions"] == whole.actions
+    for limit in (1, 2, 20):  # the first actions of each kind, found from the summary's counts
+        assert render_text(batched, limit=limit).splitlines()[1:] == render_text(whole, limit=limit).splitlines()[1:]
+    table = pq.read_table(whole.actions_file)
+    for start, length in itertools.product(range(7), range(4)):
+        assert batched.slice(start, length).equals(table.slice(start, length)), (start, length)
+    path = batched.actions_file
+    batched.close()
+    assert not path.exists() and not path.parent.exists()
 
 
 def test_a_cycle_among_manifests_to_delete_is_an_error_not_a_plan(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ The shape aims at a real registry, like make_tree.py's but larger:
 * Teams of services; each service repository gets a log-normal number of pushes (mean
   `--pushes`). A push is one image (config, base layers, 1-5 application layers, the lower
   ones often kept from the previous push) or, in multi-platform repositories, an index with
-  an amd64 and an arm64 child. So most blobs belong to one repository.
+  an amd64 and an arm64 child. So most blobs belong to one repository. One image in a
+  hundred lists its top layer twice (`descriptors.repeated`), as some builders do.
 * Several tags per repository: `latest` and branch tags move at every push, version tags
   stay (some are re-pushed, some repositories keep only their last few), so tags that
   moved leave untagged manifests, and untagged indexes leave orphaned children.
@@ -38,7 +39,7 @@ least `--descriptors`.
 Rows are built as columns (Python lists per column, turned into Arrow arrays) and staged
 in the readers' form (snapshot.SCHEMAS: digests as text) in parts of 500,000 rows under
 `.stage/` inside the pending snapshot, so memory stays bounded by one part per table plus
-one team. Then the stored form (schema 2: `digests` plus ids, docs/snapshot.md) comes from
+one team. Then the stored form (`digests` plus ids, docs/snapshot.md) comes from
 regstat's own code, as a crawl's assembly makes it: `digest_ids.create` numbers the digests
 in DuckDB (every digest the generator writes is a blob it stores, so the staged `blobs` are
 the source; a check after encoding finds no digest left without its id), and
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import collections
 import hashlib
 import itertools
 import json
@@ -141,6 +143,9 @@ CONFIG_MU, CONFIG_SIGMA = math.log(6_000), 0.6
 END_US = int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()) * 1_000_000
 SPAN_US = 3 * 365 * 86_400 * 1_000_000
 BASE_VERSIONS = 8
+# Images whose manifest lists a layer twice: builders that keep an empty layer, identical
+# build steps. Rare, but analysis must count such a layer once (the slow path it groups).
+REPEATED_LAYER = 0.01
 # DuckDB's memory while encoding (it spills the rest beside OUTPUT): 100M descriptors name
 # 55M digests, more than fits; the machine has 23 GB shared with other work.
 MEMORY_LIMIT = "4GB"
@@ -274,7 +279,7 @@ class Generator:
         }
         self.stats = dict(
             teams=0, repositories=0, release_repositories=0, team_bases=0, pushes=0,
-            untagged_pushes=0, images=0, indexes=0, index_children=0, referrers=0,
+            untagged_pushes=0, images=0, repeated_layers=0, indexes=0, index_children=0, referrers=0,
             referrers_of_referrers=0, manifest_copies=0, layer_blobs=0, config_blobs=0,
             manifest_blobs=0, unreferenced_blobs=0, unlinked_unreferenced_blobs=0,
             physical_bytes=0,
@@ -316,6 +321,9 @@ class Generator:
         config_size = int(self.rng.lognormvariate(CONFIG_MU, CONFIG_SIGMA)) + 400
         config = (self.blob(config_size, t, "config_blobs"), config_type, config_size)
         layers = [(digests, sizes, layer_type) for digests, sizes in segments if digests]
+        if layers and self.rng.random() < REPEATED_LAYER:  # its top layer again (descriptors.repeated)
+            layers.append(([layers[-1][0][-1]], [layers[-1][1][-1]], layer_type))
+            self.stats["repeated_layers"] += 1
         n = sum(len(s[0]) for s in layers)
         size = 300 + 165 * (n + 1) + self.rng.randrange(40)
         m = Manifest(self.blob(size, t, "manifest_blobs"), manifest_type, size,
@@ -614,7 +622,7 @@ class Generator:
         c = dt.columns
         c_repo, c_manifest, c_role, c_pos = c["repository"], c["manifest_digest"], c["role"], c["position"]
         c_digest, c_media, c_size = c["digest"], c["media_type"], c["size"]
-        c_platform, c_artifact = c["platform"], c["artifact_type"]
+        c_platform, c_artifact, c_repeated = c["platform"], c["artifact_type"], c["repeated"]
         repeat = itertools.repeat
         rows = 0
         for digest in sorted(repo.manifests):
@@ -667,6 +675,17 @@ class Generator:
             else:
                 c_platform.extend(repeat(None, n))
             c_artifact.extend(repeat(None, n))
+            # rows in the order above: config, layers, children, then the subject (never repeated)
+            references = [m.config[0]] if m.config is not None else []
+            for digests, _, _ in m.layers:
+                references.extend(digests)
+            references.extend(child.digest for child, _ in m.children)
+            if len(set(references)) == len(references):
+                c_repeated.extend(repeat(False, n))
+            else:
+                counts = collections.Counter(references)
+                c_repeated.extend(counts[d] > 1 for d in references)
+                c_repeated.extend(repeat(False, n - len(references)))
             rows += n
         mt.grew(len(repo.manifests))
         dt.grew(rows)
@@ -987,10 +1006,11 @@ def print_summary(summary: dict) -> None:
         print("  shape: not recorded (encoded by --resume from an older stage)")
         return
     for key in ("teams", "team_bases", "release_repositories", "pushes", "untagged_pushes", "images",
-                "indexes", "index_children", "referrers", "referrers_of_referrers",
+                "repeated_layers", "indexes", "index_children", "referrers", "referrers_of_referrers",
                 "manifest_copies", "manifest_blobs", "config_blobs", "layer_blobs",
                 "unreferenced_blobs", "unlinked_unreferenced_blobs"):
-        print(f"  {key:<28} {s[key]:>12,}")
+        if key in s:  # a summary from before a key was added lacks it
+            print(f"  {key:<28} {s[key]:>12,}")
     print(f"  layer sizes: median {human_bytes(summary['layer_size_median'])}, "
           f"p90 {human_bytes(summary['layer_size_p90'])}")
     print(f"  stored bytes {human_bytes(s['physical_bytes'])}; Parquet "

@@ -135,7 +135,7 @@ def bind(
     file that outlives the snapshot's path). `reachable=False`, `keyed`: see `connect`."""
     kind = "TABLE" if materialise else "VIEW"
     # Paths are bound here, by Python, never inside the SQL files.
-    digest_ids.bind(con, dict(snapshot.tables()), keyed=keyed, kind=kind)
+    digest_ids.bind(con, dict(snapshot.tables()), keyed=keyed, kind=kind, missing=snapshot.missing_columns)
     for name, table in (("errors", errors_table(snapshot)), ("snapshot_info", info_table(snapshot))):
         if materialise:
             con.from_arrow(table).create(name)

@@ -415,7 +415,8 @@ class _Crawl:
             )
             for d in m.descriptors:
                 descriptors.append(
-                    (m.digest, d.role, d.position, d.digest, d.media_type, d.size, d.platform, d.artifact_type)
+                    (m.digest, d.role, d.position, d.digest, d.media_type, d.size, d.platform, d.artifact_type,
+                     d.repeated)
                 )
         if written:
             self.progress.add("manifests", written)

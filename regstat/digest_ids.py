@@ -139,10 +139,20 @@ def decode_rows(con: duckdb.DuckDBPyConnection, rows: list[dict], digests: str =
     return rows
 
 
-def bind(con: duckdb.DuckDBPyConnection, globs: dict[str, str], *, keyed: bool, kind: str = "VIEW") -> None:
+def bind(
+    con: duckdb.DuckDBPyConnection, globs: dict[str, str], *, keyed: bool, kind: str = "VIEW",
+    missing: dict[str, dict[str, str]] | None = None,
+) -> None:
     """Create `digests` and each snapshot table (SCHEMAS' names and columns) in `con` from the
-    stored tables' Parquet globs: digest columns as text, or as ids with `keyed`."""
-    stored = {name: f"read_parquet('{_quote(glob)}')" for name, glob in globs.items()}
+    stored tables' Parquet globs: digest columns as text, or as ids with `keyed`. The columns
+    in `missing` (an older snapshot's, Snapshot.missing_columns) read as NULL."""
+    stored = {}
+    for name, glob in globs.items():
+        relation = f"read_parquet('{_quote(glob)}')"
+        if (missing or {}).get(name):
+            nulls = ", ".join(f"CAST(NULL AS {type_}) AS {column}" for column, type_ in missing[name].items())
+            relation = f"(SELECT *, {nulls} FROM {relation})"
+        stored[name] = relation
     con.execute(f"CREATE {kind} {TABLE} AS SELECT * FROM {stored.pop(TABLE)}")
     for name, relation in stored.items():
         sql = keyed_sql(name, relation) if keyed else public_sql(name, relation, TABLE)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -75,6 +76,22 @@ class Descriptor(NamedTuple):
     size: int | None
     platform: str | None = None
     artifact_type: str | None = None
+    repeated: bool = False  # the manifest names this digest again as config, layer or child
+
+
+# The roles whose descriptors are references (DESIGN.md): a manifest's config, layers and
+# index children. A digest twice among them is still one reference.
+REFERENCE_ROLES = frozenset({"config", "layer", "manifest"})
+
+
+def mark_repeated(descriptors: list[Descriptor]) -> tuple[Descriptor, ...]:
+    """`descriptors` with `repeated` set on each reference whose digest another one repeats."""
+    digests = [d.digest for d in descriptors if d.role in REFERENCE_ROLES]
+    if len(set(digests)) == len(digests):  # nearly every manifest: nothing to mark
+        return tuple(descriptors)
+    counts = Counter(digests)
+    return tuple(d._replace(repeated=True) if d.role in REFERENCE_ROLES and counts[d.digest] > 1 else d
+                 for d in descriptors)
 
 
 @dataclass(frozen=True)
@@ -166,7 +183,7 @@ def _parse_document(doc: dict, digest: str, size: int) -> Manifest:
         artifact_type=artifact_type,
         config_media_type=config_media_type,
         subject_digest=subject_digest,
-        descriptors=tuple(descriptors),
+        descriptors=mark_repeated(descriptors),
     )
 
 
@@ -179,7 +196,7 @@ def _parse_schema1(doc: dict, digest: str, size: int) -> Manifest:
         if not isinstance(entry, dict) or not isinstance(entry.get("blobSum"), str):
             raise ManifestError("invalid", f"fsLayers[{i}] has no blobSum")
         layers.append(Descriptor("layer", i, _digest(entry["blobSum"]), None, None))
-    return Manifest(digest, size, media_type, descriptors=tuple(layers))
+    return Manifest(digest, size, media_type, descriptors=mark_repeated(layers))
 
 
 def _descriptor(value: object, role: str, position: int, with_platform: bool = False) -> Descriptor:

@@ -24,7 +24,12 @@ from . import __version__
 from .errors import OutputExistsError, SnapshotError
 
 FORMAT = "regstat.snapshot/1"
-SCHEMA_VERSION = 2  # 2: digests stored once, in `digests`; ids elsewhere (regstat.digest_ids)
+# 2: digests stored once, in `digests`; ids elsewhere (regstat.digest_ids). 3: descriptors.repeated.
+SCHEMA_VERSION = 3
+# The columns each later version added, by table, with their DuckDB types: in a snapshot of an
+# older version that regstat still reads (READABLE_VERSIONS) they read as NULL, "unknown".
+ADDED_COLUMNS: dict[int, dict[str, dict[str, str]]] = {3: {"descriptors": {"repeated": "BOOLEAN"}}}
+READABLE_VERSIONS = (2, 3)
 ROWS_PER_PART = 500_000
 _PARTIAL_MARK = ".regstat-partial-"
 
@@ -63,6 +68,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("size", pa.int64()),
             ("platform", pa.string()),
             ("artifact_type", pa.string()),
+            # The manifest lists this digest more than once as config, layer or child (false
+            # for subjects): only such rows need grouping to count each reference once.
+            ("repeated", pa.bool_()),
         ]
     ),
     "blobs": pa.schema(
@@ -427,10 +435,10 @@ class Snapshot:
             raise SnapshotError(f"{path}: unreadable snapshot.json: {e}") from None
         if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
             raise SnapshotError(f"{path}: snapshot.json is not a {FORMAT} document")
-        if metadata.get("schema_version") != SCHEMA_VERSION:
+        if metadata.get("schema_version") not in READABLE_VERSIONS:
             raise SnapshotError(
                 f"{path}: schema version {metadata.get('schema_version')} is not supported "
-                f"by regstat {__version__} (it reads version {SCHEMA_VERSION})"
+                f"by regstat {__version__} (it reads versions {', '.join(map(str, READABLE_VERSIONS))})"
             )
         if not metadata.get("finished_at"):
             raise SnapshotError(f"{path}: the crawl that wrote it did not finish")
@@ -454,6 +462,16 @@ class Snapshot:
         """The sizes of the blobs the source saw stored, summed (0 where it sees none)."""
         blobs = pq.read_table(self.path / "blobs", columns=["size", "stored"])
         return int(pc.sum(pc.filter(blobs.column("size"), pc.fill_null(blobs.column("stored"), False))).as_py() or 0)
+
+    @property
+    def missing_columns(self) -> dict[str, dict[str, str]]:
+        """The columns this snapshot's version lacks, by table (name: DuckDB type)."""
+        missing: dict[str, dict[str, str]] = {}
+        for version, tables in ADDED_COLUMNS.items():
+            if self.metadata.get("schema_version", SCHEMA_VERSION) < version:
+                for table, columns in tables.items():
+                    missing.setdefault(table, {}).update(columns)
+        return missing
 
     def tables(self) -> Iterator[tuple[str, str]]:
         """The stored tables (STORED_TABLES: `digests` and the others with ids) and their globs."""

@@ -7,9 +7,11 @@
 --          sense, counted by layer sharing, logical bytes and dedup savings), else 0;
 --   media_type: the smallest media type of those config and layer descriptors (NULL if none).
 -- Binds: manifests, descriptors.
--- A manifest's own blob comes from `manifests` alone: only descriptors need grouping, and one
--- naming its own manifest (impossible for a true digest; a damaged source may claim it) adds
--- nothing beyond it.
+-- A manifest's own blob comes from `manifests` alone, and a descriptor naming its own manifest
+-- (impossible for a true digest; a damaged source may claim it) adds nothing beyond it.
+-- Only descriptors the crawl marked `repeated` (the manifest names their digest twice) need
+-- grouping; the others are one row each already. NULL (a schema 2 snapshot) is grouped too.
+-- Row-group statistics let DuckDB skip the second scan where no descriptor is repeated.
 SELECT
     m.repository,
     m.digest AS manifest_digest,
@@ -23,9 +25,19 @@ SELECT
     d.repository,
     d.manifest_digest,
     d.digest,
+    d.size,
+    CASE WHEN d.role = 'manifest' THEN 0 ELSE 1 END AS layer,
+    CASE WHEN d.role = 'manifest' THEN NULL ELSE d.media_type END AS media_type
+FROM descriptors AS d
+WHERE d.role IN ('config', 'layer', 'manifest') AND d.digest <> d.manifest_digest AND d.repeated = FALSE
+UNION ALL
+SELECT
+    d.repository,
+    d.manifest_digest,
+    d.digest,
     MAX(d.size) AS size,
     MAX(CASE WHEN d.role = 'manifest' THEN 0 ELSE 1 END) AS layer,
     MIN(CASE WHEN d.role = 'manifest' THEN NULL ELSE d.media_type END) AS media_type
 FROM descriptors AS d
-WHERE d.role IN ('config', 'layer', 'manifest') AND d.digest <> d.manifest_digest
+WHERE d.role IN ('config', 'layer', 'manifest') AND d.digest <> d.manifest_digest AND (d.repeated OR d.repeated IS NULL)
 GROUP BY d.repository, d.manifest_digest, d.digest

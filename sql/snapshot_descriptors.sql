@@ -14,7 +14,8 @@ SELECT
     d.media_type,
     COALESCE(d.size, b.size) AS size,
     d.platform,
-    d.artifact_type
+    d.artifact_type,
+    d.repeated
 FROM stage_manifest_descriptors AS d
 JOIN stage_revisions AS r ON d.manifest_digest = r.digest
 LEFT JOIN stage_unsized_blobs AS b ON b.digest = d.digest AND d.size IS NULL

@@ -52,6 +52,14 @@ class DescriptorRow(NamedTuple):
     size: int
     platform: str | None
     artifact_type: str | None
+    repeated: bool = False
+
+
+def with_repeats(rows: list[DescriptorRow]) -> list[DescriptorRow]:
+    """`rows` (one manifest's) with `repeated` set where the manifest names a digest more than
+    once as config, layer or child (schema 1's empty layer, for one)."""
+    references = [r.digest for r in rows if r.role != "subject"]
+    return [r._replace(repeated=r.role != "subject" and references.count(r.digest) > 1) for r in rows]
 
 
 class BlobRow(NamedTuple):
@@ -193,7 +201,7 @@ class _Recorder:
         self.manifests[(repo, digest)] = ManifestRow(
             repo, digest, images.DOCKER_SCHEMA1_SIGNED, None, None, len(payload), None
         )
-        self.descriptors[(repo, digest)] = rows
+        self.descriptors[(repo, digest)] = with_repeats(rows)
         return digest
 
     def tag(self, repo: str, tag: str, digest: str) -> None:
@@ -241,5 +249,5 @@ class _Recorder:
         self.manifests[(repo, m.digest)] = ManifestRow(
             repo, m.digest, m.media_type, artifact_type, config_type, m.size, subject
         )
-        self.descriptors[(repo, m.digest)] = rows
+        self.descriptors[(repo, m.digest)] = with_repeats(rows)
         return m.digest

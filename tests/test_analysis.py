@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlglot
 from click.testing import CliRunner
@@ -25,7 +26,7 @@ from regstat import analysis, digest_ids, reachability
 from regstat.cli import main
 from regstat.errors import EXIT_OK
 from regstat.reachability import ReachabilityError
-from regstat.snapshot import FORMAT, SCHEMA_VERSION, SCHEMAS, TABLES, Snapshot
+from regstat.snapshot import FORMAT, SCHEMA_VERSION, SCHEMAS, TABLES, Snapshot, SnapshotError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 NAMES = json.loads((SAMPLE / "EXPECTED.json").read_text())["names"]
@@ -355,10 +356,23 @@ BLOBS = [f"sha256:b{i}" for i in range(5)]
 REPOS = ["a", "b/c", "d"]
 
 
+def with_repeats(descriptors: list[dict]) -> list[dict]:
+    """The rows with `repeated` as a crawl sets it, where a row does not give it: true when its
+    manifest names the digest more than once as config, layer or child."""
+    named: dict[tuple, int] = defaultdict(int)
+    for d in descriptors:
+        if d["role"] != "subject":
+            named[(d["repository"], d["manifest_digest"], d["digest"])] += 1
+    return [d if "repeated" in d else
+            {**d, "repeated": d["role"] != "subject" and named[(d["repository"], d["manifest_digest"], d["digest"])] > 1}
+            for d in descriptors]
+
+
 def write_snapshot(path: Path, tables: dict[str, list[dict]]) -> Snapshot:
     """A finished snapshot of `tables` (rows in the readers' form: digests as text), stored as
     a crawl stores it (regstat.digest_ids.write: `digests` plus ids)."""
     path.mkdir(parents=True)
+    tables = {**tables, "descriptors": with_repeats(tables.get("descriptors", []))}
     counts = digest_ids.write(
         path, {name: pa.Table.from_pylist(tables.get(name, []), schema=SCHEMAS[name]) for name in TABLES}
     )
@@ -463,6 +477,43 @@ def test_random_graphs_agree_with_the_python_fixed_point(tables: dict, tmp_path_
         assert usage == model.repository_usage()
     finally:
         con.close()
+
+
+def as_schema_2(snapshot: Snapshot) -> Snapshot:
+    """`snapshot` as regstat wrote it before descriptors had `repeated` (schema version 2)."""
+    for part in (snapshot.path / "descriptors").glob("*.parquet"):
+        pq.write_table(pq.read_table(part).drop_columns(["repeated"]), part)
+    meta = json.loads((snapshot.path / "snapshot.json").read_text())
+    (snapshot.path / "snapshot.json").write_text(json.dumps({**meta, "schema_version": 2}))
+    return Snapshot.open(snapshot.path)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tables=registries())
+def test_a_schema_2_snapshot_groups_every_descriptor_and_counts_the_same(tables: dict, tmp_path_factory) -> None:
+    # Version 2 has no `repeated`: it reads as NULL, unknown, and every descriptor is grouped.
+    base = tmp_path_factory.mktemp("v2")
+    views = ("manifest_references", "repository_references", "blob_references", "layer_sharing", "repository_usage")
+    results = []
+    for snapshot in (write_snapshot(base / "v3", tables), as_schema_2(write_snapshot(base / "v2", tables))):
+        con = analysis.connect(snapshot)
+        try:
+            results.append({v: rows(con, f"SELECT * FROM {v} ORDER BY ALL") for v in views})
+            results[-1]["nulls"] = rows(con, "SELECT count(*) FILTER (WHERE repeated IS NULL) FROM descriptors")
+        finally:
+            con.close()
+    v3, v2 = results
+    assert v2.pop("nulls") == [(len(tables["descriptors"]),)] and v3.pop("nulls") == [(0,)]
+    assert v2 == v3
+
+
+def test_snapshots_of_other_versions_are_refused(tmp_path: Path) -> None:
+    snapshot = write_snapshot(tmp_path / "s", {})
+    meta = json.loads((snapshot.path / "snapshot.json").read_text())
+    for version in (1, SCHEMA_VERSION + 1):
+        (snapshot.path / "snapshot.json").write_text(json.dumps({**meta, "schema_version": version}))
+        with pytest.raises(SnapshotError, match=f"schema version {version} is not supported.*reads versions 2, 3"):
+            Snapshot.open(snapshot.path)
 
 
 def _content(children=(), subject=None) -> dict:

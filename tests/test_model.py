@@ -83,6 +83,28 @@ def test_schema1_layers_have_no_size() -> None:
     ]
 
 
+def test_a_digest_named_twice_is_marked_repeated() -> None:
+    # Analysis groups only repeated descriptors to count each reference once: a repeat left
+    # unmarked would count a layer twice.
+    schema1 = parse({"schemaVersion": 1, "name": "x", "tag": "t", "fsLayers": [{"blobSum": A}, {"blobSum": B},
+                                                                            {"blobSum": A}], "signatures": []})
+    assert [d.repeated for d in schema1.descriptors] == [True, False, True]
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "size": 1}
+    image = parse({
+        "schemaVersion": 2, "mediaType": MediaType.OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": A, "size": 2},
+        "layers": [{**layer, "digest": A}, {**layer, "digest": B}, {**layer, "digest": C}],
+        "subject": {"mediaType": MediaType.OCI_MANIFEST, "digest": B, "size": 500},  # not a reference
+    })
+    assert [(d.role, d.digest, d.repeated) for d in image.descriptors] == [
+        ("config", A, True), ("layer", A, True), ("layer", B, False), ("layer", C, False), ("subject", B, False),
+    ]
+    child = {"mediaType": MediaType.OCI_MANIFEST, "size": 3}
+    index = parse({"schemaVersion": 2, "mediaType": MediaType.OCI_INDEX,
+                   "manifests": [{**child, "digest": A}, {**child, "digest": B}, {**child, "digest": A}]})
+    assert [d.repeated for d in index.descriptors] == [True, False, True]
+
+
 def test_unknown_media_type_is_kept_and_marked() -> None:
     m = parse({"schemaVersion": 2, "mediaType": "application/vnd.oci.artifact.manifest.v1+json",
                "blobs": [{"digest": A, "size": 1}]})

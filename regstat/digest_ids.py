@@ -148,7 +148,7 @@ def bind(
     in `missing` (an older snapshot's, Snapshot.missing_columns) read as NULL."""
     stored = {}
     for name, glob in globs.items():
-        relation = f"read_parquet('{_quote(glob)}')"
+        relation = f"read_parquet('{quote(glob)}')"
         if (missing or {}).get(name):
             nulls = ", ".join(f"CAST(NULL AS {type_}) AS {column}" for column, type_ in missing[name].items())
             relation = f"(SELECT *, {nulls} FROM {relation})"
@@ -195,7 +195,8 @@ def read(directory: Path, name: str) -> pa.Table:
         con.close()
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
+    """`text` inside a SQL string literal."""
     return text.replace("'", "''")
 
 

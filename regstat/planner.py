@@ -202,57 +202,48 @@ def _write_actions(con: duckdb.DuckDBPyConnection, directory: Path) -> Path:
 
     In three passes, none holding the plan or the digests whole (at 100M descriptors: 30M
     actions, 55M digests): DuckDB sorts the actions on their keys (ids sort as their digests
-    do) and they are numbered into a file; DuckDB looks their ids up (a join built on the
-    actions' ids, not on the digests) and sorts the digests found by position; both files are
-    then read side by side, a batch at a time, into the plan's file."""
-    con.execute("SET preserve_insertion_order = true")  # streamed results arrive in order
-    numbered = directory / "numbered.parquet"
-    sorted_actions = con.sql("SELECT * EXCLUDE (kind_rank, level) FROM plan_actions "
-                             "ORDER BY kind_rank, level, repository, tag, digest, uuid")
-    _write_numbered(sorted_actions.to_arrow_reader(BATCH_ROWS), numbered)
+    do) into a file, whose row numbers are then their positions; DuckDB looks their ids up (a
+    join built on the actions' ids, not on the digests) and sorts the digests found by
+    position; both are then read side by side, a batch at a time, into the plan's file."""
+    con.execute("SET preserve_insertion_order = true")  # the sorted rows are written in order
+    sorted_path = directory / "sorted.parquet"
+    con.execute(f"COPY (SELECT * EXCLUDE (kind_rank, level) FROM plan_actions "
+                f"ORDER BY kind_rank, level, repository, tag, digest, uuid) "
+                f"TO '{digest_ids.quote(str(sorted_path))}' (FORMAT parquet, COMPRESSION lz4)")
     _drop(con, "plan_tag_actions", "plan_deleted_manifests", "plan_order", "plan_blob_actions", "plan_upload_actions")
-    con.read_parquet(str(numbered)).to_view("plan_numbered")
-    found = con.sql(f"SELECT d.digest FROM plan_numbered AS a LEFT JOIN {digest_ids.TABLE} AS d "
-                    "ON d.digest_id = a.digest ORDER BY a.position").to_arrow_reader(BATCH_ROWS)
+    found = con.sql(
+        f"SELECT a.file_row_number AS position, d.digest "
+        f"FROM read_parquet('{digest_ids.quote(str(sorted_path))}', file_row_number = true) AS a "
+        f"LEFT JOIN {digest_ids.TABLE} AS d ON d.digest_id = a.digest ORDER BY a.file_row_number"
+    ).to_arrow_reader(BATCH_ROWS)
     path = directory / "actions.parquet"
-    actions = pq.ParquetFile(numbered)
+    actions = pq.ParquetFile(sorted_path)
     index = actions.schema_arrow.get_field_index("digest")
-    schema = actions.schema_arrow.set(index, found.schema.field(0))
-    digests = _Rows(found)
+    schema = actions.schema_arrow.set(index, found.schema.field("digest")).insert(0, found.schema.field("position"))
+    rows = _Rows(found)
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for batch in actions.iter_batches(BATCH_ROWS):
-            writer.write_batch(batch.set_column(index, "digest", digests.take(batch.num_rows)))
-    numbered.unlink()
+            position, digest = rows.take(batch.num_rows)
+            batch = batch.set_column(index, "digest", digest)
+            writer.write_batch(pa.RecordBatch.from_arrays([position, *batch.columns], schema=schema))
+    sorted_path.unlink()
     return path
 
 
-def _write_numbered(reader: pa.RecordBatchReader, path: Path) -> None:
-    """Write the batches of `reader` to the Parquet file `path` with `position` (from 0) first."""
-    schema = reader.schema.insert(0, pa.field("position", pa.int64()))
-    position = 0
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        for batch in reader:
-            numbers = pa.array(range(position, position + batch.num_rows), pa.int64())
-            writer.write_batch(pa.RecordBatch.from_arrays([numbers, *batch.columns], schema=schema))
-            position += batch.num_rows
-
-
 class _Rows:
-    """The first column of a record-batch stream, taken `n` rows at a time whatever its batches."""
+    """A record-batch stream, taken `n` rows at a time whatever its batches."""
 
     def __init__(self, reader: pa.RecordBatchReader) -> None:
         self._reader = reader
-        self._held: list[pa.Array] = []
-        self._count = 0
+        self._held = reader.schema.empty_table()
 
-    def take(self, n: int) -> pa.Array:
-        while self._count < n:
+    def take(self, n: int) -> list[pa.Array]:
+        """The next `n` rows' columns."""
+        while self._held.num_rows < n:
             batch = self._reader.read_next_batch()  # StopIteration: fewer rows than promised
-            self._held.append(batch.column(0))
-            self._count += batch.num_rows
-        held = pa.concat_arrays(self._held) if self._held else pa.array([], self._reader.schema.field(0).type)
-        self._held, self._count = [held.slice(n)], len(held) - n
-        return held.slice(0, n)
+            self._held = pa.concat_tables([self._held, pa.Table.from_batches([batch])])
+        taken, self._held = self._held.slice(0, n), self._held.slice(n)
+        return [column.combine_chunks() for column in taken.columns]
 
 
 def _drop(con: duckdb.DuckDBPyConnection, *tables: str) -> None:

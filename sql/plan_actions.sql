@@ -1,8 +1,8 @@
 -- Planner, the actions, one row each, with the keys that order them as they are applied:
 -- tags (kind_rank 0), then manifests level by level (plan_order: an index before its children,
 -- a referrer before its subject), then blobs, then uploads; within a kind by repository and
--- name. The planner reads it ORDER BY kind_rank, level, repository, tag, digest, uuid and
--- numbers the rows (position from 0) as it reads them: one sort, no window over the actions.
+-- name. The planner writes it ORDER BY kind_rank, level, repository, tag, digest, uuid to a
+-- file whose row numbers are the positions (from 0): one sort, no window over the actions.
 -- Binds: plan_tag_actions, plan_deleted_manifests, plan_order, plan_blob_actions
 --        (digest, size, reason), plan_upload_actions (repository, uuid, size).
 SELECT

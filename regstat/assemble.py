@@ -178,7 +178,7 @@ Bounds = tuple[str | int | None, str | int | None]  # [from, to); None: unbounde
 def _bind_staging(con: duckdb.DuckDBPyConnection, stage: Path) -> None:
     """Views `stage_<name>` over the staging parts, restricted to the current range."""
     for name, schema in STAGING_SCHEMAS.items():
-        glob = _quote(str(stage / name / "*.parquet"))
+        glob = digest_ids.quote(str(stage / name / "*.parquet"))
         con.execute(f"CREATE VIEW stage_{name} AS SELECT * FROM read_parquet('{glob}') WHERE {_where(schema)}")
 
 
@@ -193,13 +193,13 @@ def _bind_ids(con: duckdb.DuckDBPyConnection, stage: Path, digests: Path, count:
     spilling or not; a range's digests fit. With several ranges, rows without a digest are
     written apart; with one (a crawl of up to RANGE_DIGESTS digests), one left join a column."""
     con.execute(f"CREATE OR REPLACE VIEW {_DIGESTS} AS SELECT digest, digest_id FROM "
-                f"read_parquet('{_quote(str(digests / '*.parquet'))}')")
+                f"read_parquet('{digest_ids.quote(str(digests / '*.parquet'))}')")
     shutil.rmtree(stage / _IDS, ignore_errors=True)
     (stage / _IDS).mkdir()
     parts = min(65536, max(1, -(-count // RANGE_DIGESTS)))
     bounds = _split([f"sha256:{i * 65536 // parts:04x}" for i in range(1, parts)])
     for name, schema in STAGING_SCHEMAS.items():
-        source = f"read_parquet('{_quote(str(stage / name / '*.parquet'))}')"
+        source = f"read_parquet('{digest_ids.quote(str(stage / name / '*.parquet'))}')"
         for step, column in enumerate(_STAGED_DIGESTS.get(name, ())):
             target = stage / _IDS / f"{name}-{step}"
             target.mkdir()
@@ -217,27 +217,23 @@ def _bind_ids(con: duckdb.DuckDBPyConnection, stage: Path, digests: Path, count:
                         f"WHERE {_between('k.digest', low, high)}) AS k ON k.digest = t.{column}"
                     )
                     _copy(con, query, target / f"part-{i:05d}.parquet")
-            source = f"read_parquet('{_quote(str(target / '*.parquet'))}')"
+            source = f"read_parquet('{digest_ids.quote(str(target / '*.parquet'))}')"
         con.execute(f"CREATE OR REPLACE VIEW stage_{name} AS SELECT * FROM {source} WHERE {_where(schema)}")
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
     interrupts.check()
-    con.execute(f"COPY ({query}) TO '{_quote(str(path))}' (FORMAT PARQUET)")
+    con.execute(f"COPY ({query}) TO '{digest_ids.quote(str(path))}' (FORMAT PARQUET)")
 
 
 def _between(column: str, low: str | int | None, high: str | int | None) -> str:
     """SQL for `column` in [low, high) (None: unbounded), with text bounds as literals."""
     conditions = [f"{column} IS NOT NULL"]
     if low is not None:
-        conditions.append(f"{column} >= '{_quote(str(low))}'")
+        conditions.append(f"{column} >= '{digest_ids.quote(str(low))}'")
     if high is not None:
-        conditions.append(f"{column} < '{_quote(str(high))}'")
+        conditions.append(f"{column} < '{digest_ids.quote(str(high))}'")
     return " AND ".join(conditions)
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _stored_sql(table: str, logical: str) -> str:

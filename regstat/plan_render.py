@@ -77,8 +77,7 @@ def render_text(plan: Plan, *, limit: int = 20) -> str:
                          f"{r.get('uploads', 0):>7} {_bytes(r['bytes_reclaimed']):>10}")
         if len(largest) > limit:
             lines.append(f"  ... {len(largest) - limit:,} more repositories (the JSON plan lists them all)")
-    for kind, title in (("delete_tag", "Tags"), ("delete_manifest", "Manifests"), ("delete_blob", "Blobs"),
-                        ("delete_upload", "Uploads")):
+    for kind, title in zip(KINDS, ("Tags", "Manifests", "Blobs", "Uploads")):
         count = s[_counted(kind)]
         if not count:
             continue

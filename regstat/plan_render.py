@@ -8,7 +8,7 @@ from typing import TextIO
 
 import duckdb
 
-from .planner import ACTION_KEYS, KINDS, Plan
+from .planner import ACTION_KEYS, KINDS, Plan, summary_key
 from .report_render import human_bytes as _bytes, safe_text, short_digest
 
 def write_json(plan: Plan, out: TextIO) -> None:
@@ -78,7 +78,7 @@ def render_text(plan: Plan, *, limit: int = 20) -> str:
         if len(largest) > limit:
             lines.append(f"  ... {len(largest) - limit:,} more repositories (the JSON plan lists them all)")
     for kind, title in zip(KINDS, ("Tags", "Manifests", "Blobs", "Uploads")):
-        count = s[_counted(kind)]
+        count = s[summary_key(kind)]
         if not count:
             continue
         lines += ["", f"{title} ({count:,}{', first ' + str(limit) if count > limit else ''}):"]
@@ -96,13 +96,8 @@ def _first(plan: Plan, kind: str, limit: int) -> list[dict]:
     the summary's counts say where each kind starts in the plan's file."""
     start = 0
     for earlier in KINDS[:KINDS.index(kind)]:
-        start += plan.summary[_counted(earlier)]
-    return plan.slice(start, min(limit, plan.summary[_counted(kind)])).to_pylist()
-
-
-def _counted(kind: str) -> str:
-    """The summary's key counting actions of `kind`: delete_tag -> tags."""
-    return kind.removeprefix("delete_") + "s"
+        start += plan.summary[summary_key(earlier)]
+    return plan.slice(start, min(limit, plan.summary[summary_key(kind)])).to_pylist()
 
 
 def _policy_line(policy: dict) -> str:

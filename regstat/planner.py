@@ -55,6 +55,13 @@ class PlanError(RegstatError):
 
 # The kinds of action, in the order a plan applies them.
 KINDS = ("delete_tag", "delete_manifest", "delete_blob", "delete_upload")
+
+
+def summary_key(kind: str) -> str:
+    """The plan summary's key counting actions of `kind`: delete_tag -> tags."""
+    return kind.removeprefix("delete_") + "s"
+
+
 # The keys each kind of action has in a plan's JSON (the Parquet table has every column).
 ACTION_KEYS = {
     "delete_tag": ("action", "repository", "tag", "digest", "size", "reason", "rule"),
@@ -93,11 +100,11 @@ class Plan:
     @property
     def count(self) -> int:
         """How many actions the plan has."""
-        return sum(self.summary[k] for k in ("tags", "manifests", "blobs", "uploads"))
+        return sum(self.summary[summary_key(kind)] for kind in KINDS)
 
-    def batches(self, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    def batches(self) -> Iterator[pa.RecordBatch]:
         """The actions in order, a batch at a time."""
-        return pq.ParquetFile(self.actions_file).iter_batches(BATCH_ROWS, columns=columns)
+        return pq.ParquetFile(self.actions_file).iter_batches(BATCH_ROWS)
 
     def slice(self, start: int, length: int) -> pa.Table:
         """`length` actions from position `start`, reading only the row groups that hold them."""
@@ -551,10 +558,7 @@ def _summary(con: duckdb.DuckDBPyConnection, estimated: bool) -> dict[str, Any]:
         "(SELECT COALESCE(SUM(size), 0) FROM plan_upload_actions)"
     ).fetchall()[0]
     return {
-        "tags": totals.get("delete_tag", 0),
-        "manifests": totals.get("delete_manifest", 0),
-        "blobs": totals.get("delete_blob", 0),
-        "uploads": totals.get("delete_upload", 0),
+        **{summary_key(kind): totals.get(kind, 0) for kind in KINDS},
         "bytes_reclaimed": int(blob_bytes) + int(upload_bytes),
         "bytes_estimated": estimated,
         "repositories": [{"repository": r, **c} for r, c in sorted(counts.items())],

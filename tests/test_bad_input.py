@@ -20,6 +20,8 @@ from regstat import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
 from regstat.model import digest_of
+from regstat.sources.storage import FilesystemStorage
+from regstat.sources.storage_layout import leaf_file
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 V2 = ("docker", "registry", "v2")
@@ -213,6 +215,12 @@ def test_repository_directory_without_manifests(tree: Path, tmp_path: Path) -> N
         ("repositories/apps/web/_junk/x", "apps/web"),
         ("repositories/README", None),
         ("blobs/sha256/zz/nonsense", None),
+        # Digest directories a walk looks into for their `link` or `data` alone: when that
+        # file is missing or not a file, the directory is listed, and what it holds reported.
+        (f"repositories/apps/web/_layers/sha256/{'a' * 64}/notes.txt", "apps/web"),
+        (f"repositories/apps/web/_manifests/revisions/sha256/{'b' * 64}/link/x", "apps/web"),
+        (f"blobs/sha256/cc/{'c' * 64}/partial", None),
+        (f"blobs/sha256/dd/{'d' * 64}/data/x", None),
     ],
 )
 def test_key_outside_the_layout(tree: Path, tmp_path: Path, path: str, repository: str | None) -> None:
@@ -234,6 +242,42 @@ def test_symlink_out_of_the_tree_is_not_followed(tree: Path, tmp_path: Path) -> 
     code, meta = crawl(tree, tmp_path / "snap")
     assert_recorded(meta, "apps/web", "symlink")
     assert "evil" not in {t["tag"] for t in rows(tmp_path / "snap", "tags")}
+
+
+def test_symlinked_layer_link_is_recorded(tree: Path, tmp_path: Path) -> None:
+    link = next((v2(tree) / "repositories/base/alpine/_layers/sha256").iterdir()) / "link"
+    target = tmp_path / "elsewhere"
+    target.write_bytes(link.read_bytes())
+    link.unlink()
+    os.symlink(target, link)
+    code, meta = crawl(tree, tmp_path / "snap")
+    assert code == EXIT_INCOMPLETE
+    error = assert_recorded(meta, "base/alpine", "symlink")
+    assert error["path"] == str(link.relative_to(v2(tree)))
+
+
+def test_the_walk_sees_all_but_files_beside_a_link_or_data(tree: Path) -> None:
+    """With the layout's hint, the walk looks at each digest directory's `link` or `data`
+    alone: it finds every file the plain walk finds, but for extra files beside those (which
+    the registry never writes and no figure reads)."""
+    base = v2(tree)
+    layer = next((base / "repositories/base/alpine/_layers/sha256").iterdir())
+    revision = next((base / "repositories/apps/web/_manifests/revisions/sha256").iterdir())
+    blob = next(p for p in (base / "blobs/sha256").glob("*/*") if p.is_dir())
+    beside = [layer / "notes.txt", revision / "link.tmp", blob / "data.partial"]
+    for path in beside:
+        path.write_text("x")
+    (base / f"repositories/apps/web/_layers/sha256/{'e' * 64}").mkdir()  # empty: nothing to find
+    (base / f"repositories/apps/web/_layers/sha256/{'f' * 64}/link").mkdir(parents=True)
+    (base / f"repositories/apps/web/_layers/sha256/{'f' * 64}/link/inside").write_text("x")
+    storage = FilesystemStorage(str(tree))
+    for prefix in ("repositories", f"blobs/sha256/{blob.parent.name}"):
+        plain = set(storage.walk(prefix))
+        hinted = list(storage.walk(prefix, leaf=leaf_file))
+        assert len(hinted) == len(set(hinted))
+        missed = {str(base / e.path) for e in plain - set(hinted)}
+        assert missed == {str(p) for p in beside if str(p.relative_to(base)).startswith(prefix)}
+        assert set(hinted) <= plain
 
 
 def test_missing_source_is_one_clear_line(tmp_path: Path) -> None:

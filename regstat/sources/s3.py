@@ -132,7 +132,9 @@ class S3Storage:
             files.extend(self._entry(obj) for obj in page.get("Contents", []))
         return sorted(directories), files
 
-    def walk(self, prefix: str, skip: Callable[[str], bool] | None = None) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str, skip: Callable[[str], bool] | None = None, leaf: Callable[[str], str | None] | None = None
+    ) -> Iterator[Entry]:
         for page in self.walk_pages(prefix):
             yield from page
 

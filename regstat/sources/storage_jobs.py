@@ -26,6 +26,7 @@ from .storage_layout import (
     check_link_size,
     classify_blob,
     is_tag_history,
+    leaf_file,
     valid_repository_name,
 )
 
@@ -113,7 +114,7 @@ def _may_hold(top: str, globs: tuple[str, ...]) -> bool:
 def list_blob_shard(storage: Storage, prefix: str) -> JobResult:
     """Stored blobs under one `blobs/<alg>/<2 hex>` prefix, with sizes from the listing."""
     try:
-        entries = list(storage.walk(prefix))
+        entries = list(storage.walk(prefix, leaf=leaf_file))
     except OSError as e:
         return _cannot_list(prefix, e)
     return _blobs(entries)
@@ -329,7 +330,7 @@ class _TornListing:
         walk_pages = getattr(storage, "walk_pages", None)
         if walk_pages is None:
             self.paged = False
-            return list(storage.walk(prefix, skip=is_tag_history))
+            return list(storage.walk(prefix, skip=is_tag_history, leaf=leaf_file))
         entries: list[Entry] = []
         last: str | None = None
         for page in walk_pages(prefix):
@@ -356,7 +357,7 @@ def _relist_revisions(storage: Storage, listing: RepositoryListing, contents: di
     """List a repository's revisions again: one listed before and gone now reads as vanished."""
     prefix = f"repositories/{listing.name}/_manifests/revisions"
     try:
-        now = {entry.path for entry in storage.walk(prefix)}
+        now = {entry.path for entry in storage.walk(prefix, leaf=leaf_file)}
     except OSError as e:
         now = set()
         failure: OSError = e

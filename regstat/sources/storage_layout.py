@@ -72,6 +72,19 @@ def is_tag_history(directory: str) -> bool:
     return len(parts) == 5 and parts[4] == "index" and parts[2] == "tags" and parts[1] == "_manifests"
 
 
+def leaf_file(directory: str) -> str | None:
+    """The one file the registry keeps in each subdirectory of `directory`: `data` in the
+    digest directories of a blob shard (`blobs/<alg>/<2 hex>`), `link` in those of a
+    repository's revisions or layers (`.../_manifests/revisions/<alg>`, `.../_layers/<alg>`);
+    None elsewhere. A walk's hint (Storage.walk): it may look at that file alone."""
+    head = directory.rpartition("/")[0]
+    if head.endswith("/_layers") or head.endswith("/_manifests/revisions"):
+        return "link"
+    if directory.startswith("blobs/") and directory.count("/") == 2:
+        return "data"
+    return None
+
+
 def blob_data_path(digest: str) -> str:
     """Where the tree keeps a blob's bytes (manifests included)."""
     algorithm, _, hex_ = digest.partition(":")

@@ -16,6 +16,7 @@ snapshot schema each run wrote (1: digests in every table; 2: ids into `digests`
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import shutil
@@ -45,7 +46,7 @@ STAGING = {
     "manifest_info": "SELECT DISTINCT digest, media_type, artifact_type, config_media_type, size, "
                      "subject_digest, status, CAST(NULL AS VARCHAR) AS message FROM manifests",
     "manifest_descriptors": "SELECT DISTINCT manifest_digest, role, position, digest, media_type, size, "
-                            "platform, artifact_type FROM descriptors",
+                            "platform, artifact_type, repeated FROM descriptors",
 }
 TABLES = ("repositories", "tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads")
 
@@ -61,6 +62,8 @@ def views(con: duckdb.DuckDBPyConnection, snapshot: str, share: float) -> None:
         stored = pq.ParquetDataset(os.path.join(snapshot, name)).schema.names
         back = {v: k for k, v in keys.items()}
         columns = [f"k_{c}.digest AS {back[c]}" if c in back else f"t.{c}" for c in stored]
+        if name == "descriptors" and "repeated" not in stored:  # schema 2: unknown, as readers see it
+            columns.append("CAST(NULL AS BOOLEAN) AS repeated")
         joins = " ".join(f"LEFT JOIN all_digests AS k_{c} ON k_{c}.digest_id = t.{c}" for c in back)
         con.execute(f"CREATE VIEW all_{name} AS SELECT {', '.join(columns)} FROM read_parquet('{glob}') AS t {joins}")
     # a share of the repositories (by a hash of the name), and the blobs their manifests name
@@ -181,7 +184,13 @@ def main() -> int:
         common.export_commit(args.commit, WORK)
     if args.restage or not os.path.isdir(args.stage):
         started = time.perf_counter()
-        stage(args.snapshot, args.share, args.stage)
+        # In a process of its own: a child's peak RSS (wait4) starts from its parent's RSS when
+        # it is forked, and staging leaves this process holding gigabytes (seen: 3.5 GB peaks).
+        staging = multiprocessing.get_context("spawn").Process(target=stage, args=(args.snapshot, args.share, args.stage))
+        staging.start()
+        staging.join()
+        if staging.exitcode != 0:
+            raise SystemExit(f"staging failed (exit {staging.exitcode})")
         print(f"staged in {time.perf_counter() - started:.0f} s", flush=True)
     out = os.path.abspath(args.out)
     shutil.rmtree(out, ignore_errors=True)

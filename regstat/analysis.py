@@ -40,8 +40,11 @@ VIEWS = (
     "stale_uploads",
 )
 
-# Tables regstat adds to the snapshot's own: from snapshot.json, and reachability.
-EXTRA_TABLES = ("errors", "snapshot_info", reachability.TABLE)
+# Tables regstat adds to the snapshot's own: from snapshot.json, the media types' ranks (a
+# table, not a view: a dozen rows the views join millions of descriptors with, and DuckDB
+# sizes a join by what it knows of each side), and reachability.
+MEDIA_TYPE_RANKS = "media_type_ranks"
+EXTRA_TABLES = ("errors", "snapshot_info", MEDIA_TYPE_RANKS, reachability.TABLE)
 
 _TIME = pa.timestamp("us", tz="UTC")
 _ERRORS_SCHEMA = pa.schema(
@@ -141,6 +144,7 @@ def bind(
             con.from_arrow(table).create(name)
         else:
             con.register(name, table)
+    con.execute(f"CREATE TABLE {MEDIA_TYPE_RANKS} AS {queries.load(MEDIA_TYPE_RANKS).strip().rstrip(';')}")
     reachability.create_empty(con)  # the views need it to exist
     for name in VIEWS:
         con.execute(f"CREATE VIEW {name} AS {queries.load(name).strip().rstrip(';')}")

@@ -10,7 +10,7 @@
 --   media_type: smallest config or layer media type given to it (NULL if none);
 --   stored, modified_at: from blobs (stored FALSE where the snapshot has no stored blob), so
 --                        that readers need not join the blobs again.
--- Binds: repository_references, blobs.
+-- Binds: repository_references, blobs, media_type_ranks.
 SELECT
     g.digest,
     CAST(COALESCE(b.size, g.size) AS BIGINT) AS size,
@@ -19,7 +19,7 @@ SELECT
     g.kept_manifests,
     g.repositories,
     g.layer_repositories,
-    g.media_type,
+    t.media_type,
     COALESCE(b.stored, FALSE) AS stored,
     b.modified_at
 FROM (
@@ -31,8 +31,9 @@ FROM (
         CAST(SUM(rr.kept_manifests) AS BIGINT) AS kept_manifests,
         CAST(COUNT(*) AS BIGINT) AS repositories,
         CAST(SUM(CASE WHEN rr.layer_manifests > 0 THEN 1 ELSE 0 END) AS BIGINT) AS layer_repositories,
-        MIN(rr.media_type) AS media_type
+        MIN(rr.media_type_rank) AS media_type_rank
     FROM repository_references AS rr
     GROUP BY rr.digest
 ) AS g
 LEFT JOIN blobs AS b ON b.digest = g.digest
+LEFT JOIN media_type_ranks AS t ON t.media_type_rank = g.media_type_rank

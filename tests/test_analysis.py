@@ -422,7 +422,9 @@ def build(contents: dict[str, dict], holdings: dict[str, list[str]], tagged: dic
             for position, (role, target) in enumerate(roles):
                 tables["descriptors"].append(
                     {"repository": repo, "manifest_digest": digest, "role": role, "position": position,
-                     "digest": target, "media_type": f"type/{role}", "size": sizes[target]}
+                     # media types vary with the naming manifest: a blob's smallest one is a choice
+                     "digest": target, "media_type": f"type/{role}/{(position + len(repo)) % 3}",
+                     "size": sizes[target]}
                 )
         for i, digest in enumerate(sorted(set(tagged.get(repo, [])))):
             tables["tags"].append({"repository": repo, "tag": f"t{i}", "digest": digest})
@@ -475,6 +477,12 @@ def test_random_graphs_agree_with_the_python_fixed_point(tables: dict, tmp_path_
             " shared_bytes, orphaned_bytes FROM repository_usage",
         )}
         assert usage == model.repository_usage()
+        media: dict[str, str] = {}  # the smallest config or layer media type naming each blob
+        for d in tables["descriptors"]:
+            if d["role"] in ("config", "layer"):
+                media[d["digest"]] = min(media.get(d["digest"], d["media_type"]), d["media_type"])
+        referenced = {r[0]: r[1] for r in rows(con, "SELECT digest, media_type FROM blob_references")}
+        assert {d: m for d, m in referenced.items() if m is not None} == media
     finally:
         con.close()
 

@@ -8,8 +8,11 @@ or for sample_data by test_analysis.Model, never by running the report's SQL.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from datetime import datetime, timezone
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT
 from regstat.report import Report, build_report
 from regstat.report_html import ORPHANED_TITLE, SHARING_TITLE, STORAGE_TITLE, render_html
+from regstat.render import to_json_value
 from regstat.report_render import render_json, render_markdown, render_text
 from regstat.snapshot import TABLES, Snapshot
 
@@ -247,6 +251,23 @@ def test_sample_report(sample: Path) -> None:
     assert data["unknown"] == {} and data["estimates"] == {} and data["warnings"] == []
     assert data["top"]["largest_layers"][0]["digest"] == NAMES["base_layer"]
     assert data["top"]["orphaned_by_repository"][0]["repository"] == "apps/web"
+
+
+def test_json_writes_a_repository_a_line_and_the_same_document(sample: Path) -> None:
+    report = build_report(Snapshot.open(sample))
+    # A value the encoder cannot write by itself goes through to_json_value, as elsewhere.
+    odd = {"repository": "z/odd", "seen": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "bytes": Decimal(7)}
+    with_odd = dataclasses.replace(report, repositories=[*report.repositories, odd])
+    for case in (report, with_odd, dataclasses.replace(report, repositories=[])):
+        text = render_json(case)
+        assert json.loads(text) == json.loads(json.dumps(to_json_value(case.to_json())))
+        lines = text.splitlines()
+        for row in case.repositories:  # each row whole on one line
+            found = [line for line in lines if line.startswith(f'  {{"repository": {json.dumps(row["repository"])}')]
+            assert len(found) == 1 and found[0].rstrip(",").endswith("}")
+    assert json.loads(render_json(with_odd))["repositories"][-1] == {
+        "repository": "z/odd", "seen": "2026-01-02T03:04:05Z", "bytes": 7
+    }
 
 
 @pytest.mark.registry

@@ -55,6 +55,7 @@ def test_sql_json_is_one_array_of_objects(snapshot: Path) -> None:
         (r["repository"], r["tag"], r["digest"]) for r in expected
     ]
     assert all(r["updated_at"].endswith("Z") for r in data)
+    assert len(result.stdout.splitlines()) == len(data) + 2  # "[", a row a line, "]"
 
 
 def test_sql_csv_and_table(snapshot: Path) -> None:

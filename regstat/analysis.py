@@ -69,18 +69,20 @@ class QueryError(RegstatError):
 
 
 def connect(
-    snapshot: Snapshot, *, memory_limit: str | None = None, reachable: bool = True, keyed: bool = False
+    snapshot: Snapshot, *, memory_limit: str | None = None, reachable: bool = True, keyed: bool = False,
+    ranks: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per snapshot table, `digests`, `errors`,
-    `snapshot_info`, the table `reachable` and the analysis views (VIEWS).
+    `snapshot_info`, the tables `media_type_ranks` and `reachable`, and the analysis views (VIEWS).
 
-    With `reachable=False` the table `reachable` is left empty: call `need_reachable` before a
-    query (`regstat sql`), so that queries not using it skip computing it. With `keyed`, every
-    digest column holds the digest's id (regstat.digest_ids): joins and group-bys run on
-    integers; `digest_ids.decode` turns a result's ids back into digests.
+    With `reachable=False` the table `reachable` is left empty, and with `ranks=False` the
+    table `media_type_ranks`: call `need_tables` before a query (`regstat sql`), so that
+    queries not using them skip computing them. With `keyed`, every digest column holds the
+    digest's id (regstat.digest_ids): joins and group-bys run on integers;
+    `digest_ids.decode` turns a result's ids back into digests.
     """
     con = track(duckdb.connect(config=duckdb_config(memory_limit)))
-    bind(con, snapshot, materialise=False, reachable=reachable, keyed=keyed)
+    bind(con, snapshot, materialise=False, reachable=reachable, keyed=keyed, ranks=ranks)
     return con
 
 
@@ -121,21 +123,33 @@ def spill_directory() -> str:
     return os.path.join(tempfile.gettempdir(), f"regstat-spill-{os.getpid()}")
 
 
-def need_reachable(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Compute the table `reachable` if `sql` reads it, directly or through a view.
+def need_tables(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Compute the tables `media_type_ranks` and `reachable` if `sql` reads them, directly or
+    through a view (the ranks read every descriptor: 0.6 s at 100M descriptors).
 
-    DuckDB names the tables behind views, so one lookup covers every view built on it."""
-    if reachability.TABLE in con.get_table_names(sql):
+    DuckDB names the tables behind views, so one lookup covers every view built on them."""
+    tables = con.get_table_names(sql)
+    if MEDIA_TYPE_RANKS in tables:
+        media_type_ranks(con)
+    if reachability.TABLE in tables:
         reachability.materialise(con)
+
+
+def media_type_ranks(con: duckdb.DuckDBPyConnection, *, empty: bool = False) -> None:
+    """Create the table `media_type_ranks` (sql/media_type_ranks.sql), or, with `empty`, its
+    columns alone, so that views over it can be defined before (or without) computing it."""
+    select = queries.load(MEDIA_TYPE_RANKS).strip().rstrip(";")
+    con.execute(f"CREATE OR REPLACE TABLE {MEDIA_TYPE_RANKS} AS SELECT * FROM ({select}) AS r"
+                + (" WHERE FALSE" if empty else ""))
 
 
 def bind(
     con: duckdb.DuckDBPyConnection, snapshot: Snapshot, *, materialise: bool, reachable: bool = True,
-    keyed: bool = False,
+    keyed: bool = False, ranks: bool = True,
 ) -> None:
     """Create the snapshot's tables, the extra tables and the views in `con`: the snapshot
     tables as views over its Parquet files, or, with `materialise`, as copies (a database
-    file that outlives the snapshot's path). `reachable=False`, `keyed`: see `connect`."""
+    file that outlives the snapshot's path). `reachable=False`, `keyed`, `ranks`: see `connect`."""
     kind = "TABLE" if materialise else "VIEW"
     # Paths are bound here, by Python, never inside the SQL files.
     digest_ids.bind(con, dict(snapshot.tables()), keyed=keyed, kind=kind, missing=snapshot.missing_columns)
@@ -144,7 +158,7 @@ def bind(
             con.from_arrow(table).create(name)
         else:
             con.register(name, table)
-    con.execute(f"CREATE TABLE {MEDIA_TYPE_RANKS} AS {queries.load(MEDIA_TYPE_RANKS).strip().rstrip(';')}")
+    media_type_ranks(con, empty=not ranks)
     reachability.create_empty(con)  # the views need it to exist
     for name in VIEWS:
         con.execute(f"CREATE VIEW {name} AS {queries.load(name).strip().rstrip(';')}")
@@ -173,7 +187,7 @@ def info_table(snapshot: Snapshot) -> pa.Table:
 
 def query(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> tuple[list[str], list[tuple]]:
     """Run one read-only SQL statement over the snapshot; return column names and rows."""
-    con = connect(snapshot, memory_limit=memory_limit, reachable=False)
+    con = connect(snapshot, memory_limit=memory_limit, reachable=False, ranks=False)
     try:
         cursor = _execute(con, sql)
         if cursor.description is None:
@@ -187,10 +201,10 @@ def query(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> t
 
 def query_arrow(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> pa.Table:
     """Run one read-only SQL statement over the snapshot; return its result as Arrow."""
-    con = connect(snapshot, memory_limit=memory_limit, reachable=False)
+    con = connect(snapshot, memory_limit=memory_limit, reachable=False, ranks=False)
     try:
         check_read_only(con, sql)
-        need_reachable(con, sql)
+        need_tables(con, sql)
         return con.sql(sql).to_arrow_table()
     except duckdb.Error as e:
         raise QueryError(f"query failed: {e}") from None
@@ -201,7 +215,7 @@ def query_arrow(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None
 def describe(snapshot: Snapshot) -> pa.Table:
     """Every table and view `regstat sql` offers, one row per column, in creation order:
     name, kind ('snapshot table', 'table' for regstat's own, 'view'), column, type."""
-    con = connect(snapshot, reachable=False)
+    con = connect(snapshot, reachable=False, ranks=False)
     try:
         relations = [(n, "snapshot table") for n in (digest_ids.TABLE, *TABLES)]
         relations += [(n, "table") for n in EXTRA_TABLES]
@@ -241,7 +255,7 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
     check_read_only(con, sql)
-    need_reachable(con, sql)
+    need_tables(con, sql)
     return con.execute(sql)
 
 

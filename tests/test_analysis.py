@@ -349,6 +349,30 @@ def test_regstat_sql_computes_reachability_only_for_queries_that_read_it(
     assert tagged[0][0] > 0 and len(computed) == 2
 
 
+def test_regstat_sql_ranks_media_types_only_for_queries_that_read_them(
+    sample: Path, sample_con, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The ranks read every descriptor; layer sharing and friends need them, tags do not.
+    computed: list[int] = []
+    real = analysis.media_type_ranks
+
+    def counted(con, *, empty: bool = False) -> None:
+        computed.extend([] if empty else [1])
+        real(con, empty=empty)
+
+    monkeypatch.setattr(analysis, "media_type_ranks", counted)
+    snapshot = Snapshot.open(sample)
+    analysis.query(snapshot, "SELECT count(*) FROM tags")
+    assert computed == []
+    _, ranks = analysis.query(snapshot, "SELECT count(*) FROM media_type_ranks")
+    _, types = analysis.query(snapshot, "SELECT count(DISTINCT media_type) FROM descriptors")
+    assert ranks == types and ranks[0][0] > 0 and len(computed) == 1
+    # Through a view: the same media types as the eager connection's.
+    _, lazy = analysis.query(snapshot, "SELECT digest, media_type FROM layer_sharing ORDER BY digest")
+    assert lazy == rows(sample_con, "SELECT digest, media_type FROM layer_sharing ORDER BY digest")
+    assert all(media_type for _, media_type in lazy) and len(computed) == 2
+
+
 # --- fake snapshots: random registry graphs ----------------------------------------------------
 
 MANIFESTS = [f"sha256:m{i}" for i in range(7)]

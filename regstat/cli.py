@@ -20,11 +20,11 @@ from .export import export_db, write_copy, write_parquet, write_stream, write_te
 from .progress import Progress
 from .render import rows_csv, rows_json, rows_table
 from .explain import explain, render_json as render_explain_json, render_text as render_explain_text
+from .outputs import check_file_output
 from .plan_render import render_text as render_plan_text, write_json as write_plan_json
 from .planner import plan_gc
 from .policy import resolve as resolve_policy
 from .report import build_report
-from .atomic import write_text_atomically
 from .report_render import human_bytes, render_report, safe_text
 from .snapshot import Snapshot
 
@@ -95,14 +95,16 @@ def main() -> None:
       2    usage error
       3    snapshot written, but errors were recorded (it is incomplete)
       4    SOURCE missing, unreachable or unreadable; nothing written
-      5    not a snapshot, --output already exists, or nothing --resume can continue
+      5    not a snapshot; an output refused (it exists, --force may not replace it, or it
+           lies inside a snapshot or a local SOURCE); or nothing --resume can continue
       130  interrupted (SIGINT or SIGTERM); no snapshot written (--resume may continue it)
     """
 
 
 @main.command("crawl")
 @click.argument("source")
-@click.option("-o", "--output", required=True, metavar="DIR", help="Snapshot directory to create (must not exist).")
+@click.option("-o", "--output", required=True, metavar="DIR",
+              help="Snapshot directory to create (must not exist; never inside a snapshot or a local SOURCE).")
 @click.option(
     "-r",
     "--repository",
@@ -133,7 +135,7 @@ def main() -> None:
 @click.option("--ca-file", metavar="PEM", type=click.Path(exists=True, dir_okay=False), help="Registry API: trust these CA certificates.")
 @click.option("--registry-id", metavar="ACCOUNT", help="ECR: the registry (account id) to crawl. Default: the caller's.")
 @click.option("--name", metavar="REPOSITORY", help="OCI layout: the repository name. Default: the directory's name.")
-@click.option("--force", is_flag=True, help="Replace --output if it already exists.")
+@click.option("--force", is_flag=True, help="Replace DIR if it is a regstat snapshot or an empty directory (nothing else).")
 @click.option(
     "--resume",
     is_flag=True,
@@ -187,9 +189,16 @@ def crawl_command(
     --registry-id, --name) differs. Without --resume, a crawl removes what dead crawls to DIR
     left.
 
+    A crawl never writes inside a snapshot or a local SOURCE (a storage root on disk, an OCI
+    layout), nor replaces one: DIR equal to SOURCE, inside it or holding it is refused with
+    exit code 5, changing nothing. --force replaces only a regstat snapshot (holding nothing
+    regstat did not write there) or an empty directory; a file, a symbolic link or any other
+    directory is refused in the same way.
+
     \b
     Examples:
       regstat crawl /var/lib/registry -o snap-$(date +%F)
+      regstat crawl /var/lib/registry -o /srv/snaps/nightly --force   # replaces last night's
       regstat crawl s3://my-bucket/registry -o snap --concurrency 64
       regstat crawl sample_data -o /tmp/snap --repository 'apps/*'
       echo "$TOKEN" | regstat crawl https://registry.example.com -o snap --username ci --password-stdin
@@ -275,7 +284,8 @@ def _summarise(result: CrawlResult, reporter: Progress, as_json: bool) -> NoRetu
     show_default=True,
     help="parquet needs --output.",
 )
-@click.option("-o", "--output", metavar="FILE", help="Write the result to FILE (atomically; never inside SNAPSHOT).")
+@click.option("-o", "--output", metavar="FILE",
+              help="Write the result to FILE (atomically; never inside a snapshot or its local SOURCE).")
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
 @_interruptible
 def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, memory_limit: str | None) -> None:
@@ -307,6 +317,8 @@ def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, me
         sql = sys.stdin.read()
     try:
         opened = Snapshot.open(snapshot)
+        if output:
+            check_file_output(opened, output)  # before the query, which may take minutes
         if fmt == "parquet":
             table = describe(opened) if sql is None else query_arrow(opened, sql, memory_limit=memory_limit)
             write_parquet(opened, output, table)
@@ -337,7 +349,8 @@ def export_db_command(snapshot: str, file: str, force: bool, memory_limit: str |
     FILE holds copies of the snapshot's tables, errors, snapshot_info and reachable, and the
     analysis views (the same as `regstat sql`); it no longer needs SNAPSHOT. It is written
     under a temporary name and renamed when whole; an existing FILE is replaced only with
-    --force.
+    --force, and never a directory. FILE may not lie inside a snapshot or the local SOURCE the
+    snapshot was crawled from (exit code 5).
 
     \b
     Examples:
@@ -362,7 +375,9 @@ def export_db_command(snapshot: str, file: str, force: bool, memory_limit: str |
     default="text",
     show_default=True,
 )
-@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", metavar="FILE",
+              help="Write the report to FILE (atomically, replacing it) instead of stdout; never inside a "
+              "snapshot or its local SOURCE.")
 @click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Rows in each top list.")
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
 @_interruptible
@@ -384,9 +399,12 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, memory
       regstat report snap --format html --output report.html
     """
     try:
-        text = render_report(build_report(Snapshot.open(snapshot), top=top, memory_limit=memory_limit), fmt)
+        opened = Snapshot.open(snapshot)
         if output:
-            write_text_atomically(output, text)
+            check_file_output(opened, output)  # before the analysis, which may take minutes
+        text = render_report(build_report(opened, top=top, memory_limit=memory_limit), fmt)
+        if output:
+            write_text(opened, output, text)
         else:
             click.echo(text, nl=False)
     except RegstatError as e:
@@ -408,7 +426,9 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, memory
 @click.option("--include-locked", is_flag=True, help="Allow deleting locked manifests and tags.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["json", "text", "parquet"]),
               help="Default: json with --output, else text. parquet (the actions) needs --output.")
-@click.option("-o", "--output", metavar="FILE", help="Write the plan to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", metavar="FILE",
+              help="Write the plan to FILE (atomically, replacing it) instead of stdout; never inside a "
+              "snapshot or its local SOURCE.")
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
 @_interruptible
 def plan_gc_command(
@@ -443,6 +463,8 @@ def plan_gc_command(
             repositories=repositories,
         )
         opened = Snapshot.open(snapshot)
+        if output:
+            check_file_output(opened, output)  # before planning, which may take minutes
         with plan_gc(opened, policy, memory_limit=memory_limit) as plan:
             fmt = fmt or ("json" if output else "text")
             if fmt == "parquet":

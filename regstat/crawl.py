@@ -42,6 +42,7 @@ from .journal import (
     read_journal,
     write_header,
 )
+from .outputs import check_crawl_output
 from .snapshot import (
     FORMAT,
     SCHEMA_VERSION,
@@ -54,7 +55,7 @@ from .snapshot import (
     partial_path,
     utc_now,
 )
-from .sources import open_source
+from .sources import local_directory, open_source
 from .sources.base import CrawlOptions, Job, JobResult, Source
 
 __all__ = ["CrawlOptions", "CrawlResult", "crawl", "crawl_source", "kept_for_resume"]
@@ -91,8 +92,11 @@ def crawl(source: str, output: str, options: CrawlOptions) -> CrawlResult:
 def crawl_source(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
     """Crawl an opened source into a new snapshot directory OUTPUT.
 
-    With `options.resume`, continue the interrupted crawl to OUTPUT instead.
+    With `options.resume`, continue the interrupted crawl to OUTPUT instead. OUTPUT is never
+    inside a snapshot or the local SOURCE, nor around it; `options.force` replaces only a
+    snapshot or an empty directory (regstat.outputs, snapshot.why_not_replaceable).
     """
+    check_crawl_output(output, local_directory(source.describe()))
     if options.resume:
         return _resume(source, output, options)
     pending = PendingSnapshot(output, force=options.force)

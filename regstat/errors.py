@@ -3,7 +3,9 @@
     RegstatError                 anything regstat reports to the user
     ├── SourceError              the SOURCE cannot be read at all (missing, unreachable, denied)
     ├── SnapshotError            a directory is not a finished snapshot, or is damaged
-    │   └── OutputExistsError    refusing to overwrite an existing --output
+    │   ├── OutputExistsError    refusing to overwrite an existing --output
+    │   └── OutputRefusedError   refusing an output path: not regstat's to replace, or inside
+    │                            a snapshot or a local SOURCE (DESIGN safety rule 8)
     └── ManifestError            a manifest body that cannot be parsed (recorded, never fatal)
 
 Problems inside a reachable source (a bad link file, a missing blob) are not exceptions that
@@ -21,7 +23,7 @@ EXIT_FAILURE = 1  # unexpected failure
 EXIT_USAGE = 2  # click's own code for usage errors
 EXIT_INCOMPLETE = 3  # snapshot written, but with errors or partial
 EXIT_SOURCE = 4  # SOURCE missing, unreachable or unreadable; no snapshot written
-EXIT_SNAPSHOT = 5  # not a snapshot, or --output exists
+EXIT_SNAPSHOT = 5  # not a snapshot, or an --output regstat refuses (it exists, or is not its to write)
 EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM; no snapshot written
 
 
@@ -45,6 +47,11 @@ class SnapshotError(RegstatError):
 
 class OutputExistsError(SnapshotError):
     """The crawl's --output already exists."""
+
+
+class OutputRefusedError(SnapshotError):
+    """An output path regstat never writes, --force or not: replacing it would destroy what
+    regstat did not write, or it lies inside a snapshot or a local SOURCE."""
 
 
 class ManifestError(RegstatError):

@@ -1,5 +1,5 @@
-"""Writing out of a snapshot, never into it: query results (`regstat sql --output`) and a
-DuckDB database file with the tables and views (`regstat export-db`).
+"""Writing out of a snapshot, never into it (regstat.outputs): reports, plans, query results
+(`regstat sql --output`) and a DuckDB database file with the tables and views (`export-db`).
 
 Every file is written beside its destination under a hidden temporary name and renamed into
 place when whole, so a failure or a kill never leaves a half-written file at the path.
@@ -19,24 +19,17 @@ import pyarrow.parquet as pq
 from .analysis import bind, duckdb_config, track
 from .errors import OutputExistsError, RegstatError
 from .atomic import write_atomically, write_text_atomically
+from .outputs import check_file_output
 from .snapshot import Snapshot
 
 
 class ExportError(RegstatError):
-    """An output path regstat refuses (inside the snapshot) or could not write."""
-
-
-def check_outside(snapshot: Snapshot, path: str | os.PathLike[str]) -> Path:
-    """`path`, resolved; ExportError when it lies inside the snapshot (which is immutable)."""
-    target = Path(path).resolve()
-    if target.is_relative_to(snapshot.path.resolve()):
-        raise ExportError(f"{path}: inside the snapshot {snapshot.path}, which is never written; choose a path outside it")
-    return target
+    """A database file regstat could not write."""
 
 
 def write_text(snapshot: Snapshot, path: str | os.PathLike[str], text: str) -> None:
     """Write `text` to `path` (replacing it), outside the snapshot."""
-    write_text_atomically(check_outside(snapshot, path), text)
+    write_text_atomically(check_file_output(snapshot, path), text)
 
 
 def write_stream(snapshot: Snapshot, path: str | os.PathLike[str], write: Callable[[TextIO], None]) -> None:
@@ -46,18 +39,18 @@ def write_stream(snapshot: Snapshot, path: str | os.PathLike[str], write: Callab
         with open(temporary, "w", encoding="utf-8") as f:
             write(f)
 
-    write_atomically(check_outside(snapshot, path), into)
+    write_atomically(check_file_output(snapshot, path), into)
 
 
 def write_parquet(snapshot: Snapshot, path: str | os.PathLike[str], table: pa.Table) -> None:
     """Write `table` as one Parquet file at `path` (replacing it), outside the snapshot."""
-    target = check_outside(snapshot, path)
+    target = check_file_output(snapshot, path)
     write_atomically(target, lambda tmp: pq.write_table(table, tmp))
 
 
 def write_copy(snapshot: Snapshot, path: str | os.PathLike[str], source: Path) -> None:
     """Copy the file `source` to `path` (replacing it), outside the snapshot."""
-    write_atomically(check_outside(snapshot, path), lambda tmp: shutil.copyfile(source, tmp))
+    write_atomically(check_file_output(snapshot, path), lambda tmp: shutil.copyfile(source, tmp))
 
 
 def export_db(
@@ -66,7 +59,7 @@ def export_db(
     """Write a DuckDB database file holding copies of the snapshot's tables, `errors`,
     `snapshot_info`, `reachable` and the analysis views; it no longer needs the snapshot.
     An existing file is replaced only with `force`."""
-    target = check_outside(snapshot, path)
+    target = check_file_output(snapshot, path)
     if target.exists() and not force:
         raise OutputExistsError(f"{path}: already exists; choose another FILE or pass --force")
 

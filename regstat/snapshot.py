@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
-from .errors import OutputExistsError, SnapshotError
+from .errors import OutputExistsError, OutputRefusedError, SnapshotError
 
 FORMAT = "regstat.snapshot/1"
 # 2: digests stored once, in `digests`; ids elsewhere (regstat.digest_ids). 3: descriptors.repeated.
@@ -31,7 +31,8 @@ SCHEMA_VERSION = 3
 ADDED_COLUMNS: dict[int, dict[str, dict[str, str]]] = {3: {"descriptors": {"repeated": "BOOLEAN"}}}
 READABLE_VERSIONS = (2, 3)
 ROWS_PER_PART = 500_000
-_PARTIAL_MARK = ".regstat-partial-"
+PARTIAL_MARK = ".regstat-partial-"
+_FORCE_REPLACES_ONLY = "--force replaces only a regstat snapshot or an empty directory: choose another DIR"
 
 _TIME = pa.timestamp("us", tz="UTC")
 
@@ -336,7 +337,11 @@ class PendingSnapshot:
         for entry in self.path.iterdir():
             if entry.name != "snapshot.json" and entry.name not in STORED_SCHEMAS:
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        if self.output.exists():  # only with --force
+        if os.path.lexists(self.output):  # only with --force
+            # Checked as the crawl began (_check_output); again here, where it is replaced.
+            problem = why_not_replaceable(self.output)
+            if problem:
+                raise OutputRefusedError(f"{self.output}: {problem}")
             old = self.output.parent / f".{self.output.name}.regstat-old-{os.getpid()}"
             os.rename(self.output, old)
             os.rename(self.path, self.output)
@@ -351,20 +356,72 @@ class PendingSnapshot:
 
 def _check_output(output: str | os.PathLike[str], force: bool) -> Path:
     path = Path(output).absolute()
-    if path.exists() and not force:
-        raise OutputExistsError(f"{output}: already exists; choose a new --output or pass --force")
+    if os.path.lexists(path):
+        if not force:
+            raise OutputExistsError(f"{output}: already exists; choose a new --output or pass --force")
+        problem = why_not_replaceable(path)
+        if problem:
+            raise OutputRefusedError(f"{output}: {problem}")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
+def is_regstat_directory(directory: Path) -> bool:
+    """Whether regstat wrote `directory` as a snapshot: a crawl's hidden directory, or one whose
+    snapshot.json is regstat's (of any schema version, finished or damaged)."""
+    return directory.is_dir() and (PARTIAL_MARK in directory.name or _has_regstat_metadata(directory))
+
+
+def _has_regstat_metadata(directory: Path) -> bool:
+    try:
+        metadata = json.loads((directory / "snapshot.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metadata, dict) and metadata.get("format") == FORMAT
+
+
+def why_not_replaceable(path: Path) -> str | None:
+    """Why `crawl --force` may not replace `path` (None: it may). It may replace an empty
+    directory, or a snapshot holding only what regstat writes there (snapshot.json and its
+    tables' parts); never a file, a symbolic link, or anything else, whoever wrote it."""
+    if path.is_symlink():
+        return f"is a symbolic link, not a regstat snapshot; {_FORCE_REPLACES_ONLY}"
+    if not path.is_dir():
+        return f"is a file, not a regstat snapshot; {_FORCE_REPLACES_ONLY}"
+    try:
+        with os.scandir(path) as it:
+            entries = list(it)
+        if not entries:
+            return None
+        if PARTIAL_MARK in path.name or not _has_regstat_metadata(path):
+            return f"is not a regstat snapshot (it holds no regstat snapshot.json); {_FORCE_REPLACES_ONLY}"
+        stray = next(filter(None, map(_stray, entries)), None)
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e}); not replacing it"
+    if stray:
+        return f"holds {stray}, which regstat did not write there; move it out of the snapshot, or choose another DIR"
+    return None
+
+
+def _stray(entry: os.DirEntry[str]) -> str | None:
+    """`entry` of a snapshot directory, or the first file in it, when regstat did not write it."""
+    if entry.name == "snapshot.json" and entry.is_file(follow_symlinks=False):
+        return None
+    if entry.name not in STORED_TABLES or not entry.is_dir(follow_symlinks=False):
+        return entry.name
+    with os.scandir(entry.path) as parts:
+        return next((f"{entry.name}/{part.name}" for part in parts
+                     if part_number(part.name) is None or not part.is_file(follow_symlinks=False)), None)
+
+
 def partial_path(output: Path, pid: int) -> Path:
-    return output.parent / f".{output.name}{_PARTIAL_MARK}{pid}"
+    return output.parent / f".{output.name}{PARTIAL_MARK}{pid}"
 
 
 def _partials(output: Path) -> Iterator[tuple[Path, int]]:
     """Hidden directories of crawls to OUTPUT, with the pid of the process that wrote each."""
-    pattern = re.compile(re.escape(f".{output.name}{_PARTIAL_MARK}") + r"(\d+)")
-    for candidate in output.parent.glob(f".{output.name}{_PARTIAL_MARK}*"):
+    pattern = re.compile(re.escape(f".{output.name}{PARTIAL_MARK}") + r"(\d+)")
+    for candidate in output.parent.glob(f".{output.name}{PARTIAL_MARK}*"):
         match = pattern.fullmatch(candidate.name)
         if match and candidate.is_dir():
             yield candidate, int(match.group(1))
@@ -422,7 +479,7 @@ class Snapshot:
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "Snapshot":
         directory = Path(path)
-        if _PARTIAL_MARK in directory.name:
+        if PARTIAL_MARK in directory.name:
             raise SnapshotError(f"{path}: an unfinished crawl's directory, not a snapshot")
         if not directory.is_dir():
             raise SnapshotError(f"{path}: no such snapshot directory")

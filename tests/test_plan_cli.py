@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from regstat.cli import main
-from regstat.errors import EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_OK, EXIT_SNAPSHOT, EXIT_USAGE
+from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SNAPSHOT, EXIT_USAGE
 from regstat.snapshot import FORMAT, SCHEMA_VERSION
 from test_analysis import write_snapshot
 
@@ -302,7 +302,7 @@ def test_output_inside_the_snapshot_is_refused(sample: Path) -> None:
     before = fingerprint(sample)
     for fmt, name in (("json", "plan.json"), ("parquet", "tags/actions.parquet"), ("text", "plan.txt")):
         result = invoke("plan-gc", sample, "--untagged", "-f", fmt, "-o", sample / name)
-        assert result.exit_code == EXIT_FAILURE, result.stderr
+        assert result.exit_code == EXIT_SNAPSHOT, result.stderr
         assert "inside the snapshot" in result.stderr and "Traceback" not in result.stderr
     assert fingerprint(sample) == before
 

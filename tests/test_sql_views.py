@@ -348,7 +348,7 @@ def test_output_inside_the_snapshot_is_refused(sample: Path) -> None:
     before = _fingerprint(sample)
     for fmt in ("parquet", "csv"):
         result = invoke("sql", str(sample), "SELECT 1 AS x", "-f", fmt, "-o", str(sample / "tags" / "x.parquet"))
-        assert result.exit_code == EXIT_FAILURE and "inside the snapshot" in result.stderr
+        assert result.exit_code == EXIT_SNAPSHOT and "inside the snapshot" in result.stderr
     assert _fingerprint(sample) == before
 
 
@@ -388,7 +388,7 @@ def test_export_db_refuses_to_overwrite_unless_forced(sample: Path, tmp_path: Pa
     con.close()
     before = _fingerprint(sample)
     result = invoke("export-db", str(sample), str(sample / "x.duckdb"))
-    assert result.exit_code == EXIT_FAILURE and "inside the snapshot" in result.stderr
+    assert result.exit_code == EXIT_SNAPSHOT and "inside the snapshot" in result.stderr
     assert _fingerprint(sample) == before
 
 

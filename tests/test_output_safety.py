@@ -235,13 +235,15 @@ def test_a_bind_mount_of_the_source_is_the_source(tmp_path: Path, storage: Path)
     alias = tmp_path / "alias"
     alias.mkdir()
     before = tree(tmp_path)
-    script = 'mount --bind "$1" "$2" && exec "$3" -m regstat crawl "$1" -o "$2/snap"'
-    argv = ["unshare", "-rm", "sh", "-c", script, "sh", str(storage), str(alias), sys.executable]
+    mount = 'mount --bind "$1" "$2"'
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount, "sh", storage, alias], capture_output=True, timeout=60)
     except FileNotFoundError:
         pytest.skip("no unshare")
-    if "mount" in result.stderr and "regstat" not in result.stderr:
-        pytest.skip(f"no mount namespace here: {result.stderr.strip()}")
+    if probe.returncode != 0:
+        pytest.skip(f"no mount namespace here: {probe.stderr.decode(errors='replace').strip()}")
+    script = f'{mount} && exec "$3" -m regstat crawl "$1" -o "$2/snap"'
+    argv = ["unshare", "-rm", "sh", "-c", script, "sh", str(storage), str(alias), sys.executable]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert result.returncode == EXIT_SNAPSHOT and "lies inside the SOURCE" in result.stderr, result.stderr
     assert tree(tmp_path) == before

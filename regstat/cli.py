@@ -169,6 +169,9 @@ def crawl_command(
       https://HOST[:PORT]             any registry, through the OCI Distribution API
       ecr://REGION                    AWS ECR (the account of the credentials, or --registry-id)
       oci:PATH                        an OCI image layout directory
+    Any other SOURCE (skopeo's docker://HOST/REPOSITORY:TAG, a bare host name, a path that
+    does not exist) is refused with exit code 4, these forms and the likely one (for
+    docker://registry.example.com/ns/app:v1: https://registry.example.com -r ns/app).
 
     AWS credentials come from the usual chain (environment, profile, instance role).
     Storage trees and ECR see untagged manifests; only storage trees and OCI layouts see

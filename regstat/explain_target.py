@@ -19,6 +19,7 @@ import duckdb
 
 from . import queries
 from .errors import EXIT_USAGE, RegstatError
+from .model import is_registry_host
 
 MIN_PREFIX = 12  # hex digits: what reports and plans print (report_render.short_digest)
 HEX_DIGITS = {"sha256": 64, "sha512": 128}
@@ -116,7 +117,7 @@ def _tagged(con: duckdb.DuckDBPyConnection, repository: str, tag: str) -> str:
     problem = f"tag {repository}:{tag} is not in the snapshot"
     if tags is None:
         host, _, rest = repository.partition("/")
-        if rest and _looks_like_host(host) and _repository_tags(con, rest) is not None:
+        if rest and is_registry_host(host) and _repository_tags(con, rest) is not None:
             raise TargetError(f"{problem}: repository names in a snapshot carry no registry host: try {rest}:{tag}")
         raise TargetError(f"{problem}: the snapshot has no repository {repository}")
     names = sorted(tags)
@@ -131,7 +132,3 @@ def _repository_tags(con: duckdb.DuckDBPyConnection, repository: str) -> dict[st
         return None
     return {tag: digest for tag, digest in rows if tag is not None}
 
-
-def _looks_like_host(component: str) -> bool:
-    """Whether the first component of a name is a registry host, as Docker tells them apart."""
-    return "." in component or ":" in component or component == "localhost"

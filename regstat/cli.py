@@ -171,6 +171,9 @@ def crawl_command(
       https://HOST[:PORT]             any registry, through the OCI Distribution API
       ecr://REGION                    AWS ECR (the account of the credentials, or --registry-id)
       oci:PATH                        an OCI image layout directory
+    Any other SOURCE (skopeo's docker://HOST/REPOSITORY:TAG, a bare host name, a path that
+    does not exist) is refused with exit code 4, these forms and the likely one (for
+    docker://registry.example.com/ns/app:v1: https://registry.example.com -r ns/app).
 
     AWS credentials come from the usual chain (environment, profile, instance role).
     Storage trees and ECR see untagged manifests; only storage trees and OCI layouts see
@@ -492,16 +495,27 @@ def plan_gc_command(
 
 @main.command("explain")
 @click.argument("snapshot")
-@click.argument("digest")
+@click.argument("reference")
 @click.option("--repository", metavar="NAME", help="Only this repository.")
 @click.option("--plan", "plan_file", metavar="PLAN", type=click.Path(exists=True, dir_okay=False),
-              help="A plan (JSON from plan-gc -o) made from SNAPSHOT: say what it does with DIGEST, and why.")
+              help="A plan (JSON from plan-gc -o) made from SNAPSHOT: say what it does with REFERENCE, and why.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
 @_interruptible
-def explain_command(snapshot: str, digest: str, repository: str | None, plan_file: str | None, fmt: str,
+def explain_command(snapshot: str, reference: str, repository: str | None, plan_file: str | None, fmt: str,
                     memory_limit: str | None) -> None:
     """Why a manifest or blob is kept, or deleted by a plan.
+
+    \b
+    REFERENCE is what regstat prints:
+      sha256:4f2a1b3c5d6e...     a digest, whole or short: 12 or more hex digits, with or
+                                 without sha256:; it must start only one digest of SNAPSHOT
+      REPOSITORY:TAG             the manifest the tag points to (apps/web:v2)
+      REPOSITORY@DIGEST          a manifest of that repository (apps/web@sha256:4f2a1b3c5d6e)
+    The last two explain that repository only, as --repository does. A short digest that
+    starts several digests is refused with a list of them, and an unknown digest or tag is
+    refused (exit code 1); a digest shorter than 12 hex digits, or a REFERENCE of no form
+    above, is a usage error (exit code 2).
 
     For a manifest: the chain from a tag that keeps it (tag -> index -> child, subject <-
     referrer), or why it is orphaned; with --plan, the action that deletes it and its reason
@@ -511,9 +525,10 @@ def explain_command(snapshot: str, digest: str, repository: str | None, plan_fil
 
     \b
     Examples:
-      regstat explain snap sha256:4f2a...
-      regstat explain snap sha256:4f2a... --repository apps/web
-      regstat plan-gc snap --untagged -o plan.json && regstat explain snap sha256:4f2a... --plan plan.json
+      regstat explain snap sha256:4f2a1b3c5d6e
+      regstat explain snap apps/web:v2
+      regstat explain snap 4f2a1b3c5d6e --repository apps/web
+      regstat plan-gc snap --untagged -o plan.json && regstat explain snap apps/web@sha256:4f2a1b3c5d6e --plan plan.json
     """
     try:
         plan = None
@@ -525,7 +540,7 @@ def explain_command(snapshot: str, digest: str, repository: str | None, plan_fil
                 raise click.UsageError(f"{plan_file}: not a plan: {e}")
             if not isinstance(plan, dict) or plan.get("format") != "regstat.plan/1":
                 raise click.UsageError(f"{plan_file}: not a regstat plan (format regstat.plan/1)")
-        result = explain(Snapshot.open(snapshot), digest, repository=repository, plan=plan, memory_limit=memory_limit)
+        result = explain(Snapshot.open(snapshot), reference, repository=repository, plan=plan, memory_limit=memory_limit)
         click.echo(render_explain_json(result) if fmt == "json" else render_explain_text(result), nl=False)
     except RegstatError as e:
         _fail(e)

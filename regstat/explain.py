@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from . import analysis, planner, queries
 from .errors import RegstatError
+from .explain_target import TargetFormError, resolve
 from .policy import from_json as policy_from_json
 from .report_render import human_bytes, safe_text, short_digest
 from .snapshot import Snapshot
@@ -31,10 +32,11 @@ class ExplainError(RegstatError):
 
 
 def explain(
-    snapshot: Snapshot, digest: str, *, repository: str | None = None, plan: dict[str, Any] | None = None,
+    snapshot: Snapshot, reference: str, *, repository: str | None = None, plan: dict[str, Any] | None = None,
     memory_limit: str | None = None,
 ) -> dict[str, Any]:
-    """What `regstat explain` prints, as a JSON-able dict."""
+    """What `regstat explain` prints, as a JSON-able dict. `reference` is a digest, a short
+    digest, REPOSITORY:TAG or REPOSITORY@DIGEST (regstat.explain_target)."""
     if plan is not None and (plan.get("snapshot") or {}).get("id") != snapshot.metadata.get("id"):
         raise ExplainError(
             f"the plan was made from snapshot {(plan.get('snapshot') or {}).get('id')}, not "
@@ -42,7 +44,12 @@ def explain(
         )
     con = analysis.connect(snapshot, memory_limit=memory_limit)
     try:
+        target = resolve(con, reference)
+        if target.repository is not None and repository not in (None, target.repository):
+            raise TargetFormError(f"{reference} names a manifest of {target.repository}, not of --repository {repository}")
+        digest, repository = target.digest, target.repository or repository
         out = _facts(con, digest, repository)
+        out["argument"] = reference
         if not out["manifests"] and not out["references"] and out["blob"] is None:
             where = f" in {repository}" if repository else ""
             raise ExplainError(f"{digest}: no manifest, reference or blob with this digest{where} in the snapshot")
@@ -156,7 +163,7 @@ def render_json(result: dict[str, Any]) -> str:
 
 def render_text(result: dict[str, Any]) -> str:
     digest = result["digest"]
-    lines = [digest]
+    lines = [digest if result["argument"] == digest else f"{digest} ({safe_text(result['argument'])})"]
     for m in result["manifests"]:
         tags = f", tags {', '.join(safe_text(t) for t in m['tags'])}" if m["tags"] else ", untagged"
         lines.append(f"  manifest in {safe_text(m['repository'])} ({m['media_type']}, {human_bytes(m['size'])}{tags})")

@@ -1,4 +1,4 @@
-"""The registry's domain: digests, media types, descriptors and manifests.
+"""The registry's domain: digests, registry hosts, media types, descriptors and manifests.
 
 `parse_manifest` turns a manifest body into a `Manifest` or raises `ManifestError`; it never
 guesses. A media type it does not know is kept as it is, with no descriptors, and marked
@@ -36,6 +36,17 @@ def is_digest(text: str) -> bool:
 
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+# The first component of an image reference is a registry host, as Docker tells them apart,
+# when it has a dot or a port, or is localhost: `registry.example.com/apps/web`,
+# `localhost:5000/web`; `apps/web` is a repository name alone.
+_REGISTRY_HOST = re.compile(r"(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|[A-Za-z0-9-]+:[0-9]+|\[[0-9A-Fa-f:.]+\])(:[0-9]+)?")
+
+
+def is_registry_host(component: str) -> bool:
+    """Whether `component`, the part of an image reference before its first `/`, is a host."""
+    return _REGISTRY_HOST.fullmatch(component) is not None
 
 
 class MediaType:

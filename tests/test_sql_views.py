@@ -76,8 +76,9 @@ def loaded_by_plan_and_explain(sample: Path, tmp_path_factory: pytest.TempPathFa
         result = invoke("plan-gc", str(sample), "--untagged", "--grace", "0s", "-o", str(plan))
         assert result.exit_code == EXIT_OK, result.stderr
         child = rows_of_sample(sample, "SELECT digest FROM descriptors WHERE role = 'manifest' LIMIT 1")[0][0]
-        for digest in (orphan, child):
-            result = invoke("explain", str(sample), digest, "--plan", str(plan))
+        repository, tag = rows_of_sample(sample, "SELECT repository, tag FROM tags LIMIT 1")[0]
+        for reference in (orphan, child, f"{repository}:{tag}"):
+            result = invoke("explain", str(sample), reference, "--plan", str(plan))
             assert result.exit_code == EXIT_OK, result.stderr
     return loaded
 

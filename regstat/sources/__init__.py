@@ -6,10 +6,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .base import CrawlOptions, Source
+from .forms import unrecognised
 
 
 def open_source(source: str, options: CrawlOptions) -> Source:
-    """Open SOURCE by its form: a registry URL, ecr://REGION, oci:PATH, or a storage root."""
+    """Open SOURCE by its form: a registry URL, ecr://REGION, oci:PATH, or a storage root (a
+    path, file://PATH or s3://); refuse any other SOURCE, or a path that does not exist, with
+    the forms regstat reads (regstat.sources.forms)."""
     if source.startswith(("http://", "https://")):
         from .distribution_api import open_distribution_api
 
@@ -22,6 +25,9 @@ def open_source(source: str, options: CrawlOptions) -> Source:
         from .oci_layout import open_oci_layout
 
         return open_oci_layout(source, options)
+    refusal = unrecognised(source)
+    if refusal is not None:
+        raise refusal
     from .storage import open_storage
     from .storage_jobs import StorageLayoutSource
 

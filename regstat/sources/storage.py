@@ -224,8 +224,4 @@ def open_storage(source: str, *, endpoint_url: str | None = None, concurrency: i
         return S3Storage(source, endpoint_url=endpoint_url, max_connections=concurrency)
     if source.startswith("file://"):
         source = source[len("file://") :]
-    elif "://" in source:
-        raise SourceError(
-            f"{source}: unsupported source; give a directory, file://PATH or s3://BUCKET[/PREFIX]"
-        )
     return FilesystemStorage(source)

@@ -28,7 +28,7 @@ from regstat.errors import EXIT_OK
 from regstat.reachability import ReachabilityError
 from regstat.snapshot import FORMAT, SCHEMA_VERSION, SCHEMAS, TABLES, Snapshot, SnapshotError
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 NAMES = json.loads((SAMPLE / "EXPECTED.json").read_text())["names"]
 SQL_FILES = sorted(p for p in resources.files("regstat.sql").iterdir() if p.name.endswith(".sql"))
 DIALECTS = ("duckdb", "spark", "trino")

@@ -1,6 +1,6 @@
-"""`regstat explain` on a crawl of sample_data: the chains that keep manifests (tag, index
+"""`regstat explain` on a crawl of scenario_tree: the chains that keep manifests (tag, index
 child, referrer), orphans, blobs and their last references, with and without a plan; plans
-from another snapshot and unknown digests are refused. Names from sample_data/EXPECTED.json."""
+from another snapshot and unknown digests are refused. Names from tests/scenario_tree/EXPECTED.json."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from regstat.cli import main
 from regstat.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 NAMES = json.loads((SAMPLE / "EXPECTED.json").read_text())["names"]
 
 
@@ -23,7 +23,7 @@ def invoke(*args: str):
 
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A crawl of sample_data and its `--untagged --grace 0s` plan."""
+    """A crawl of scenario_tree and its `--untagged --grace 0s` plan."""
     root = tmp_path_factory.mktemp("explain")
     snap, plan = root / "snap", root / "plan.json"
     assert invoke("crawl", str(SAMPLE), "-o", str(snap)).exit_code == EXIT_OK

@@ -1,4 +1,4 @@
-"""`regstat report`: exact figures on hand-built snapshots, one per rule of DESIGN.md, and on
+"""`regstat report`: exact figures on hand-built snapshots, one per rule of docs/design.md, and on
 scenario_tree; unknowns never shown as zero; the HTML's charts, self-containment and escaping.
 
 Expected numbers are worked out by hand here (sizes from test_analysis.build: manifest m<i>

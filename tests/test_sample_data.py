@@ -7,6 +7,7 @@ find what EXPECTED.json and AGES say it must: the orphans and stale uploads olde
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import time
@@ -162,3 +163,11 @@ def test_older_than_and_keep_on_the_ci_repositories(restored: Path) -> None:
     for repository in {r for r, _ in deleted}:
         tags = [t for t in EXPECTED["tags"] if t["repository"] == repository]
         assert len(tags) - sum(r == repository for r, _ in deleted) >= 5, repository
+
+
+def test_the_readmes_first_command_restores_the_ages_before_it_crawls() -> None:
+    first = re.search(r"```sh\n(.*?)\n```", (REPO_ROOT / "README.md").read_text(), re.S).group(1)
+    steps = [step.strip() for step in first.split("&&")]
+    crawl_at = next(i for i, step in enumerate(steps) if step.startswith(".venv/bin/regstat crawl sample_data "))
+    assert steps.index("python3 scripts/restore_sample_ages.py") < crawl_at
+    assert steps[-1] == ".venv/bin/regstat plan-gc out/sample --untagged"  # the default grace

@@ -22,7 +22,7 @@ from . import digest_ids, queries, reachability
 from .errors import RegstatError
 from .snapshot import TABLES, Snapshot
 
-# The analysis views, one `sql/NAME.sql` each, created in this order (DESIGN.md "Definitions");
+# The analysis views, one `sql/NAME.sql` each, created in this order (docs/design.md "Definitions");
 # a view may use the ones before it.
 VIEWS = (
     "manifest_edges",

@@ -90,7 +90,7 @@ class Descriptor(NamedTuple):
     repeated: bool = False  # the manifest names this digest again as config, layer or child
 
 
-# The roles whose descriptors are references (DESIGN.md): a manifest's config, layers and
+# The roles whose descriptors are references (docs/design.md): a manifest's config, layers and
 # index children. A digest twice among them is still one reference.
 REFERENCE_ROLES = frozenset({"config", "layer", "manifest"})
 

@@ -1,6 +1,6 @@
 """`regstat plan-gc`: a snapshot and a retention policy in, a deletion plan out. Never deletes.
 
-How a plan is made (DESIGN.md "Safety rules of the planner"):
+How a plan is made (docs/design.md "Safety rules of the planner"):
 
 1. Repositories the plan may not touch are found first: crawl errors, a manifest that could
    not be read (rule 6); outside the policy's `repositories` they are left alone too.
@@ -300,7 +300,7 @@ def _check_policy_fits(policy: Policy, capabilities: dict[str, Any], kind: str) 
 
 @dataclass(frozen=True)
 class Blocked:
-    """The repositories the plan may not touch (DESIGN.md rules 5 and 6): `reasons` says why for
+    """The repositories the plan may not touch (docs/design.md rules 5 and 6): `reasons` says why for
     each; `errored` had crawl errors; `unreadable_manifests` counts manifests that could not
     be read, anywhere (either stops every blob deletion)."""
 
@@ -491,7 +491,7 @@ def _keep_reachable(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _blob_restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind: str, blocked: Blocked) -> list[str]:
-    """Why this plan may not delete blobs (DESIGN.md rules 5 and 6); empty when it may."""
+    """Why this plan may not delete blobs (docs/design.md rules 5 and 6); empty when it may."""
     why = []
     if not (capabilities.get("unreferenced_blobs") and capabilities.get("stored_blob_sizes")):
         why.append(f"the source ({kind}) frees blobs itself: no blob deletions; bytes are an estimate")

@@ -1,4 +1,4 @@
-"""Reachability (DESIGN.md "Definitions"), materialised as the table `reachable`.
+"""Reachability (docs/design.md "Definitions"), materialised as the table `reachable`.
 
 Within a repository, the tagged manifests reach their index children and their referrers
 (manifests whose subject they are), repeated until nothing changes. The SQL stays portable

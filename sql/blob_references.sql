@@ -2,7 +2,7 @@
 -- (manifest blob, config, layer or index child), registry-wide.
 --   size: the stored size (blobs.size), else the largest size a descriptor gives it;
 --   manifests: the (repository, manifest) pairs referencing it in any of those roles;
---   layer_manifests: the pairs listing it as config or layer (DESIGN.md "references");
+--   layer_manifests: the pairs listing it as config or layer (docs/design.md "references");
 --   kept_manifests: the pairs whose manifest is reachable: 0 means deleting every orphaned
 --                   manifest frees it;
 --   repositories: distinct repositories referencing it (1: exclusive to one repository);

@@ -2,7 +2,7 @@
 --   physical_bytes: sum of the sizes of the distinct stored blobs (0 where the source cannot
 --                   see stored blobs: an unknown, not a zero);
 --   logical_bytes: sum over (repository, manifest) pairs of the sizes of their config and
---                  layers, each distinct blob once per pair (DESIGN.md "logical bytes");
+--                  layers, each distinct blob once per pair (docs/design.md "logical bytes");
 --   dedup_savings_bytes: sum over config and layer blobs of size x (references - 1).
 -- Binds: blobs, layer_sharing.
 SELECT

@@ -1,9 +1,9 @@
 -- View `manifest_references`: what each (repository, manifest) pair references, as the
--- definitions in DESIGN.md count it: its own manifest blob, its config, its layers and its
+-- definitions in docs/design.md count it: its own manifest blob, its config, its layers and its
 -- index children (subjects do not count: a referrer does not keep its subject alive). One row
 -- per (repository, manifest_digest, digest), whatever the number of descriptors naming it.
 --   size: the largest size the manifest or its descriptors give the blob;
---   layer: 1 when the manifest lists the blob as config or layer (a "reference" in DESIGN.md's
+--   layer: 1 when the manifest lists the blob as config or layer (a "reference" in docs/design.md's
 --          sense, counted by layer sharing, logical bytes and dedup savings), else 0;
 --   media_type_rank: the smallest rank (table media_type_ranks) of the media types of those
 --                    config and layer descriptors, i.e. the smallest media type's (NULL if none).

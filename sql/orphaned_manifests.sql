@@ -1,5 +1,5 @@
 -- View `orphaned_manifests`: each manifest present in a repository and not reachable
--- (DESIGN.md "Definitions"), with why and its exclusive bytes.
+-- (docs/design.md "Definitions"), with why and its exclusive bytes.
 --   reason: 'child of orphaned index' (an index in the same repository lists it; that index
 --           is then orphaned too), 'referrer of orphaned manifest' (its subject is present in
 --           the repository, and orphaned), 'referrer of missing subject' (its subject is not

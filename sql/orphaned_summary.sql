@@ -1,5 +1,5 @@
 -- Query `orphaned_summary` (regstat report): one row, what deleting every orphaned manifest
--- together would free (DESIGN.md "exclusive bytes" of the set of all orphaned manifests).
+-- together would free (docs/design.md "exclusive bytes" of the set of all orphaned manifests).
 --   orphaned_manifests: (repository, manifest) pairs present and not reachable;
 --   orphaned_blobs, orphaned_manifest_bytes: the blobs (manifest blobs included) that some
 --       orphaned manifest references (own manifest blob, config, layers, index children) and

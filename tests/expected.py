@@ -1,7 +1,7 @@
 """What a populated registry holds, table by table, in the snapshot's column names.
 
 - The row types (:class:`TagRow`, :class:`ManifestRow`, …) and :data:`ROW_TYPES`.
-- :class:`Expected`, the rows of every table (with a JSON form for ``sample_data``).
+- :class:`Expected`, the rows of every table (with a JSON form, the committed trees' ``EXPECTED.json``).
 - :class:`_Recorder` builds an :class:`Expected` while a scenario is pushed.
 """
 

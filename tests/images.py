@@ -4,9 +4,10 @@ Every builder returns plain data (the manifest bytes and every blob it reference
 knows exactly what it pushed: digests, sizes and descriptors. Nothing here talks to a
 registry; see ``tests/scenario.py`` for pushing.
 
-Determinism matters because ``sample_data/`` is regenerated from these builders: layers are
-tar archives with sorted entries, fixed owners, modes and mtimes, gzip'ed with a zero gzip
-mtime; JSON documents are serialised with sorted keys and no whitespace.
+Determinism matters because ``tests/scenario_tree/`` and ``sample_data/`` are regenerated
+from these builders: layers are tar archives with sorted entries, fixed owners, modes and
+mtimes, gzip'ed with a zero gzip mtime; JSON documents are serialised with sorted keys and
+no whitespace.
 """
 
 from __future__ import annotations
@@ -314,6 +315,22 @@ def build_referrer(
         subject=subject,
         artifact_type=artifact_type,
     )
+
+
+def cosign_signature(subject: Image, repository: str) -> Image:
+    """A cosign-style signature of ``subject`` as pushed to ``registry.example/<repository>``:
+    its simple-signing payload as the one layer, ``subject`` pointing at the image."""
+    payload = canonical_json(
+        {
+            "critical": {
+                "identity": {"docker-reference": f"registry.example/{repository}"},
+                "image": {"docker-manifest-digest": subject.digest},
+                "type": "cosign container image signature",
+            },
+            "optional": None,
+        }
+    )
+    return build_referrer(subject.descriptor(), payload)
 
 
 # --- OCI image layout (for skopeo) ----------------------------------------------------------

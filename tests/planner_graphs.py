@@ -1,6 +1,6 @@
 """Registries for the planner's tests: a hand builder, a hypothesis strategy for random
 registry graphs with times, locks and uploads, and `PlanModel`, a plain-Python reading of
-the planner's rules (DESIGN.md "Safety rules of the planner", issue 5) that never runs SQL.
+the planner's rules (docs/design.md "Safety rules of the planner", issue 5) that never runs SQL.
 
 Times are relative to TAKEN, the `finished_at` that test_analysis.write_snapshot records:
 the planner measures every age to it.
@@ -173,7 +173,7 @@ class Expected:
 
 
 class PlanModel:
-    """What the plan must delete, straight from the rules as issue 5 and DESIGN.md state them."""
+    """What the plan must delete, straight from the rules as issue 5 and docs/design.md state them."""
 
     def __init__(self, tables: dict[str, list[dict]], meta: dict[str, Any]) -> None:
         self.tables = tables

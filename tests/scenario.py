@@ -173,18 +173,8 @@ def _push_api(registry: Registry, layout: Path, s: Scenario, rec: _Recorder) -> 
     rec.names["api_v1"] = rec.image(repo, api)
     rec.tag(repo, "v1", api.digest)
 
-    # The identity is fixed (not the registry's random port) to keep sample_data stable.
-    payload = images.canonical_json(
-        {
-            "critical": {
-                "identity": {"docker-reference": "registry.example/apps/api"},
-                "image": {"docker-manifest-digest": api.digest},
-                "type": "cosign container image signature",
-            },
-            "optional": None,
-        }
-    )
-    signature = images.build_referrer(api.descriptor(), payload)
+    # The identity is fixed (not the registry's random port) to keep tests/scenario_tree stable.
+    signature = images.cosign_signature(api, repo)
     registry.push_image(repo, signature)  # by digest: untagged, found through `subject`
     rec.names["signature"] = rec.image(repo, signature)
     # cosign's tag-schema fallback for registries without a referrers API.

@@ -1,7 +1,7 @@
 """The analysis SQL: portable (sqlglot, three dialects), and exact against independent Python.
 
 The expected values here are computed in Python straight from the Parquet tables (or the rows
-written for a fake snapshot), from DESIGN.md's definitions, never by re-running the SQL.
+written for a fake snapshot), from docs/design.md's definitions, never by re-running the SQL.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from regstat.errors import EXIT_OK
 from regstat.reachability import ReachabilityError
 from regstat.snapshot import FORMAT, SCHEMA_VERSION, SCHEMAS, TABLES, Snapshot, SnapshotError
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 NAMES = json.loads((SAMPLE / "EXPECTED.json").read_text())["names"]
 SQL_FILES = sorted(p for p in resources.files("regstat.sql").iterdir() if p.name.endswith(".sql"))
 DIALECTS = ("duckdb", "spark", "trino")
@@ -44,7 +44,7 @@ def _strip_comments(sql: str) -> str:
 
 
 def portability_problems(sql: str, dialect: str) -> list[str]:
-    """What in `sql` is not portable DuckDB / Spark SQL / Trino (DESIGN.md "Portable SQL")."""
+    """What in `sql` is not portable DuckDB / Spark SQL / Trino (docs/design.md "Portable SQL")."""
     problems = []
     body = _strip_comments(sql)
     if "::" in body:
@@ -123,11 +123,11 @@ def test_portability_check_catches(sql: str, problem: str) -> None:
     assert problem in portability_problems(sql, "duckdb")
 
 
-# --- an independent implementation of DESIGN.md's definitions --------------------------------
+# --- an independent implementation of docs/design.md's definitions --------------------------------
 
 
 class Model:
-    """The definitions of DESIGN.md over plain rows (dicts shaped like the snapshot tables)."""
+    """The definitions of docs/design.md over plain rows (dicts shaped like the snapshot tables)."""
 
     def __init__(self, tables: dict[str, list[dict]]) -> None:
         self.tables = tables

@@ -14,7 +14,7 @@ from regstat import assemble
 from regstat.cli import main
 from regstat.snapshot import STORED_TABLES, PendingSnapshot
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 
 
 def crawl(out: Path) -> None:

@@ -1,7 +1,7 @@
 """Damaged storage trees: each problem is recorded against its repository, never a crash or a
 silent wrong number, and the crawl goes on with everything else.
 
-Each test damages a copy of sample_data/ (a tree the real registry wrote) in one way.
+Each test damages a copy of scenario_tree/ (a tree the real registry wrote) in one way.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from regstat.model import digest_of
 from regstat.sources.storage import FilesystemStorage
 from regstat.sources.storage_layout import leaf_file
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 V2 = ("docker", "registry", "v2")
 
 

@@ -22,7 +22,7 @@ from regstat.cli import main
 from regstat.errors import EXIT_FAILURE, EXIT_OK, EXIT_SNAPSHOT
 from regstat.snapshot import SCHEMAS, STORED_SCHEMAS, STORED_TABLES, TABLES, Snapshot
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_existing_output_is_refused_unless_forced(snapshot: Path, tmp_path: Path
 
 
 def big_tree(root: Path, copies: int) -> None:
-    """sample_data with its repositories copied many times: a valid tree that takes a while."""
+    """scenario_tree with its repositories copied many times: a valid tree that takes a while."""
     shutil.copytree(SAMPLE / "docker", root / "docker")
     repositories = root / "docker/registry/v2/repositories"
     originals = [p for p in repositories.rglob("_manifests")]

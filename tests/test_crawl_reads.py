@@ -13,7 +13,7 @@ from regstat.sources.storage import FilesystemStorage
 from regstat.sources.storage_jobs import StorageLayoutSource
 from regstat.sources.storage_layout import blob_data_path
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 
 
 class CountingStorage(FilesystemStorage):

@@ -1,9 +1,9 @@
 """End to end: a real docker-registry (filesystem and S3 storage) crawled by ``regstat crawl``.
 
 The registry is filled by ``populate`` (tests/scenario.py) with skopeo and the HTTP API; the
-snapshot's tables must then equal its :class:`Expected` exactly. The committed sample tree
-(``sample_data/``) is checked the same way against ``sample_data/EXPECTED.json``, without a
-registry.
+snapshot's tables must then equal its :class:`Expected` exactly. The committed trees the real
+registry wrote (``tests/scenario_tree/``, the scenario's, and ``sample_data/``, the README's) are
+checked the same way against their ``EXPECTED.json``, without a registry.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from scenario import populate
 from storage_check import FilesystemView, verify_storage, verify_tree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = REPO_ROOT / "sample_data"
+COMMITTED_TREES = [REPO_ROOT / "tests" / "scenario_tree", REPO_ROOT / "sample_data"]
 TABLES = tuple(ROW_TYPES)
 
 # Markers from pyproject.toml, so `-m "not s3"` or `-m "not registry"` can narrow a run.
@@ -167,10 +167,11 @@ def test_populated_registries_hold_the_same_content(
             assert fs.table(table) == s3.table(table), table
 
 
-def test_sample_data_tree_is_as_described() -> None:
+@pytest.mark.parametrize("tree", COMMITTED_TREES, ids=lambda p: p.name)
+def test_committed_tree_is_as_described(tree: Path) -> None:
     """The committed tree holds what EXPECTED.json says (checked without regstat)."""
-    expected = Expected.from_json(json.loads((SAMPLE / "EXPECTED.json").read_text()))
-    verify_tree(FilesystemView(SAMPLE), expected)
+    expected = Expected.from_json(json.loads((tree / "EXPECTED.json").read_text()))
+    verify_tree(FilesystemView(tree), expected)
 
 
 # --- crawls ---------------------------------------------------------------------------------
@@ -205,10 +206,11 @@ def test_filesystem_and_s3_crawls_give_identical_tables(
         assert fs_rows == s3_rows, f"{table} differs between filesystem and S3"
 
 
-def test_crawl_sample_data(tmp_path: Path) -> None:
-    expected = Expected.from_json(json.loads((SAMPLE / "EXPECTED.json").read_text()))
+@pytest.mark.parametrize("tree", COMMITTED_TREES, ids=lambda p: p.name)
+def test_crawl_committed_tree(tree: Path, tmp_path: Path) -> None:
+    expected = Expected.from_json(json.loads((tree / "EXPECTED.json").read_text()))
     out = tmp_path / "snap"
-    meta = crawl_ok(SAMPLE, out)
+    meta = crawl_ok(tree, out)
     assert_snapshot_matches(out, meta, expected)
 
 

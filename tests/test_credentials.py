@@ -36,7 +36,7 @@ htpasswd_registry = api_tests.htpasswd_registry
 token_server = api_tests.token_server
 token_registry = api_tests.token_registry
 
-SAMPLE = REPO_ROOT / "sample_data"
+SAMPLE = REPO_ROOT / "tests" / "scenario_tree"
 AWS_SECRET = "regstat-aws-S3CR3T-key-9f1c2e7d0b"
 AWS_SESSION = "regstat-aws-session-T0KEN-4a5b6c7d"
 AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIAREGSTATTEST0001", "AWS_SECRET_ACCESS_KEY": AWS_SECRET,

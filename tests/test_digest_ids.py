@@ -1,7 +1,7 @@
 """Snapshot schema 2: each digest stored once, in `digests`, and ids in the other tables
 (regstat.digest_ids).
 
-- a crawl of sample_data: `digests` holds each digest some table names, once, numbered
+- a crawl of scenario_tree: `digests` holds each digest some table names, once, numbered
   0..n-1 in the digests' order; every id resolves; the readers' tables equal what the crawl
   staged before numbering;
 - digest_ids.write then digest_ids.read gives back random tables in the readers' form;
@@ -32,7 +32,7 @@ from regstat.cli import main
 from regstat.errors import EXIT_OK
 from regstat.snapshot import DIGEST_COLUMNS, SCHEMAS, SORT_KEYS, STORED_SCHEMAS, STORED_TABLES, TABLES, Snapshot
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 
 
 def multiset(table: pa.Table) -> Counter[tuple]:
@@ -44,7 +44,7 @@ def sort_key(row: dict, keys: tuple[str, ...]) -> tuple:
     return tuple((False, row[k]) if row[k] is not None else (True,) for k in keys)
 
 
-# --- a crawl of sample_data ---------------------------------------------------------------------
+# --- a crawl of scenario_tree ---------------------------------------------------------------------
 
 
 def _staged_tables(stage: Path) -> dict[str, pa.Table]:
@@ -72,7 +72,7 @@ def _staged_tables(stage: Path) -> dict[str, pa.Table]:
 
 @pytest.fixture(scope="module")
 def crawled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, pa.Table]]:
-    """sample_data crawled, and the tables its crawl staged (readers' form)."""
+    """scenario_tree crawled, and the tables its crawl staged (readers' form)."""
     out = tmp_path_factory.mktemp("snap") / "s"
     staged: dict[str, pa.Table] = {}
     real = crawl.assemble

@@ -1,8 +1,8 @@
-"""`regstat explain` on a crawl of sample_data: the chains that keep manifests (tag, index
+"""`regstat explain` on a crawl of tests/scenario_tree: the chains that keep manifests (tag, index
 child, referrer), orphans, blobs and their last references, with and without a plan; plans
 from another snapshot and unknown digests are refused; short digests, REPOSITORY:TAG and
 REPOSITORY@DIGEST name what they print, ambiguous short digests list their candidates.
-Names from sample_data/EXPECTED.json."""
+Names from tests/scenario_tree/EXPECTED.json."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from regstat.cli import main
 from regstat.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 NAMES = json.loads((SAMPLE / "EXPECTED.json").read_text())["names"]
 
 
@@ -26,7 +26,7 @@ def invoke(*args: str):
 
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A crawl of sample_data and its `--untagged --grace 0s` plan."""
+    """A crawl of scenario_tree and its `--untagged --grace 0s` plan."""
     root = tmp_path_factory.mktemp("explain")
     snap, plan = root / "snap", root / "plan.json"
     assert invoke("crawl", str(SAMPLE), "-o", str(snap)).exit_code == EXIT_OK
@@ -175,7 +175,7 @@ def test_unknown_tags_and_other_forms_are_refused(planned: tuple[Path, Path]) ->
 
 @pytest.fixture(scope="module")
 def lookalike(tmp_path_factory: pytest.TempPathFactory, planned: tuple[Path, Path]) -> tuple[Path, dict, str]:
-    """A crawl of sample_data with a copy of its first tagged repository (REPOSITORY-copy: the
+    """A crawl of scenario_tree with a copy of its first tagged repository (REPOSITORY-copy: the
     same manifests in two repositories) and a stored blob whose digest shares its first 20 hex
     digits with a manifest's: the snapshot, that manifest (digest, the repositories holding
     it), the blob's digest."""

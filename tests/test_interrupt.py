@@ -22,6 +22,7 @@ from regstat.crawl import CrawlOptions, crawl
 from regstat.errors import EXIT_INTERRUPTED, EXIT_OK
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SCENARIO_TREE = REPO_ROOT / "tests" / "scenario_tree"
 # About 10^14 rows of cross join: far longer than the test waits.
 ENDLESS = "SELECT sum(a.range * b.range) FROM range(100000000) AS a, range(1000000) AS b"
 
@@ -33,7 +34,7 @@ def _default_sigint() -> None:
 
 def test_sigint_stops_a_long_query(tmp_path: Path) -> None:
     snapshot = tmp_path / "snap"
-    result = CliRunner().invoke(main, ["crawl", str(REPO_ROOT / "sample_data"), "--output", str(snapshot)])
+    result = CliRunner().invoke(main, ["crawl", str(SCENARIO_TREE), "--output", str(snapshot)])
     assert result.exit_code == EXIT_OK, result.output
     spill = tmp_path / "tmp"
     spill.mkdir()
@@ -78,5 +79,5 @@ def test_a_crawl_asked_to_stop_stops_before_publishing(tmp_path: Path) -> None:
     with interrupts.deferred(), pytest.raises(interrupts.Interrupted):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.01)
-        crawl(str(REPO_ROOT / "sample_data"), str(out), CrawlOptions())
+        crawl(str(SCENARIO_TREE), str(out), CrawlOptions())
     assert not out.exists() and not list(tmp_path.iterdir())

@@ -87,7 +87,7 @@ def errors(meta: dict[str, Any], kind: str | None = None) -> list[tuple[str | No
 
 
 def unreferenced(out: Path) -> set[str]:
-    """Stored blobs that no manifest of the snapshot is, or references (DESIGN.md's definition)."""
+    """Stored blobs that no manifest of the snapshot is, or references (docs/design.md's definition)."""
     con = duckdb.connect()
     # The tables as readers see them: digests as text (regstat.digest_ids).
     digest_ids.bind(con, {table: str(out / table / "*.parquet") for table in STORED_TABLES}, keyed=False)

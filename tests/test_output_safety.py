@@ -22,7 +22,7 @@ from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT, OutputRefusedError
 from regstat.snapshot import STORED_TABLES, PendingSnapshot, Snapshot
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 
 
 def tree(directory: Path) -> dict[str, str]:
@@ -48,7 +48,7 @@ def regstat(*args: str | Path) -> Result:
 
 @pytest.fixture
 def storage(tmp_path: Path) -> Path:
-    """A copy of sample_data (a registry's storage root): the tests point DIR at it."""
+    """A copy of tests/scenario_tree (a registry's storage root): the tests point DIR at it."""
     root = tmp_path / "registry"
     subprocess.run(["cp", "-a", str(SAMPLE), str(root)], check=True)
     return root

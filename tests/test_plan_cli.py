@@ -1,8 +1,8 @@
 """`regstat plan-gc` on the command line: formats, files, exit codes and what the plan says on
-crawls of sample_data (as it is, and copies with file times set so the grace period and
+crawls of scenario_tree (as it is, and copies with file times set so the grace period and
 `--older-than` have something definite to decide) and on small hand-built snapshots.
 
-What the sample plan must delete is worked out here from sample_data/EXPECTED.json (the
+What the sample plan must delete is worked out here from tests/scenario_tree/EXPECTED.json (the
 registry's contents, written independently of regstat), not taken from the planner.
 """
 
@@ -23,7 +23,7 @@ from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SNAPSHOT, EXIT_USAGE
 from regstat.snapshot import FORMAT, SCHEMA_VERSION
 from test_analysis import write_snapshot
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 EXPECTED = json.loads((SAMPLE / "EXPECTED.json").read_text())
 NAMES = EXPECTED["names"]
 UPLOAD = EXPECTED["uploads"][0]
@@ -40,7 +40,7 @@ def crawl(source: Path, output: Path) -> Path:
 
 
 def copy_sample(destination: Path, when: datetime, *, newer: dict[str, datetime] | None = None) -> Path:
-    """sample_data copied with every file and directory time set to `when` (and the upload's
+    """scenario_tree copied with every file and directory time set to `when` (and the upload's
     startedat), except the paths (relative to the repositories directory) in `newer`."""
     shutil.copytree(SAMPLE, destination)
     for started in destination.rglob("startedat"):
@@ -80,7 +80,7 @@ def cli_list_and_children() -> set[tuple[str, str]]:
 
 
 def expected_untagged_plan() -> dict:
-    """`--untagged --grace 0s` on sample_data: the one orphaned manifest (apps/web's web_old),
+    """`--untagged --grace 0s` on scenario_tree: the one orphaned manifest (apps/web's web_old),
     the blobs nothing kept references, the stale upload."""
     orphan = ("apps/web", NAMES["web_old"])
     sizes = {b["digest"]: b["size"] for b in EXPECTED["blobs"]}
@@ -112,13 +112,13 @@ def test_the_expectation_is_not_trivial() -> None:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A crawl of sample_data as it is."""
+    """A crawl of scenario_tree as it is."""
     return crawl(SAMPLE, tmp_path_factory.mktemp("plan") / "sample")
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A crawl of a copy of sample_data whose every file is two hours old."""
+    """A crawl of a copy of scenario_tree whose every file is two hours old."""
     base = tmp_path_factory.mktemp("fresh")
     two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
     return crawl(copy_sample(base / "tree", two_hours_ago), base / "snap")
@@ -126,7 +126,7 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def aged(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A crawl of a copy of sample_data 60 days old, but for apps/web:latest, moved 2 days ago."""
+    """A crawl of a copy of scenario_tree 60 days old, but for apps/web:latest, moved 2 days ago."""
     base = tmp_path_factory.mktemp("aged")
     now = datetime.now(timezone.utc)
     tree = copy_sample(base / "tree", now - timedelta(days=60),
@@ -454,7 +454,7 @@ def test_a_policy_file_with_flags_on_top(sample: Path, tmp_path: Path) -> None:
     assert [(a["repository"], a["tag"], a["rule"]) for a in tags] == [("tools/cli", "v1-docker", "rule 1 (tools/*)")]
     assert {(a["repository"], a["digest"]) for a in kinds(plan, "delete_manifest")} == cli_list_and_children() | {
         ("apps/web", NAMES["web_old"])}
-    # The file's grace (30d) holds without --grace: sample_data's files are younger.
+    # The file's grace (30d) holds without --grace: scenario_tree's files are younger.
     assert plan_json(sample, "--policy", policy)["policy"]["grace"] == "30d"
     # --keep-tags protects on top of the file's rules.
     kept = plan_json(sample, "--policy", policy, "--grace", "0s", "--keep-tags", "docker")

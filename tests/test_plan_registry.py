@@ -174,18 +174,6 @@ def _layer(name: str, size: int) -> images.Layer:
     return images.make_layer({f"opt/{name}/data": filler(name, size)})
 
 
-def _signature(subject: Image, name: str) -> Image:
-    payload = images.canonical_json({
-        "critical": {
-            "identity": {"docker-reference": f"registry.example/{name}"},
-            "image": {"docker-manifest-digest": subject.digest},
-            "type": "cosign container image signature",
-        },
-        "optional": None,
-    })
-    return images.build_referrer(subject.descriptor(), payload)
-
-
 def fill(registry: Registry) -> Hazards:
     """Push the hazardous shapes (module docstring) through the HTTP API; return the model."""
     h = Hazards()
@@ -217,7 +205,7 @@ def fill(registry: Registry) -> Hazards:
     registry.push_image(repo, app, "v1")
     h.tags[(repo, "v1")] = app.digest
     h.add(repo, app, tagged=True, live=True, role="tagged image signed/app:v1")
-    app_signature = _signature(app, "signed/app")
+    app_signature = images.cosign_signature(app, "signed/app")
     registry.push_image(repo, app_signature)
     h.add(repo, app_signature, tagged=False, live=True, role="untagged signature of signed/app:v1")
 
@@ -227,7 +215,7 @@ def fill(registry: Registry) -> Hazards:
     web_old = images.build_image([base, web_1], labels={"name": "web", "v": "1"})
     registry.push_image(repo, web_old, "latest")
     h.add(repo, web_old, tagged=True, live=True, role="old web/app:latest")
-    old_signature = _signature(web_old, "web/app")
+    old_signature = images.cosign_signature(web_old, "web/app")
     registry.push_image(repo, old_signature)
     h.add(repo, old_signature, tagged=False, live=True, role="signature of the old web/app:latest")
     web_new = images.build_image([base, _layer("web-2", 1900)], labels={"name": "web", "v": "2"})

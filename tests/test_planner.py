@@ -1,4 +1,4 @@
-"""`regstat.planner.plan_gc`: the safety rules of DESIGN.md and issue 5, one hand-built snapshot
+"""`regstat.planner.plan_gc`: the safety rules of docs/design.md and issue 5, one hand-built snapshot
 each with the exact actions expected, the hazardous shapes the registry's own GC gets wrong,
 and properties over random registry graphs (tests/planner_graphs.py) checked by applying the
 plan to the tables, step by step, and against a plain-Python model of the rules.
@@ -105,7 +105,7 @@ def blobs(reg: Registry, **sizes: int) -> Registry:
 UNTAGGED = {"untagged": True}
 
 
-# --- DESIGN.md "Safety rules of the planner" ----------------------------------------------------
+# --- docs/design.md "Safety rules of the planner" -----------------------------------------------
 
 
 def test_rule1_a_blob_goes_only_with_its_last_reference(tmp_path: Path) -> None:

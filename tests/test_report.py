@@ -1,9 +1,9 @@
-"""`regstat report`: exact figures on hand-built snapshots, one per rule of DESIGN.md, and on
-sample_data; unknowns never shown as zero; the HTML's charts, self-containment and escaping.
+"""`regstat report`: exact figures on hand-built snapshots, one per rule of docs/design.md, and on
+scenario_tree; unknowns never shown as zero; the HTML's charts, self-containment and escaping.
 
 Expected numbers are worked out by hand here (sizes from test_analysis.build: manifest m<i>
 is 100 + i bytes, blob b<i> is 1000 * (i + 1); every manifest and blob is stored except b4),
-or for sample_data by test_analysis.Model, never by running the report's SQL.
+or for scenario_tree by test_analysis.Model, never by running the report's SQL.
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def test_incomplete_snapshot_is_flagged_everywhere(tmp_path: Path) -> None:
     assert re.search(r'<div class="banner" role="alert">\s*<p>INCOMPLETE', page)
 
 
-# --- sample_data -----------------------------------------------------------------------------------
+# --- scenario_tree -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -376,7 +376,7 @@ def test_html_charts_on_sample(sample: Path, tmp_path: Path) -> None:
     for repo in sorted(data["repositories"], key=lambda r: (-(r["exclusive_bytes"] + r["shared_bytes"]), r["repository"])):
         expected += [("exclusive", repo["exclusive_bytes"]), ("shared", repo["shared_bytes"])]
     assert bars == expected
-    # layer_sharing on sample_data: 9 blobs with one reference, 4 with two, the base layer with 4.
+    # layer_sharing on scenario_tree: 9 blobs with one reference, 4 with two, the base layer with 4.
     histogram = [(r["data-manifests"], int(r["data-blobs"])) for r in sharing["rects"] if "data-blobs" in r]
     assert histogram == [("1", 9), ("2", 4), ("3–4", 1)]
     assert [(r["class"], int(r["data-bytes"])) for r in orphaned["rects"] if "data-bytes" in r] == [

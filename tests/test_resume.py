@@ -29,7 +29,7 @@ from regstat.journal import JobCodec
 from regstat.snapshot import STORED_TABLES, Snapshot
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = REPO_ROOT / "sample_data"
+SAMPLE = REPO_ROOT / "tests" / "scenario_tree"
 KILLED = -9
 
 # Runs the CLI; SIGKILLs itself after `count` job results (`record`), after the `count`-th
@@ -99,7 +99,7 @@ def leftovers(out: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """sample_data with its repositories copied 20 times: a few hundred jobs."""
+    """scenario_tree with its repositories copied 20 times: a few hundred jobs."""
     root = tmp_path_factory.mktemp("tree") / "root"
     shutil.copytree(SAMPLE / "docker", root / "docker")
     repositories = root / "docker/registry/v2/repositories"

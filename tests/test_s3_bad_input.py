@@ -17,14 +17,14 @@ from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
 
 pytestmark = pytest.mark.s3
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 PREFIX = "reg"
 _buckets = itertools.count()
 
 
 @pytest.fixture
 def bucket(moto_server: MotoServer) -> tuple[object, str]:
-    """A fresh bucket holding sample_data's tree under PREFIX/."""
+    """A fresh bucket holding the scenario tree under PREFIX/."""
     name = f"damage-{next(_buckets)}"
     return moto_server.upload_tree(name, SAMPLE, PREFIX), name
 

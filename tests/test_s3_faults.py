@@ -27,10 +27,10 @@ from s3_fault_proxy import FAULTS, S3FaultProxy
 
 pytestmark = pytest.mark.s3
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 PREFIX = "reg"
 PAGE_SIZE = 2  # small pages: every listing is several requests, each of which may fail
-MIRRORS = ("mirror1", "mirror2")  # sample_data's repositories again under these: more requests
+MIRRORS = ("mirror1", "mirror2")  # scenario_tree's repositories again under these: more requests
 _buckets = itertools.count()
 
 
@@ -40,7 +40,7 @@ def key(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def bucket(moto_server: MotoServer) -> str:
-    """sample_data's tree under PREFIX/ in a fresh bucket, its repositories also under each of
+    """the scenario tree under PREFIX/ in a fresh bucket, its repositories also under each of
     MIRRORS (read-only for the tests here)."""
     s3 = moto_server.client("s3")
     name = f"faults-{next(_buckets)}"

@@ -20,7 +20,7 @@ from regstat.sources import storage_jobs
 from regstat.sources.storage_jobs import blob_ranges
 from s3_fault_proxy import S3FaultProxy
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 PREFIX = "reg"
 ROOT = f"{PREFIX}/docker/registry/v2/"
 _buckets = itertools.count()

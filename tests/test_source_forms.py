@@ -15,7 +15,7 @@ from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SOURCE
 from regstat.sources.distribution_api import parse_location
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 FORMS = ("PATH, file://PATH", "s3://BUCKET[/PREFIX]", "https://HOST[:PORT]", "ecr://REGION", "oci:PATH")
 
 

@@ -22,7 +22,7 @@ from regstat.errors import EXIT_FAILURE, EXIT_OK, EXIT_SNAPSHOT, EXIT_USAGE
 from regstat.render import rows_json
 from regstat.snapshot import TABLES, Snapshot
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -38,7 +38,7 @@ def invoke(*args: str, input: str | None = None):
 
 @pytest.fixture(scope="module")
 def crawled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
-    """A crawl of sample_data, and the names of the sql/ files the crawl loaded (and ran)."""
+    """A crawl of scenario_tree, and the names of the sql/ files the crawl loaded (and ran)."""
     loaded: set[str] = set()
     original = queries.load
 

@@ -31,7 +31,7 @@ from regstat.model import digest_of
 from regstat.sources.storage import FilesystemStorage
 from s3_fault_proxy import S3FaultProxy, S3Request
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 PREFIX = "reg"
 LAYOUT = "docker/registry/v2"
 WEB = "repositories/apps/web/_manifests"
@@ -301,7 +301,7 @@ def test_s3_tree_changed_mid_crawl(case: Case, moto_server: MotoServer, disk_bef
     meta, after = crawl_s3_changing(
         moto_server, tmp_path, lambda r: r.method == "GET" and r.key == target, case.change, args=case.args
     )
-    # sample_data on S3 crawls to the same tags and manifests as on disk: disk_before serves.
+    # scenario_tree on S3 crawls to the same tags and manifests as on disk: disk_before serves.
     assert_consistent_or_recorded(tmp_path / "snap", meta, disk_before, after)
 
 

@@ -247,11 +247,7 @@ class PlanModel:
             by_repo[t["repository"]].append(t)
         for repo, tags in by_repo.items():
             rule = policy.rule_for(repo)
-            counted = [t for t in tags if not self.is_referrer((repo, t["digest"]))]
-            # newest first; a missing time counts as newest; ties by name
-            ranked = sorted(counted, key=lambda t: (t["updated_at"] is not None,
-                                                    -(t["updated_at"] or TAKEN).timestamp(), t["tag"]))
-            rank = {t["tag"]: i for i, t in enumerate(ranked)}
+            selected = []
             for t in tags:
                 pair = (repo, t["digest"])
                 m = self.present.get(pair)
@@ -264,13 +260,24 @@ class PlanModel:
                     seeds.add(pair)
                 elif self.is_referrer(pair):
                     follows[(repo, t["tag"])] = pair
-                elif self.selected(rule, t, rank[t["tag"]]):
-                    deleted_tags.add((repo, t["tag"]))
+                elif self.selected(rule, t):
+                    selected.append(t)
                 else:
                     seeds.add(pair)
+            # keep: of the selected, unprotected tags, the most recently updated stay (a missing
+            # time counts as newest; equal times by name)
+            ranked = sorted(selected, key=lambda t: (t["updated_at"] is not None,
+                                                     -(t["updated_at"] or TAKEN).timestamp(), t["tag"]))
+            spared = rule.keep if rule is not None and rule.keep is not None else 0
+            for i, t in enumerate(ranked):
+                if i < spared:
+                    seeds.add((repo, t["digest"]))
+                else:
+                    deleted_tags.add((repo, t["tag"]))
 
         # Protected manifests seed reachability with the kept tags.
         now = self.closure({(t["repository"], t["digest"]) for t in self.tables["tags"]})
+        protected: set[Pair] = set()
         for pair, m in self.present.items():
             rule = policy.rule_for(pair[0])
             if (rule is None or pair[0] in blocked or m["status"] != "ok"
@@ -278,7 +285,8 @@ class PlanModel:
                     or (rule.pulled_within is not None and m["last_pulled_at"] is not None
                         and m["last_pulled_at"] >= self.taken - rule.pulled_within)
                     or (not rule.untagged and pair not in now)):
-                seeds.add(pair)
+                protected.add(pair)
+        seeds |= protected | self.spared_orphans(policy, now, protected)
         while True:  # a kept referrer keeps its subject
             kept = self.closure(seeds)
             subjects = {(p[0], self.subject(p)) for p in kept if self.is_referrer(p)} - kept
@@ -320,11 +328,29 @@ class PlanModel:
             out[repo] = (out[repo][0], out[repo][1] + n)
         return {r: v for r, v in out.items() if v != (0, 0)}
 
-    def selected(self, rule: Any, t: dict, rank: int) -> bool:
+    def selected(self, rule: Any, t: dict) -> bool:
+        """Whether the rule's filters select tag `t` (before `keep` ranks the selected)."""
         if not rule.selects_tags:
             return False
         if rule.older_than is not None and (t["updated_at"] is None or t["updated_at"] > self.taken - rule.older_than):
             return False
-        if rule.keep is not None and rank < rule.keep:
-            return False
         return rule.delete_tags is None or re.search(rule.delete_tags, t["tag"]) is not None
+
+    def spared_orphans(self, policy: Policy, now: set[Pair], protected: set[Pair]) -> set[Pair]:
+        """keep_untagged: per repository, the most recently pushed unprotected orphans that no
+        manifest of the repository reaches (a missing push time counts as newest; equal times
+        by digest)."""
+        reached = {(p[0], c) for p in self.present for c in self.children[p]}
+        reached |= {p for p in self.present if self.is_referrer(p)}
+        by_repo: dict[str, list[dict]] = defaultdict(list)
+        for pair, m in self.present.items():
+            if pair not in now and pair not in protected and pair not in reached:
+                by_repo[pair[0]].append(m)
+        spared = set()
+        for repo, orphans in by_repo.items():
+            rule = policy.rule_for(repo)
+            if rule is None or not rule.untagged or not rule.keep_untagged:
+                continue
+            orphans.sort(key=lambda m: (m["pushed_at"] is not None, -(m["pushed_at"] or TAKEN).timestamp(), m["digest"]))
+            spared |= {(repo, m["digest"]) for m in orphans[:rule.keep_untagged]}
+        return spared

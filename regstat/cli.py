@@ -284,7 +284,8 @@ def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, me
     Every snapshot table is a view by its name: repositories, tags, manifests, descriptors,
     blobs, repository_blobs, uploads; `errors` holds the crawl's recorded errors and
     `snapshot_info` (one row) its id, source and times (taken_at: when it finished). The
-    table `reachable` holds the manifests tags reach (computed only when a query reads it),
+    table `reachable` holds the manifests tags (and an OCI layout's unnamed index.json
+    entries) reach (computed only when a query reads it),
     and the analysis views are manifest_edges, manifest_references, repository_references,
     blob_references, manifest_exclusive_bytes, orphaned_manifests, unreferenced_blobs, layer_sharing, dedup_summary,
     repository_usage, media_types, largest_layers and stale_uploads. SQL `-` reads the query from standard
@@ -434,9 +435,10 @@ def plan_gc_command(
     reaches it, together with its referrers (signatures, SBOMs) and the blobs only it held;
     --keep-untagged N spares the N most recently pushed orphans of each repository (counting
     those no other orphan reaches; what a spared one reaches stays with it). Nothing a kept
-    manifest reaches (index children, referrers) is ever deleted. Blobs no manifest
-    references and stale uploads are always planned where the source shows them (storage and
-    OCI layouts) and the snapshot is complete. Exit code 3: the snapshot is incomplete, and
+    manifest reaches (index children, referrers) is ever deleted; in an OCI layout, nor is
+    any manifest index.json lists, named or not. Blobs no manifest references (in a layout,
+    manifest blobs index.json does not reach too) and stale uploads are always planned where
+    the source shows them (storage and OCI layouts) and the snapshot is complete. Exit code 3: the snapshot is incomplete, and
     the plan restricted itself (see its notes).
 
     \b

@@ -75,7 +75,7 @@ class Registry:
         self, repo: str, digest: str, size: int = 100, *, config: str | None = None, layers: tuple[str, ...] = (),
         children: tuple[str, ...] = (), subject: str | None = None, pushed_at: datetime | None = OLD,
         locked: bool | None = None, last_pulled_at: datetime | None = None, status: str = "ok",
-        blob_at: datetime | None = OLD,
+        blob_at: datetime | None = OLD, root: bool = False,
     ) -> Registry:
         if not any(r["repository"] == repo for r in self.tables["repositories"]):
             self.repository(repo)
@@ -84,7 +84,7 @@ class Registry:
         self.tables["manifests"].append({
             "repository": repo, "digest": digest, "media_type": "application/vnd.oci.image.manifest.v1+json",
             "size": self.sizes[digest], "subject_digest": subject, "status": status, "pushed_at": pushed_at,
-            "last_pulled_at": last_pulled_at, "locked": locked,
+            "last_pulled_at": last_pulled_at, "locked": locked, "root": root,
         })
         roles = [("manifest", c) for c in children] + [("config", config)] * (config is not None)
         roles += [("layer", x) for x in layers] + [("subject", subject)] * (subject is not None)
@@ -120,8 +120,9 @@ def random_registries(draw: st.DrawFn) -> dict[str, list[dict]]:
     """A registry whose manifests form a DAG, as content addressing demands (m<i> can name
     only m<j>, j > i): nested indexes, referrers of referrers, shared layers, the same manifest
     in several repositories, tags that moved (several tags, on any manifest), dangling tags,
-    times missing or young, locks, pulls, unstored blobs, uploads; rarely a repository with
-    crawl errors or a manifest that could not be read."""
+    roots (an OCI layout's unnamed index.json entries), times missing or young, locks, pulls,
+    unstored blobs, uploads; rarely a repository with crawl errors or a manifest that could
+    not be read."""
     reg = Registry()
     for i, b in enumerate(BLOBS):
         reg.blob(b, 1000 * (i + 1), stored=draw(st.booleans() | st.just(True)), modified_at=draw(st.sampled_from(TIMES)))
@@ -146,7 +147,8 @@ def random_registries(draw: st.DrawFn) -> dict[str, list[dict]]:
                          subject=c["subject"], pushed_at=draw(st.sampled_from(TIMES)),
                          locked=draw(st.sampled_from([None, None, False, True])),
                          last_pulled_at=draw(st.sampled_from(TIMES)),
-                         status=draw(st.integers(0, 199).map(lambda i: "unknown_media_type" if i == 77 else "ok")))
+                         status=draw(st.integers(0, 199).map(lambda i: "unknown_media_type" if i == 77 else "ok")),
+                         root=draw(st.integers(0, 5).map(lambda i: i == 3)))
         held = sorted({m["digest"] for m in reg.tables["manifests"] if m["repository"] == repo})
         for tag in draw(st.lists(st.sampled_from(TAG_NAMES), max_size=5, unique=True)):
             # mostly on a manifest the repository holds; sometimes dangling
@@ -217,6 +219,9 @@ class PlanModel:
                     todo.append(p)
         return reached
 
+    def roots(self) -> set[Pair]:
+        return {pair for pair, m in self.present.items() if m["root"]}
+
     def blocked(self) -> set[str]:
         out = {r["repository"] for r in self.tables["repositories"] if not r["complete"] or r["error_count"]}
         out |= {repo for (repo, _), m in self.present.items() if m["status"] != "ok"}
@@ -275,12 +280,12 @@ class PlanModel:
                 else:
                     deleted_tags.add((repo, t["tag"]))
 
-        # Protected manifests seed reachability with the kept tags.
-        now = self.closure({(t["repository"], t["digest"]) for t in self.tables["tags"]})
+        # Protected manifests seed reachability with the kept tags; roots are kept whatever the rules.
+        now = self.closure({(t["repository"], t["digest"]) for t in self.tables["tags"]} | self.roots())
         protected: set[Pair] = set()
         for pair, m in self.present.items():
             rule = policy.rule_for(pair[0])
-            if (rule is None or pair[0] in blocked or m["status"] != "ok"
+            if (rule is None or pair[0] in blocked or m["status"] != "ok" or m["root"]
                     or (m["locked"] and not policy.include_locked) or young(m["pushed_at"])
                     or (rule.pulled_within is not None and m["last_pulled_at"] is not None
                         and m["last_pulled_at"] >= self.taken - rule.pulled_within)

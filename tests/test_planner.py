@@ -818,7 +818,7 @@ def check_plan(tables: dict[str, list[dict]], meta: dict[str, Any], policy: Poli
     # any depth) with their blobs, are still there.
     model = applied.model
     kept_tag_targets = {(r, dig) for (r, _), dig in applied.tags.items() if (r, dig) in model.present}
-    for pair in model.closure(kept_tag_targets):
+    for pair in model.closure(kept_tag_targets | model.roots()):  # and every root, with what it reaches
         assert pair in applied.manifests, pair
         assert model.refs[pair] & applied.first[1] <= applied.stored, pair
     # Whatever stays keeps its referrers; no kept referrer points at a deleted subject.

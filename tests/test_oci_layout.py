@@ -208,6 +208,43 @@ def test_unreferenced_blobs_of_a_layout(
     assert BlobRow(stray, 26, True) in {(b["digest"], b["size"], b["stored"]) for b in rows(out, "blobs")}
 
 
+@pytest.mark.registry
+def test_plan_gc_on_a_skopeo_layout_agrees_with_umoci_gc(
+    populated_fs: Populated, skopeo_layout: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """skopeo's layout with the multi-arch index's entry unnamed and web's and the signature's
+    entries removed: `plan-gc --untagged --grace 0s` keeps the index and its children, and
+    deletes as blobs exactly what `umoci gc` removes (the manifests index.json no longer
+    reaches and what only they used). umoci 0.4.7 refuses to collect while the signature,
+    whose subject the layout lacks, is listed."""
+    layout = tmp_path / "mirror"
+    shutil.copytree(skopeo_layout[0], layout)
+    document = read_index_json(layout)
+    document["manifests"] = [e for e in document["manifests"]
+                             if not e["annotations"][REF_NAME].startswith(("web-", "api-sig"))]
+    for entry in document["manifests"]:
+        if entry["annotations"][REF_NAME] == "cli-v1":
+            del entry["annotations"]
+    write_index_json(layout, document)
+    snap = tmp_path / "snap"
+    code, meta, stderr = run_crawl(f"oci:{layout}", snap)
+    assert code == EXIT_OK, stderr
+    names = populated_fs.expected.names
+    result = CliRunner().invoke(main, ["plan-gc", str(snap), "--untagged", "--grace", "0s", "-f", "json"])
+    assert result.exit_code == EXIT_OK, result.stderr
+    plan = json.loads(result.stdout)
+    assert [a for a in plan["actions"] if a["action"] != "delete_blob"] == []
+    swept = {a["digest"] for a in plan["actions"]}
+    assert {names["web_new"], names["signature"]} <= swept
+    assert not {names["cli_index"], names["base_layer"]} & swept
+    assert swept == unreferenced(snap)
+    before = _stored_blobs(layout)
+    done = subprocess.run(["umoci", "gc", "--layout", str(layout)], capture_output=True, text=True,
+                          env=isolated_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert before - _stored_blobs(layout) == swept
+
+
 # --- layouts written by hand --------------------------------------------------------------------
 
 

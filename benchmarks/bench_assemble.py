@@ -41,6 +41,7 @@ STAGING = {
     "stored_blobs": "SELECT digest, size, modified_at FROM blobs WHERE stored",
     "revisions": "SELECT repository, digest, pushed_at, last_pulled_at, locked FROM manifests",
     "tag_links": "SELECT repository, tag, digest, updated_at FROM tags",
+    "roots": "SELECT repository, digest FROM manifests WHERE root",
     "layer_links": "SELECT repository, digest, linked_at FROM repository_blobs",
     "uploads": "SELECT repository, uuid, started_at, size, modified_at FROM uploads",
     "manifest_info": "SELECT DISTINCT digest, media_type, artifact_type, config_media_type, size, "

@@ -638,6 +638,7 @@ class Generator:
             mc["pushed_at"].append(pushed)
             mc["last_pulled_at"].append(None)
             mc["locked"].append(None)
+            mc["root"].append(False)  # a storage layout has no roots
             # role order as the crawler sorts: config, layer, manifest, subject
             n = m.descriptor_count()
             c_repo.extend(repeat(name, n))

@@ -47,6 +47,8 @@ STAGING_SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
     "tag_links": SCHEMAS["tags"],
+    # Manifests the source keeps whatever their tags (an OCI layout's unnamed index.json entries).
+    "roots": pa.schema([("repository", pa.string()), ("digest", pa.string())]),
     "layer_links": SCHEMAS["repository_blobs"],
     "uploads": SCHEMAS["uploads"],
     "manifest_info": pa.schema(
@@ -90,6 +92,7 @@ _STAGED_DIGESTS: dict[str, tuple[str, ...]] = {
     "stored_blobs": ("digest",),
     "revisions": ("digest",),
     "tag_links": ("digest",),
+    "roots": ("digest",),
     "layer_links": ("digest",),
     "manifest_info": ("digest", "subject_digest"),
     "manifest_descriptors": ("manifest_digest", "digest"),

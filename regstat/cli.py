@@ -297,7 +297,8 @@ def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, me
     Every snapshot table is a view by its name: repositories, tags, manifests, descriptors,
     blobs, repository_blobs, uploads; `errors` holds the crawl's recorded errors and
     `snapshot_info` (one row) its id, source and times (taken_at: when it finished). The
-    table `reachable` holds the manifests tags reach (computed only when a query reads it),
+    table `reachable` holds the manifests tags (and an OCI layout's unnamed index.json
+    entries) reach (computed only when a query reads it),
     and the analysis views are manifest_edges, manifest_references, repository_references,
     blob_references, manifest_exclusive_bytes, orphaned_manifests, unreferenced_blobs, layer_sharing, dedup_summary,
     repository_usage, media_types, largest_layers and stale_uploads. SQL `-` reads the query from standard
@@ -419,8 +420,11 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, memory
 @click.option("--policy", "policy_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="Retention policy (TOML): rules per repository pattern, in priority order, and a [default].")
 @click.option("--untagged", is_flag=True, help="Delete orphaned manifests (no tag reaches them), with their referrers.")
+@click.option("--keep-untagged", type=click.IntRange(0), metavar="N",
+              help="With --untagged: the N most recently pushed orphans of each repository stay, with what they reach.")
 @click.option("--older-than", metavar="DURATION", help="Select tags last updated longer ago than this (e.g. 30d).")
-@click.option("--keep", type=click.IntRange(0), metavar="N", help="Select all but the N most recently updated tags of each repository.")
+@click.option("--keep", type=click.IntRange(0), metavar="N",
+              help="Of the tags the other rules select in a repository, the N most recently updated stay.")
 @click.option("--delete-tags", metavar="REGEX", help="Select tags matching this regular expression.")
 @click.option("--keep-tags", metavar="REGEX", multiple=True, help="Never delete tags matching this (repeatable; wins over every rule).")
 @click.option("--pulled-within", metavar="DURATION", help="Never delete what was pulled this recently (sources with pull times).")
@@ -435,35 +439,47 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, memory
 @click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
 @_interruptible
 def plan_gc_command(
-    snapshot: str, policy_file: str | None, untagged: bool, older_than: str | None, keep: int | None,
+    snapshot: str, policy_file: str | None, untagged: bool, keep_untagged: int | None, older_than: str | None,
+    keep: int | None,
     delete_tags: str | None, keep_tags: tuple[str, ...], pulled_within: str | None, repositories: tuple[str, ...],
     grace: str | None, include_locked: bool, fmt: str | None, output: str | None, memory_limit: str | None,
 ) -> None:
     """Plan what to delete from the registry SNAPSHOT came from; delete nothing.
 
-    Tag rules (--older-than, --keep, --delete-tags) select a tag only when every one given
-    selects it; protections (--keep-tags, --pulled-within, locks, --grace) win over them. A
-    manifest goes when the policy deletes all its tags or, with --untagged, when no tag
+    --older-than and --delete-tags select a tag only when both (if given) select it; with
+    neither, --keep selects every tag. Protections (--keep-tags, --pulled-within, locks,
+    --grace) win: a protected tag is never selected. --keep N then counts as acr purge and ECR
+    lifecycle rules do: of the selected tags of each repository, the N most recently updated
+    stay (equal times: the name first in code-point order stays; no time: counts as newest).
+    With tags v1-a (15 min old), v1-b (1 day), v1-c (2 days) and v2 (3 days),
+    `--delete-tags '^v1-' --older-than 30m --keep 1` deletes v1-c alone.
+
+    A manifest goes when the policy deletes all its tags or, with --untagged, when no tag
     reaches it, together with its referrers (signatures, SBOMs) and the blobs only it held;
-    nothing a kept manifest reaches (index children, referrers) is ever deleted. Blobs no
-    manifest references and stale uploads are always planned where the source shows them
-    (storage and OCI layouts) and the snapshot is complete. Exit code 3: the snapshot is
-    incomplete, and the plan restricted itself (see its notes).
+    --keep-untagged N spares the N most recently pushed orphans of each repository (counting
+    those no other orphan reaches; what a spared one reaches stays with it). Nothing a kept
+    manifest reaches (index children, referrers) is ever deleted; in an OCI layout, nor is
+    any manifest index.json lists, named or not. Blobs no manifest references (in a layout,
+    manifest blobs index.json does not reach too) and stale uploads are always planned where
+    the source shows them (storage and OCI layouts) and the snapshot is complete. Exit code 3: the snapshot is incomplete, and
+    the plan restricted itself (see its notes).
 
     \b
     Examples:
       regstat plan-gc snap --untagged
       regstat plan-gc snap --untagged --grace 0s -o plan.json
       regstat plan-gc snap --older-than 30d --keep 5 --keep-tags '^v[0-9]' --repository 'ci/*'
+      regstat plan-gc snap --delete-tags '^v1-' --older-than 30m --keep 1
+      regstat plan-gc snap --untagged --keep-untagged 3
       regstat plan-gc snap --policy retention.toml -f parquet -o actions.parquet
     """
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet writes a file: add --output FILE")
     try:
         policy = resolve_policy(
-            policy_file, untagged=untagged, older_than=older_than, keep=keep, delete_tags=delete_tags,
-            keep_tags=keep_tags, pulled_within=pulled_within, grace=grace, include_locked=include_locked,
-            repositories=repositories,
+            policy_file, untagged=untagged, keep_untagged=keep_untagged, older_than=older_than, keep=keep,
+            delete_tags=delete_tags, keep_tags=keep_tags, pulled_within=pulled_within, grace=grace,
+            include_locked=include_locked, repositories=repositories,
         )
         opened = Snapshot.open(snapshot)
         if output:

@@ -145,13 +145,14 @@ def bind(
 ) -> None:
     """Create `digests` and each snapshot table (SCHEMAS' names and columns) in `con` from the
     stored tables' Parquet globs: digest columns as text, or as ids with `keyed`. The columns
-    in `missing` (an older snapshot's, Snapshot.missing_columns) read as NULL."""
+    in `missing` (an older snapshot's, Snapshot.missing_columns: name -> SQL value) read as
+    their value."""
     stored = {}
     for name, glob in globs.items():
         relation = f"read_parquet('{quote(glob)}')"
         if (missing or {}).get(name):
-            nulls = ", ".join(f"CAST(NULL AS {type_}) AS {column}" for column, type_ in missing[name].items())
-            relation = f"(SELECT *, {nulls} FROM {relation})"
+            values = ", ".join(f"{value} AS {column}" for column, value in missing[name].items())
+            relation = f"(SELECT *, {values} FROM {relation})"
         stored[name] = relation
     con.execute(f"CREATE {kind} {TABLE} AS SELECT * FROM {stored.pop(TABLE)}")
     for name, relation in stored.items():

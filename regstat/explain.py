@@ -1,7 +1,8 @@
 """`regstat explain`: why a manifest or blob is kept or deleted.
 
-For a manifest, per repository holding it: whether a tag reaches it now, and the chain that
-does (tag -> index -> child, subject <- referrer); with a plan, whether the plan deletes it
+For a manifest, per repository holding it: whether a tag (or, in an OCI layout, an unnamed
+index.json entry) reaches it now, and the chain that does (tag -> index -> child, subject <-
+referrer); with a plan, whether the plan deletes it
 (which rule, which reason) or keeps it, and the chain under the plan's policy (a kept tag or
 the protection that holds it). For a blob: the (repository, manifest) pairs that reference
 it, which of them are kept, and with a plan whether its last reference goes.
@@ -122,6 +123,9 @@ def _chain(con: duckdb.DuckDBPyConnection, repository: str, digest: str, *, plan
         depth, via = row[0]
         if via == "tag":
             steps.insert(0, f"tag {', '.join(_kept_tags(con, repository, current, plan_mode))} -> {current}")
+            return steps
+        if via == "root":
+            steps.insert(0, f"index.json lists it (an entry without a name): {current}")
             return steps
         if via == "protected":
             reason = con.execute("SELECT reason FROM plan_protected WHERE repository = ? AND digest = ?",

@@ -4,12 +4,14 @@ How a plan is made (docs/design.md "Safety rules of the planner"):
 
 1. Repositories the plan may not touch are found first: crawl errors, a manifest that could
    not be read (rule 6); outside the policy's `repositories` they are left alone too.
-2. Tags: the rule governing each repository selects tags (every selector it gives must
-   agree); protections (keep_tags, the grace period, locks, recent pulls) win (plan_tags).
+2. Tags: the rule governing each repository selects tags (older_than and delete_tags must
+   both agree); protections (keep_tags, the grace period, locks, recent pulls) win; `keep`
+   then spares the most recently updated of the selected tags (plan_tags).
 3. Manifests: reachability is computed again from what the plan keeps — the tags it keeps,
-   and every protected manifest (sql/plan_protected.sql) — over index children and
-   referrers; every manifest it leaves out is deleted (sql/plan_manifests.sql). So nothing
-   a kept manifest reaches is ever deleted, and an orphan's referrers go with it.
+   every protected manifest (sql/plan_protected.sql) and the orphans keep_untagged spares
+   (sql/plan_kept_orphans.sql) — over index children and referrers; every manifest it
+   leaves out is deleted (sql/plan_manifests.sql). So nothing a kept manifest reaches is
+   ever deleted, and an orphan's referrers go with it.
 4. Blobs: a blob is released only when no kept (repository, manifest) pair references it
    (sql/plan_blobs.sql); `delete_blob` actions exist only where the source sweeps blobs
    separately and the snapshot is complete, unfiltered and fully readable (rule 5, 6).
@@ -283,6 +285,7 @@ def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> 
     tags = _decide_tags(con, policy, blocked.reasons, taken_at)
     con.register("plan_tags", tags)
     con.execute(f"CREATE TABLE plan_protected AS {_select('plan_protected')}")
+    con.execute(f"INSERT INTO plan_protected {_select('plan_kept_orphans')}")
     _keep_reachable(con)
     return tags, blocked
 
@@ -343,11 +346,12 @@ def _repositories(policy: Policy, repositories: list[str], blocked: dict[str, st
             "repository": repository,
             "rule": rule.name if rule else None,
             "untagged": bool(rule and rule.untagged),
+            "keep_untagged": rule.keep_untagged if rule else None,
             "pulled_cutoff": taken_at - rule.pulled_within if rule and rule.pulled_within is not None else None,
             "blocked": blocked.get(repository),
         })
     schema = pa.schema([("repository", pa.string()), ("rule", pa.string()), ("untagged", pa.bool_()),
-                        ("pulled_cutoff", _TIME), ("blocked", pa.string())])
+                        ("keep_untagged", pa.int64()), ("pulled_cutoff", _TIME), ("blocked", pa.string())])
     return pa.Table.from_pylist(rows, schema=schema)
 
 
@@ -407,34 +411,50 @@ def _decide_one_by_one(tags: pa.Table, policy: Policy, blocked: dict[str, str], 
     out = []
     for repository, rows in by_repository.items():
         rule = policy.rule_for(repository)
-        newest = _newest_first([t for t in rows if not t[7]])
-        for (_, tag, digest, updated_at, size, locked, pulled_at, is_referrer) in rows:
-            reason = _tag_verdict(rule, blocked.get(repository), tag, updated_at, newest.get(tag),
-                                  bool(is_referrer), locked, pulled_at, taken_at, grace_cutoff,
-                                  policy.include_locked)
+        verdicts = {
+            tag: _tag_verdict(rule, blocked.get(repository), tag, updated_at, bool(is_referrer), locked, pulled_at,
+                              taken_at, grace_cutoff, policy.include_locked)
+            for (_, tag, _, updated_at, _, locked, pulled_at, is_referrer) in rows
+        }
+        if rule is not None and rule.keep is not None:
+            _keep_newest(rule.keep, [t for t in rows if verdicts[t[1]].startswith("selected: ")], verdicts)
+        for (_, tag, digest, _, size, _, _, _) in rows:
+            reason = verdicts[tag]
+            selected = reason.startswith("selected: ")
             out.append({
                 "repository": repository, "tag": tag, "digest": digest, "size": size,
-                "deleted": reason.startswith("selected: "), "follows": reason == FOLLOWS,
-                "reason": reason.removeprefix("selected: "),
+                "deleted": selected, "follows": reason == FOLLOWS,
+                "reason": f"{reason.removeprefix('selected: ')} ({rule.name})" if selected and rule else reason,
                 "rule": rule.name if rule else None,
             })
     return pa.Table.from_pylist(out, schema=_tags_schema(tags.schema.field("digest").type))
 
 
-def _newest_first(tags: list[tuple]) -> dict[str, int]:
-    """Each tag's rank among its repository's tags, newest first; a tag without a time counts
-    as newest (it is never what `keep` gives up first)."""
+def _keep_newest(keep: int, candidates: list[tuple], verdicts: dict[str, str]) -> None:
+    """`keep` as acr purge, ECR's imageCountMoreThan, Harbor and zot count it: of the tags the
+    rule's other selectors select and no protection keeps (`candidates`), the `keep` most
+    recently updated stay; the verdicts of the others say they went past it."""
+    for rank, tag in enumerate(_newest_first(candidates)):
+        if rank < keep:
+            verdicts[tag] = f"among the {keep} most recently updated of the selected tags"
+        else:
+            verdicts[tag] += f"{', ' if verdicts[tag] != 'selected: ' else ''}beyond the {keep} most recently updated"
+
+
+def _newest_first(tags: list[tuple]) -> list[str]:
+    """The tags' names, most recently updated first; a tag without a time counts as newest (it
+    is never what `keep` gives up first), and equal times go by name (code points, ascending)."""
     far_future = datetime.max.replace(tzinfo=timezone.utc)
-    ordered = sorted(tags, key=lambda t: (-(t[3] or far_future).timestamp(), t[1]))
-    return {t[1]: rank for rank, t in enumerate(ordered)}
+    return [t[1] for t in sorted(tags, key=lambda t: (-(t[3] or far_future).timestamp(), t[1]))]
 
 
 def _tag_verdict(
-    rule: Rule | None, blocked: str | None, tag: str, updated_at: datetime | None, rank: int | None,
-    is_referrer: bool, locked: bool | None, pulled_at: datetime | None, taken_at: datetime,
-    grace_cutoff: datetime | None, include_locked: bool,
+    rule: Rule | None, blocked: str | None, tag: str, updated_at: datetime | None, is_referrer: bool,
+    locked: bool | None, pulled_at: datetime | None, taken_at: datetime, grace_cutoff: datetime | None,
+    include_locked: bool,
 ) -> str:
-    """Why a tag is kept, FOLLOWS, or 'selected: <why it goes>'."""
+    """Why a tag is kept, FOLLOWS, or 'selected: <why the rule's filters select it>' (before
+    `keep`, which ranks the selected tags of the repository together: _keep_newest)."""
     if rule is None:
         return OUTSIDE
     if blocked:
@@ -449,15 +469,11 @@ def _tag_verdict(
         if updated_at is None or updated_at > taken_at - rule.older_than:
             return f"not older than {format_duration(rule.older_than)}" if updated_at else "its age is unknown"
         why.append(f"older than {format_duration(rule.older_than)}")
-    if rule.keep is not None:
-        if rank is not None and rank < rule.keep:
-            return f"among the {rule.keep} newest tags"
-        why.append(f"not among the {rule.keep} newest tags")
     if rule.delete_tags is not None:
         if not re.search(rule.delete_tags, tag):
             return f"does not match {rule.delete_tags!r}"
         why.append(f"matches {rule.delete_tags!r}")
-    return protection or "selected: " + ", ".join(why) + f" ({rule.name})"
+    return protection or "selected: " + ", ".join(why)
 
 
 def _tag_protection(

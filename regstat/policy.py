@@ -3,9 +3,12 @@
 A policy is a list of rules in priority order, each for some repository patterns, and an
 explicit default rule for the repositories no rule names; the first rule whose pattern
 matches a repository governs it (as ECR lifecycle rules are tried by priority). A rule selects
-tags by `older_than`, `keep` and `delete_tags`; a tag is selected only when every selector the
-rule gives selects it. Protections (`keep_tags`, `pulled_within`, locks, the grace period)
-win over every selector. `untagged` deletes orphaned manifests.
+tags by `older_than` and `delete_tags` (a tag must satisfy every one given; with neither, every
+tag is selected); protections (`keep_tags`, `pulled_within`, locks, the grace period) win over
+them. `keep = N` then spares, of the selected tags no protection keeps, the N most recently
+updated in each repository, as acr purge, ECR's imageCountMoreThan, Harbor and zot count.
+`untagged` deletes orphaned manifests; `keep_untagged = N` spares the N most recently pushed
+of each repository (with what they reach).
 
     grace = "24h"                  # nothing younger is deleted; "0s" turns it off
     include_locked = false
@@ -21,6 +24,8 @@ win over every selector. `untagged` deletes orphaned manifests.
     delete_tags = "^pr-"
     keep_tags = ["^release-"]
     pulled_within = "7d"
+    untagged = true
+    keep_untagged = 5
 
 Errors name the file and the line of the offending key (PolicyError, exit code 2); a rule that
 can never apply (earlier rules claim every pattern it names, or the top-level repositories
@@ -47,7 +52,8 @@ _LONGEST = timedelta(days=36500)  # ages are measured back from the snapshot: a 
 
 _DEFAULT = -1  # the index _Reader gives [default]; [[rules]] count from 0
 _TOP_KEYS = {"grace", "include_locked", "repositories", "default", "rules"}
-_RULE_KEYS = {"repositories", "description", "untagged", "older_than", "keep", "delete_tags", "keep_tags", "pulled_within"}
+_RULE_KEYS = {"repositories", "description", "untagged", "keep_untagged", "older_than", "keep", "delete_tags",
+              "keep_tags", "pulled_within"}
 
 
 class PolicyError(RegstatError):
@@ -84,6 +90,7 @@ class Rule:
     name: str
     repositories: tuple[str, ...] = ()  # globs; empty for the default rule
     untagged: bool = False
+    keep_untagged: int | None = None  # with untagged: orphans of each repository that stay
     older_than: timedelta | None = None
     keep: int | None = None
     delete_tags: str | None = None
@@ -105,6 +112,7 @@ class Rule:
         if self.description:
             out["description"] = self.description
         out["untagged"] = self.untagged
+        out["keep_untagged"] = self.keep_untagged
         out["older_than"] = format_duration(self.older_than) if self.older_than is not None else None
         out["keep"] = self.keep
         out["delete_tags"] = self.delete_tags
@@ -167,6 +175,7 @@ class Policy:
 def from_flags(
     *,
     untagged: bool = False,
+    keep_untagged: int | None = None,
     older_than: str | None = None,
     keep: int | None = None,
     delete_tags: str | None = None,
@@ -180,9 +189,13 @@ def from_flags(
     if delete_tags is not None and delete_tags in keep_tags:
         raise PolicyError(f"--keep-tags {delete_tags!r} protects exactly the tags --delete-tags {delete_tags!r} "
                           "selects: the plan could delete no tag; drop one of them")
+    if keep_untagged is not None and not untagged:
+        raise PolicyError("--keep-untagged needs --untagged: without it no orphaned manifest is deleted, so "
+                          "there is nothing to keep")
     rule = Rule(
         name="command line",
         untagged=untagged,
+        keep_untagged=_keep(keep_untagged, "--keep-untagged"),
         older_than=parse_duration(older_than, "--older-than") if older_than is not None else None,
         keep=_keep(keep, "--keep"),
         delete_tags=_regex(delete_tags, "--delete-tags") if delete_tags is not None else None,
@@ -201,6 +214,7 @@ def resolve(
     policy_file: str | None,
     *,
     untagged: bool = False,
+    keep_untagged: int | None = None,
     older_than: str | None = None,
     keep: int | None = None,
     delete_tags: str | None = None,
@@ -213,12 +227,12 @@ def resolve(
     """The policy `regstat plan-gc` runs: from its flags, or from a policy file with the
     protections and settings flags add on top (tag rules then belong in the file)."""
     if policy_file is None:
-        return from_flags(untagged=untagged, older_than=older_than, keep=keep, delete_tags=delete_tags,
-                          keep_tags=keep_tags, pulled_within=pulled_within, grace=grace,
+        return from_flags(untagged=untagged, keep_untagged=keep_untagged, older_than=older_than, keep=keep,
+                          delete_tags=delete_tags, keep_tags=keep_tags, pulled_within=pulled_within, grace=grace,
                           include_locked=include_locked, repositories=repositories)
     # `is not None`, not truthiness: --keep 0 is a rule too, and must not be silently dropped.
-    rule_flags = {"--untagged": untagged or None, "--older-than": older_than, "--keep": keep,
-                  "--delete-tags": delete_tags}
+    rule_flags = {"--untagged": untagged or None, "--keep-untagged": keep_untagged, "--older-than": older_than,
+                  "--keep": keep, "--delete-tags": delete_tags}
     given = [name for name, value in rule_flags.items() if value is not None]
     if given:
         keys = ", ".join(name.removeprefix("--").replace("-", "_") for name in given)
@@ -318,10 +332,12 @@ class _Reader:
         untagged = doc.get("untagged", False)
         if not isinstance(untagged, bool):
             self.fail(index, "untagged", f"untagged = {_toml(untagged)}: must be true or false (without quotes)")
-        keep = doc.get("keep")
-        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 0):
-            self.fail(index, "keep", f"keep = {_toml(keep)}: must be a whole number >= 0 (how many of the newest "
-                      "tags to keep), without quotes")
+        keep = self.count(doc, index, "keep", "how many of the most recently updated selected tags stay")
+        keep_untagged = self.count(doc, index, "keep_untagged", "how many of the most recently pushed orphaned "
+                                   "manifests stay")
+        if keep_untagged is not None and not untagged:
+            self.fail(index, "keep_untagged", "keep_untagged needs untagged = true in the same rule: without it no "
+                      "orphaned manifest is deleted, so there is nothing to keep")
         delete_tags = doc.get("delete_tags")
         if delete_tags is not None:
             if not isinstance(delete_tags, str):
@@ -344,6 +360,7 @@ class _Reader:
             name="default" if index == _DEFAULT else f"rule {index + 1} ({', '.join(repositories)})",
             repositories=repositories,
             untagged=untagged,
+            keep_untagged=keep_untagged,
             older_than=self.duration(doc["older_than"], index, "older_than") if "older_than" in doc else None,
             keep=keep,
             delete_tags=delete_tags,
@@ -387,6 +404,12 @@ class _Reader:
             self.fail(index, key, f"{key} = {_toml(value)}: must be a pattern or a list of non-empty patterns "
                       '(e.g. ["apps/*", "base/alpine"]; `*` matches `/` too)')
         return tuple(values)
+
+    def count(self, doc: dict[str, Any], index: int, key: str, meaning: str) -> int | None:
+        value = doc.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            self.fail(index, key, f"{key} = {_toml(value)}: must be a whole number >= 0 ({meaning}), without quotes")
+        return value
 
     def duration(self, value: Any, index: int | None, key: str) -> timedelta:
         if not isinstance(value, str):
@@ -524,6 +547,7 @@ def from_json(doc: dict[str, Any]) -> Policy:
             name=r["name"],
             repositories=tuple(r.get("repositories") or ()),
             untagged=bool(r.get("untagged")),
+            keep_untagged=r.get("keep_untagged"),
             older_than=parse_duration(r["older_than"]) if r.get("older_than") else None,
             keep=r.get("keep"),
             delete_tags=r.get("delete_tags"),

@@ -1,14 +1,15 @@
 """Reachability (docs/design.md "Definitions"), materialised as the table `reachable`.
 
-Within a repository, the tagged manifests reach their index children and their referrers
-(manifests whose subject they are), repeated until nothing changes. The SQL stays portable
+Within a repository, the tagged manifests and the roots (manifests.root: an OCI layout's
+unnamed index.json entries) reach their index children and their referrers (manifests whose
+subject they are), repeated until nothing changes. The SQL stays portable
 (no `WITH RECURSIVE`): `sql/reachable_seed.sql` gives depth 0, and `sql/reachable_step.sql`
 gives the manifests one step beyond the deepest rows that are not reached yet; this driver
 appends them and repeats until a step adds nothing.
 
     reachable (repository, digest, depth, via)
-        depth  steps from the nearest tag (0: tagged)
-        via    'tag', 'index' (child of a reachable index) or 'referrer' (subject reachable)
+        depth  steps from the nearest tag or root (0: tagged, or a root)
+        via    'tag', 'root', 'index' (child of a reachable index) or 'referrer' (subject reachable)
 
 A chain deeper than `max_depth` raises ReachabilityError: the result is never truncated.
 """

@@ -25,11 +25,23 @@ from .errors import OutputExistsError, OutputRefusedError, SnapshotError
 
 FORMAT = "regstat.snapshot/1"
 # 2: digests stored once, in `digests`; ids elsewhere (regstat.digest_ids). 3: descriptors.repeated.
-SCHEMA_VERSION = 3
+# 4: manifests.root.
+SCHEMA_VERSION = 4
 # The columns each later version added, by table, with their DuckDB types: in a snapshot of an
-# older version that regstat still reads (READABLE_VERSIONS) they read as NULL, "unknown".
-ADDED_COLUMNS: dict[int, dict[str, dict[str, str]]] = {3: {"descriptors": {"repeated": "BOOLEAN"}}}
-READABLE_VERSIONS = (2, 3)
+# older version that regstat still reads (READABLE_VERSIONS) they read as NULL, "unknown",
+# unless LEGACY_VALUES says what the source implies (Snapshot.missing_columns).
+ADDED_COLUMNS: dict[int, dict[str, dict[str, str]]] = {
+    3: {"descriptors": {"repeated": "BOOLEAN"}},
+    4: {"manifests": {"root": "BOOLEAN"}},
+}
+# What a missing column reads as, by source kind, where NULL would not do. `root` before
+# version 4: only OCI layouts have roots, and every manifest of a layout's snapshot was reached
+# from index.json; which entries were unnamed is unknown, so each counts as one (fail closed:
+# it is kept, tag rules or not). Other sources have no roots.
+LEGACY_VALUES: dict[tuple[str, str], dict[str, str]] = {
+    ("manifests", "root"): {"oci-layout": "TRUE", "*": "FALSE"},
+}
+READABLE_VERSIONS = (2, 3, 4)
 ROWS_PER_PART = 500_000
 PARTIAL_MARK = ".regstat-partial-"
 _FORCE_REPLACES_ONLY = "--force replaces only a regstat snapshot or an empty directory: choose another DIR"
@@ -56,6 +68,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("pushed_at", _TIME),
             ("last_pulled_at", _TIME),
             ("locked", pa.bool_()),
+            # The source keeps it whatever its tags say: an entry of an OCI layout's index.json
+            # without a ref.name lists it (a named entry is a tag). False elsewhere.
+            ("root", pa.bool_()),
         ]
     ),
     "descriptors": pa.schema(
@@ -522,12 +537,17 @@ class Snapshot:
 
     @property
     def missing_columns(self) -> dict[str, dict[str, str]]:
-        """The columns this snapshot's version lacks, by table (name: DuckDB type)."""
+        """The columns this snapshot's version lacks, by table: name -> the SQL value each
+        reads as (NULL of its type, or its LEGACY_VALUES for this snapshot's source)."""
+        kind = (self.metadata.get("source") or {}).get("kind")
         missing: dict[str, dict[str, str]] = {}
         for version, tables in ADDED_COLUMNS.items():
             if self.metadata.get("schema_version", SCHEMA_VERSION) < version:
                 for table, columns in tables.items():
-                    missing.setdefault(table, {}).update(columns)
+                    for column, type_ in columns.items():
+                        legacy = LEGACY_VALUES.get((table, column), {})
+                        value = legacy.get(kind, legacy.get("*", "NULL"))
+                        missing.setdefault(table, {})[column] = f"CAST({value} AS {type_})"
         return missing
 
     def tables(self) -> Iterator[tuple[str, str]]:

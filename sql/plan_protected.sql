@@ -2,11 +2,11 @@
 -- with the first reason that applies. These seed the plan's reachability (plan_seed), so what
 -- they reach (index children, referrers) is kept too.
 --   outside the policy's repositories; a repository the plan may not touch (crawl errors, a
---   manifest that could not be read); a manifest that could not be read; locked (unless
---   include_locked); younger than the grace period (a missing push time counts as young,
---   unless the grace is off: grace_cutoff NULL); pulled since the rule's pulled_cutoff; and,
---   where the rule does not delete untagged manifests, one that no current tag reaches
---   (reachable_now).
+--   manifest that could not be read); a manifest that could not be read; a root (an entry of
+--   an OCI layout's index.json without a name lists it); locked (unless include_locked);
+--   younger than the grace period (a missing push time counts as young, unless the grace is
+--   off: grace_cutoff NULL); pulled since the rule's pulled_cutoff; and, where the rule does
+--   not delete untagged manifests, one that nothing reaches now (reachable_now).
 -- Binds: manifests, plan_settings (one row: taken_at, grace_cutoff, include_locked),
 --        plan_repositories (repository, rule, untagged, pulled_cutoff, blocked), reachable_now.
 SELECT p.repository, p.digest, p.reason
@@ -18,6 +18,7 @@ FROM (
             WHEN r.rule IS NULL THEN 'outside the repositories the policy applies to'
             WHEN r.blocked IS NOT NULL THEN r.blocked
             WHEN m.status <> 'ok' THEN 'the manifest could not be read'
+            WHEN m.root THEN 'index.json lists it (an entry without a name)'
             WHEN COALESCE(m.locked, FALSE) AND NOT s.include_locked THEN 'locked'
             WHEN s.grace_cutoff IS NOT NULL AND (m.pushed_at IS NULL OR m.pushed_at > s.grace_cutoff)
                 THEN 'younger than the grace period'

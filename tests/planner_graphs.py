@@ -75,7 +75,7 @@ class Registry:
         self, repo: str, digest: str, size: int = 100, *, config: str | None = None, layers: tuple[str, ...] = (),
         children: tuple[str, ...] = (), subject: str | None = None, pushed_at: datetime | None = OLD,
         locked: bool | None = None, last_pulled_at: datetime | None = None, status: str = "ok",
-        blob_at: datetime | None = OLD,
+        blob_at: datetime | None = OLD, root: bool = False,
     ) -> Registry:
         if not any(r["repository"] == repo for r in self.tables["repositories"]):
             self.repository(repo)
@@ -84,7 +84,7 @@ class Registry:
         self.tables["manifests"].append({
             "repository": repo, "digest": digest, "media_type": "application/vnd.oci.image.manifest.v1+json",
             "size": self.sizes[digest], "subject_digest": subject, "status": status, "pushed_at": pushed_at,
-            "last_pulled_at": last_pulled_at, "locked": locked,
+            "last_pulled_at": last_pulled_at, "locked": locked, "root": root,
         })
         roles = [("manifest", c) for c in children] + [("config", config)] * (config is not None)
         roles += [("layer", x) for x in layers] + [("subject", subject)] * (subject is not None)
@@ -120,8 +120,9 @@ def random_registries(draw: st.DrawFn) -> dict[str, list[dict]]:
     """A registry whose manifests form a DAG, as content addressing demands (m<i> can name
     only m<j>, j > i): nested indexes, referrers of referrers, shared layers, the same manifest
     in several repositories, tags that moved (several tags, on any manifest), dangling tags,
-    times missing or young, locks, pulls, unstored blobs, uploads; rarely a repository with
-    crawl errors or a manifest that could not be read."""
+    roots (an OCI layout's unnamed index.json entries), times missing or young, locks, pulls,
+    unstored blobs, uploads; rarely a repository with crawl errors or a manifest that could
+    not be read."""
     reg = Registry()
     for i, b in enumerate(BLOBS):
         reg.blob(b, 1000 * (i + 1), stored=draw(st.booleans() | st.just(True)), modified_at=draw(st.sampled_from(TIMES)))
@@ -146,7 +147,8 @@ def random_registries(draw: st.DrawFn) -> dict[str, list[dict]]:
                          subject=c["subject"], pushed_at=draw(st.sampled_from(TIMES)),
                          locked=draw(st.sampled_from([None, None, False, True])),
                          last_pulled_at=draw(st.sampled_from(TIMES)),
-                         status=draw(st.integers(0, 199).map(lambda i: "unknown_media_type" if i == 77 else "ok")))
+                         status=draw(st.integers(0, 199).map(lambda i: "unknown_media_type" if i == 77 else "ok")),
+                         root=draw(st.integers(0, 5).map(lambda i: i == 3)))
         held = sorted({m["digest"] for m in reg.tables["manifests"] if m["repository"] == repo})
         for tag in draw(st.lists(st.sampled_from(TAG_NAMES), max_size=5, unique=True)):
             # mostly on a manifest the repository holds; sometimes dangling
@@ -217,6 +219,9 @@ class PlanModel:
                     todo.append(p)
         return reached
 
+    def roots(self) -> set[Pair]:
+        return {pair for pair, m in self.present.items() if m["root"]}
+
     def blocked(self) -> set[str]:
         out = {r["repository"] for r in self.tables["repositories"] if not r["complete"] or r["error_count"]}
         out |= {repo for (repo, _), m in self.present.items() if m["status"] != "ok"}
@@ -247,11 +252,7 @@ class PlanModel:
             by_repo[t["repository"]].append(t)
         for repo, tags in by_repo.items():
             rule = policy.rule_for(repo)
-            counted = [t for t in tags if not self.is_referrer((repo, t["digest"]))]
-            # newest first; a missing time counts as newest; ties by name
-            ranked = sorted(counted, key=lambda t: (t["updated_at"] is not None,
-                                                    -(t["updated_at"] or TAKEN).timestamp(), t["tag"]))
-            rank = {t["tag"]: i for i, t in enumerate(ranked)}
+            selected = []
             for t in tags:
                 pair = (repo, t["digest"])
                 m = self.present.get(pair)
@@ -264,21 +265,33 @@ class PlanModel:
                     seeds.add(pair)
                 elif self.is_referrer(pair):
                     follows[(repo, t["tag"])] = pair
-                elif self.selected(rule, t, rank[t["tag"]]):
-                    deleted_tags.add((repo, t["tag"]))
+                elif self.selected(rule, t):
+                    selected.append(t)
                 else:
                     seeds.add(pair)
+            # keep: of the selected, unprotected tags, the most recently updated stay (a missing
+            # time counts as newest; equal times by name)
+            ranked = sorted(selected, key=lambda t: (t["updated_at"] is not None,
+                                                     -(t["updated_at"] or TAKEN).timestamp(), t["tag"]))
+            spared = rule.keep if rule is not None and rule.keep is not None else 0
+            for i, t in enumerate(ranked):
+                if i < spared:
+                    seeds.add((repo, t["digest"]))
+                else:
+                    deleted_tags.add((repo, t["tag"]))
 
-        # Protected manifests seed reachability with the kept tags.
-        now = self.closure({(t["repository"], t["digest"]) for t in self.tables["tags"]})
+        # Protected manifests seed reachability with the kept tags; roots are kept whatever the rules.
+        now = self.closure({(t["repository"], t["digest"]) for t in self.tables["tags"]} | self.roots())
+        protected: set[Pair] = set()
         for pair, m in self.present.items():
             rule = policy.rule_for(pair[0])
-            if (rule is None or pair[0] in blocked or m["status"] != "ok"
+            if (rule is None or pair[0] in blocked or m["status"] != "ok" or m["root"]
                     or (m["locked"] and not policy.include_locked) or young(m["pushed_at"])
                     or (rule.pulled_within is not None and m["last_pulled_at"] is not None
                         and m["last_pulled_at"] >= self.taken - rule.pulled_within)
                     or (not rule.untagged and pair not in now)):
-                seeds.add(pair)
+                protected.add(pair)
+        seeds |= protected | self.spared_orphans(policy, now, protected)
         while True:  # a kept referrer keeps its subject
             kept = self.closure(seeds)
             subjects = {(p[0], self.subject(p)) for p in kept if self.is_referrer(p)} - kept
@@ -320,11 +333,29 @@ class PlanModel:
             out[repo] = (out[repo][0], out[repo][1] + n)
         return {r: v for r, v in out.items() if v != (0, 0)}
 
-    def selected(self, rule: Any, t: dict, rank: int) -> bool:
+    def selected(self, rule: Any, t: dict) -> bool:
+        """Whether the rule's filters select tag `t` (before `keep` ranks the selected)."""
         if not rule.selects_tags:
             return False
         if rule.older_than is not None and (t["updated_at"] is None or t["updated_at"] > self.taken - rule.older_than):
             return False
-        if rule.keep is not None and rank < rule.keep:
-            return False
         return rule.delete_tags is None or re.search(rule.delete_tags, t["tag"]) is not None
+
+    def spared_orphans(self, policy: Policy, now: set[Pair], protected: set[Pair]) -> set[Pair]:
+        """keep_untagged: per repository, the most recently pushed unprotected orphans that no
+        manifest of the repository reaches (a missing push time counts as newest; equal times
+        by digest)."""
+        reached = {(p[0], c) for p in self.present for c in self.children[p]}
+        reached |= {p for p in self.present if self.is_referrer(p)}
+        by_repo: dict[str, list[dict]] = defaultdict(list)
+        for pair, m in self.present.items():
+            if pair not in now and pair not in protected and pair not in reached:
+                by_repo[pair[0]].append(m)
+        spared = set()
+        for repo, orphans in by_repo.items():
+            rule = policy.rule_for(repo)
+            if rule is None or not rule.untagged or not rule.keep_untagged:
+                continue
+            orphans.sort(key=lambda m: (m["pushed_at"] is not None, -(m["pushed_at"] or TAKEN).timestamp(), m["digest"]))
+            spared |= {(repo, m["digest"]) for m in orphans[:rule.keep_untagged]}
+        return spared

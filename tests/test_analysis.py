@@ -26,7 +26,7 @@ from regstat import analysis, digest_ids, reachability
 from regstat.cli import main
 from regstat.errors import EXIT_OK
 from regstat.reachability import ReachabilityError
-from regstat.snapshot import FORMAT, SCHEMA_VERSION, SCHEMAS, TABLES, Snapshot, SnapshotError
+from regstat.snapshot import ADDED_COLUMNS, FORMAT, SCHEMA_VERSION, SCHEMAS, TABLES, Snapshot, SnapshotError
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 NAMES = json.loads((SAMPLE / "EXPECTED.json").read_text())["names"]
@@ -152,8 +152,9 @@ class Model:
         return self.blob_size[digest]
 
     def reachable(self) -> dict[tuple[str, str], int]:
-        """(repository, digest) -> steps from the nearest tag, by a plain fixed point."""
+        """(repository, digest) -> steps from the nearest tag or root, by a plain fixed point."""
         depth = {(t["repository"], t["digest"]): 0 for t in self.tables["tags"]}
+        depth |= {(m["repository"], m["digest"]): 0 for m in self.tables["manifests"] if m.get("root")}
         depth = {k: v for k, v in depth.items() if k in self.present}
         changed = True
         while changed:
@@ -427,9 +428,11 @@ def write_snapshot(path: Path, tables: dict[str, list[dict]]) -> Snapshot:
     return Snapshot.open(path)
 
 
-def build(contents: dict[str, dict], holdings: dict[str, list[str]], tagged: dict[str, list[str]]) -> dict:
+def build(contents: dict[str, dict], holdings: dict[str, list[str]], tagged: dict[str, list[str]],
+          roots: dict[str, list[str]] | None = None) -> dict:
     """Rows for a registry: `contents` gives each manifest digest's content (the same in every
-    repository, as content addressing demands), `holdings` which repository holds which."""
+    repository, as content addressing demands), `holdings` which repository holds which, and
+    `roots` which of them are roots (an OCI layout's unnamed index.json entries)."""
     tables: dict[str, list[dict]] = {name: [] for name in TABLES}
     sizes = {d: 100 + i for i, d in enumerate(MANIFESTS)} | {b: 1000 * (i + 1) for i, b in enumerate(BLOBS)}
     for repo in sorted(holdings):
@@ -438,7 +441,7 @@ def build(contents: dict[str, dict], holdings: dict[str, list[str]], tagged: dic
             c = contents[digest]
             tables["manifests"].append(
                 {"repository": repo, "digest": digest, "media_type": "x", "size": sizes[digest],
-                 "subject_digest": c["subject"], "status": "ok"}
+                 "subject_digest": c["subject"], "status": "ok", "root": digest in (roots or {}).get(repo, ())}
             )
             roles = [("manifest", k) for k in c["children"]] + [("layer", b) for b in c["layers"]]
             roles += [("config", c["config"])] if c["config"] else []
@@ -471,7 +474,8 @@ def registries(draw) -> dict:
     repos = draw(st.lists(st.sampled_from(REPOS), min_size=1, max_size=3, unique=True))
     holdings = {r: draw(st.lists(st.sampled_from(MANIFESTS), max_size=7, unique=True)) for r in repos}
     tagged = {r: draw(st.lists(st.sampled_from(MANIFESTS), max_size=3, unique=True)) for r in repos}  # may dangle
-    return build(contents, holdings, tagged)
+    roots = {r: draw(st.lists(st.sampled_from(MANIFESTS), max_size=1)) for r in repos}  # rare in most sources
+    return build(contents, holdings, tagged, roots)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -511,12 +515,15 @@ def test_random_graphs_agree_with_the_python_fixed_point(tables: dict, tmp_path_
         con.close()
 
 
-def as_schema_2(snapshot: Snapshot) -> Snapshot:
-    """`snapshot` as regstat wrote it before descriptors had `repeated` (schema version 2)."""
-    for part in (snapshot.path / "descriptors").glob("*.parquet"):
-        pq.write_table(pq.read_table(part).drop_columns(["repeated"]), part)
+def as_schema(snapshot: Snapshot, version: int) -> Snapshot:
+    """`snapshot` as regstat wrote it at schema `version`: without the columns later versions
+    added (ADDED_COLUMNS)."""
+    for added, tables in ADDED_COLUMNS.items():
+        for table, columns in tables.items() if added > version else ():
+            for part in (snapshot.path / table).glob("*.parquet"):
+                pq.write_table(pq.read_table(part).drop_columns(list(columns)), part)
     meta = json.loads((snapshot.path / "snapshot.json").read_text())
-    (snapshot.path / "snapshot.json").write_text(json.dumps({**meta, "schema_version": 2}))
+    (snapshot.path / "snapshot.json").write_text(json.dumps({**meta, "schema_version": version}))
     return Snapshot.open(snapshot.path)
 
 
@@ -524,10 +531,12 @@ def as_schema_2(snapshot: Snapshot) -> Snapshot:
 @given(tables=registries())
 def test_a_schema_2_snapshot_groups_every_descriptor_and_counts_the_same(tables: dict, tmp_path_factory) -> None:
     # Version 2 has no `repeated`: it reads as NULL, unknown, and every descriptor is grouped.
+    # (Nor `root`, which this storage-layout snapshot reads as false: it has no roots.)
+    tables = {**tables, "manifests": [{**m, "root": False} for m in tables["manifests"]]}
     base = tmp_path_factory.mktemp("v2")
     views = ("manifest_references", "repository_references", "blob_references", "layer_sharing", "repository_usage")
     results = []
-    for snapshot in (write_snapshot(base / "v3", tables), as_schema_2(write_snapshot(base / "v2", tables))):
+    for snapshot in (write_snapshot(base / "v3", tables), as_schema(write_snapshot(base / "v2", tables), 2)):
         con = analysis.connect(snapshot)
         try:
             results.append({v: rows(con, f"SELECT * FROM {v} ORDER BY ALL") for v in views})
@@ -539,12 +548,29 @@ def test_a_schema_2_snapshot_groups_every_descriptor_and_counts_the_same(tables:
     assert v2 == v3
 
 
+@pytest.mark.parametrize("kind, root", [("oci-layout", True), ("storage-layout", False), ("ecr", False)])
+def test_before_schema_4_roots_are_what_the_source_implies(tmp_path: Path, kind: str, root: bool) -> None:
+    # Schema 3 has no manifests.root. Only OCI layouts have roots, and which of a layout's
+    # index.json entries were unnamed is unknown: each manifest counts as one (fail closed).
+    tables = build({m: _content() for m in MANIFESTS}, {"a": MANIFESTS[:3]}, {"a": [MANIFESTS[0]]})
+    snapshot = write_snapshot(tmp_path / "s", tables)
+    meta = json.loads((snapshot.path / "snapshot.json").read_text())
+    (snapshot.path / "snapshot.json").write_text(json.dumps({**meta, "source": {"kind": kind, "location": "/x"}}))
+    con = analysis.connect(as_schema(Snapshot.open(snapshot.path), 3))
+    try:
+        assert rows(con, "SELECT DISTINCT root FROM manifests") == [(root,)]
+        orphans = rows(con, "SELECT count(*) FROM orphaned_manifests")[0][0]
+        assert orphans == (0 if root else 2)
+    finally:
+        con.close()
+
+
 def test_snapshots_of_other_versions_are_refused(tmp_path: Path) -> None:
     snapshot = write_snapshot(tmp_path / "s", {})
     meta = json.loads((snapshot.path / "snapshot.json").read_text())
     for version in (1, SCHEMA_VERSION + 1):
         (snapshot.path / "snapshot.json").write_text(json.dumps({**meta, "schema_version": version}))
-        with pytest.raises(SnapshotError, match=f"schema version {version} is not supported.*reads versions 2, 3"):
+        with pytest.raises(SnapshotError, match=f"schema version {version} is not supported.*reads versions 2, 3, 4\\)"):
             Snapshot.open(snapshot.path)
 
 

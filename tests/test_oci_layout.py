@@ -208,6 +208,43 @@ def test_unreferenced_blobs_of_a_layout(
     assert BlobRow(stray, 26, True) in {(b["digest"], b["size"], b["stored"]) for b in rows(out, "blobs")}
 
 
+@pytest.mark.registry
+def test_plan_gc_on_a_skopeo_layout_agrees_with_umoci_gc(
+    populated_fs: Populated, skopeo_layout: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """skopeo's layout with the multi-arch index's entry unnamed and web's and the signature's
+    entries removed: `plan-gc --untagged --grace 0s` keeps the index and its children, and
+    deletes as blobs exactly what `umoci gc` removes (the manifests index.json no longer
+    reaches and what only they used). umoci 0.4.7 refuses to collect while the signature,
+    whose subject the layout lacks, is listed."""
+    layout = tmp_path / "mirror"
+    shutil.copytree(skopeo_layout[0], layout)
+    document = read_index_json(layout)
+    document["manifests"] = [e for e in document["manifests"]
+                             if not e["annotations"][REF_NAME].startswith(("web-", "api-sig"))]
+    for entry in document["manifests"]:
+        if entry["annotations"][REF_NAME] == "cli-v1":
+            del entry["annotations"]
+    write_index_json(layout, document)
+    snap = tmp_path / "snap"
+    code, meta, stderr = run_crawl(f"oci:{layout}", snap)
+    assert code == EXIT_OK, stderr
+    names = populated_fs.expected.names
+    result = CliRunner().invoke(main, ["plan-gc", str(snap), "--untagged", "--grace", "0s", "-f", "json"])
+    assert result.exit_code == EXIT_OK, result.stderr
+    plan = json.loads(result.stdout)
+    assert [a for a in plan["actions"] if a["action"] != "delete_blob"] == []
+    swept = {a["digest"] for a in plan["actions"]}
+    assert {names["web_new"], names["signature"]} <= swept
+    assert not {names["cli_index"], names["base_layer"]} & swept
+    assert swept == unreferenced(snap)
+    before = _stored_blobs(layout)
+    done = subprocess.run(["umoci", "gc", "--layout", str(layout)], capture_output=True, text=True,
+                          env=isolated_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert before - _stored_blobs(layout) == swept
+
+
 # --- layouts written by hand --------------------------------------------------------------------
 
 
@@ -250,6 +287,73 @@ def test_nested_index_and_untagged_roots(layout: Path, tmp_path: Path, scenario:
         ("manifest", scenario.cli_index.digest), ("manifest", scenario.alpine.digest)
     ]
     assert unreferenced(tmp_path / "snap") == set()
+
+
+def _stored_blobs(layout: Path) -> set[str]:
+    return {f"{path.parent.name}:{path.name}" for path in (layout / "blobs").glob("*/*")}
+
+
+def test_plan_gc_keeps_what_index_json_lists_and_sweeps_the_rest_as_umoci_gc_does(
+    layout: Path, tmp_path: Path, scenario: Any
+) -> None:
+    """index.json is the root set: an entry without a ref.name is kept by `plan-gc --untagged`
+    (it is not orphaned, and explain says why), while a manifest blob index.json does not
+    reach is an unreferenced blob, with its own config and layers. `umoci gc` on a copy of the
+    layout removes exactly the blobs the plan deletes."""
+    add_manifest(layout, scenario.web_old)
+    add_root(layout, scenario.web_old.descriptor())  # no ref.name
+    add_manifest(layout, scenario.web_new)  # in blobs/, but index.json does not reach it
+    stray = add_blob(layout, b"a blob nothing references\n")
+    snap = tmp_path / "snap"
+    code, meta, stderr = crawl(layout, snap)
+    assert code == EXIT_OK, stderr
+    roots = {m["digest"]: m["root"] for m in rows(snap, "manifests")}
+    assert roots[scenario.web_old.digest] is True
+    assert {d for d, root in roots.items() if not root} == {
+        scenario.alpine.digest, scenario.cli_index.digest, *(c.digest for c in scenario.cli_index.children)}
+
+    result = CliRunner().invoke(main, ["plan-gc", str(snap), "--untagged", "--grace", "0s", "-f", "json"])
+    assert result.exit_code == EXIT_OK, result.stderr
+    plan = json.loads(result.stdout)
+    assert [a for a in plan["actions"] if a["action"] != "delete_blob"] == []
+    swept = {a["digest"]: a["reason"] for a in plan["actions"]}
+    kept_blobs = {*scenario.web_old.blobs, *scenario.alpine.blobs}
+    assert set(swept) == ({scenario.web_new.digest, *scenario.web_new.blobs} - kept_blobs) | {stray}
+    assert set(swept.values()) == {"unreferenced"}
+
+    # umoci's mark-and-sweep from index.json removes the same blobs.
+    copy = tmp_path / "umoci"
+    shutil.copytree(layout, copy)
+    before = _stored_blobs(copy)
+    done = subprocess.run(["umoci", "gc", "--layout", str(copy)], capture_output=True, text=True,
+                          env=isolated_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert before - _stored_blobs(copy) == set(swept)
+
+    # The report counts no orphan; explain says what keeps the unnamed entry.
+    report = json.loads(CliRunner().invoke(main, ["report", str(snap), "--format", "json"]).stdout)
+    assert report["orphaned_manifests"] == 0 and report["orphaned_manifest_bytes"] == 0
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(result.stdout)
+    explained = CliRunner().invoke(main, ["explain", str(snap), scenario.web_old.digest, "--plan", str(plan_file)])
+    assert explained.exit_code == EXIT_OK, explained.stderr
+    assert "now:  kept: index.json lists it (an entry without a name)" in explained.stdout
+    assert "plan: kept: protected (index.json lists it (an entry without a name))" in explained.stdout
+    # Removing the name of alpine's entry, rather than the entry, keeps it too.
+    document = read_index_json(layout)
+    for entry in document["manifests"]:
+        if entry["digest"] == scenario.alpine.digest:
+            del entry["annotations"]
+    write_index_json(layout, document)
+    code, _, stderr = crawl(layout, tmp_path / "snap2")
+    assert code == EXIT_OK, stderr
+    result = CliRunner().invoke(main, ["plan-gc", str(tmp_path / "snap2"), "--untagged", "--keep", "0",
+                                       "--grace", "0s", "-f", "json"])
+    deleted = {(a["action"], a.get("tag"), a["digest"]) for a in json.loads(result.stdout)["actions"]
+               if a["action"] != "delete_blob"}
+    assert deleted == {("delete_tag", "cli", scenario.cli_index.digest),
+                       ("delete_manifest", None, scenario.cli_index.digest)} | {
+                          ("delete_manifest", None, c.digest) for c in scenario.cli_index.children}
 
 
 def test_each_manifest_blob_is_read_once(

@@ -257,7 +257,7 @@ def test_text_lists_the_first_20_actions_of_each_kind(sample: Path) -> None:
     section = text[text.index("Blobs ("):].split("\n\n")[0].splitlines()[1:]
     assert [line.split()[0] for line in section] == [b["digest"][:19] for b in blobs[:20]]
     assert f"Tags ({len(kinds(plan, 'delete_tag'))}):" in text
-    assert "apps/web:latest -> " in text and "not among the 0 newest tags (command line)" in text
+    assert "apps/web:latest -> " in text and "beyond the 0 most recently updated (command line)" in text
 
 
 def test_json_on_stdout_is_the_plan_written_with_output(sample: Path, tmp_path: Path) -> None:
@@ -320,10 +320,13 @@ def test_output_inside_the_snapshot_is_refused(sample: Path) -> None:
         (["--delete-tags", "(unclosed"], "--delete-tags: '(unclosed' is not a regular expression"),
         (["--keep-tags", "[", "--untagged"], "--keep-tags: '[' is not a regular expression"),
         (["--keep", "-1"], "-1 is not in the range"),
+        (["--keep-untagged", "1"], "--keep-untagged needs --untagged"),
+        (["--untagged", "--keep-untagged", "-1"], "-1 is not in the range"),
         (["--delete-tags", "^pr-", "--keep-tags", "^pr-"], "protects exactly the tags"),
         (["--pulled-within", "7d"], "pulled_within needs pull times"),  # storage trees record no pulls
         (["--policy", "{policy}", "--untagged"], "--untagged cannot be combined with --policy"),
         (["--policy", "{policy}", "--keep", "0"], "--keep cannot be combined with --policy"),
+        (["--policy", "{policy}", "--keep-untagged", "0"], "--keep-untagged cannot be combined with --policy"),
         (["--policy", "{missing}"], "cannot read the policy file"),
         (["--policy", "{bad}"], "bad.toml:3: [default]: keep = -1"),
         (["-f", "yaml"], "Invalid value for '-f' / '--format'"),
@@ -463,6 +466,64 @@ def test_a_policy_file_with_flags_on_top(sample: Path, tmp_path: Path) -> None:
     # --repository narrows what the rules apply to.
     narrowed = plan_json(sample, "--policy", policy, "--grace", "0s", "--repository", "apps/*")
     assert kinds(narrowed, "delete_tag") == [] and narrowed["policy"]["repositories"] == ["apps/*"]
+
+
+# --- --keep as acr purge counts it: v1-a (15 min), v1-b (1 day), v1-c (2 days), v2 (3 days) -------
+
+TAKEN = datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc)  # write_snapshot's finished_at
+ACR_AGES = {"v1-a": timedelta(minutes=15), "v1-b": timedelta(days=1), "v1-c": timedelta(days=2),
+            "v2": timedelta(days=3)}
+
+
+@pytest.fixture(scope="module")
+def acr_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One repository, one image per tag of acr purge's example, and two orphaned images."""
+    image = {tag: "sha256:" + f"{i:x}" * 64 for i, tag in enumerate([*ACR_AGES, "o1", "o2"], start=1)}
+    old = TAKEN - timedelta(days=10)
+    tables = {
+        "repositories": [{"repository": "a", "complete": True, "error_count": 0}],
+        "tags": [{"repository": "a", "tag": t, "digest": image[t], "updated_at": TAKEN - age}
+                 for t, age in ACR_AGES.items()],
+        "manifests": [{"repository": "a", "digest": d, "media_type": "application/vnd.oci.image.manifest.v1+json",
+                       "size": 10, "status": "ok", "pushed_at": old - timedelta(days=i)}
+                      for i, d in enumerate(image.values())],
+        "blobs": [{"digest": d, "size": 10, "stored": True, "modified_at": old} for d in image.values()],
+    }
+    return write_snapshot(tmp_path_factory.mktemp("acr") / "snap", tables).path
+
+
+def test_keep_counts_the_selected_tags_like_acr_purge(acr_example: Path, tmp_path: Path) -> None:
+    plan = plan_json(acr_example, "--delete-tags", "^v1-", "--older-than", "30m", "--keep", "1", "--grace", "1h")
+    assert [a["tag"] for a in kinds(plan, "delete_tag")] == ["v1-c"]
+    assert plan["policy"]["default"]["keep"] == 1
+    # The same rule in a policy file.
+    policy = tmp_path / "retention.toml"
+    policy.write_text('grace = "1h"\n[default]\ndelete_tags = "^v1-"\nolder_than = "30m"\nkeep = 1\n')
+    from_file = plan_json(acr_example, "--policy", policy)
+    assert [a["tag"] for a in kinds(from_file, "delete_tag")] == ["v1-c"]
+    assert [a["rule"] for a in kinds(from_file, "delete_tag")] == ["default"]
+    # --keep alone selects every tag: the newest stays.
+    assert [a["tag"] for a in kinds(plan_json(acr_example, "--keep", "1", "--grace", "0s"), "delete_tag")] == [
+        "v1-b", "v1-c", "v2"]
+
+
+def test_keep_untagged_from_the_command_line_and_a_policy_file(acr_example: Path, tmp_path: Path) -> None:
+    plan = plan_json(acr_example, "--untagged", "--keep-untagged", "1", "--grace", "1h")
+    # o1 (pushed a day after o2) stays.
+    assert [a["digest"] for a in kinds(plan, "delete_manifest")] == ["sha256:" + "6" * 64]
+    assert plan["policy"]["default"]["untagged"] is True and plan["policy"]["default"]["keep_untagged"] == 1
+    assert plan_json(acr_example, "--untagged")["policy"]["default"]["keep_untagged"] is None
+    policy = tmp_path / "retention.toml"
+    policy.write_text('grace = "1h"\n[default]\nuntagged = true\nkeep_untagged = 1\n')
+    from_file = plan_json(acr_example, "--policy", policy)
+    assert [a["digest"] for a in kinds(from_file, "delete_manifest")] == ["sha256:" + "6" * 64]
+    assert from_file["policy"]["default"]["keep_untagged"] == 1
+    # explain says why the spared orphan stays.
+    out = tmp_path / "plan.json"
+    out.write_text(json.dumps(plan))
+    result = invoke("explain", acr_example, "sha256:" + "5" * 64, "--plan", out)
+    assert result.exit_code == EXIT_OK, result.stderr
+    assert "plan: kept: protected (kept by keep_untagged: among the most recently pushed orphans)" in result.stdout
 
 
 # --- hostile names ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -354,13 +355,15 @@ def _deleted_tags(plan: Plan) -> set[str]:
 
 @pytest.mark.parametrize("flags, expected", [
     ({"older_than": "30d"}, {"v1", "v2", "pr-1"}),  # an unknown age is never "older"
-    ({"keep": 3}, {"v1", "v2", "v3", "pr-1"}),  # the newest three: unknown (counts as newest), pr-2, v4
+    ({"keep": 3}, {"v1", "v2", "pr-1"}),  # pr-2, v4, v3 stay; unknown is young (grace): not counted
     ({"keep": 0}, {"v1", "v2", "v3", "v4", "pr-1", "pr-2"}),  # unknown: a missing time is young (grace)
     ({"delete_tags": "^pr-"}, {"pr-1", "pr-2"}),
     ({"delete_tags": "[0-9]$"}, {"v1", "v2", "v3", "v4", "pr-1", "pr-2"}),  # re.search, not a full match
-    ({"older_than": "30d", "keep": 2, "delete_tags": "^v"}, {"v1", "v2"}),  # every selector must agree
-    ({"older_than": "10d", "keep": 5}, {"v1", "pr-1"}),  # v2 is 5th newest, after unknown, pr-2, v4, v3
-    ({"keep": 3, "keep_tags": ("^v1$", "^v3")}, {"v2", "pr-1"}),  # protections win; kept tags still count
+    ({"older_than": "30d", "delete_tags": "^v"}, {"v1", "v2"}),  # both selectors must agree
+    ({"older_than": "30d", "keep": 1, "delete_tags": "^v"}, {"v1"}),  # of v1 and v2 selected, v2 stays
+    ({"older_than": "30d", "keep": 2, "delete_tags": "^v"}, set()),  # keep counts the selected only
+    ({"older_than": "10d", "keep": 2}, {"v1", "pr-1"}),  # of v1, pr-1, v2, v3 selected, v3 and v2 stay
+    ({"keep": 3, "keep_tags": ("^v1$", "^v3")}, {"pr-1"}),  # protected tags do not count: pr-2, v4, v2 stay
     ({}, set()),
     ({"untagged": True}, set()),
 ], ids=lambda v: json.dumps(v) if isinstance(v, dict) else None)
@@ -370,6 +373,63 @@ def test_tag_rules(tmp_path: Path, flags: dict, expected: set[str]) -> None:
     assert _deleted_tags(plan) == expected
     assert {a["digest"] for a in plan.actions if a["action"] == "delete_manifest"} == {d(f"a-{t}") for t in expected}
     assert all(a["reason"] == "every tag deleted" for a in plan.actions if a["action"] == "delete_manifest")
+
+
+def _acr_example() -> Registry:
+    """acr purge's own example: v1-a 15 minutes old, v1-b a day, v1-c two days, v2 three."""
+    reg = Registry()
+    for tag, age in {"v1-a": timedelta(minutes=15), "v1-b": DAY, "v1-c": 2 * DAY, "v2": 3 * DAY}.items():
+        image(reg, "a", tag).tag("a", tag, d(tag), TAKEN - age)
+    return reg
+
+
+def test_keep_spares_the_newest_of_the_selected_tags_as_acr_purge_does(tmp_path: Path) -> None:
+    # acr purge --filter 'a:^v1-' --ago 30m --keep 1 deletes v1-c: v1-a is too young to be
+    # selected, v1-b is the newest selected one and stays. Counting all tags instead (v1-a, the
+    # newest, stays) would delete v1-b too.
+    reg = _acr_example()
+    plan = make_plan(tmp_path, reg, delete_tags="^v1-", older_than="30m", keep=1, grace="0s")
+    assert deleted(plan) == {T("a", "v1-c"), M("a", "v1-c"), B("v1-c")}
+    assert reasons(plan)[T("a", "v1-c")] == ("older than 30m, matches '^v1-', beyond the 1 most recently updated "
+                                             "(command line)")
+    # Only --keep: every tag is selected.
+    assert _deleted_tags(make_plan(tmp_path, reg, keep=1, grace="0s")) == {"v1-b", "v1-c", "v2"}
+    assert _deleted_tags(make_plan(tmp_path, reg, keep=0, grace="0s")) == {"v1-a", "v1-b", "v1-c", "v2"}
+
+
+@pytest.mark.parametrize("protection", [
+    {"keep_tags": ("^v1-b$",)},
+    {"grace": "36h"},  # v1-b (a day old) is inside the grace period
+    {"locked": "v1-b"},
+    {"pulled_within": "7d", "pulled": "v1-b", "source": "ecr"},
+], ids=lambda v: next(iter(v)))
+def test_protected_tags_never_count_toward_keep(tmp_path: Path, protection: dict) -> None:
+    # v1-b would be the one --keep 1 spares; protected, it stays and v1-c is the newest selected
+    # tag: it stays too, and nothing goes.
+    flags = dict(protection)
+    reg = _acr_example()
+    for row in reg.tables["manifests"]:
+        if row["digest"] == d(flags.get("locked", "")):
+            row["locked"] = True
+        if row["digest"] == d(flags.get("pulled", "")):
+            row["last_pulled_at"] = TAKEN - DAY
+    source = flags.pop("source", "storage")
+    flags.pop("locked", None), flags.pop("pulled", None)
+    plan = make_plan(tmp_path, reg, source=source, delete_tags="^v1-", older_than="30m", keep=1,
+                     **{"grace": "0s", **flags})
+    assert _deleted_tags(plan) == set()
+    # Without the protection, v1-c goes (the control).
+    assert _deleted_tags(make_plan(tmp_path, _acr_example(), source=source, delete_tags="^v1-", older_than="30m",
+                                   keep=1, grace="0s")) == {"v1-c"}
+
+
+def test_keep_breaks_ties_by_name_and_counts_a_missing_time_as_newest(tmp_path: Path) -> None:
+    reg = Registry()
+    for tag, updated in {"b": TAKEN - 5 * DAY, "a": TAKEN - 5 * DAY, "c": TAKEN - 5 * DAY, "x": None}.items():
+        image(reg, "r", tag).tag("r", tag, d(tag), updated)
+    # The grace off, the tag without a time is a candidate, and counts as the newest.
+    assert _deleted_tags(make_plan(tmp_path, reg, keep=2, grace="0s")) == {"b", "c"}
+    assert _deleted_tags(make_plan(tmp_path, reg, keep=1, grace="0s")) == {"a", "b", "c"}
 
 
 def test_keep_counts_per_repository(tmp_path: Path) -> None:
@@ -573,6 +633,70 @@ def test_an_orphan_cascades_through_an_index_but_not_past_a_kept_manifest(tmp_pa
     assert plan.summary["bytes_reclaimed"] == 101 + 103 + 1000
 
 
+# --- keep_untagged -----------------------------------------------------------------------------
+
+
+def _orphans(reg: Registry, repo: str, ages: dict[str, float | None]) -> Registry:
+    """One orphaned image per name, pushed `ages[name]` days before the snapshot (None: unknown)."""
+    for name, age in ages.items():
+        image(reg, repo, f"{repo}-{name}", pushed_at=None if age is None else TAKEN - age * DAY)
+    return reg
+
+
+def test_keep_untagged_spares_the_newest_orphans_of_each_repository(tmp_path: Path) -> None:
+    reg = _orphans(_orphans(Registry(), "a", {"x": 3, "y": 5, "z": 7}), "b", {"x": 2, "y": 4})
+    image(reg, "a", "tagged", pushed_at=TAKEN - 9 * DAY).tag("a", "latest", d("tagged"))  # counts for nothing
+    plan = make_plan(tmp_path, reg, untagged=True, keep_untagged=1, grace="0s")
+    assert {t for t in deleted(plan) if t[0] == "manifest"} == {M("a", "a-y"), M("a", "a-z"), M("b", "b-y")}
+    plan = make_plan(tmp_path, reg, untagged=True, keep_untagged=2, grace="0s")
+    assert {t for t in deleted(plan) if t[0] == "manifest"} == {M("a", "a-z")}
+    assert {t for t in deleted(make_plan(tmp_path, reg, untagged=True, keep_untagged=0, grace="0s"))
+            if t[0] == "manifest"} == {M("a", f"a-{n}") for n in "xyz"} | {M("b", f"b-{n}") for n in "xy"}
+
+
+def test_keep_untagged_counts_top_level_orphans_and_keeps_what_they_reach(tmp_path: Path) -> None:
+    # An orphaned index (2 days) with a child pushed later (1 day) and a signature (1 day): the
+    # child and the signature are not counted, and stay with their index.
+    reg = blobs(Registry(), L1=1000, L2=2000, S=50)
+    image(reg, "a", "child", layers=("L1",), pushed_at=TAKEN - DAY)
+    index(reg, "a", "idx", ("child",), pushed_at=TAKEN - 2 * DAY)
+    referrer(reg, "a", "idx-sig", "idx", layers=("S",), pushed_at=TAKEN - DAY)
+    _orphans(reg, "a", {"o3": 3, "o4": 4})
+    image(reg, "a", "shared", layers=("L2",), pushed_at=TAKEN - 5 * DAY)
+    index(reg, "a", "idx-old", ("shared",), pushed_at=TAKEN - 6 * DAY)
+    plan = make_plan(tmp_path, reg, untagged=True, keep_untagged=2, grace="0s")
+    assert {t for t in deleted(plan) if t[0] == "manifest"} == {M("a", "a-o4"), M("a", "idx-old"), M("a", "shared")}
+    assert B("L1") not in deleted(plan) and B("S") not in deleted(plan) and B("L2") in deleted(plan)
+    # One spared: the index, whose child and signature stay with it.
+    plan = make_plan(tmp_path, reg, untagged=True, keep_untagged=1, grace="0s")
+    assert {t for t in deleted(plan) if t[0] == "manifest"} == {
+        M("a", "a-o3"), M("a", "a-o4"), M("a", "idx-old"), M("a", "shared")}
+
+
+def test_keep_untagged_does_not_count_protected_orphans(tmp_path: Path) -> None:
+    reg = _orphans(Registry(), "a", {"young": 0.5, "x": 3, "y": 5})
+    reg.tables["manifests"][-1]["locked"] = True  # y: locked
+    # young is inside the grace period and y is locked: neither counts, so x is spared.
+    plan = make_plan(tmp_path, reg, untagged=True, keep_untagged=1, grace="1d")
+    assert {t for t in deleted(plan) if t[0] == "manifest"} == set()
+    plan = make_plan(tmp_path, reg, untagged=True, keep_untagged=1, grace="1d", include_locked=True)
+    assert {t for t in deleted(plan) if t[0] == "manifest"} == {M("a", "a-y")}
+    # Protections off, the young one is the newest orphan: it is the one spared.
+    plan = make_plan(tmp_path, reg, untagged=True, keep_untagged=1, grace="0s", include_locked=True)
+    assert {t for t in deleted(plan) if t[0] == "manifest"} == {M("a", "a-x"), M("a", "a-y")}
+
+
+def test_keep_untagged_counts_a_missing_push_time_as_newest_and_ties_by_digest(tmp_path: Path) -> None:
+    reg = _orphans(Registry(), "a", {"b": 3, "a": 3, "c": 3, "unknown": None})
+    plan = make_plan(tmp_path, reg, untagged=True, keep_untagged=2, grace="0s")
+    assert {t for t in deleted(plan) if t[0] == "manifest"} == {M("a", "a-b"), M("a", "a-c")}
+
+
+def test_keep_untagged_needs_untagged() -> None:
+    with pytest.raises(PolicyError, match="--keep-untagged needs --untagged"):
+        from_flags(keep_untagged=2)
+
+
 def test_the_action_order_tags_manifests_blobs_uploads(tmp_path: Path) -> None:
     reg = _mixed()
     reg.tag("a", "pr-1", d("orphan"))
@@ -618,9 +742,12 @@ def test_a_cycle_among_manifests_to_delete_is_an_error_not_a_plan(tmp_path: Path
 
 @st.composite
 def policies(draw: st.DrawFn) -> Policy:
-    """Random command-line policies: untagged on/off, tag selectors, protections, grace."""
+    """Random command-line policies: untagged on/off (keeping some orphans), tag selectors,
+    protections, grace."""
+    untagged = draw(st.booleans())
     return from_flags(
-        untagged=draw(st.booleans()),
+        untagged=untagged,
+        keep_untagged=draw(st.sampled_from([None, 1, 2, 0])) if untagged else None,
         older_than=draw(st.sampled_from(["1d", "7d", "30d", None])),  # None last: hypothesis favours the first
         keep=draw(st.sampled_from([1, 0, 2, 3, None])),
         delete_tags=draw(st.sampled_from(["^pr-", "^v", ".", ".", "sig$", None])),
@@ -691,7 +818,7 @@ def check_plan(tables: dict[str, list[dict]], meta: dict[str, Any], policy: Poli
     # any depth) with their blobs, are still there.
     model = applied.model
     kept_tag_targets = {(r, dig) for (r, _), dig in applied.tags.items() if (r, dig) in model.present}
-    for pair in model.closure(kept_tag_targets):
+    for pair in model.closure(kept_tag_targets | model.roots()):  # and every root, with what it reaches
         assert pair in applied.manifests, pair
         assert model.refs[pair] & applied.first[1] <= applied.stored, pair
     # Whatever stays keeps its referrers; no kept referrer points at a deleted subject.

@@ -118,7 +118,7 @@ def test_the_docstring_example_loads_and_resolves_rules_per_repository(tmp_path:
     (rule,) = policy.rules
     assert rule == Rule(
         name="rule 1 (ci/*, pr-*)", repositories=("ci/*", "pr-*"), older_than=timedelta(days=14), keep=3,
-        delete_tags="^pr-", keep_tags=("^release-",), pulled_within=timedelta(days=7),
+        delete_tags="^pr-", keep_tags=("^release-",), pulled_within=timedelta(days=7), untagged=True, keep_untagged=5,
     )
     assert policy.default == Rule(name="default", untagged=True)
     assert policy.rule_for("ci/build") is rule
@@ -135,6 +135,7 @@ def test_the_readme_example_loads_and_resolves_rules_in_priority_order(tmp_path:
     assert [r.repositories for r in policy.rules] == [("ci/*", "pr-*"), ("apps/*",)]
     ci, apps = policy.rules
     assert ci.description and ci.older_than == timedelta(days=14) and ci.keep == 3 and ci.untagged
+    assert ci.keep_untagged == 5
     assert apps.delete_tags == "^(pr|dev)-" and apps.keep_tags == ("^v[0-9]", "^latest$")
     assert policy.rule_for("ci/x") is ci and policy.rule_for("apps/web") is apps
     assert policy.rule_for("base/alpine") is policy.default and policy.default.untagged
@@ -340,6 +341,18 @@ ERRORS = [
         [default]
         keep = true
      """, 2, ["keep = true", "a whole number"]),
+    ("keep_untagged negative", """
+        [default]
+        untagged = true
+        keep_untagged = -1
+     """, 3, ["[default]: keep_untagged = -1", "a whole number >= 0", "most recently pushed orphaned"]),
+    ("keep_untagged without untagged", """
+        [default]
+        [[rules]]
+        repositories = ["ci/*"]
+        keep_untagged = 2
+        untagged = false
+     """, 4, ["rule 1: keep_untagged needs untagged = true in the same rule"]),
     ("untagged quoted", """
         [default]
         untagged = "yes"
@@ -519,6 +532,8 @@ def test_flags_make_one_default_rule() -> None:
         ({"delete_tags": "*"}, "--delete-tags: '*' is not a regular expression"),
         ({"keep_tags": ("^v", "[")}, "--keep-tags: '[' is not a regular expression"),
         ({"keep": -1}, "--keep must be >= 0"),
+        ({"untagged": True, "keep_untagged": -1}, "--keep-untagged must be >= 0"),
+        ({"keep_untagged": 1}, "--keep-untagged needs --untagged"),
         ({"delete_tags": "^pr-", "keep_tags": ("^v", "^pr-")}, "--keep-tags '^pr-' protects exactly the tags"),
     ],
 )
@@ -537,6 +552,7 @@ def test_bad_flags_name_the_flag(flags: dict, message: str) -> None:
         ({"keep": 0}, "--keep"),  # 0 is falsy: it used to be dropped silently
         ({"delete_tags": "^pr-"}, "--delete-tags"),
         ({"untagged": True, "keep": 2}, "--untagged, --keep"),
+        ({"untagged": True, "keep_untagged": 0}, "--untagged, --keep-untagged"),
     ],
 )
 def test_rule_flags_with_a_policy_file_are_an_error(tmp_path: Path, flags: dict, named: str) -> None:
@@ -621,6 +637,7 @@ def _policies(tmp_path: Path) -> list[Policy]:
         resolve(write(tmp_path, readme_example(), "readme2.toml"), keep_tags=("^keep",), pulled_within="1d12h",
                 grace="90s", include_locked=True, repositories=("apps/*",)),
         from_flags(untagged=True, older_than="1d12h", keep=0, delete_tags="^pr-", keep_tags=("^v",), grace="0s"),
+        from_flags(untagged=True, keep_untagged=3),
         from_flags(),
     ]
 
@@ -638,11 +655,12 @@ def test_to_json_shows_the_resolved_values(tmp_path: Path) -> None:
     assert doc["source"].endswith("readme2.toml")
     assert [r["name"] for r in doc["rules"]] == ["rule 1 (ci/*, pr-*)", "rule 2 (apps/*)"]
     ci = doc["rules"][0]
-    assert ci["older_than"] == "2w" and ci["keep"] == 3 and ci["untagged"] is True
+    assert ci["older_than"] == "2w" and ci["keep"] == 3 and ci["untagged"] is True and ci["keep_untagged"] == 5
     assert ci["keep_tags"] == ["^keep"] and ci["pulled_within"] == "36h"
     assert ci["description"].startswith("CI images")
     assert doc["rules"][1]["keep_tags"] == ["^v[0-9]", "^latest$", "^keep"]
-    assert doc["default"] == {"name": "default", "untagged": True, "older_than": None, "keep": None,
+    assert doc["default"] == {"name": "default", "untagged": True, "keep_untagged": None, "older_than": None,
+                              "keep": None,
                               "delete_tags": None, "keep_tags": ["^keep"], "pulled_within": "36h"}
     flags = _policies(tmp_path)[3].to_json()
     assert flags["source"] == "command line" and flags["grace"] == "0s" and flags["rules"] == []

@@ -6,9 +6,12 @@
     PATH/blobs/<alg>/<hex>   every blob, manifests included
 
 The repository's manifests are index.json's entries (tagged or not: index.json is the root
-that keeps them) and everything they reach through nested indexes. Every other blob is just a
-blob, however JSON it looks: a layout has no revision links, so a manifest index.json does not
-reach is not part of the repository, and what it references is unreferenced.
+that keeps them) and everything they reach through nested indexes. An entry with a ref.name is
+a tag (removing the entry is deleting the tag); one without is recorded as a root
+(`manifests.root`): kept whatever happens to tags, as go-containerregistry's and umoci's
+garbage collectors keep it. Every other blob is just a blob, however JSON it looks: a layout
+has no revision links, so a manifest index.json does not reach is not part of the
+repository, and it and what it references are unreferenced blobs.
 
 A layout has no push or pull times and no per-repository links: `pushed_at` is a manifest
 blob's modification time, a tag's `updated_at` is index.json's, and `repository_blobs` and
@@ -58,10 +61,13 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted in blobs/ must not ha
 class LayoutIndex:
     """What index.json says: the root digests, the tags, and entries it could not use."""
 
-    roots: tuple[str, ...]
+    roots: tuple[str, ...]  # every entry's digest
     tags: tuple[tuple[str, str], ...]  # (tag, digest), in index.json's order
     modified_us: int
     problems: tuple[str, ...] = ()
+    # The digests of entries without a usable ref.name: kept whatever the tags. None (a crawl
+    # journal from before this field, resumed): unknown, so every entry counts as unnamed.
+    unnamed: tuple[str, ...] | None = None
 
 
 class OCILayoutSource:
@@ -164,7 +170,8 @@ def read_index_json(location: str) -> LayoutIndex:
     entries = document.get("manifests")
     if not isinstance(entries, list):
         raise SourceError(f"{where}: manifests is not a list")
-    roots: dict[str, None] = {}  # ordered set
+    roots: dict[str, None] = {}  # ordered sets
+    unnamed: dict[str, None] = {}
     tags: dict[tuple[str, str], None] = {}
     problems: list[str] = []
     for i, entry in enumerate(entries):
@@ -174,15 +181,14 @@ def read_index_json(location: str) -> LayoutIndex:
             continue
         roots[digest] = None
         annotations = entry.get("annotations")
-        if annotations is None:
-            continue
-        if not isinstance(annotations, dict):
-            problems.append(f"manifests[{i}] ({digest}): annotations is not an object")
-            continue
-        tag = annotations.get(REF_NAME)
+        tag = annotations.get(REF_NAME) if isinstance(annotations, dict) else None
         if isinstance(tag, str) and tag:
             tags[(tag, digest)] = None
-        elif REF_NAME in annotations:
+            continue
+        unnamed[digest] = None  # an entry whose name cannot be read is kept as unnamed, too
+        if annotations is not None and not isinstance(annotations, dict):
+            problems.append(f"manifests[{i}] ({digest}): annotations is not an object")
+        elif annotations is not None and REF_NAME in annotations:
             problems.append(f"manifests[{i}] ({digest}): {REF_NAME} is not a name: {str(tag)[:80]!r}")
     seen: dict[str, str] = {}
     for tag, digest in tags:
@@ -190,7 +196,7 @@ def read_index_json(location: str) -> LayoutIndex:
             # Every entry is still a root (and both tag rows are kept); only the tag is ambiguous.
             problems.append(f"{REF_NAME} {tag!r} names both {seen[tag]} and {digest}")
         seen.setdefault(tag, digest)
-    return LayoutIndex(tuple(roots), tuple(tags), modified_us, tuple(problems))
+    return LayoutIndex(tuple(roots), tuple(tags), modified_us, tuple(problems), tuple(unnamed))
 
 
 def _read_top(location: str, name: str, limit: int) -> tuple[bytes, int]:
@@ -253,6 +259,8 @@ def crawl_layout(location: str, name: str, name_problem: str | None, index: Layo
         problem("index.json", "invalid_manifest", message)
     for tag, digest in index.tags:
         result.add("tag_links", (name, tag, digest, index.modified_us))
+    for digest in index.roots if index.unnamed is None else index.unnamed:
+        result.add("roots", (name, digest))
     pushed: dict[str, int | None] = {}
 
     def read(digest: str) -> ManifestResult:

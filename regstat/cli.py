@@ -388,17 +388,20 @@ def export_db_command(snapshot: str, file: str, force: bool, memory_limit: str |
 def report_command(snapshot: str, fmt: str, output: str | None, top: int, memory_limit: str | None) -> None:
     """Summarise SNAPSHOT: where the storage goes, what sharing saves, what can go.
 
-    Physical, logical and dedup-saved bytes; orphaned manifests and the bytes deleting all of
-    them would free; unreferenced blobs; per-repository usage; the largest and most shared
+    First the headline, reclaimable now: what `plan-gc --untagged` with the default grace
+    (24h) would free (orphaned manifests' blobs, unreferenced blobs, stale uploads), by the
+    planner's rules, marked as an estimate where plan-gc's is. Then physical, logical and
+    dedup-saved bytes; orphaned manifests and the bytes deleting all of them would free;
+    unreferenced blobs; stale uploads; per-repository usage; the largest and most shared
     layers and orphaned space by repository. What the source could not see (the registry
     API sees no untagged manifests, API and ECR no stored blobs) is shown as unknown or as
-    an estimate, never as zero; an incomplete snapshot is flagged. --format html writes one
-    self-contained page with charts.
+    an estimate, never as zero; an incomplete or partial snapshot says so once, at the top.
+    --format html writes one self-contained page with charts.
 
     \b
     Examples:
       regstat report snap
-      regstat report snap --format json | jq .orphaned_manifest_bytes
+      regstat report snap --format json | jq .reclaimable_now_bytes
       regstat report snap --format markdown --top 5
       regstat report snap --format html --output report.html
     """

@@ -56,7 +56,7 @@ from .snapshot import (
     utc_now,
 )
 from .sources import local_directory, open_source
-from .sources.base import CrawlOptions, Job, JobResult, Source
+from .sources.base import CrawlOptions, Job, JobResult, Source, add_unselected
 
 __all__ = ["CrawlOptions", "CrawlResult", "crawl", "crawl_source", "kept_for_resume"]
 
@@ -166,6 +166,7 @@ class _Crawl:
         self.progress = options.progress
         self.errors: list[CrawlError] = []
         self.repositories: dict[str, int] = {}  # name -> errors recorded against it
+        self.unselected: int | None = 0  # repositories --repository left out (None: unknown)
         self.stage = pending.path / STAGING
         self._to_fetch: list[str] = []
         self.delta = Delta()
@@ -214,6 +215,7 @@ class _Crawl:
         for error in state.errors:
             self._count_error(error)
         self._journaled_errors = set(state.errors)
+        self.unselected = state.unselected
         self._digests.add_new(state.wanted)
         self._digests.mark_written(list(state.written))
         self._to_fetch = self._digests.unwritten(state.wanted)
@@ -379,6 +381,8 @@ class _Crawl:
         for name in result.repositories:
             self.repositories.setdefault(name, 0)
             self.delta.repositories.append(name)
+        self.unselected = add_unselected(self.unselected, result.unselected)
+        self.delta.unselected = add_unselected(self.delta.unselected, result.unselected)
         for error in result.errors:
             # A job run again after a resume may meet what a finished one recorded already
             # (a manifest both reach that answered 404): record it once.
@@ -456,6 +460,8 @@ class _Crawl:
             "complete": not errors and not partial,
             "partial": partial,
             "repository_filter": list(self.options.repositories),
+            # The repositories the source had: those crawled and those --repository left out.
+            "source_repositories": add_unselected(counts["repositories"], self.unselected),
             "incomplete_repositories": sorted(n for n, e in self.repositories.items() if e),
             "errors": [e.to_json() for e in errors],
             "counts": {name: counts[name] for name in sorted(counts)},

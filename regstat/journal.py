@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping
 from . import __version__
 from .errors import CrawlError, SnapshotError
 from .snapshot import iso
-from .sources.base import CrawlOptions, Job, Source
+from .sources.base import CrawlOptions, Job, Source, add_unselected
 
 FORMAT = "regstat.crawl-journal/1"
 HEADER = "resume.json"
@@ -205,6 +205,7 @@ class Delta:
     written: list[str] = field(default_factory=list)  # manifest digests whose facts are staged
     repositories: list[str] = field(default_factory=list)
     errors: list[CrawlError] = field(default_factory=list)
+    unselected: int | None = 0  # repositories listed and left out by --repository (None: unknown)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -214,6 +215,7 @@ class Delta:
             "written": self.written,
             "repositories": self.repositories,
             "errors": [e.to_json() for e in self.errors],
+            "unselected": self.unselected,
         }
 
 
@@ -272,6 +274,7 @@ class JournalState:
     written: set[str] = field(default_factory=set)
     repositories: set[str] = field(default_factory=set)
     errors: list[CrawlError] = field(default_factory=list)
+    unselected: int | None = 0
     values: dict[str, Any] = field(default_factory=dict)  # interned job arguments
     crawled: bool = False
 
@@ -291,6 +294,7 @@ class JournalState:
         self.written.update(document["written"])
         self.repositories.update(document["repositories"])
         self.errors += [CrawlError(**e) for e in document["errors"]]
+        self.unselected = add_unselected(self.unselected, document["unselected"])
         self.crawled = self.crawled or document["crawled"]
         self.checkpoints += 1
 

@@ -2,8 +2,9 @@
 
 `build_report()` runs the analysis views (regstat.analysis) and the report queries of `sql/`
 (orphaned_summary, orphaned_by_repository, blob_totals, sharing_histogram, largest_layers,
-most_shared_layers) over a snapshot. The renderings (regstat.report_render for text, markdown
-and JSON, regstat.report_html for HTML) only format what is here.
+most_shared_layers, stale_upload_summary) over a snapshot, then the headline, reclaimable now
+(regstat.reclaimable). The renderings (regstat.report_render for text, markdown and JSON,
+regstat.report_html for HTML) only format what is here.
 
 What the source could not see is never a zero: a figure the snapshot's capabilities rule out
 is None, with the reason in `unknown`; a figure computed from descriptor sizes where stored
@@ -18,6 +19,7 @@ from typing import Any
 import duckdb
 
 from . import analysis, digest_ids, queries
+from .reclaimable import GRACE, bind_settings, reclaimable_now
 from .snapshot import Snapshot
 
 FORMAT = "regstat.report/1"
@@ -27,6 +29,7 @@ DEFAULT_TOP = 10
 ORPHAN_FIGURES = ("orphaned_manifests", "orphaned_blobs", "orphaned_manifest_bytes")
 UNREFERENCED_FIGURES = ("unreferenced_blobs", "unreferenced_blob_bytes")
 SUMMARY_FIGURES = (
+    "reclaimable_now_bytes",
     "physical_bytes",
     "logical_bytes",
     "dedup_savings_bytes",
@@ -38,6 +41,11 @@ _NO_UNTAGGED = (
     "the source ({kind}) cannot see untagged manifests, so orphaned manifests and what they hold are unknown"
 )
 _NO_STORED = "the source ({kind}) cannot see stored blobs, so blobs no manifest references are unknown"
+_PARTIAL_STORED = (
+    "a blob no crawled manifest references may be used by a repository --repository left out, "
+    "so unreferenced blobs are unknown"
+)
+_NO_UPLOADS = "the source ({kind}) cannot see uploads in progress"
 _NO_SIZES = (
     "the source ({kind}) cannot see stored blobs: the sum of the distinct blobs that descriptors name "
     "(blobs only untagged manifests reference are missing from it)"
@@ -52,11 +60,16 @@ class Report:
     """Everything `regstat report` shows, from one snapshot.
 
     `summary` holds SUMMARY_FIGURES (None where unknown); `unknown` and `estimates` map a
-    figure's name to why it is unknown or estimated; `warnings` say what the snapshot lacks
-    (errors, a --repository filter, manifests that did not parse).
+    figure's name to why it is unknown or estimated; `state` says in a few words whether the
+    snapshot is complete (or incomplete, or partial: how many repositories of how many),
+    and `warnings` what follows from it (errors, a --repository filter, manifests that did
+    not parse), each said once. `reclaimable` breaks the headline down
+    (regstat.reclaimable.Reclaimable.to_json); `stale_uploads` is None where the source cannot
+    see uploads.
     """
 
     snapshot: dict[str, Any]
+    state: str
     summary: dict[str, int | None]
     unknown: dict[str, str]
     estimates: dict[str, str]
@@ -66,6 +79,8 @@ class Report:
     largest_layers: list[dict[str, Any]]
     most_shared_layers: list[dict[str, Any]]
     orphaned_by_repository: list[dict[str, Any]] | None
+    reclaimable: dict[str, Any]
+    stale_uploads: dict[str, Any] | None
     top: int = DEFAULT_TOP
 
     @property
@@ -78,8 +93,11 @@ class Report:
             "format": FORMAT,
             "snapshot": self.snapshot,
             "complete": self.complete,
+            "state": self.state,
             "warnings": self.warnings,
             **self.summary,
+            "reclaimable_now": self.reclaimable,
+            "stale_uploads": self.stale_uploads,
             "unknown": self.unknown,
             "estimates": self.estimates,
             "repositories": self.repositories,
@@ -118,11 +136,21 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
         largest = _all(con, queries.load("largest_layers"), limit=top)
         shared = _all(con, queries.load("most_shared_layers"), limit=top)
         by_repository = _all(con, queries.load("orphaned_by_repository"), limit=top)
+        bind_settings(con, meta)
+        stale = _one(con, queries.load("stale_upload_summary"))
+        # Last: it replaces `reachable`, which every query above reads, by what the plan keeps.
+        reclaimable = reclaimable_now(con, meta)
     finally:
         con.close()
 
+    partial = bool(meta.get("partial"))
+    if partial:  # the blobs the crawled repositories use, not every blob the store holds
+        physical = totals["referenced_stored_bytes"] if stored_sizes else totals["referenced_bytes"]
+    else:
+        physical = totals["stored_bytes"] if stored_sizes else totals["known_bytes"]
     summary: dict[str, int | None] = {
-        "physical_bytes": totals["stored_bytes"] if stored_sizes else totals["known_bytes"],
+        "reclaimable_now_bytes": reclaimable.bytes,
+        "physical_bytes": physical,
         "logical_bytes": dedup["logical_bytes"],
         "dedup_savings_bytes": dedup["dedup_savings_bytes"],
         **{k: orphaned[k] for k in ORPHAN_FIGURES},
@@ -142,16 +170,27 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
     if not sees_stored:
         for name in UNREFERENCED_FIGURES:
             summary[name] = None
-            unknown[name] = _NO_STORED.format(kind=kind)
+            unknown[name] = (_PARTIAL_STORED if partial and stored_sizes else _NO_STORED).format(kind=kind)
     if not stored_sizes:
         estimates["physical_bytes"] = _NO_SIZES.format(kind=kind)
+    if reclaimable.estimate:
+        estimates["reclaimable_now_bytes"] = "; ".join(reclaimable.estimate)
+    stale_uploads = None
+    if stored_sizes:  # storage and OCI layouts; the registry API and ECR show no uploads
+        stale_uploads = {"grace": GRACE, **stale}
+    else:
+        unknown["stale_uploads"] = _NO_UPLOADS.format(kind=kind)
     for row in usage:
+        # All it references: what its storage bar shows, the two parts stacked.
+        row["referenced_bytes"] = row["exclusive_bytes"] + row["shared_bytes"]
         state = states.get(row["repository"], {})
         row["complete"] = state.get("complete")
         row["error_count"] = state.get("error_count")
 
+    identity = _identity(meta)
     return Report(
-        snapshot=_identity(meta),
+        snapshot=identity,
+        state=state_text(identity),
         summary=summary,
         unknown=unknown,
         estimates=estimates,
@@ -161,6 +200,8 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
         largest_layers=largest,
         most_shared_layers=shared,
         orphaned_by_repository=by_repository,
+        reclaimable=reclaimable.to_json(),
+        stale_uploads=stale_uploads,
         top=top,
     )
 
@@ -177,6 +218,8 @@ def _identity(meta: dict[str, Any]) -> dict[str, Any]:
         "complete": bool(meta.get("complete")),
         "partial": bool(meta.get("partial")),
         "repository_filter": list(meta.get("repository_filter") or []),
+        "repositories": (meta.get("counts") or {}).get("repositories"),
+        "source_repositories": meta.get("source_repositories"),
         "incomplete_repositories": list(meta.get("incomplete_repositories") or []),
         "errors": len(errors),
         "error_kinds": _error_kinds(errors),
@@ -191,23 +234,50 @@ def _error_kinds(errors: list[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(kinds.items()))
 
 
-def _warnings(meta: dict[str, Any], unparsed: int) -> list[str]:
-    warnings = []
-    errors = meta.get("errors") or []
+def state_text(snapshot: dict[str, Any]) -> str:
+    """The snapshot's state in a few words, each condition once: 'complete', or what it
+    lacks: 'INCOMPLETE: 3 crawl errors in 1 repository', 'partial: 2 of 40 repositories'
+    (of how many, where snapshot.json records it), or both."""
+    if snapshot["complete"]:
+        return "complete"
+    parts = []
+    errors, bad = snapshot["errors"], len(snapshot["incomplete_repositories"])
     if errors:
-        bad = meta.get("incomplete_repositories") or []
-        where = f" in {len(bad)} repositor{'y' if len(bad) == 1 else 'ies'}" if bad else ""
+        where = f" in {counted(bad, 'repository', 'repositories')}" if bad else ""
+        parts.append(f"INCOMPLETE: {counted(errors, 'crawl error')}{where}")
+    elif not snapshot["partial"]:
+        parts.append("INCOMPLETE: snapshot.json does not mark it complete")
+    if snapshot["partial"]:
+        crawled, total = snapshot["repositories"], snapshot["source_repositories"]
+        if crawled is None:
+            parts.append("partial")
+        elif total is None:
+            parts.append(f"partial: {counted(crawled, 'repository', 'repositories')}")
+        else:
+            parts.append(f"partial: {crawled:,} of {counted(total, 'repository', 'repositories')}")
+    return "; ".join(parts)
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """'1 repository', '2,000 repositories' (`many` defaults to `one` + 's')."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def _warnings(meta: dict[str, Any], unparsed: int) -> list[str]:
+    """What the state means for the figures, once per condition (the state says which)."""
+    warnings = []
+    if meta.get("errors"):
         warnings.append(
-            f"INCOMPLETE snapshot: the crawl recorded {len(errors)} error{'' if len(errors) == 1 else 's'}{where}; "
-            "the figures cover only what it could read (see errors in snapshot.json)"
+            "the figures cover only what the crawl could read; its errors are listed in snapshot.json"
         )
-    elif not meta.get("complete"):
-        warnings.append("INCOMPLETE snapshot: snapshot.json does not mark it complete")
+    elif not meta.get("complete") and not meta.get("partial"):
+        warnings.append("the figures may miss what the crawl did not read")
     if meta.get("partial"):
         globs = ", ".join(meta.get("repository_filter") or [])
         warnings.append(
-            f"partial snapshot (--repository {globs}): registry-wide figures (exclusive, shared and "
-            "orphaned bytes) see only the crawled repositories"
+            f"only the repositories matching --repository {globs} were crawled: physical bytes count the "
+            "blobs they reference, and exclusive, shared and orphaned bytes do not see the other repositories' "
+            "references"
         )
     if unparsed:
         warnings.append(

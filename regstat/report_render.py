@@ -10,10 +10,11 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from .render import json_array, to_json_value
-from .report import Report
+from .report import Report, counted
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -37,6 +38,7 @@ REPOSITORY_COLUMNS = (
     ("manifests", "manifests"),
     ("orphaned_manifests", "orphaned"),
     ("logical_bytes", "logical"),
+    ("referenced_bytes", "referenced"),
     ("exclusive_bytes", "exclusive"),
     ("shared_bytes", "shared"),
     ("orphaned_bytes", "orphaned bytes"),
@@ -69,6 +71,20 @@ def human_bytes(n: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def human_time(value: str | datetime | None) -> str:
+    """An ISO 8601 time (snapshot.json's) or a datetime as '2026-12-07 01:14 UTC'."""
+    if value is None or value == "":
+        return "unknown"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value  # shown as it is, rather than hidden
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def short_digest(digest: str | None) -> str:
     if not digest:
         return ""
@@ -84,6 +100,39 @@ def safe_text(value: Any) -> str:
 def markdown_text(value: Any) -> str:
     """A snapshot string as literal Markdown text: HTML escaped, Markdown syntax backslashed."""
     return _MARKDOWN.sub(r"\\\1", html.escape(safe_text(value), quote=False))
+
+
+def headline(report: Report) -> str:
+    """The headline: 'reclaimable now: 2.7 KiB (2,766 B)', marked where it is an estimate."""
+    return f"reclaimable now: {figure(report, 'reclaimable_now_bytes')}"
+
+
+def headline_detail(report: Report) -> str:
+    """What the headline counts, in words."""
+    r = report.reclaimable
+    return (
+        f"what plan-gc --untagged would free (grace {r['grace']}): "
+        f"{counted(r['manifests'], 'orphaned manifest')} ({human_bytes(r['manifest_bytes'])}), "
+        f"{counted(r['unreferenced_blobs'], 'unreferenced blob')} ({human_bytes(r['unreferenced_blob_bytes'])}), "
+        f"{counted(r['stale_uploads'], 'stale upload')} ({human_bytes(r['stale_upload_bytes'])})"
+    )
+
+
+def stale_uploads_text(report: Report) -> str:
+    """The uploads older than the grace period: how many, their bytes, the oldest's start."""
+    stale = report.stale_uploads
+    if stale is None:
+        return "unknown"
+    if not stale["uploads"]:
+        return "none"
+    size = human_bytes(stale["upload_bytes"])
+    if stale["unsized"]:
+        size = "size unknown" if stale["unsized"] == stale["uploads"] else f"{size} + {stale['unsized']:,} of unknown size"
+    return f"{stale['uploads']:,} ({size}), the oldest started {human_time(stale['oldest_at'])}"
+
+
+def stale_uploads_label(report: Report) -> str:
+    return f"stale uploads (older than {report.reclaimable['grace']})"
 
 
 def figure(report: Report, name: str) -> str:
@@ -115,17 +164,14 @@ def source_line(report: Report) -> str:
     return f"{source.get('kind', 'unknown')} {where}".strip()
 
 
-def state_line(report: Report) -> str:
-    s = report.snapshot
-    if s["complete"]:
-        return "complete"
-    return f"INCOMPLETE ({s['errors']} error{'' if s['errors'] == 1 else 's'})" if s["errors"] else "INCOMPLETE"
-
-
 def notes(report: Report) -> list[str]:
     """The footnotes: why each unknown is unknown and each estimate an estimate."""
-    lines = [f"{name}: unknown: {why}" for name, why in report.unknown.items()]
-    lines += [f"{name}: estimate: {why}" for name, why in report.estimates.items()]
+    lines = []
+    for kind, reasons in (("unknown", report.unknown), ("estimate", report.estimates)):
+        names: dict[str, list[str]] = {}  # figures with one reason share its line
+        for name, why in reasons.items():
+            names.setdefault(why, []).append(name)
+        lines += [f"{', '.join(figures)}: {kind}: {why}" for why, figures in names.items()]
     return lines
 
 
@@ -135,7 +181,7 @@ def sections(report: Report) -> list[tuple[str, Sequence[tuple[str, str]], list[
     return [
         ("Repositories", REPOSITORY_COLUMNS, report.repositories),
         (f"Largest layers (top {n})", LAYER_COLUMNS, report.largest_layers),
-        (f"Most shared layers (top {n})", LAYER_COLUMNS, report.most_shared_layers),
+        (f"Most shared layers (top {n}, shared by 2 or more manifests)", LAYER_COLUMNS, report.most_shared_layers),
         (f"Orphaned space by repository (top {n})", ORPHAN_COLUMNS, report.orphaned_by_repository),
     ]
 
@@ -167,14 +213,16 @@ def render_json(report: Report) -> str:
 
 def render_text(report: Report) -> str:
     s = report.snapshot
-    out = [f"regstat report: snapshot {safe_text(s['id'])} ({state_line(report)})"]
-    out.append(f"source: {safe_text(source_line(report))}, taken {safe_text(s['taken_at'])}")
+    out = [f"regstat report: snapshot {safe_text(s['id'])} ({report.state})"]
+    out.append(f"source: {safe_text(source_line(report))}, taken {safe_text(human_time(s['taken_at']))}")
     for warning in report.warnings:
         out.append(f"!! {safe_text(warning)}")
-    out.append("")
-    width = max(len(label) for _, label in SUMMARY_LABELS + COUNT_LABELS)
-    for name, label in SUMMARY_LABELS + COUNT_LABELS:
-        out.append(f"  {label.ljust(width)}  {figure(report, name)}")
+    out += ["", headline(report), f"  {headline_detail(report)}", ""]
+    rows = [*((label, figure(report, name)) for name, label in SUMMARY_LABELS + COUNT_LABELS),
+            (stale_uploads_label(report), stale_uploads_text(report))]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        out.append(f"  {label.ljust(width)}  {value}")
     for line in notes(report):
         out.append(f"  * {safe_text(line)}")
     for title, columns, rows in sections(report):
@@ -202,19 +250,22 @@ def render_markdown(report: Report) -> str:
     s = report.snapshot
     out = [f"## regstat report: snapshot `{safe_text(s['id'])}`", ""]
     if not report.complete:
-        out += [f"> **⚠ {markdown_text(state_line(report))} snapshot**: the figures cover only what the crawl read.", ""]
-    for warning in report.warnings:
-        out.append(f"- **{markdown_text(warning)}**")
-    if report.warnings:
+        out.append(f"> **⚠ {markdown_text(report.state)}**")
+        out += [f"> - {markdown_text(warning)}" for warning in report.warnings]
         out.append("")
+    elif report.warnings:
+        out += [f"- **{markdown_text(warning)}**" for warning in report.warnings] + [""]
     out += [
-        f"Source: {markdown_text(source_line(report))}, taken {markdown_text(s['taken_at'])}.",
+        f"Source: {markdown_text(source_line(report))}, taken {markdown_text(human_time(s['taken_at']))}.",
+        "",
+        f"**{markdown_text(headline(report))}**: {markdown_text(headline_detail(report))}.",
         "",
         "| figure | value |",
         "|---|---:|",
     ]
     for name, label in SUMMARY_LABELS + COUNT_LABELS:
         out.append(f"| {label} | {markdown_text(figure(report, name))} |")
+    out.append(f"| {stale_uploads_label(report)} | {markdown_text(stale_uploads_text(report))} |")
     if notes(report):
         out.append("")
         out += [f"- {markdown_text(line)}" for line in notes(report)]

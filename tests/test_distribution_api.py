@@ -291,6 +291,10 @@ def test_a_repository_without_tags_is_empty_not_an_error(proxy: FaultProxy, base
     assert {k: v for k, v in got.items() if k != "repositories"} == {
         k: v for k, v in baseline.items() if k != "repositories"
     }
+    # --repository: the catalog still tells how many repositories the registry has.
+    out = tmp_path / "apps"
+    meta = crawled(api_crawl(proxy.url, out, "--insecure", "--repository", "apps/*"), out)
+    assert meta["counts"]["repositories"] == 2 and meta["source_repositories"] == len(names)
 
     # Named with --repository (as where there is no catalog), an unknown name is an error.
     proxy.canned[("GET", "/v2/_catalog")] = (404, {}, b"")
@@ -298,6 +302,7 @@ def test_a_repository_without_tags_is_empty_not_an_error(proxy: FaultProxy, base
     meta = crawled(api_crawl(proxy.url, out, "--insecure", "--repository", "untagged/only"), out, code=3)
     assert [(e["repository"], e["kind"]) for e in meta["errors"]] == [("untagged/only", "read_error")]
     assert "NAME_UNKNOWN" in meta["errors"][0]["message"]
+    assert meta["source_repositories"] is None  # no catalog: unknown
 
 
 def test_link_to_another_host_is_not_followed(proxy: FaultProxy, tmp_path: Path) -> None:

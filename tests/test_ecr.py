@@ -322,6 +322,7 @@ def test_repository_globs(account: Account, tmp_path: Path) -> None:
     assert snap.code == EXIT_OK, snap.stderr
     assert snap.meta["partial"] and not snap.meta["complete"]
     assert snap.meta["repository_filter"] == ["apps/*", "tools/cl?"]
+    assert snap.meta["source_repositories"] == 4  # base/alpine is listed, and left out
     chosen = {"apps/web", "apps/api", "tools/cli"}
     assert {r.repository for r in snap.rows("repositories")} == chosen
     assert snap.rows("tags") == {r for r in expected.tags if r.repository in chosen}

@@ -26,7 +26,7 @@ from regstat import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT
 from regstat.report import Report, build_report
-from regstat.report_html import ORPHANED_TITLE, SHARING_TITLE, STORAGE_TITLE, render_html
+from regstat.report_html import ORPHANED_TITLE, SHARING_TITLE, SHARING_Y_LABEL, STORAGE_TITLE, render_html
 from regstat.render import to_json_value
 from regstat.report_render import render_json, render_markdown, render_text
 from regstat.snapshot import TABLES, Snapshot
@@ -60,7 +60,9 @@ def usage(report: Report) -> dict[str, tuple]:
 
 
 def figures(report: Report) -> dict:
-    return {k: v for k, v in report.to_json().items() if k.endswith(("_bytes", "_manifests", "_blobs"))}
+    """The summary figures but the headline (tested against plan-gc below)."""
+    return {k: v for k, v in report.to_json().items()
+            if k.endswith(("_bytes", "_manifests", "_blobs")) and k != "reclaimable_now_bytes"}
 
 
 # --- one rule each -------------------------------------------------------------------------------
@@ -208,16 +210,65 @@ def test_unknown_is_never_zero(tmp_path: Path) -> None:
     assert json.loads(render_json(report))["orphaned_manifest_bytes"] is None
 
 
-def test_incomplete_snapshot_is_flagged_everywhere(tmp_path: Path) -> None:
+PARTIAL = {"complete": False, "partial": True, "repository_filter": ["a"],
+           "capabilities": {"untagged_manifests": True, "unreferenced_blobs": False, "stored_blob_sizes": True, "push_times": "approximate",
+                            "pull_times": None, "locks": None}}
+ERRORS = {"complete": False, "errors": [{"repository": "a", "path": "x/link", "kind": "bad_link", "message": "empty"}],
+          "incomplete_repositories": ["a"]}
+
+
+def visible_text(page: str) -> str:
+    return "".join(parse(page).text)
+
+
+@pytest.mark.parametrize(
+    "changes, state",
+    [
+        (ERRORS, "INCOMPLETE: 1 crawl error in 1 repository"),
+        ({**PARTIAL, "source_repositories": 4}, "partial: 1 of 4 repositories"),
+        (PARTIAL, "partial: 1 repository"),  # an older snapshot, without source_repositories
+        ({**PARTIAL, **ERRORS, "source_repositories": 4},
+         "INCOMPLETE: 1 crawl error in 1 repository; partial: 1 of 4 repositories"),
+    ],
+)
+def test_state_is_said_once_in_every_format(tmp_path: Path, changes: dict, state: str) -> None:
+    """An incomplete or partial snapshot says so once at the top of every format, then what
+    follows from each condition, once; a partial one is not called incomplete, nor said to
+    come from a source that cannot see stored blobs."""
     tables = build(contents(m0=image([b[0]])), {"a": [m[0]]}, {"a": [m[0]]})
-    error = {"repository": "a", "path": "x/link", "kind": "bad_link", "message": "empty"}
-    report = report_of(tmp_path, tables, complete=False, errors=[error], incomplete_repositories=["a"])
-    assert report.to_json()["complete"] is False
-    assert report.warnings[0].startswith("INCOMPLETE snapshot")
-    assert "INCOMPLETE" in render_text(report).splitlines()[0]
-    assert "INCOMPLETE" in render_markdown(report).split("\n\n")[1]
-    page = render_html(report)
-    assert re.search(r'<div class="banner" role="alert">\s*<p>INCOMPLETE', page)
+    report = report_of(tmp_path, tables, **changes)
+    data = json.loads(render_json(report))
+    assert data["complete"] is False and data["state"] == state
+    text, markdown, page = render_text(report), render_markdown(report), visible_text(render_html(report))
+    assert state in text.splitlines()[0]
+    conditions = [c.split(":")[0] for c in state.split("; ")]  # INCOMPLETE, partial
+    for rendering in (text, markdown, page):
+        for word in ("INCOMPLETE", "partial"):
+            said = len(re.findall(rf"\b{word}\b", rendering, re.IGNORECASE))
+            assert said == (word in conditions), (word, rendering)
+        assert "cannot see stored blobs" not in rendering
+    assert "cannot see stored blobs" not in json.dumps(data)
+    assert len(data["warnings"]) == len(conditions)  # one reason each
+    if "partial" in conditions:
+        assert any("--repository a" in w for w in data["warnings"])
+        assert "--repository left out" in data["unknown"]["unreferenced_blobs"]
+        assert "--repository left out" in data["estimates"]["reclaimable_now_bytes"]
+    if "INCOMPLETE" in conditions:
+        assert any("errors are listed in snapshot.json" in w for w in data["warnings"])
+        assert "crawl errors" in data["estimates"]["reclaimable_now_bytes"]
+    assert '<div class="banner" role="alert">' in render_html(report)
+
+
+def test_partial_physical_bytes_are_the_crawled_repositories_blobs(tmp_path: Path) -> None:
+    """The store of a partial snapshot holds every repository's blobs: physical bytes count
+    only the blobs the crawled manifests reference, their manifest blobs included."""
+    # a:m0 = b0 + config b1, m1 = b2 (untagged). Stored besides: m2..m6, b3 (b4 is not stored).
+    tables = build(contents(m0=image([b[0]], b[1]), m1=image([b[2]])), {"a": [m[0], m[1]]}, {"a": [m[0]]})
+    report = report_of(tmp_path, tables, **PARTIAL)
+    assert report.summary["physical_bytes"] == 100 + 101 + 1000 + 2000 + 3000
+    assert report.summary["physical_bytes"] <= report.summary["logical_bytes"] + 100 + 101
+    full = report_of(tmp_path / "full", tables)
+    assert full.summary["physical_bytes"] == ALL_MANIFEST_BYTES + 1000 + 2000 + 3000 + 4000
 
 
 # --- scenario_tree -------------------------------------------------------------------------------
@@ -313,6 +364,35 @@ def test_sample_text_markdown_and_output_file(sample: Path, tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["r.md"]  # no temporary file left
 
 
+def test_headline_stale_uploads_times_and_shared_layers_in_every_format(sample: Path) -> None:
+    """Every format leads with reclaimable now, shows the stale uploads (count, bytes, oldest),
+    writes times as 2026-12-07 01:14 UTC (JSON: ISO 8601, for programs), and lists as most
+    shared only layers that 2 or more manifests reference."""
+    report = build_report(Snapshot.open(sample))
+    data = json.loads(render_json(report))
+    assert data["reclaimable_now_bytes"] == data["reclaimable_now"]["bytes"]
+    assert set(data["reclaimable_now"]) >= {"estimated", "grace", "manifests", "stale_uploads"}
+    stale = data["stale_uploads"]  # sample_data's upload started 2026-11-27: stale when crawled
+    assert (stale["uploads"], stale["upload_bytes"], stale["oldest_at"]) == (1, 700, "2026-11-27T21:49:18Z")
+    shared = data["top"]["most_shared_layers"]
+    assert shared and all(r["manifests"] >= 2 for r in shared)
+    layers = {r["digest"]: r["manifests"] for r in data["top"]["largest_layers"]}
+    assert any(n == 1 for n in layers.values())  # there were unshared layers to leave out
+    taken = datetime.fromisoformat(data["snapshot"]["taken_at"].replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+    for rendering in (render_text(report), render_markdown(report), "".join(parse(render_html(report)).text)):
+        rendering = rendering.replace("\u00a0", " ")
+        assert re.search(r"reclaimable now: \S+ (B|KiB)", rendering)
+        assert f"taken {taken}" in rendering
+        assert "1 (700 B), the oldest started 2026-11-27 21:49 UTC" in rendering
+        assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", rendering)
+        start = rendering.index("Most shared layers")
+        section = rendering[start:rendering.index("Orphaned space by repository (top", start)]
+        assert all(digest[:19] in section for digest in (r["digest"] for r in shared))
+        assert not any(d[:19] in section for d, n in layers.items() if n == 1)
+    text = render_text(report).splitlines()
+    assert text[text.index("") + 1].startswith("reclaimable now: ")  # the first figure
+
+
 def test_not_a_snapshot(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert result.exit_code == EXIT_SNAPSHOT and "not a regstat snapshot" in result.stderr
@@ -383,6 +463,114 @@ def test_html_charts_on_sample(sample: Path, tmp_path: Path) -> None:
         ("orphaned", data["orphaned_manifest_bytes"]),
         ("orphaned-shared", 0),
     ]
+    assert_self_contained(page)
+
+
+class Layout(HTMLParser):
+    """The page as a reader sees it: each table's rows of cell texts and the classes of the
+    elements around it; the texts of each svg, with their attributes; each bar row of a
+    stacked chart; all visible text, and the page's CSS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, dict]] = []
+        self.tables: list[dict] = []
+        self.svg_texts: list[list[tuple[dict, str]]] = []
+        self.bar_rows: list[dict] = []
+        self.text: list[str] = []
+        self.css = ""
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attributes = dict(attrs)
+        if tag == "table":
+            around = [a.get("class", "") for t, a in self.stack if t == "div"]
+            self.tables.append({"around": around, "rows": []})
+        elif tag == "tr" and self.tables:
+            self.tables[-1]["rows"].append([])
+        elif tag in ("td", "th") and self.tables:
+            self.tables[-1]["rows"][-1].append("")
+        elif tag == "svg":
+            self.svg_texts.append([])
+        elif tag == "g" and "data-total" in attributes:
+            self.bar_rows.append({"chart": len(self.svg_texts) - 1, "label": attributes["data-label"],
+                                  "total": int(attributes["data-total"]), "parts": [], "end": None})
+        elif tag == "rect" and "data-bytes" in attributes and self.bar_rows and self._inside("g"):
+            self.bar_rows[-1]["parts"].append((attributes["class"], int(attributes["data-bytes"])))
+        if tag != "meta":  # the page's one void element (<line/> and <rect/> get an end tag call)
+            self.stack.append((tag, attributes))
+
+    def _inside(self, tag: str) -> bool:
+        return any(t == tag for t, _ in self.stack)
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack and self.stack.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        if self._inside("style"):
+            self.css += data
+            return
+        if not self._inside("title"):
+            self.text.append(data)
+        if self.stack and self.stack[-1][0] in ("td", "th") and self.tables:
+            self.tables[-1]["rows"][-1][-1] += data
+        if self.stack and self.stack[-1][0] == "text" and self.svg_texts:
+            self.svg_texts[-1].append((self.stack[-1][1], data))
+            if "total" in self.stack[-1][1].get("class", "") and self.bar_rows:
+                self.bar_rows[-1]["end"] = data
+
+
+def layout(page: str) -> Layout:
+    parsed = Layout()
+    parsed.feed(page)
+    parsed.close()
+    return parsed
+
+
+def table_after(page: str, heading: str) -> list[dict[str, str]]:
+    """The rows, as {column: cell text}, of the first table after the <h2> starting `heading`."""
+    rest = page[page.index(f"<h2>{heading}"):]
+    header, *rows = layout(rest[rest.index("<table"):]).tables[0]["rows"]
+    return [dict(zip(header, row)) for row in rows]
+
+
+NBSP = "\u00a0"
+UNITS = r"(?:B|KiB|MiB|GiB|TiB|PiB|EiB|UTC)\b"
+
+
+def test_html_reads_well_on_a_narrow_screen(sample: Path) -> None:
+    """Properties of the page a browser shows (tests/README-free: what the screenshots at
+    500 and 1400 px checked by eye): tables scroll inside their box; a number never parts from
+    its unit, nor a date from its time; times read 2026-12-07 01:14 UTC; the sharing chart's
+    y axis has a label; each storage bar's parts and end figure are its table row's."""
+    page = render_html(build_report(Snapshot.open(sample)))
+    parsed = layout(page)
+    assert re.search(r"\.scroll\s*\{[^}]*overflow-x:\s*auto", parsed.css)
+    assert parsed.tables and all("scroll" in t["around"] for t in parsed.tables)
+    text = "".join(parsed.text)
+    assert re.findall(rf"\d{NBSP}{UNITS}", text)  # there are figures, and
+    assert not re.findall(rf"\d[ \t\n]+{UNITS}", text)  # none breakable before its unit
+    times = re.findall(rf"\d{{4}}-\d\d-\d\d{NBSP}\d\d:\d\d{NBSP}UTC", text)
+    assert len(times) == 2  # taken, and the oldest stale upload's start
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", text)  # no ISO 8601 shown
+
+    storage, sharing, _ = parsed.svg_texts
+    y_labels = [(a, t) for a, t in sharing if "y-label" in a.get("class", "")]
+    assert y_labels == [(y_labels[0][0], SHARING_Y_LABEL)] and "rotate(-90" in y_labels[0][0]["transform"]
+    ticks = [t for a, t in sharing if a.get("class") == "tick"]
+    assert ticks[0] == "0" and len(ticks) >= 2
+
+    rows = {r["repository"]: r for r in table_after(page, "Repositories")}
+    bars = [bar for bar in parsed.bar_rows if bar["chart"] == 0]  # the storage chart's
+    assert len(bars) == len(rows) == 4
+    raw = {r["repository"]: r for r in build_report(Snapshot.open(sample)).repositories}
+    for bar in bars:
+        row, numbers = rows[bar["label"]], raw[bar["label"]]
+        assert bar["parts"] == [("exclusive", numbers["exclusive_bytes"]), ("shared", numbers["shared_bytes"])]
+        assert bar["end"] == row["referenced"]  # the figure at its end is the table's
+        assert bar["total"] == numbers["referenced_bytes"] == numbers["exclusive_bytes"] + numbers["shared_bytes"]
+    shared = table_after(page, "Most shared layers")
+    assert shared and all(int(r["manifests"]) >= 2 for r in shared)
     assert_self_contained(page)
 
 

@@ -88,7 +88,8 @@ def assert_same_snapshot(got: Path, want: Path) -> None:
     for table in STORED_TABLES:  # the same digests, numbered alike: the same tables as readers see them
         assert pq.read_table(got / table).equals(pq.read_table(want / table)), table
     a, b = (json.loads((p / "snapshot.json").read_text()) for p in (got, want))
-    for key in ("complete", "counts", "errors", "incomplete_repositories", "source", "capabilities"):
+    for key in ("complete", "counts", "errors", "incomplete_repositories", "source", "capabilities",
+                "source_repositories"):
         assert a[key] == b[key], key
     Snapshot.open(got)
 
@@ -155,6 +156,22 @@ def test_resume_twice(tree: Path, full: tuple[Path, dict], tmp_path: Path) -> No
     assert len(resumed["resumed_at"]) == 2
     assert resumed["work"]["items_read"] < full[1]["work"]["items_read"]
     assert_same_snapshot(out, full[0])
+
+
+def test_partial_crawl_resumes_counting_the_repositories_left_out(tree: Path, tmp_path: Path) -> None:
+    """snapshot.json's source_repositories counts the repositories --repository left out: the
+    jobs that listed them before the kill are counted once, from the journal."""
+    want, out = tmp_path / "want", tmp_path / "snap"
+    summary(crawl(str(tree), want, "--repository", "copy1*"))
+    killed(crawl(str(tree), out, "--repository", "copy1*", kill=("record", 40)))
+    resumed = summary(crawl(str(tree), out, "--repository", "copy1*", "--resume"))
+    assert resumed["work"]["jobs_reused"] > 0
+    assert_same_snapshot(out, want)
+    meta = json.loads((out / "snapshot.json").read_text())
+    originals = len(list((SAMPLE / "docker").rglob("_manifests")))
+    # copy1 and copy10..copy19 are crawled; the originals and the other copies are left out.
+    assert meta["counts"]["repositories"] == 11 * originals
+    assert meta["source_repositories"] == 21 * originals
 
 
 def test_resume_refuses_what_it_cannot_continue(tree: Path, tmp_path: Path) -> None:

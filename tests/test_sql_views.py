@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,9 +38,9 @@ def invoke(*args: str, input: str | None = None):
 # --- every sql/ file against the sample registry ----------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def crawled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
-    """A crawl of scenario_tree, and the names of the sql/ files the crawl loaded (and ran)."""
+@contextmanager
+def recorded_loads() -> Iterator[set[str]]:
+    """The names of the sql/ files loaded (and run) inside the block."""
     loaded: set[str] = set()
     original = queries.load
 
@@ -46,9 +48,16 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
         loaded.add(name)
         return original(name)
 
-    out = tmp_path_factory.mktemp("snap") / "s"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(queries, "load", recording)
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
+    """A crawl of scenario_tree, and the names of the sql/ files the crawl loaded (and ran)."""
+    out = tmp_path_factory.mktemp("snap") / "s"
+    with recorded_loads() as loaded:
         result = CliRunner().invoke(main, ["crawl", str(SAMPLE), "--output", str(out)])
     assert result.exit_code == EXIT_OK, result.stderr
     return out, loaded
@@ -62,17 +71,9 @@ def sample(crawled) -> Path:
 @pytest.fixture(scope="module")
 def loaded_by_plan_and_explain(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """The sql/ files `regstat plan-gc` and `regstat explain --plan` ran on the sample."""
-    loaded: set[str] = set()
-    original = queries.load
-
-    def recording(name: str) -> str:
-        loaded.add(name)
-        return original(name)
-
     plan = tmp_path_factory.mktemp("plan") / "plan.json"
     orphan = json.loads((SAMPLE / "EXPECTED.json").read_text())["names"]["web_old"]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(queries, "load", recording)
+    with recorded_loads() as loaded:
         result = invoke("plan-gc", str(sample), "--untagged", "--grace", "0s", "-o", str(plan))
         assert result.exit_code == EXIT_OK, result.stderr
         child = rows_of_sample(sample, "SELECT digest FROM descriptors WHERE role = 'manifest' LIMIT 1")[0][0]
@@ -80,6 +81,15 @@ def loaded_by_plan_and_explain(sample: Path, tmp_path_factory: pytest.TempPathFa
         for reference in (orphan, child, f"{repository}:{tag}"):
             result = invoke("explain", str(sample), reference, "--plan", str(plan))
             assert result.exit_code == EXIT_OK, result.stderr
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def loaded_by_report(sample: Path) -> set[str]:
+    """The sql/ files `regstat report` ran on the sample."""
+    with recorded_loads() as loaded:
+        result = invoke("report", str(sample), "--format", "json")
+    assert result.exit_code == EXIT_OK, result.stderr
     return loaded
 
 
@@ -101,6 +111,10 @@ def test_every_sql_file_runs_on_the_sample(name: str, crawled, request: pytest.F
     if name.startswith(("plan_", "explain_")):
         # These bind the planner's own tables (plan_*, explain_targets): plan-gc and explain ran them.
         assert name in request.getfixturevalue("loaded_by_plan_and_explain")
+        return
+    if name.startswith("reclaimable_") or name == "stale_upload_summary":
+        # These bind the report's own tables (reclaim_*): the report ran them.
+        assert name in request.getfixturevalue("loaded_by_report")
         return
     con = analysis.connect(Snapshot.open(snapshot))
     try:

@@ -54,9 +54,17 @@ class JobResult:
     parsed: list[ManifestResult] = field(default_factory=list)  # manifests the job read itself
     jobs: list[Job] = field(default_factory=list)  # more work
     items: int = 0  # files, keys or requests: for progress
+    # Repositories the source listed that --repository left out; None when the source could
+    # not list its repositories (names given instead of a catalog): the total is unknown.
+    unselected: int | None = 0
 
     def add(self, table: str, row: tuple) -> None:
         self.rows.setdefault(table, []).append(row)
+
+
+def add_unselected(total: int | None, more: int | None) -> int | None:
+    """Sum counts of unselected repositories; unknown (None) once either is."""
+    return None if total is None or more is None else total + more
 
 
 class SharedJobState(Protocol):

@@ -38,7 +38,7 @@ from urllib.parse import quote, urlsplit
 
 from ..errors import CrawlError, SourceError
 from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest
-from .base import CrawlOptions, Job, JobResult
+from .base import CrawlOptions, Job, JobResult, add_unselected
 from .http import HttpClient, tls_context
 from .registry_auth import REALM_HOSTS_VARIABLE, Authenticator, Credentials
 from .registry_client import (
@@ -175,6 +175,7 @@ def list_repositories(client: RegistryClient, globs: tuple[str, ...]) -> JobResu
             result.errors.append(CrawlError(None, p.path, p.kind, p.message))
         elif globs and not any(_GLOB_CHARACTERS & set(g) for g in globs):
             names, listed = list(globs), False  # no catalog here (Docker Hub has none): crawl the names given
+            result.unselected = None  # and how many repositories the registry has is unknown
         else:
             raise SourceError(
                 f"the registry at {client.base} does not list its repositories ({p.message}); "
@@ -182,6 +183,7 @@ def list_repositories(client: RegistryClient, globs: tuple[str, ...]) -> JobResu
             ) from None
     for name in sorted(set(names)):
         if globs and not any(fnmatch.fnmatchcase(name, g) for g in globs):
+            result.unselected = add_unselected(result.unselected, 1)
             continue
         if valid_repository_name(name):
             result.jobs.append((crawl_repository, (client, name, listed)))

@@ -38,7 +38,7 @@ import botocore.session
 from .. import __version__
 from ..errors import CrawlError, ManifestError, SourceError
 from ..model import Manifest, MediaType, digest_of, is_digest, parse_manifest
-from .base import CrawlOptions, Job, JobResult, ManifestResult
+from .base import CrawlOptions, Job, JobResult, ManifestResult, add_unselected
 
 DEFAULT_CONCURRENCY = 8
 # Total attempts per call, the first included. Throttled calls back off rand × 2^i s (at most
@@ -213,6 +213,8 @@ def plan_ecr(api: EcrApi, globs: tuple[str, ...]) -> JobResult:
     for name in sorted(set(names)):
         if not globs or any(fnmatch.fnmatchcase(name, glob) for glob in globs):
             result.jobs.append((list_repository, (api, name)))
+        else:
+            result.unselected = add_unselected(result.unselected, 1)
     return result
 
 

@@ -94,7 +94,7 @@ class OCILayoutSource:
         return {**CAPABILITIES, "unreferenced_blobs": not partial}
 
     def first_jobs(self) -> list[Job]:
-        jobs: list[Job] = [(list_blobs, (self.location,))]
+        jobs: list[Job] = [(list_blobs, (self.location, 0 if self.selected else 1))]
         if self.selected:
             jobs.append((crawl_layout, (self.location, self.name, self.name_problem, self.index)))
         return jobs
@@ -223,10 +223,11 @@ def _json_object(body: bytes) -> dict | None:
 # --- jobs -------------------------------------------------------------------------------------
 
 
-def list_blobs(location: str) -> JobResult:
+def list_blobs(location: str, unselected: int = 0) -> JobResult:
     """Every stored blob (`blobs/<alg>/<hex>`) with its size and modification time; any other
-    file under blobs/ is an error outside the repository."""
-    result = JobResult()
+    file under blobs/ is an error outside the repository. `unselected`: 1 when --repository
+    leaves the layout's one repository out (the snapshot counts it among the source's)."""
+    result = JobResult(unselected=unselected)
     for path, status in walk(location, "blobs", result.errors):
         result.items += 1
         parts = path.split("/")

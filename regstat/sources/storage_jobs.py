@@ -90,6 +90,8 @@ def plan_storage_layout(storage: Storage, globs: tuple[str, ...], verify_links: 
     for top in directories("repositories"):
         if _may_hold(top, globs):
             result.jobs.append((crawl_repository_shard, (storage, f"repositories/{top}", globs, verify_links)))
+        else:
+            result.unselected = None  # not listed: how many repositories it holds is unknown
     return result
 
 
@@ -288,6 +290,7 @@ def _crawl_repositories(
         for name in sorted(listings)
         if not globs or any(fnmatch.fnmatchcase(name, g) for g in globs)
     ]
+    result.unselected = len(listings) - len(selected)
     # Tag links are read: only their content names the tagged manifest. Revision and layer
     # links name their digest in their path, which is what the registry's enumeration of
     # manifests and blobs (and so its GC's mark phase) goes by, so they are checked by their

@@ -112,7 +112,7 @@ def headline_detail(report: Report) -> str:
     r = report.reclaimable
     return (
         f"what plan-gc --untagged would free (grace {r['grace']}): "
-        f"{counted(r['manifests'], 'orphaned manifest')} ({human_bytes(r['manifest_bytes'])}), "
+        f"{counted(r['manifests'], 'manifest')} no kept tag reaches ({human_bytes(r['manifest_bytes'])}), "
         f"{counted(r['unreferenced_blobs'], 'unreferenced blob')} ({human_bytes(r['unreferenced_blob_bytes'])}), "
         f"{counted(r['stale_uploads'], 'stale upload')} ({human_bytes(r['stale_upload_bytes'])})"
     )

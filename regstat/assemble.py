@@ -34,7 +34,7 @@ def _without(schema: pa.Schema, name: str) -> pa.Schema:
 
 
 # Facts per digest (a manifest parsed once) or per repository (its links), as the jobs of
-# `sources.storage_jobs` return them; most are a snapshot table's schema less a column.
+# `sources.storage_tree.jobs` return them; most are a snapshot table's schema less a column.
 STAGING_SCHEMAS: dict[str, pa.Schema] = {
     "stored_blobs": _without(SCHEMAS["blobs"], "stored"),
     "revisions": pa.schema(

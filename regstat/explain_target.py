@@ -19,12 +19,11 @@ import duckdb
 
 from . import queries
 from .errors import EXIT_USAGE, RegstatError
-from .model import is_registry_host
+from .model import TAG, is_registry_host
 
 MIN_PREFIX = 12  # hex digits: what reports and plans print (report_render.short_digest)
 HEX_DIGITS = {"sha256": 64, "sha512": 128}
 _HEX = re.compile(r"[0-9a-fA-F]+")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _SHOWN = 10  # candidates listed for an ambiguous prefix
 FORMS = ("a digest, a short digest (12 or more hex digits, with or without sha256:), REPOSITORY:TAG "
          "or REPOSITORY@DIGEST")
@@ -61,7 +60,7 @@ def resolve(con: duckdb.DuckDBPyConnection, text: str) -> Target:
     repository, colon, tag = text.rpartition(":")
     if not colon or "/" in tag or not repository or not tag:
         raise TargetFormError(f"{text}: not {FORMS}")
-    if not _TAG.fullmatch(tag):
+    if not TAG.fullmatch(tag):
         raise TargetFormError(f"{text}: {tag!r} is not a tag ({FORMS})")
     return Target(_tagged(con, repository, tag), repository)
 

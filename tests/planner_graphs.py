@@ -21,7 +21,9 @@ from test_analysis import write_snapshot
 
 from regstat.policy import Policy
 from regstat.snapshot import TABLES, Snapshot
-from regstat.sources import distribution_api, ecr, oci_layout, storage_jobs
+from regstat.sources import ecr, oci_layout
+from regstat.sources.storage_tree import jobs as storage_jobs
+from regstat.sources.registry_api import source as distribution_api
 
 TAKEN = datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc)
 DAY = timedelta(days=1)

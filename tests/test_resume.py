@@ -39,7 +39,7 @@ KILLED = -9
 _CHILD = """
 import os, signal, sys
 import regstat.crawl as crawl
-import regstat.sources.distribution_api as api
+import regstat.sources.registry_api.source as api
 when, count, tags_per_job = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 api.TAGS_PER_JOB = tags_per_job
 seen = [0]

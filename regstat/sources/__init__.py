@@ -14,7 +14,7 @@ def open_source(source: str, options: CrawlOptions) -> Source:
     path, file://PATH or s3://); refuse any other SOURCE, or a path that does not exist, with
     the forms regstat reads (regstat.sources.forms)."""
     if source.startswith(("http://", "https://")):
-        from .distribution_api import open_distribution_api
+        from .registry_api.source import open_distribution_api
 
         return open_distribution_api(source, options)
     if source.startswith("ecr://"):
@@ -28,8 +28,8 @@ def open_source(source: str, options: CrawlOptions) -> Source:
     refusal = unrecognised(source)
     if refusal is not None:
         raise refusal
-    from .storage import open_storage
-    from .storage_jobs import StorageLayoutSource
+    from .storage_tree import open_storage
+    from .storage_tree.jobs import StorageLayoutSource
 
     storage = open_storage(source, endpoint_url=options.endpoint_url, concurrency=options.concurrency)
     return StorageLayoutSource(storage, options)

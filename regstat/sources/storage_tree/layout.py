@@ -17,12 +17,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..model import is_digest
+from ...model import TAG, is_digest
 from .storage import Entry
 
-# Distribution's own grammar for path components of repository names, and for tags.
+# Distribution's own grammar for path components of repository names (for tags: model.TAG).
 _NAME_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _REPOSITORY_DIRS = ("_manifests", "_layers", "_uploads")
 LINK_LIMIT = 1024  # a link holds one digest; anything longer is garbage
 BAD_NAME = "name is not UTF-8; not read (the registry never writes one)"
@@ -160,7 +159,7 @@ def _file(listing: RepositoryListing, rest: list[str], entry: Entry) -> str | No
     if len(rest) >= 4 and rest[1] == "tags":
         tag = rest[2]
         if rest[3:] == ["current", "link"]:
-            if not _TAG.fullmatch(tag):
+            if not TAG.fullmatch(tag):
                 return f"invalid tag name {tag!r}"
             listing.tags[tag] = Link(entry.path, entry.size, entry.modified_us)
             return None

@@ -14,10 +14,10 @@ import threading
 from typing import Iterator
 from urllib.parse import quote, urljoin
 
-from ..errors import SourceError
-from ..model import MAX_MANIFEST_BYTES, MediaType, digest_of, is_digest
+from ...errors import SourceError
+from ...model import MAX_MANIFEST_BYTES, MediaType, digest_of, is_digest
 from .http import ATTEMPTS, PAGE_LIMIT, HttpClient, Response, TransportError, origin, redact_url
-from .registry_auth import Authenticator, AuthError
+from .auth import Authenticator, AuthError
 
 OCI_ARTIFACT_MANIFEST = "application/vnd.oci.artifact.manifest.v1+json"  # OCI 1.1 drafts; some registries kept it
 MANIFEST_ACCEPT = ", ".join(

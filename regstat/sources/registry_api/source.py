@@ -36,12 +36,12 @@ import threading
 from typing import Any, Mapping
 from urllib.parse import quote, urlsplit
 
-from ..errors import CrawlError, SourceError
-from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest
-from .base import CrawlOptions, Job, JobResult, add_unselected
+from ...errors import CrawlError, SourceError
+from ...model import MAX_MANIFEST_BYTES, TAG, Manifest, MediaType, is_digest
+from ..base import CrawlOptions, Job, JobResult, add_unselected
 from .http import HttpClient, tls_context
-from .registry_auth import REALM_HOSTS_VARIABLE, Authenticator, Credentials
-from .registry_client import (
+from .auth import REALM_HOSTS_VARIABLE, Authenticator, Credentials
+from .client import (
     CATALOG_SCOPE,
     ApiProblem,
     RegistryClient,
@@ -51,8 +51,8 @@ from .registry_client import (
     repository_scope,
     stored_form,
 )
-from .storage_jobs import parse_or_record
-from .storage_layout import _TAG, valid_repository_name
+from ..storage_tree.jobs import parse_or_record
+from ..storage_tree.layout import valid_repository_name
 
 CAPABILITIES = {
     "untagged_manifests": False,  # only tags and what they reach
@@ -252,9 +252,9 @@ def crawl_repository(client: RegistryClient, name: str, listed: bool = True) -> 
 
 def _valid_tags(name: str, path: str, tags: list[str], result: JobResult) -> list[str]:
     """The tags the grammar allows; the others are recorded and never put in a URL."""
-    valid = [t for t in tags if _TAG.fullmatch(t)]
+    valid = [t for t in tags if TAG.fullmatch(t)]
     for tag in tags:
-        if not _TAG.fullmatch(tag):
+        if not TAG.fullmatch(tag):
             result.errors.append(CrawlError(name, path, "invalid_name", f"not a valid tag name: {tag!r}"))
     return valid
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from ..errors import SourceError
+from ...errors import SourceError
 from .http import HttpClient, Response, TransportError, origin, redact_url
 
 HELPER_TIMEOUT = 30.0

@@ -32,7 +32,7 @@ import botocore.parsers
 import botocore.session
 import urllib3.exceptions
 
-from ..errors import SourceError
+from ...errors import SourceError
 from .storage import LAYOUT_ROOT, Entry
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}

@@ -11,11 +11,11 @@ import fnmatch
 from datetime import datetime
 from typing import Any
 
-from ..errors import CrawlError, ManifestError
-from ..model import MAX_MANIFEST_BYTES, is_digest, parse_manifest
-from .base import CrawlOptions, Job, JobResult, ManifestResult
+from ...errors import CrawlError, ManifestError
+from ...model import MAX_MANIFEST_BYTES, is_digest, parse_manifest
+from ..base import CrawlOptions, Job, JobResult, ManifestResult
 from .storage import Entry, Storage
-from .storage_layout import (
+from .layout import (
     BAD_NAME,
     LINK_LIMIT,
     Link,

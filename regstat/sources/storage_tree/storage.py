@@ -22,7 +22,7 @@ import stat
 from stat import S_ISLNK, S_ISREG
 from typing import Callable, Iterator, NamedTuple, Protocol
 
-from ..errors import SourceError
+from ...errors import SourceError
 
 LAYOUT_ROOT = "docker/registry/v2"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -214,14 +214,3 @@ def read_fd(fd: int, limit: int) -> bytes:
         chunks.append(chunk)
         limit -= len(chunk)
     return b"".join(chunks)
-
-
-def open_storage(source: str, *, endpoint_url: str | None = None, concurrency: int | None = None) -> Storage:
-    """Open SOURCE: a directory, `file://PATH` or `s3://bucket[/prefix]`."""
-    if source.startswith("s3://"):
-        from .s3 import S3Storage
-
-        return S3Storage(source, endpoint_url=endpoint_url, max_connections=concurrency)
-    if source.startswith("file://"):
-        source = source[len("file://") :]
-    return FilesystemStorage(source)

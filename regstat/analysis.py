@@ -18,7 +18,8 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from . import digest_ids, queries, reachability
+from . import queries, reachability
+from .snapshot import digest_ids
 from .errors import RegstatError
 from .snapshot import TABLES, Snapshot
 
@@ -78,7 +79,7 @@ def connect(
     With `reachable=False` the table `reachable` is left empty, and with `ranks=False` the
     table `media_type_ranks`: call `need_tables` before a query (`regstat sql`), so that
     queries not using them skip computing them. With `keyed`, every digest column holds the
-    digest's id (regstat.digest_ids): joins and group-bys run on integers;
+    digest's id (regstat.snapshot.digest_ids): joins and group-bys run on integers;
     `digest_ids.decode` turns a result's ids back into digests.
     """
     con = track(duckdb.connect(config=duckdb_config(memory_limit)))

@@ -20,7 +20,7 @@ from .export import export_db, write_copy, write_parquet, write_stream, write_te
 from .progress import Progress
 from .render import rows_csv, rows_json, rows_table
 from .explain import explain, render_json as render_explain_json, render_text as render_explain_text
-from .outputs import check_file_output
+from .snapshot.outputs import check_file_output
 from .plan_render import render_text as render_plan_text, write_json as write_plan_json
 from .planner import plan_gc
 from .policy import resolve as resolve_policy

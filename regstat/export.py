@@ -1,4 +1,4 @@
-"""Writing out of a snapshot, never into it (regstat.outputs): reports, plans, query results
+"""Writing out of a snapshot, never into it (regstat.snapshot.outputs): reports, plans, query results
 (`regstat sql --output`) and a DuckDB database file with the tables and views (`export-db`).
 
 Every file is written beside its destination under a hidden temporary name and renamed into
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from .analysis import bind, duckdb_config, track
 from .errors import OutputExistsError, RegstatError
 from .atomic import write_atomically, write_text_atomically
-from .outputs import check_file_output
+from .snapshot.outputs import check_file_output
 from .snapshot import Snapshot
 
 

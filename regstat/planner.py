@@ -38,7 +38,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import analysis, digest_ids, queries, reachability
+from . import analysis, queries, reachability
+from .snapshot import digest_ids
 from .errors import RegstatError
 from .policy import Policy, PolicyError, Rule, format_duration
 from .snapshot import Snapshot
@@ -356,7 +357,7 @@ def _repositories(policy: Policy, repositories: list[str], blocked: dict[str, st
 
 
 def _tags_schema(digest: pa.DataType) -> pa.Schema:
-    """plan_tags' columns; `digest` is text, or an id in a keyed analysis (regstat.digest_ids)."""
+    """plan_tags' columns; `digest` is text, or an id in a keyed analysis (regstat.snapshot.digest_ids)."""
     return pa.schema([("repository", pa.string()), ("tag", pa.string()), ("digest", digest),
                       ("size", pa.int64()), ("deleted", pa.bool_()), ("follows", pa.bool_()),
                       ("reason", pa.string()), ("rule", pa.string())])

@@ -55,7 +55,7 @@ def materialise(con: duckdb.DuckDBPyConnection, *, max_depth: int = MAX_DEPTH, s
 def create_empty(con: duckdb.DuckDBPyConnection) -> None:
     """Create `reachable` with its columns and no rows, so views over it can be defined
     before (or without) computing it."""
-    # Typed after `manifests`: digests are text, or ids in a keyed analysis (regstat.digest_ids).
+    # Typed after `manifests`: digests are text, or ids in a keyed analysis (regstat.snapshot.digest_ids).
     con.execute(
         f"CREATE OR REPLACE TABLE {TABLE} AS SELECT repository, digest, CAST(0 AS INTEGER) AS depth, "
         "CAST(NULL AS VARCHAR) AS via FROM manifests WHERE FALSE"

@@ -18,7 +18,8 @@ from typing import Any
 
 import duckdb
 
-from . import analysis, digest_ids, queries
+from . import analysis, queries
+from .snapshot import digest_ids
 from .reclaimable import GRACE, bind_settings, reclaimable_now
 from .snapshot import Snapshot
 

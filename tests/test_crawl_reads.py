@@ -7,7 +7,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.crawl import CrawlOptions, crawl_source
 from regstat.sources.storage_tree.storage import FilesystemStorage
 from regstat.sources.storage_tree.jobs import StorageLayoutSource

@@ -26,7 +26,7 @@ from components import Registry, free_port, isolated_env
 from conftest import require_tools
 from expected import Populated
 from images import DOCKER_SCHEMA1_SIGNED, OCI_MANIFEST, sha256_digest
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLES = ("repositories", "tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads")

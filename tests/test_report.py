@@ -22,7 +22,7 @@ from expected import Populated
 from test_analysis import BLOBS, MANIFESTS, NAMES, SAMPLE, Model, build, write_snapshot
 from test_crawl_registry import crawl_ok
 
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT
 from regstat.report import Report, build_report

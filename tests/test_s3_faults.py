@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from components import MotoServer
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK
 from regstat.snapshot import STORED_TABLES, TABLES

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from components import MotoServer
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_OK
 from regstat.sources.storage_tree import jobs as storage_jobs

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Mapping
-
 from .base import CrawlOptions, Source
 from .forms import unrecognised
 
@@ -33,12 +30,3 @@ def open_source(source: str, options: CrawlOptions) -> Source:
 
     storage = open_storage(source, endpoint_url=options.endpoint_url, concurrency=options.concurrency)
     return StorageLayoutSource(storage, options)
-
-
-def local_directory(description: Mapping[str, Any]) -> Path | None:
-    """The directory on this machine that a source reads, from its `describe()` (`source` in
-    snapshot.json): a storage root on disk or an OCI layout; None for S3 and registries."""
-    kind, driver = description.get("kind"), description.get("driver")
-    if kind == "oci-layout" or (kind == "storage-layout" and driver == "filesystem"):
-        return Path(description["location"])
-    return None

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import __version__
-from .errors import CrawlError, SnapshotError
-from .snapshot import iso
-from .sources.base import CrawlOptions, Job, Source, add_unselected
+from .. import __version__
+from ..errors import CrawlError, SnapshotError
+from ..snapshot import iso
+from ..sources.base import CrawlOptions, Job, Source, add_unselected
 
 FORMAT = "regstat.crawl-journal/1"
 HEADER = "resume.json"

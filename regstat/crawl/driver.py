@@ -1,4 +1,4 @@
-"""Crawl a source into a snapshot.
+"""Crawl a source into a snapshot: the driver.
 
 A source (`regstat.sources`) says how to start; its jobs return rows, errors and more jobs.
 This driver runs the jobs on worker processes or threads, as the source asks, keeps a bounded
@@ -14,23 +14,22 @@ import multiprocessing
 import os
 import signal
 import sys
-import sqlite3
 import threading
 import time
 from collections import deque
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow.parquet as pq
 
-from . import __version__, interrupts
+from .. import __version__, interrupts
+from ..errors import CrawlError, SnapshotError
+from ..snapshot import FORMAT, SCHEMA_VERSION, PartWriter, iso, new_snapshot_id, part_number, utc_now
+from ..sources.base import CrawlOptions, Job, JobResult, Source, add_unselected
 from .assemble import STAGING_SCHEMAS, assemble
-from .errors import CrawlError, RegstatError, SnapshotError
-from .journal import (
+from .checkpoint import (
     Delta,
     JobCodec,
     JournalState,
@@ -39,26 +38,10 @@ from .journal import (
     fsync_directory,
     fsync_file,
     mark_resumed,
-    read_journal,
     write_header,
 )
-from .outputs import check_crawl_output
-from .snapshot import (
-    FORMAT,
-    SCHEMA_VERSION,
-    PartWriter,
-    PendingSnapshot,
-    find_interrupted,
-    iso,
-    new_snapshot_id,
-    part_number,
-    partial_path,
-    utc_now,
-)
-from .sources import local_directory, open_source
-from .sources.base import CrawlOptions, Job, JobResult, Source, add_unselected
-
-__all__ = ["CrawlOptions", "CrawlResult", "crawl", "crawl_source", "kept_for_resume"]
+from .digest_set import DIGESTS, DigestSet
+from .publish import PendingSnapshot
 
 MANIFESTS_PER_JOB = 64
 # Staging rows are written out in parts of at most this many rows: what the crawl holds
@@ -73,74 +56,6 @@ HANDOVER_SECONDS = 0.0005  # the GIL switch interval while worker processes craw
 CHECK_SECONDS = 0.2  # how soon a recorded SIGINT/SIGTERM stops the crawl (regstat.interrupts)
 
 
-@dataclass(frozen=True)
-class CrawlResult:
-    path: Path
-    metadata: dict[str, Any]
-    stats: dict[str, Any] = field(default_factory=dict)  # jobs run and reused, items read
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.metadata["complete"])
-
-
-def crawl(source: str, output: str, options: CrawlOptions) -> CrawlResult:
-    """Crawl SOURCE into a new snapshot directory OUTPUT (or resume the crawl to it)."""
-    return crawl_source(open_source(source, options), output, options)
-
-
-def crawl_source(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
-    """Crawl an opened source into a new snapshot directory OUTPUT.
-
-    With `options.resume`, continue the interrupted crawl to OUTPUT instead. OUTPUT is never
-    inside a snapshot or the local SOURCE, nor around it; `options.force` replaces only a
-    snapshot or an empty directory (regstat.outputs, snapshot.why_not_replaceable).
-    """
-    check_crawl_output(output, local_directory(source.describe()))
-    if options.resume:
-        return _resume(source, output, options)
-    pending = PendingSnapshot(output, force=options.force)
-    try:
-        crawl = _Crawl(source, pending, options)
-    except BaseException:
-        pending.discard()
-        raise
-    return _finish(crawl, pending, resumed=False)
-
-
-def _resume(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
-    partial = find_interrupted(output)
-    finished = PendingSnapshot.finished_in(partial)
-    if finished is not None:
-        if finished.get("source") != source.describe():
-            raise SnapshotError(f"{output}: the interrupted crawl read {finished.get('source')}, not this SOURCE")
-        state = None
-    else:
-        state = read_journal(partial / STAGING, source, options)
-    pending = PendingSnapshot.take_over(output, partial, force=options.force)
-    if state is None:  # it had finished; only the rename was left
-        stats = {"resumed": True, "jobs_run": 0, "jobs_reused": 0, "items_read": 0}
-        return CrawlResult(pending.publish(finished), finished, stats)
-    return _finish(_Crawl(source, pending, options, state), pending, resumed=True)
-
-
-def _finish(crawl: "_Crawl", pending: PendingSnapshot, resumed: bool) -> CrawlResult:
-    try:
-        metadata = crawl.run()
-        return CrawlResult(pending.publish(metadata), metadata, crawl.stats())
-    except BaseException as e:
-        # Keep what can be resumed (Ctrl-C, SIGTERM, a crash); a fresh crawl that failed
-        # for a reason regstat reports (the source cannot be read) leaves nothing.
-        if not (crawl.resumable and (resumed or not isinstance(e, RegstatError))):
-            pending.discard()
-        raise
-
-
-def kept_for_resume(output: str) -> bool:
-    """After an interrupted crawl in this process: whether `--resume` can continue it."""
-    return partial_path(Path(output).absolute(), os.getpid()).is_dir()
-
-
 def _checkpoint_seconds() -> float:
     try:
         return float(os.environ.get(CHECKPOINT_VARIABLE, CHECKPOINT_SECONDS))
@@ -148,11 +63,11 @@ def _checkpoint_seconds() -> float:
         return CHECKPOINT_SECONDS
 
 
-class _Crawl:
+class Crawl:
     """Runs a source's jobs on a pool and writes what they return, on this thread.
 
     Every few seconds it checkpoints: staging rows are flushed to Parquet parts and the
-    journal (regstat.journal) records which jobs those parts hold, so `--resume` reruns only
+    journal (regstat.crawl.checkpoint) records which jobs those parts hold, so `--resume` reruns only
     the jobs that had not finished.
     """
 
@@ -466,128 +381,6 @@ class _Crawl:
             "errors": [e.to_json() for e in errors],
             "counts": {name: counts[name] for name in sorted(counts)},
         }
-
-
-DIGESTS = "_digests.sqlite"
-_SHA256 = "sha256:"
-
-
-class DigestSet:
-    """The manifest digests a crawl has asked for, and which of them it has written.
-
-    Up to MEMORY_DIGESTS digests live in a dict (a few microseconds less per digest than a
-    database, on the crawl's busiest thread); beyond that they move to an SQLite file in the
-    staging directory with a small page cache, so a crawl of millions of manifests does not
-    hold hundreds of megabytes of digests. It is derived state: a resumed crawl rebuilds it
-    from the journal. In SQLite, sha256 digests are stored as their 32 bytes, others as text
-    (a BLOB never equals a TEXT in SQLite).
-    """
-
-    BATCH = 500  # values per statement (SQLite allows 32766 variables)
-    MEMORY_DIGESTS = 100_000  # ~16 MB of str keys, about SQLite's page cache below
-
-    def __init__(self, path: Path, cache_kib: int = 16384, memory_digests: int = MEMORY_DIGESTS) -> None:
-        if path.exists():
-            path.unlink()
-        self._path, self._cache_kib, self._limit = path, cache_kib, memory_digests
-        self._memory: dict[str, bool] | None = {}  # digest -> written; None once in SQLite
-        self._con: sqlite3.Connection | None = None
-
-    def _spill(self) -> None:
-        """Move the digests from memory to the SQLite file."""
-        assert self._memory is not None
-        self._con = sqlite3.connect(self._path, isolation_level=None)
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", f"cache_size=-{self._cache_kib}", "temp_store=FILE"):
-            self._con.execute(f"PRAGMA {pragma}")
-        self._con.execute("CREATE TABLE digests (key PRIMARY KEY, written INTEGER NOT NULL) WITHOUT ROWID")
-        self._con.executemany(
-            "INSERT INTO digests VALUES (?, ?)", ((self._key(d), int(w)) for d, w in self._memory.items())
-        )
-        self._memory = None
-
-    @staticmethod
-    def _key(digest: str) -> bytes | str:
-        if digest.startswith(_SHA256) and len(digest) == 71:
-            try:
-                return bytes.fromhex(digest[7:])
-            except ValueError:
-                pass
-        return digest
-
-    def _returning(self, sql: str, written: int, digests: list[str]) -> list[str]:
-        """Run an INSERT ... RETURNING key over `digests`; those it returned, in their order, once."""
-        assert self._con is not None
-        returned: set[bytes | str] = set()
-        keys = [self._key(d) for d in digests]
-        for i in range(0, len(keys), self.BATCH):
-            chunk = keys[i : i + self.BATCH]
-            values = ",".join([f"(?,{written})"] * len(chunk))
-            returned.update(row[0] for row in self._con.execute(sql.format(values=values), chunk))
-        out = []
-        for digest, key in zip(digests, keys):
-            if key in returned:
-                returned.discard(key)
-                out.append(digest)
-        return out
-
-    def add_new(self, digests: list[str]) -> list[str]:
-        """Record `digests` as asked for; those not known before, in their order."""
-        memory = self._memory
-        if memory is None:
-            return self._returning("INSERT OR IGNORE INTO digests VALUES {values} RETURNING key", 0, digests)
-        out = []
-        for digest in digests:
-            if digest not in memory:
-                memory[digest] = False
-                out.append(digest)
-        if len(memory) > self._limit:
-            self._spill()
-        return out
-
-    def mark_written(self, digests: list[str]) -> list[str]:
-        """Record `digests` as written; those not written before, in their order."""
-        memory = self._memory
-        if memory is None:
-            return self._returning(
-                "INSERT INTO digests VALUES {values} ON CONFLICT (key) DO UPDATE SET written = 1 "
-                "WHERE written = 0 RETURNING key",
-                1,
-                digests,
-            )
-        out = []
-        for digest in digests:
-            if not memory.get(digest):
-                memory[digest] = True
-                out.append(digest)
-        if len(memory) > self._limit:
-            self._spill()
-        return out
-
-    def unwritten(self, digests: list[str]) -> list[str]:
-        """Those of `digests` not written, in their order, once."""
-        if self._memory is not None:
-            memory = self._memory
-            return [d for d in dict.fromkeys(digests) if not memory.get(d)]
-        assert self._con is not None
-        keys = [self._key(d) for d in digests]
-        written: set[bytes | str] = set()
-        for i in range(0, len(keys), self.BATCH):
-            chunk = keys[i : i + self.BATCH]
-            marks = ",".join("?" * len(chunk))
-            written.update(
-                row[0] for row in self._con.execute(f"SELECT key FROM digests WHERE written = 1 AND key IN ({marks})", chunk)
-            )
-        out, seen = [], set()
-        for digest, key in zip(digests, keys):
-            if key not in written and key not in seen:
-                seen.add(key)
-                out.append(digest)
-        return out
-
-    def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-        self._memory = None
 
 
 @contextmanager

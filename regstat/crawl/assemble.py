@@ -6,7 +6,7 @@ joins and sorts a range of the output's leading sort key at a time (repositories
 for `blobs`), so that memory stays bounded whatever the registry's size; the ranges are
 written in order, so each table comes out in the order its query sorts it.
 
-The snapshot stores digests once, in `digests`, and ids elsewhere (regstat.digest_ids). The
+The snapshot stores digests once, in `digests`, and ids elsewhere (regstat.snapshot.digest_ids). The
 digests are numbered first; then each staging table's digests are replaced by their ids once
 (_bind_ids: a pass per digest column, each joining one range of digests at a time), and the
 ranged queries run on the ids: their joins are on integers, and none of them joins
@@ -22,9 +22,11 @@ from typing import Callable
 import duckdb
 import pyarrow as pa
 
-from . import digest_ids, interrupts, queries
-from .errors import CrawlError
-from .snapshot import DIGEST_COLUMNS, SCHEMAS, SORT_KEYS, PendingSnapshot
+from .. import interrupts, queries
+from ..snapshot import digest_ids
+from ..errors import CrawlError
+from ..snapshot import DIGEST_COLUMNS, SCHEMAS, SORT_KEYS
+from .publish import PendingSnapshot
 
 _TIME = pa.timestamp("us", tz="UTC")
 
@@ -136,7 +138,7 @@ def assemble(
                 queries.load("snapshot_manifest_problems")
             ).fetchall()
         ]
-        # Every digest the tables below name, numbered once for all ranges (regstat.digest_ids).
+        # Every digest the tables below name, numbered once for all ranges (regstat.snapshot.digest_ids).
         digest_ids.create(con, _DIGESTS, [queries.load("snapshot_digests")])
         writer = pending.table(digest_ids.TABLE)
         writer.write_batches(con.sql(digest_ids.digests_sql(_DIGESTS)).to_arrow_reader(BATCH_ROWS))

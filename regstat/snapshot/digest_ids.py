@@ -7,7 +7,7 @@ sort order (0, 1, ...); every other table holds the id (`digest_id`, `manifest_i
 `subject_id`). Because ids follow the digests' order, ordering or comparing ids gives the
 same answer as ordering or comparing the digests.
 
-Readers see either form under the logical names of `snapshot.SCHEMAS` (`digest`,
+Readers see either form under the logical names of `snapshot.schemas.SCHEMAS` (`digest`,
 `manifest_digest`, `subject_digest`):
 - `public_sql`: the digests as text, joined back from `digests` (`regstat sql`, explain,
   export: what a person reads);
@@ -23,9 +23,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from .snapshot import (
-    DIGEST_COLUMNS, ROWS_PER_PART, SCHEMAS, SORT_KEYS, STORED_SCHEMAS, STORED_TABLES, PartWriter,
-)
+from .schemas import DIGEST_COLUMNS, ROWS_PER_PART, SCHEMAS, SORT_KEYS, STORED_SCHEMAS, STORED_TABLES
+from .writer import PartWriter
 
 TABLE = "digests"
 
@@ -163,7 +162,7 @@ def bind(
 def write(directory: Path, tables: dict[str, pa.Table]) -> dict[str, int]:
     """Write snapshot tables given in their readers' form (SCHEMAS: digests as text; a table
     left out is empty) into `directory` as stored: `digests` plus ids. Returns row counts.
-    For tables that fit in memory (tests, small tools); the crawl assembles in ranges (regstat.assemble)."""
+    For tables that fit in memory (tests, small tools); the crawl assembles in ranges (regstat.crawl.assemble)."""
     con = duckdb.connect()
     try:
         for name, schema in SCHEMAS.items():

@@ -14,19 +14,18 @@ import click
 
 from . import __version__, interrupts
 from .analysis import describe, interrupt_all, query, query_arrow, spill_directory
+from .analysis.export import export_db, write_copy, write_parquet, write_stream, write_text
 from .crawl import CrawlOptions, CrawlResult, crawl, kept_for_resume
 from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
-from .export import export_db, write_copy, write_parquet, write_stream, write_text
+from .plan.explain import explain, render_json as render_explain_json, render_text as render_explain_text
+from .plan.planner import plan_gc
+from .plan.policy_file import resolve as resolve_policy
+from .plan.render import render_text as render_plan_text, write_json as write_plan_json
 from .progress import Progress
-from .render import rows_csv, rows_json, rows_table
-from .explain import explain, render_json as render_explain_json, render_text as render_explain_text
-from .snapshot.outputs import check_file_output
-from .plan_render import render_text as render_plan_text, write_json as write_plan_json
-from .planner import plan_gc
-from .policy import resolve as resolve_policy
-from .report import build_report
-from .report_render import human_bytes, render_report, safe_text
+from .render import human_bytes, rows_csv, rows_json, rows_table, safe_text
+from .report import build_report, render_report
 from .snapshot import Snapshot
+from .snapshot.outputs import check_file_output
 
 
 def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import strategies as st
 from test_analysis import write_snapshot
 
-from regstat.policy import Policy
+from regstat.plan.policy import Policy
 from regstat.snapshot import TABLES, Snapshot
 from regstat.sources import ecr, oci_layout
 from regstat.sources.storage_tree import jobs as storage_jobs

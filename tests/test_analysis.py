@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from regstat import analysis, reachability
+from regstat.analysis import connection as analysis, reachability
 from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_OK
-from regstat.reachability import ReachabilityError
+from regstat.analysis.reachability import ReachabilityError
 from regstat.errors import SnapshotError
 from regstat.snapshot import ADDED_COLUMNS, FORMAT, SCHEMA_VERSION, SCHEMAS, TABLES, Snapshot
 

@@ -1,5 +1,5 @@
 """DuckDB over a snapshot: every table available by name, plus `errors` and `snapshot_info`
-from snapshot.json, the table `reachable` (regstat.reachability) and the analysis views of
+from snapshot.json, the table `reachable` (regstat.analysis.reachability) and the analysis views of
 `sql/` (VIEWS).
 
 `regstat sql` only reads: a query must be one SELECT (or EXPLAIN of one); anything that could
@@ -18,10 +18,10 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from . import queries, reachability
-from .snapshot import digest_ids
-from .errors import RegstatError
-from .snapshot import TABLES, Snapshot
+from .. import queries
+from ..errors import RegstatError
+from ..snapshot import TABLES, Snapshot, digest_ids
+from . import reachability
 
 # The analysis views, one `sql/NAME.sql` each, created in this order (docs/design.md "Definitions");
 # a view may use the ones before it.
@@ -268,3 +268,7 @@ def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
+def drop_tables(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    """Drop intermediate tables no later step reads, freeing their memory."""
+    for table in tables:
+        con.execute(f"DROP TABLE IF EXISTS {table}")

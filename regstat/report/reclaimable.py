@@ -7,7 +7,7 @@ decisions one by one, no order, no actions. What the plan keeps is a reachabilit
 the planner's sql/plan_seed.sql over stand-ins for its tables (sql/reclaimable_tags.sql: the
 tags, but for tags on referrers that follow their subject; sql/reclaimable_protected.sql: the
 protected manifests: blocked repositories, unreadable, locked, young), closed over the
-subjects of kept referrers (sql/plan_kept_subjects.sql) as regstat.planner closes it; the
+subjects of kept referrers (sql/plan_kept_subjects.sql) as regstat.plan.planner closes it; the
 deleted manifests are the rest. The bytes are summed as the planner sums them
 (`summary.bytes_reclaimed`): the blobs it deletes (stored, past the grace, released by the
 deleted manifests or referenced by nothing) and the stale uploads; or, where it may delete no
@@ -24,8 +24,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from . import queries, reachability
-from .policy import DEFAULT_GRACE, format_duration
+from .. import queries
+from ..analysis import reachability
+from ..durations import DEFAULT_GRACE, format_duration
 
 GRACE = format_duration(DEFAULT_GRACE)
 _TIME = pa.timestamp("us", tz="UTC")
@@ -115,7 +116,7 @@ def reclaimable_now(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> Rec
 
 def restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind: str, errored: int, unreadable: int) -> list[str]:
     """Why plan-gc may delete no blob here, so that the figure is an estimate (DESIGN.md
-    safety rules 5 and 6; the conditions of regstat.planner's _blob_restrictions)."""
+    safety rules 5 and 6; the conditions of regstat.plan.planner's _blob_restrictions)."""
     why = []
     if meta.get("partial"):
         why.append("the repositories --repository left out may use any blob, so plan-gc deletes no blobs")

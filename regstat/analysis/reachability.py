@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import duckdb
 
-from . import queries
-from .errors import RegstatError
+from .. import queries
+from ..errors import RegstatError
 
 MAX_DEPTH = 64
 TABLE = "reachable"

@@ -17,12 +17,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from . import analysis, planner, queries
-from .errors import RegstatError
+from .. import analysis, queries
+from ..errors import RegstatError
+from ..render import human_bytes, safe_text, short_digest
+from ..snapshot import Snapshot
+from . import planner
 from .explain_target import TargetFormError, resolve
 from .policy import from_json as policy_from_json
-from .report_render import human_bytes, safe_text, short_digest
-from .snapshot import Snapshot
 
 _DIGEST = re.compile(r"\bsha256:[0-9a-f]{64}\b")
 MAX_CHAIN = 64  # reachability's own depth bound
@@ -37,7 +38,7 @@ def explain(
     memory_limit: str | None = None,
 ) -> dict[str, Any]:
     """What `regstat explain` prints, as a JSON-able dict. `reference` is a digest, a short
-    digest, REPOSITORY:TAG or REPOSITORY@DIGEST (regstat.explain_target)."""
+    digest, REPOSITORY:TAG or REPOSITORY@DIGEST (regstat.plan.explain_target)."""
     if plan is not None and (plan.get("snapshot") or {}).get("id") != snapshot.metadata.get("id"):
         raise ExplainError(
             f"the plan was made from snapshot {(plan.get('snapshot') or {}).get('id')}, not "

@@ -3,8 +3,8 @@
 `build_report()` runs the analysis views (regstat.analysis) and the report queries of `sql/`
 (orphaned_summary, orphaned_by_repository, blob_totals, sharing_histogram, largest_layers,
 most_shared_layers, stale_upload_summary) over a snapshot, then the headline, reclaimable now
-(regstat.reclaimable). The renderings (regstat.report_render for text, markdown and JSON,
-regstat.report_html for HTML) only format what is here.
+(regstat.report.reclaimable). The formats (regstat.report.text, json_format, markdown and
+html) only format what is here.
 
 What the source could not see is never a zero: a figure the snapshot's capabilities rule out
 is None, with the reason in `unknown`; a figure computed from descriptor sizes where stored
@@ -18,10 +18,9 @@ from typing import Any
 
 import duckdb
 
-from . import analysis, queries
-from .snapshot import digest_ids
+from .. import analysis, queries
+from ..snapshot import Snapshot, digest_ids
 from .reclaimable import GRACE, bind_settings, reclaimable_now
-from .snapshot import Snapshot
 
 FORMAT = "regstat.report/1"
 DEFAULT_TOP = 10
@@ -65,7 +64,7 @@ class Report:
     snapshot is complete (or incomplete, or partial: how many repositories of how many),
     and `warnings` what follows from it (errors, a --repository filter, manifests that did
     not parse), each said once. `reclaimable` breaks the headline down
-    (regstat.reclaimable.Reclaimable.to_json); `stale_uploads` is None where the source cannot
+    (regstat.report.reclaimable.Reclaimable.to_json); `stale_uploads` is None where the source cannot
     see uploads.
     """
 

@@ -11,23 +11,21 @@ import html
 import re
 from typing import Any, Sequence
 
-from .report import Report
-from .report_render import (
+from ..render import human_bytes, human_time, safe_text
+from .common import (
     COUNT_LABELS,
     SUMMARY_LABELS,
     cell,
     figure,
     headline,
     headline_detail,
-    human_bytes,
-    human_time,
     notes,
-    safe_text,
     sections,
     source_line,
     stale_uploads_label,
     stale_uploads_text,
 )
+from .numbers import Report
 
 NBSP = "\u00a0"
 # A number and its unit (human_bytes, human_time) never part at the end of a line.

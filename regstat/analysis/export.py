@@ -16,11 +16,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .analysis import bind, duckdb_config, track
-from .errors import OutputExistsError, RegstatError
-from .atomic import write_atomically, write_text_atomically
-from .snapshot.outputs import check_file_output
-from .snapshot import Snapshot
+from ..atomic import write_atomically, write_text_atomically
+from ..errors import OutputExistsError, RegstatError
+from ..snapshot import Snapshot
+from ..snapshot.outputs import check_file_output
+from .connection import bind, duckdb_config, track
 
 
 class ExportError(RegstatError):

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import duckdb
 
-from . import queries
-from .errors import EXIT_USAGE, RegstatError
-from .model import TAG, is_registry_host
+from .. import queries
+from ..errors import EXIT_USAGE, RegstatError
+from ..model import TAG, is_registry_host
 
-MIN_PREFIX = 12  # hex digits: what reports and plans print (report_render.short_digest)
+MIN_PREFIX = 12  # hex digits: what reports and plans print (render.short_digest)
 HEX_DIGITS = {"sha256": 64, "sha512": 128}
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _SHOWN = 10  # candidates listed for an ambiguous prefix
@@ -130,4 +130,3 @@ def _repository_tags(con: duckdb.DuckDBPyConnection, repository: str) -> dict[st
     if not rows:
         return None
     return {tag: digest for tag, digest in rows if tag is not None}
-

@@ -8,8 +8,8 @@ from typing import TextIO
 
 import duckdb
 
-from .planner import ACTION_KEYS, KINDS, Plan, summary_key
-from .report_render import human_bytes as _bytes, safe_text, short_digest
+from ..render import human_bytes as _bytes, safe_text, short_digest
+from .plan import ACTION_KEYS, KINDS, Plan, summary_key
 
 def write_json(plan: Plan, out: TextIO) -> None:
     """Write the plan's JSON to `out`. DuckDB renders the actions, a batch of the plan's file at

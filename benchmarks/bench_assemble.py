@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Assembly alone: peak RSS and time of `regstat.assemble` on staging tables of a known size.
+"""Assembly alone: peak RSS and time of `regstat.crawl.assemble` on staging tables of a known size.
 
 The crawl's peak memory is its assembly (DuckDB joins and sorts the staging tables into the
 snapshot's tables). This stages the tables a crawl would have staged for a snapshot written
@@ -90,8 +90,8 @@ def stage(snapshot: str, share: float, directory: str) -> None:
 _CHILD = """
 import resource, sys, time
 from pathlib import Path
-from regstat.assemble import assemble
-from regstat.snapshot import PendingSnapshot
+from regstat.crawl.assemble import assemble
+from regstat.crawl.publish import PendingSnapshot
 stage, out, limit = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 pending = PendingSnapshot(out, force=True)
 table = pending.table

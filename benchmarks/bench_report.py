@@ -395,8 +395,9 @@ def profile_child(snapshot: str, command: str) -> int:
     import duckdb
 
     import regstat
-    from regstat import planner, policy, report
-    from regstat.export import write_copy
+    from regstat import report
+    from regstat.analysis.export import write_copy
+    from regstat.plan import planner, policy_file
     from regstat.snapshot import Snapshot
 
     def run() -> None:
@@ -404,7 +405,7 @@ def profile_child(snapshot: str, command: str) -> int:
         if command == "report":
             report.build_report(opened)
             return
-        with planner.plan_gc(opened, policy.resolve(None, untagged=True, grace="0s")) as plan:
+        with planner.plan_gc(opened, policy_file.resolve(None, untagged=True, grace="0s")) as plan:
             write_copy(opened, "plan.parquet", plan.actions_file)  # as the benchmark
 
     print(f"profiling {os.path.dirname(regstat.__file__)}", flush=True)

@@ -79,10 +79,11 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from regstat import __version__  # noqa: E402
-from regstat import digest_ids  # noqa: E402
+from regstat.snapshot import digest_ids  # noqa: E402
+from regstat.crawl.publish import PendingSnapshot, find_interrupted  # noqa: E402
 from regstat.snapshot import (  # noqa: E402
-    DIGEST_COLUMNS, FORMAT, ROWS_PER_PART, SCHEMA_VERSION, SCHEMAS, SORT_KEYS, PendingSnapshot,
-    PartWriter, find_interrupted, iso, new_snapshot_id, utc_now,
+    DIGEST_COLUMNS, FORMAT, ROWS_PER_PART, SCHEMA_VERSION, SCHEMAS, SORT_KEYS, PartWriter, iso, new_snapshot_id,
+    utc_now,
 )
 
 from make_tree import (  # noqa: E402  the same media types as the storage-tree generator
@@ -711,7 +712,7 @@ class Generator:
 
 def encode(stage: Path, pending: PendingSnapshot, staged: dict[str, int], *, rows_per_part: int,
            memory_limit: str, temp_directory: Path) -> dict[str, int]:
-    """The staged tables (readers' form) as the snapshot's stored tables, by regstat.digest_ids.
+    """The staged tables (readers' form) as the snapshot's stored tables, by regstat.snapshot.digest_ids.
 
     The staged tables stay until the caller removes them: an encoding that stops can be
     resumed (the disk holds both forms meanwhile). Returns the stored tables' row counts."""

@@ -21,6 +21,8 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the limit registries (and distribution) 
 
 # One pattern, one C call: a crawl checks a digest for every link, blob and descriptor.
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
+# Distribution's grammar for tags.
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 def parse_digest(text: str) -> str:

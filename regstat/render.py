@@ -1,13 +1,70 @@
-"""Rows to text: aligned tables, CSV and JSON, for `regstat sql`."""
+"""Text helpers every output shares: sizes, times, digests and untrusted strings made
+readable and harmless (report, plan, explain, crawl's summary), and rows as aligned tables,
+CSV and JSON (`regstat sql`).
+
+Every string from a snapshot (repository names, media types, the source location) is
+untrusted: text strips control characters, so a name cannot drive the terminal, and Markdown
+escapes its syntax and HTML.
+"""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
+
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
+
+
+def human_bytes(n: int | None) -> str:
+    """1536 -> '1.5 KiB'; None -> 'unknown'."""
+    if n is None:
+        return "unknown"
+    value = float(n)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_time(value: str | datetime | None) -> str:
+    """An ISO 8601 time (snapshot.json's) or a datetime as '2026-12-07 01:14 UTC'."""
+    if value is None or value == "":
+        return "unknown"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value  # shown as it is, rather than hidden
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def short_digest(digest: str | None) -> str:
+    if not digest:
+        return ""
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{algorithm}:{hex_part[:12]}" if hex_part else digest[:19]
+
+
+def safe_text(value: Any) -> str:
+    """A snapshot string made harmless for a terminal: control characters as \\xNN."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def markdown_text(value: Any) -> str:
+    """A snapshot string as literal Markdown text: HTML escaped, Markdown syntax backslashed."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(safe_text(value), quote=False))
 
 
 def to_json_value(value: Any) -> Any:

@@ -19,9 +19,11 @@ from typing import Any
 from hypothesis import strategies as st
 from test_analysis import write_snapshot
 
-from regstat.policy import Policy
+from regstat.plan.policy import Policy
 from regstat.snapshot import TABLES, Snapshot
-from regstat.sources import distribution_api, ecr, oci_layout, storage_jobs
+from regstat.sources import ecr, oci_layout
+from regstat.sources.storage_tree import jobs as storage_jobs
+from regstat.sources.registry_api import source as distribution_api
 
 TAKEN = datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc)
 DAY = timedelta(days=1)

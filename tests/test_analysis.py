@@ -22,11 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from regstat import analysis, digest_ids, reachability
+from regstat.analysis import connection as analysis, reachability
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_OK
-from regstat.reachability import ReachabilityError
-from regstat.snapshot import ADDED_COLUMNS, FORMAT, SCHEMA_VERSION, SCHEMAS, TABLES, Snapshot, SnapshotError
+from regstat.analysis.reachability import ReachabilityError
+from regstat.errors import SnapshotError
+from regstat.snapshot import ADDED_COLUMNS, FORMAT, SCHEMA_VERSION, SCHEMAS, TABLES, Snapshot
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 NAMES = json.loads((SAMPLE / "EXPECTED.json").read_text())["names"]
@@ -395,7 +397,7 @@ def with_repeats(descriptors: list[dict]) -> list[dict]:
 
 def write_snapshot(path: Path, tables: dict[str, list[dict]]) -> Snapshot:
     """A finished snapshot of `tables` (rows in the readers' form: digests as text), stored as
-    a crawl stores it (regstat.digest_ids.write: `digests` plus ids)."""
+    a crawl stores it (regstat.snapshot.digest_ids.write: `digests` plus ids)."""
     path.mkdir(parents=True)
     tables = {**tables, "descriptors": with_repeats(tables.get("descriptors", []))}
     counts = digest_ids.write(

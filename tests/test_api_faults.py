@@ -24,7 +24,7 @@ from api_components import Canned, Delay, FaultProxy, SeededFaults
 from components import Registry, isolated_env
 from expected import Populated
 from regstat.snapshot import STORED_TABLES
-from regstat.sources.http import ATTEMPTS
+from regstat.sources.registry_api.http import ATTEMPTS
 from test_distribution_api import REPO_ROOT, api_crawl, crawled, tables, without
 
 pytestmark = pytest.mark.registry
@@ -277,9 +277,9 @@ def test_answers_slower_than_the_timeout_are_retried(
     """Each manifest's first answer stalls past the read timeout (shortened here): the
     request times out and is retried, and the tables are the clean ones."""
     from regstat.crawl import crawl_source
-    from regstat.sources import http
+    from regstat.sources.registry_api import http
     from regstat.sources.base import CrawlOptions
-    from regstat.sources.distribution_api import open_distribution_api
+    from regstat.sources.registry_api.source import open_distribution_api
 
     monkeypatch.setattr(http, "TIMEOUT", 0.5)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))

@@ -10,9 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from regstat import assemble
+from regstat.crawl import assemble
 from regstat.cli import main
-from regstat.snapshot import STORED_TABLES, PendingSnapshot
+from regstat.crawl.publish import PendingSnapshot
+from regstat.snapshot import STORED_TABLES
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 

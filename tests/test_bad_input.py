@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
 from regstat.model import digest_of
-from regstat.sources.storage import FilesystemStorage
-from regstat.sources.storage_layout import leaf_file
+from regstat.sources.storage_tree.storage import FilesystemStorage
+from regstat.sources.storage_tree.layout import leaf_file
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 V2 = ("docker", "registry", "v2")

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_FAILURE, EXIT_OK, EXIT_SNAPSHOT
 from regstat.snapshot import SCHEMAS, STORED_SCHEMAS, STORED_TABLES, TABLES, Snapshot

@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regstat.crawl import DigestSet
+from regstat.crawl.digest_set import DigestSet
 
 # A few sha256 digests (stored as bytes once in SQLite) and a sha512 one (stored as text).
 DIGESTS = [f"sha256:{c * 64}" for c in "0123abcd"] + ["sha512:" + "e" * 128]

@@ -7,11 +7,11 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.crawl import CrawlOptions, crawl_source
-from regstat.sources.storage import FilesystemStorage
-from regstat.sources.storage_jobs import StorageLayoutSource
-from regstat.sources.storage_layout import blob_data_path
+from regstat.sources.storage_tree.storage import FilesystemStorage
+from regstat.sources.storage_tree.jobs import StorageLayoutSource
+from regstat.sources.storage_tree.layout import blob_data_path
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 

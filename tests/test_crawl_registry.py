@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 import pyarrow as pa
 import pytest
 
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.snapshot import DIGEST_COLUMNS
 
 from components import Registry, isolated_env

@@ -1,5 +1,5 @@
 """Snapshot schema 2: each digest stored once, in `digests`, and ids in the other tables
-(regstat.digest_ids).
+(regstat.snapshot.digest_ids).
 
 - a crawl of scenario_tree: `digests` holds each digest some table names, once, numbered
   0..n-1 in the digests' order; every id resolves; the readers' tables equal what the crawl
@@ -27,8 +27,10 @@ from hypothesis import strategies as st
 from planner_graphs import random_registries
 from planner_graphs import snapshot as graph_snapshot
 
-from regstat import analysis, assemble, crawl, digest_ids, queries
+from regstat import analysis, queries
 from regstat.cli import main
+from regstat.crawl import assemble, driver
+from regstat.snapshot import digest_ids
 from regstat.errors import EXIT_OK
 from regstat.snapshot import DIGEST_COLUMNS, SCHEMAS, SORT_KEYS, STORED_SCHEMAS, STORED_TABLES, TABLES, Snapshot
 
@@ -75,7 +77,7 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, p
     """scenario_tree crawled, and the tables its crawl staged (readers' form)."""
     out = tmp_path_factory.mktemp("snap") / "s"
     staged: dict[str, pa.Table] = {}
-    real = crawl.assemble
+    real = driver.assemble
 
     def assemble_and_keep(stage: Path, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
         result = real(stage, *args, **kwargs)
@@ -83,7 +85,7 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, p
         return result
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(crawl, "assemble", assemble_and_keep)
+        mp.setattr(driver, "assemble", assemble_and_keep)
         result = CliRunner().invoke(main, ["crawl", str(SAMPLE), "--output", str(out)])
     assert result.exit_code == EXIT_OK, result.output
     assert set(staged) == set(assemble.SNAPSHOT_TABLES)

@@ -26,7 +26,7 @@ from components import Registry, free_port, isolated_env
 from conftest import require_tools
 from expected import Populated
 from images import DOCKER_SCHEMA1_SIGNED, OCI_MANIFEST, sha256_digest
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLES = ("repositories", "tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads")
@@ -265,7 +265,7 @@ def test_referrers_api_where_the_registry_offers_it(
 def test_repository_split_into_several_jobs(populated_fs: Populated, baseline: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One tag per job: a repository's jobs share what they fetched, and nothing is lost or doubled."""
     from regstat.crawl import crawl_source
-    from regstat.sources import distribution_api
+    from regstat.sources.registry_api import source as distribution_api
     from regstat.sources.base import CrawlOptions
 
     monkeypatch.setattr(distribution_api, "TAGS_PER_JOB", 1)
@@ -499,7 +499,7 @@ def test_expired_token_is_refreshed_on_401(token_registry: Registry, token_serve
     source (and token cache), meets 401s and fetches fresh tokens."""
     from regstat.crawl import crawl_source
     from regstat.sources.base import CrawlOptions
-    from regstat.sources.distribution_api import open_distribution_api
+    from regstat.sources.registry_api.source import open_distribution_api
 
     options = CrawlOptions(username=USER, password=PASSWORD, insecure=True)
     token_server.jwt_lifetime = -57

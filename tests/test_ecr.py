@@ -32,7 +32,7 @@ from components import REGION, MotoServer, free_port
 from ecr_proxy import PAGED, EcrProxy
 from expected import ROW_TYPES, BlobRow, Expected, _Recorder
 from images import Image, Index, sha256_digest
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
 from scenario import filler, standard_scenario

@@ -1,4 +1,4 @@
-"""Ctrl-C stops an analysis command while DuckDB runs a long statement (regstat.cli._interruptible).
+"""Ctrl-C stops an analysis command while DuckDB runs a long statement (regstat.cli.edge.interruptible).
 
 DuckDB runs a statement in C without the GIL, and Python handles SIGINT only in the main
 thread between bytecodes: without the worker thread, the query below would run for hours.

@@ -41,7 +41,7 @@ from oci_layouts import (
     skopeo_to_layout,
     write_index_json,
 )
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.crawl import crawl_source
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
@@ -89,7 +89,7 @@ def errors(meta: dict[str, Any], kind: str | None = None) -> list[tuple[str | No
 def unreferenced(out: Path) -> set[str]:
     """Stored blobs that no manifest of the snapshot is, or references (docs/design.md's definition)."""
     con = duckdb.connect()
-    # The tables as readers see them: digests as text (regstat.digest_ids).
+    # The tables as readers see them: digests as text (regstat.snapshot.digest_ids).
     digest_ids.bind(con, {table: str(out / table / "*.parquet") for table in STORED_TABLES}, keyed=False)
     found = con.execute(
         """SELECT b.digest FROM blobs AS b WHERE b.stored

@@ -20,7 +20,8 @@ from click.testing import CliRunner, Result
 
 from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT, OutputRefusedError
-from regstat.snapshot import STORED_TABLES, PendingSnapshot, Snapshot
+from regstat.crawl.publish import PendingSnapshot
+from regstat.snapshot import STORED_TABLES, Snapshot
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 

@@ -1,4 +1,4 @@
-"""`regstat.planner.plan_gc`: the safety rules of docs/design.md and issue 5, one hand-built snapshot
+"""`regstat.plan.planner.plan_gc`: the safety rules of docs/design.md and issue 5, one hand-built snapshot
 each with the exact actions expected, the hazardous shapes the registry's own GC gets wrong,
 and properties over random registry graphs (tests/planner_graphs.py) checked by applying the
 plan to the tables, step by step, and against a plain-Python model of the rules.
@@ -22,10 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from planner_graphs import DAY, TAKEN, YOUNG, Pair, PlanModel, Registry, random_registries, snapshot
 
-from regstat import planner
-from regstat.plan_render import render_json, render_text
-from regstat.planner import Plan, PlanError, plan_gc
-from regstat.policy import Policy, PolicyError, Rule, from_flags
+from regstat.plan import plan as plan_module
+from regstat.plan.plan import Plan
+from regstat.plan.planner import PlanError, plan_gc
+from regstat.plan.policy import Policy, PolicyError, Rule, from_flags
+from regstat.plan.render import render_json, render_text
 
 _dirs = itertools.count()
 
@@ -712,7 +713,7 @@ def test_the_plan_is_written_and_read_a_batch_at_a_time(tmp_path: Path, monkeypa
     reg = _mixed()
     reg.tag("a", "pr-1", d("orphan"))
     whole = make_plan(tmp_path, reg, untagged=True, delete_tags="^pr-")
-    monkeypatch.setattr(planner, "BATCH_ROWS", 2)
+    monkeypatch.setattr(plan_module, "BATCH_ROWS", 2)
     batched = make_plan(tmp_path, reg, untagged=True, delete_tags="^pr-")
     assert pq.ParquetFile(batched.actions_file).metadata.num_row_groups == 3
     assert batched.actions == whole.actions and len(whole.actions) == 6

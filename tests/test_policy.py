@@ -16,19 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from regstat import policy as policy_module
-from regstat.policy import (
-    DEFAULT_GRACE,
-    Policy,
-    PolicyError,
-    Rule,
-    format_duration,
-    from_flags,
-    from_json,
-    load,
-    parse_duration,
-    resolve,
-)
+from regstat.durations import DEFAULT_GRACE, format_duration
+from regstat.plan import policy_file as policy_module
+from regstat.plan.policy import Policy, PolicyError, Rule, from_flags, from_json, parse_duration
+from regstat.plan.policy_file import load, resolve
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -26,8 +26,8 @@ from test_analysis import SAMPLE
 from test_planner import Meta, d, image, referrer
 
 from regstat.cli import main
-from regstat.planner import plan_gc
-from regstat.policy import from_flags
+from regstat.plan.planner import plan_gc
+from regstat.plan.policy import from_flags
 from regstat.report import build_report
 
 DAYS_AGO = 3  # past the default grace (24h)

@@ -22,13 +22,13 @@ from expected import Populated
 from test_analysis import BLOBS, MANIFESTS, NAMES, SAMPLE, Model, build, write_snapshot
 from test_crawl_registry import crawl_ok
 
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT
 from regstat.report import Report, build_report
-from regstat.report_html import ORPHANED_TITLE, SHARING_TITLE, SHARING_Y_LABEL, STORAGE_TITLE, render_html
+from regstat.report.html import ORPHANED_TITLE, SHARING_TITLE, SHARING_Y_LABEL, STORAGE_TITLE, render_html
 from regstat.render import to_json_value
-from regstat.report_render import render_json, render_markdown, render_text
+from regstat.report import render_json, render_markdown, render_text
 from regstat.snapshot import TABLES, Snapshot
 
 m, b = MANIFESTS, BLOBS

@@ -25,7 +25,7 @@ from components import REGION
 from expected import Populated
 from test_ecr import account, push_scenario  # noqa: F401  (account: the fixture)
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT
-from regstat.journal import JobCodec
+from regstat.crawl.checkpoint import JobCodec
 from regstat.snapshot import STORED_TABLES, Snapshot
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,8 +38,9 @@ KILLED = -9
 # into jobs that share a RepositoryState (the case the journal must rebuild).
 _CHILD = """
 import os, signal, sys
-import regstat.crawl as crawl
-import regstat.sources.distribution_api as api
+import regstat.crawl.driver as driver
+import regstat.crawl.publish as publish
+import regstat.sources.registry_api.source as api
 when, count, tags_per_job = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 api.TAGS_PER_JOB = tags_per_job
 seen = [0]
@@ -52,15 +53,15 @@ def die_after(original):
         return value
     return wrapper
 if when == "record":
-    crawl._Crawl._record = die_after(crawl._Crawl._record)
+    driver.Crawl._record = die_after(driver.Crawl._record)
 elif when == "rename":  # the snapshot is written; only its rename into place is left
     def rename(*args):
         os.kill(os.getpid(), signal.SIGKILL)
     os.rename = rename
 elif when == "checkpoint":
-    crawl._Crawl._checkpoint = die_after(crawl._Crawl._checkpoint)
+    driver.Crawl._checkpoint = die_after(driver.Crawl._checkpoint)
 elif when == "assemble":
-    crawl.PendingSnapshot.table = die_after(crawl.PendingSnapshot.table)
+    publish.PendingSnapshot.table = die_after(publish.PendingSnapshot.table)
 from regstat.cli import main
 main(sys.argv[4:], prog_name="regstat")
 """

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from components import MotoServer, free_port
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE
 

@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 from components import MotoServer
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK
 from regstat.snapshot import STORED_TABLES, TABLES
-from regstat.sources.s3 import page_problem
+from regstat.sources.storage_tree.s3 import page_problem
 from s3_fault_proxy import FAULTS, S3FaultProxy
 
 pytestmark = pytest.mark.s3

@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from components import MotoServer
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_OK
-from regstat.sources import storage_jobs
-from regstat.sources.storage_jobs import blob_ranges
+from regstat.sources.storage_tree import jobs as storage_jobs
+from regstat.sources.storage_tree.jobs import blob_ranges
 from s3_fault_proxy import S3FaultProxy
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SOURCE
-from regstat.sources.distribution_api import parse_location
+from regstat.sources.registry_api.source import parse_location
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 FORMS = ("PATH, file://PATH", "s3://BUCKET[/PREFIX]", "https://HOST[:PORT]", "ecr://REGION", "oci:PATH")

@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 from test_analysis import rows, write_snapshot
 
-from regstat import analysis, digest_ids, queries
+from regstat import analysis, queries
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_FAILURE, EXIT_OK, EXIT_SNAPSHOT, EXIT_USAGE
 from regstat.render import rows_json

@@ -24,11 +24,11 @@ import pytest
 from click.testing import CliRunner
 
 from components import MotoServer
-from regstat import digest_ids
+from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK
 from regstat.model import digest_of
-from regstat.sources.storage import FilesystemStorage
+from regstat.sources.storage_tree.storage import FilesystemStorage
 from s3_fault_proxy import S3FaultProxy, S3Request
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"

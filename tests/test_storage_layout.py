@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regstat.sources.storage import Entry
-from regstat.sources.storage_layout import (
+from regstat.sources.storage_tree.storage import Entry
+from regstat.sources.storage_tree.layout import (
     Link,
     RepositoryListing,
     add_repository_entry,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Mapping
-
 from .base import CrawlOptions, Source
 from .forms import unrecognised
 
@@ -14,7 +11,7 @@ def open_source(source: str, options: CrawlOptions) -> Source:
     path, file://PATH or s3://); refuse any other SOURCE, or a path that does not exist, with
     the forms regstat reads (regstat.sources.forms)."""
     if source.startswith(("http://", "https://")):
-        from .distribution_api import open_distribution_api
+        from .registry_api.source import open_distribution_api
 
         return open_distribution_api(source, options)
     if source.startswith("ecr://"):
@@ -28,17 +25,8 @@ def open_source(source: str, options: CrawlOptions) -> Source:
     refusal = unrecognised(source)
     if refusal is not None:
         raise refusal
-    from .storage import open_storage
-    from .storage_jobs import StorageLayoutSource
+    from .storage_tree import open_storage
+    from .storage_tree.jobs import StorageLayoutSource
 
     storage = open_storage(source, endpoint_url=options.endpoint_url, concurrency=options.concurrency)
     return StorageLayoutSource(storage, options)
-
-
-def local_directory(description: Mapping[str, Any]) -> Path | None:
-    """The directory on this machine that a source reads, from its `describe()` (`source` in
-    snapshot.json): a storage root on disk or an OCI layout; None for S3 and registries."""
-    kind, driver = description.get("kind"), description.get("driver")
-    if kind == "oci-layout" or (kind == "storage-layout" and driver == "filesystem"):
-        return Path(description["location"])
-    return None

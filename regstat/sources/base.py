@@ -2,7 +2,7 @@
 
 A source is a small object that knows what it can see (`capabilities`) and how to start
 (`first_jobs`). A job is a picklable function and its arguments; it returns a `JobResult`
-with staging rows (tuples in the column order of `regstat.assemble.STAGING_SCHEMAS`),
+with staging rows (tuples in the column order of `regstat.crawl.assemble.STAGING_SCHEMAS`),
 errors, and maybe more jobs. The crawl driver runs jobs on a pool and writes their rows, so
 every source produces the same snapshot tables.
 """

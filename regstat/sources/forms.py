@@ -85,7 +85,7 @@ def _registry(host: str, path: str) -> str:
     repository = path.partition("@")[0].partition(":")[0]  # a repository name holds neither
     if host in ("docker.io", "registry-1.docker.io"):
         host = DOCKER_HUB
-    from .distribution_api import is_loopback  # here: only a suggestion needs the API source
+    from .registry_api.source import is_loopback  # here: only a suggestion needs the API source
 
     # Plain HTTP is what a registry on the loopback most likely speaks (and regstat allows it there).
     scheme = "http" if is_loopback(urlsplit(f"//{host}").hostname or host) else "https"

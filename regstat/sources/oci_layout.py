@@ -33,9 +33,9 @@ from typing import Any, Callable, Iterator, Sequence
 from ..errors import CrawlError, SourceError
 from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest
 from .base import CrawlOptions, Job, JobResult, ManifestResult
-from .storage import read_fd
-from .storage_jobs import parse_or_record
-from .storage_layout import valid_repository_name
+from .storage_tree.storage import read_fd
+from .storage_tree.jobs import parse_or_record
+from .storage_tree.layout import valid_repository_name
 
 PREFIX = "oci:"
 REF_NAME = "org.opencontainers.image.ref.name"

@@ -1,0 +1,34 @@
+"""The analysis of a snapshot in DuckDB: the connection and its views (connection.py), the
+table `reachable` (reachability.py), and files written from a snapshot (export.py)."""
+
+from .connection import (
+    EXTRA_TABLES,
+    VIEWS,
+    QueryError,
+    bind,
+    connect,
+    describe,
+    drop_tables,
+    duckdb_config,
+    interrupt_all,
+    query,
+    query_arrow,
+    spill_directory,
+    track,
+)
+
+__all__ = [
+    "EXTRA_TABLES",
+    "VIEWS",
+    "QueryError",
+    "bind",
+    "connect",
+    "describe",
+    "drop_tables",
+    "duckdb_config",
+    "interrupt_all",
+    "query",
+    "query_arrow",
+    "spill_directory",
+    "track",
+]

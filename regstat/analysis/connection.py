@@ -1,0 +1,274 @@
+"""DuckDB over a snapshot: every table available by name, plus `errors` and `snapshot_info`
+from snapshot.json, the table `reachable` (regstat.analysis.reachability) and the analysis views of
+`sql/` (VIEWS).
+
+`regstat sql` only reads: a query must be one SELECT (or EXPLAIN of one); anything that could
+write (COPY, CREATE, INSERT, ATTACH, EXPORT, SET, ...) is refused before it runs, so a query
+can never change the snapshot, which stays immutable (docs/snapshot.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import weakref
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from .. import queries
+from ..errors import RegstatError
+from ..snapshot import TABLES, Snapshot, digest_ids
+from . import reachability
+
+# The analysis views, one `sql/NAME.sql` each, created in this order (docs/design.md "Definitions");
+# a view may use the ones before it.
+VIEWS = (
+    "manifest_edges",
+    "manifest_references",
+    "repository_references",
+    "blob_references",
+    "manifest_exclusive_bytes",
+    "orphaned_manifests",
+    "unreferenced_blobs",
+    "layer_sharing",
+    "dedup_summary",
+    "repository_usage",
+    "media_types",
+    "largest_layers",
+    "stale_uploads",
+)
+
+# Tables regstat adds to the snapshot's own: from snapshot.json, the media types' ranks (a
+# table, not a view: a dozen rows the views join millions of descriptors with, and DuckDB
+# sizes a join by what it knows of each side), and reachability.
+MEDIA_TYPE_RANKS = "media_type_ranks"
+EXTRA_TABLES = ("errors", "snapshot_info", MEDIA_TYPE_RANKS, reachability.TABLE)
+
+_TIME = pa.timestamp("us", tz="UTC")
+_ERRORS_SCHEMA = pa.schema(
+    [("repository", pa.string()), ("path", pa.string()), ("kind", pa.string()), ("message", pa.string())]
+)
+# One row. taken_at is when the crawl finished: ages (stale_uploads) are measured to it.
+_INFO_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source_kind", pa.string()),
+        ("source_location", pa.string()),
+        ("started_at", _TIME),
+        ("taken_at", _TIME),
+        ("complete", pa.bool_()),
+        ("partial", pa.bool_()),
+    ]
+)
+
+
+class QueryError(RegstatError):
+    """A query DuckDB rejected or failed to run, or one that would write."""
+
+
+def connect(
+    snapshot: Snapshot, *, memory_limit: str | None = None, reachable: bool = True, keyed: bool = False,
+    ranks: bool = True,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with a view per snapshot table, `digests`, `errors`,
+    `snapshot_info`, the tables `media_type_ranks` and `reachable`, and the analysis views (VIEWS).
+
+    With `reachable=False` the table `reachable` is left empty, and with `ranks=False` the
+    table `media_type_ranks`: call `need_tables` before a query (`regstat sql`), so that
+    queries not using them skip computing them. With `keyed`, every digest column holds the
+    digest's id (regstat.snapshot.digest_ids): joins and group-bys run on integers;
+    `digest_ids.decode` turns a result's ids back into digests.
+    """
+    con = track(duckdb.connect(config=duckdb_config(memory_limit)))
+    bind(con, snapshot, materialise=False, reachable=reachable, keyed=keyed, ranks=ranks)
+    return con
+
+
+# Connections whose statements a Ctrl-C must stop (interrupt_all). DuckDB runs a statement in
+# C without the GIL: Python's SIGINT handler waits until the statement ends, which at 100M
+# descriptors is minutes. So the CLI runs analysis commands in a worker thread, and the main
+# thread, which receives the signal, interrupts these.
+_OPEN: "weakref.WeakSet[duckdb.DuckDBPyConnection]" = weakref.WeakSet()
+
+
+def track(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    _OPEN.add(con)
+    return con
+
+
+def interrupt_all() -> None:
+    """Stop the running statement of every tracked connection (it raises in its thread)."""
+    for con in list(_OPEN):
+        try:
+            con.interrupt()
+        except duckdb.Error:
+            pass  # closed meanwhile
+
+
+def duckdb_config(memory_limit: str | None) -> dict[str, str]:
+    """DuckDB settings for an analysis connection: the memory limit, and where to spill past it.
+
+    An in-memory DuckDB spills into `.tmp` under the working directory, which a cron job may
+    not be able to write (or should not litter): spill under the system's temporary directory
+    (TMPDIR) instead, one directory per process, which DuckDB removes when it closes."""
+    config = {"temp_directory": spill_directory()}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    return config
+
+
+def spill_directory() -> str:
+    return os.path.join(tempfile.gettempdir(), f"regstat-spill-{os.getpid()}")
+
+
+def need_tables(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Compute the tables `media_type_ranks` and `reachable` if `sql` reads them, directly or
+    through a view (the ranks read every descriptor: 0.6 s at 100M descriptors).
+
+    DuckDB names the tables behind views, so one lookup covers every view built on them."""
+    tables = con.get_table_names(sql)
+    if MEDIA_TYPE_RANKS in tables:
+        media_type_ranks(con)
+    if reachability.TABLE in tables:
+        reachability.materialise(con)
+
+
+def media_type_ranks(con: duckdb.DuckDBPyConnection, *, empty: bool = False) -> None:
+    """Create the table `media_type_ranks` (sql/media_type_ranks.sql), or, with `empty`, its
+    columns alone, so that views over it can be defined before (or without) computing it."""
+    select = queries.load(MEDIA_TYPE_RANKS).strip().rstrip(";")
+    con.execute(f"CREATE OR REPLACE TABLE {MEDIA_TYPE_RANKS} AS SELECT * FROM ({select}) AS r"
+                + (" WHERE FALSE" if empty else ""))
+
+
+def bind(
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, *, materialise: bool, reachable: bool = True,
+    keyed: bool = False, ranks: bool = True,
+) -> None:
+    """Create the snapshot's tables, the extra tables and the views in `con`: the snapshot
+    tables as views over its Parquet files, or, with `materialise`, as copies (a database
+    file that outlives the snapshot's path). `reachable=False`, `keyed`, `ranks`: see `connect`."""
+    kind = "TABLE" if materialise else "VIEW"
+    # Paths are bound here, by Python, never inside the SQL files.
+    digest_ids.bind(con, dict(snapshot.tables()), keyed=keyed, kind=kind, missing=snapshot.missing_columns)
+    for name, table in (("errors", errors_table(snapshot)), ("snapshot_info", info_table(snapshot))):
+        if materialise:
+            con.from_arrow(table).create(name)
+        else:
+            con.register(name, table)
+    media_type_ranks(con, empty=not ranks)
+    reachability.create_empty(con)  # the views need it to exist
+    for name in VIEWS:
+        con.execute(f"CREATE VIEW {name} AS {queries.load(name).strip().rstrip(';')}")
+    if reachable:
+        reachability.materialise(con)
+
+
+def errors_table(snapshot: Snapshot) -> pa.Table:
+    return pa.Table.from_pylist(snapshot.errors, schema=_ERRORS_SCHEMA)
+
+
+def info_table(snapshot: Snapshot) -> pa.Table:
+    meta = snapshot.metadata
+    source = meta.get("source") or {}
+    row = {
+        "id": meta.get("id"),
+        "source_kind": source.get("kind"),
+        "source_location": source.get("location"),
+        "started_at": _time(meta.get("started_at")),
+        "taken_at": _time(meta.get("finished_at")),
+        "complete": bool(meta.get("complete")),
+        "partial": bool(meta.get("partial")),
+    }
+    return pa.Table.from_pylist([row], schema=_INFO_SCHEMA)
+
+
+def query(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> tuple[list[str], list[tuple]]:
+    """Run one read-only SQL statement over the snapshot; return column names and rows."""
+    con = connect(snapshot, memory_limit=memory_limit, reachable=False, ranks=False)
+    try:
+        cursor = _execute(con, sql)
+        if cursor.description is None:
+            return [], []
+        return [d[0] for d in cursor.description], cursor.fetchall()
+    except duckdb.Error as e:
+        raise QueryError(f"query failed: {e}") from None
+    finally:
+        con.close()
+
+
+def query_arrow(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> pa.Table:
+    """Run one read-only SQL statement over the snapshot; return its result as Arrow."""
+    con = connect(snapshot, memory_limit=memory_limit, reachable=False, ranks=False)
+    try:
+        check_read_only(con, sql)
+        need_tables(con, sql)
+        return con.sql(sql).to_arrow_table()
+    except duckdb.Error as e:
+        raise QueryError(f"query failed: {e}") from None
+    finally:
+        con.close()
+
+
+def describe(snapshot: Snapshot) -> pa.Table:
+    """Every table and view `regstat sql` offers, one row per column, in creation order:
+    name, kind ('snapshot table', 'table' for regstat's own, 'view'), column, type."""
+    con = connect(snapshot, reachable=False, ranks=False)
+    try:
+        relations = [(n, "snapshot table") for n in (digest_ids.TABLE, *TABLES)]
+        relations += [(n, "table") for n in EXTRA_TABLES]
+        relations += [(n, "view") for n in VIEWS]
+        rows = []
+        for name, kind in relations:
+            for column, column_type, *_ in con.execute(f"DESCRIBE {name}").fetchall():
+                rows.append({"name": name, "kind": kind, "column_name": column, "column_type": column_type})
+    finally:
+        con.close()
+    schema = pa.schema([(c, pa.string()) for c in ("name", "kind", "column_name", "column_type")])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Raise QueryError unless `sql` is exactly one SELECT, or EXPLAIN [ANALYZE] of one.
+
+    DuckDB's own parser classifies the statement; DESCRIBE, SHOW, SUMMARIZE and FROM-first
+    queries are SELECTs to it. EXPLAIN ANALYZE runs its statement, so that must be a SELECT too.
+    """
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise QueryError(f"query failed: {e}") from None
+    if len(statements) != 1:
+        raise QueryError(f"one SQL statement at a time, not {len(statements)}")
+    kind = statements[0].type
+    if kind == duckdb.StatementType.EXPLAIN:
+        inner = re.sub(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", "", _strip_comments(sql), flags=re.IGNORECASE)
+        check_read_only(con, inner)
+    elif kind != duckdb.StatementType.SELECT:
+        raise QueryError(
+            f"regstat sql only reads: a {kind.name} statement is refused, because the snapshot "
+            "is immutable; use SELECT, and --output FILE (with --format parquet, csv or json) to save results"
+        )
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
+    check_read_only(con, sql)
+    need_tables(con, sql)
+    return con.execute(sql)
+
+
+def _strip_comments(sql: str) -> str:
+    return re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def drop_tables(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    """Drop intermediate tables no later step reads, freeing their memory."""
+    for table in tables:
+        con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -1,0 +1,191 @@
+"""`regstat crawl`: a source into a snapshot."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import NoReturn
+
+import click
+
+from .. import interrupts
+from ..crawl import CrawlOptions, CrawlResult, crawl, kept_for_resume
+from ..errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
+from ..progress import Progress
+from ..render import human_bytes, safe_text
+from ..snapshot import Snapshot
+from .edge import count, fail
+
+
+@click.command("crawl")
+@click.argument("source")
+@click.option("-o", "--output", required=True, metavar="DIR",
+              help="Snapshot directory to create (must not exist; never inside a snapshot or a local SOURCE).")
+@click.option(
+    "-r",
+    "--repository",
+    "repositories",
+    multiple=True,
+    metavar="GLOB",
+    help="Crawl only repositories whose full name matches (repeatable; `*` matches `/` too). "
+    "The snapshot is then marked partial.",
+)
+@click.option(
+    "-j",
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    help="Parallel listings and reads. Default: 4 on disk, 32 on S3.",
+)
+@click.option(
+    "--verify-links",
+    is_flag=True,
+    help="Storage trees: read every revision and _layers link file, not only check its size "
+    "(one more read per link; costly on S3).",
+)
+@click.option("--endpoint-url", metavar="URL", help="S3 or ECR endpoint (MinIO, Ceph, moto). Default: AWS_ENDPOINT_URL, else AWS.")
+@click.option("--username", metavar="NAME", help="Registry API: user for basic or token auth.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Registry API: read the password (or token) from standard input."
+)
+@click.option("--insecure", is_flag=True, help="Registry API: allow plain HTTP and skip TLS verification.")
+@click.option("--ca-file", metavar="PEM", type=click.Path(exists=True, dir_okay=False), help="Registry API: trust these CA certificates.")
+@click.option("--registry-id", metavar="ACCOUNT", help="ECR: the registry (account id) to crawl. Default: the caller's.")
+@click.option("--name", metavar="REPOSITORY", help="OCI layout: the repository name. Default: the directory's name.")
+@click.option("--force", is_flag=True, help="Replace DIR if it is a regstat snapshot or an empty directory (nothing else).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the interrupted crawl to DIR (same SOURCE and options), fetching only what it had not written.",
+)
+@click.option("--progress/--no-progress", default=None, help="Live progress on stderr. Default: when stderr is a terminal.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout when done.")
+def crawl_command(
+    source: str,
+    output: str,
+    repositories: tuple[str, ...],
+    concurrency: int | None,
+    verify_links: bool,
+    endpoint_url: str | None,
+    username: str | None,
+    password_stdin: bool,
+    insecure: bool,
+    ca_file: str | None,
+    registry_id: str | None,
+    name: str | None,
+    force: bool,
+    resume: bool,
+    progress: bool | None,
+    as_json: bool,
+) -> None:
+    """Snapshot a registry into DIR.
+
+    \b
+    SOURCE is one of:
+      /var/lib/registry, file://PATH  the distribution registry's storage root (the
+                                      directory holding docker/registry/v2)
+      s3://BUCKET[/PREFIX]            the same tree in S3 (PREFIX: the S3 driver's rootdirectory)
+      https://HOST[:PORT]             any registry, through the OCI Distribution API
+      ecr://REGION                    AWS ECR (the account of the credentials, or --registry-id)
+      oci:PATH                        an OCI image layout directory
+    Any other SOURCE (skopeo's docker://HOST/REPOSITORY:TAG, a bare host name, a path that
+    does not exist) is refused with exit code 4, these forms and the likely one (for
+    docker://registry.example.com/ns/app:v1: https://registry.example.com -r ns/app).
+
+    AWS credentials come from the usual chain (environment, profile, instance role).
+    Storage trees and ECR see untagged manifests; only storage trees and OCI layouts see
+    blobs no manifest references (snapshot.json lists what each source could see).
+
+    Problems met on the way (damaged links, missing or malformed manifests, a registry that
+    keeps failing) do not stop the crawl: they are recorded in snapshot.json, their repository
+    is marked incomplete, and the exit code is 3.
+
+    A crawl that is killed, crashes or is interrupted (exit code 130) leaves only a hidden
+    directory beside DIR, which no command reads as a snapshot. Repeat the command with
+    --resume to continue it: the jobs it had finished are not run again, and snapshot.json
+    lists when it was resumed (resumed_at). --resume refuses, with exit code 5, when no
+    interrupted crawl to DIR is left, when its crawl is still running, or when SOURCE or an
+    option that changes what is crawled (--repository, --verify-links, --username,
+    --registry-id, --name) differs. Without --resume, a crawl removes what dead crawls to DIR
+    left.
+
+    A crawl never writes inside a snapshot or a local SOURCE (a storage root on disk, an OCI
+    layout), nor replaces one: DIR equal to SOURCE, inside it or holding it is refused with
+    exit code 5, changing nothing. --force replaces only a regstat snapshot (holding nothing
+    regstat did not write there) or an empty directory; a file, a symbolic link or any other
+    directory is refused in the same way.
+
+    \b
+    Examples:
+      regstat crawl /var/lib/registry -o snap-$(date +%F)
+      regstat crawl /var/lib/registry -o /srv/snaps/nightly --force   # replaces last night's
+      regstat crawl s3://my-bucket/registry -o snap --concurrency 64
+      regstat crawl sample_data -o /tmp/snap --repository 'apps/*'
+      echo "$TOKEN" | regstat crawl https://registry.example.com -o snap --username ci --password-stdin
+      regstat crawl s3://my-bucket/registry -o snap --resume   # after a crash or Ctrl-C
+    """
+    reporter = Progress(enabled=progress)
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    options = CrawlOptions(
+        username=username,
+        password=password,
+        insecure=insecure,
+        ca_file=ca_file,
+        registry_id=registry_id,
+        name=name,
+        concurrency=concurrency,
+        verify_links=verify_links,
+        repositories=repositories,
+        endpoint_url=endpoint_url,
+        force=force,
+        resume=resume,
+        progress=reporter,
+    )
+    # SIGINT and SIGTERM are recorded and acted on where the crawl can stop cleanly; a signal
+    # after the snapshot is published changes nothing: the crawl is done.
+    with interrupts.deferred():
+        try:
+            result = crawl(source, output, options)
+        except RegstatError as e:
+            reporter.close()
+            fail(e)
+        except KeyboardInterrupt:
+            reporter.close()
+            hint = "; continue it with --resume" if kept_for_resume(output) else ""
+            click.echo(f"regstat: interrupted; no snapshot written{hint}", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        _summarise(result, reporter, as_json)
+
+
+def _summarise(result: CrawlResult, reporter: Progress, as_json: bool) -> NoReturn:
+    """Print a finished crawl's one-line summary (and --json) and exit with its status."""
+    meta = result.metadata
+    counts = meta["counts"]
+    state = "complete" if meta["complete"] else ("partial" if not meta["errors"] else "INCOMPLETE")
+    summary = ", ".join(
+        count(n, noun)
+        for n, noun in (
+            (counts["repositories"], "repository"),
+            (counts["manifests"], "manifest"),
+            (counts["blobs"], "blob"),
+            (len(meta["errors"]), "error"),
+        )
+    )
+    stored = Snapshot.open(result.path).stored_bytes()
+    summary += f", {human_bytes(stored)} stored" if stored else ""
+    resumed = f" (resumed: {result.stats.get('jobs_reused', 0):,} jobs kept)" if result.stats.get("resumed") else ""
+    click.echo(f"regstat: {state} snapshot {result.path}: {summary} in {reporter.elapsed:.1f}s{resumed}", err=True)
+    if meta["errors"]:
+        for error in meta["errors"][:5]:
+            # Names come from the registry: escape control characters before a terminal sees them.
+            click.echo("  " + safe_text(f"{error['kind']}: {error['repository'] or '-'}: {error['path']}: "
+                                        f"{error['message']}"), err=True)
+        if len(meta["errors"]) > 5:
+            click.echo(f"  ... and {len(meta['errors']) - 5:,} more in {result.path}/snapshot.json", err=True)
+    if as_json:
+        summary = {k: meta[k] for k in ("id", "complete", "partial", "counts", "incomplete_repositories")}
+        summary["path"] = str(result.path)
+        summary["errors"] = len(meta["errors"])
+        summary["resumed_at"] = meta.get("resumed_at", [])
+        summary["work"] = result.stats  # jobs run in this process, jobs a resume kept, items read
+        click.echo(json.dumps(summary, indent=1))
+    sys.exit(EXIT_INCOMPLETE if meta["errors"] else EXIT_OK)

@@ -1,0 +1,67 @@
+"""`regstat explain`: why a plan keeps or deletes one tag or manifest."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..errors import RegstatError
+from ..plan.explain import explain
+from ..plan.explain import render_json as render_explain_json
+from ..plan.explain import render_text as render_explain_text
+from ..snapshot import Snapshot
+from .edge import fail, interruptible
+
+
+@click.command("explain")
+@click.argument("snapshot")
+@click.argument("reference")
+@click.option("--repository", metavar="NAME", help="Only this repository.")
+@click.option("--plan", "plan_file", metavar="PLAN", type=click.Path(exists=True, dir_okay=False),
+              help="A plan (JSON from plan-gc -o) made from SNAPSHOT: say what it does with REFERENCE, and why.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+@interruptible
+def explain_command(snapshot: str, reference: str, repository: str | None, plan_file: str | None, fmt: str,
+                    memory_limit: str | None) -> None:
+    """Why a manifest or blob is kept, or deleted by a plan.
+
+    \b
+    REFERENCE is what regstat prints:
+      sha256:4f2a1b3c5d6e...     a digest, whole or short: 12 or more hex digits, with or
+                                 without sha256:; it must start only one digest of SNAPSHOT
+      REPOSITORY:TAG             the manifest the tag points to (apps/web:v2)
+      REPOSITORY@DIGEST          a manifest of that repository (apps/web@sha256:4f2a1b3c5d6e)
+    The last two explain that repository only, as --repository does. A short digest that
+    starts several digests is refused with a list of them, and an unknown digest or tag is
+    refused (exit code 1); a digest shorter than 12 hex digits, or a REFERENCE of no form
+    above, is a usage error (exit code 2).
+
+    For a manifest: the chain from a tag that keeps it (tag -> index -> child, subject <-
+    referrer), or why it is orphaned; with --plan, the action that deletes it and its reason
+    and rule, or what keeps it under the plan's policy (a kept tag, or the protection: grace,
+    lock, keep_tags, ...). For a blob: the (repository, manifest) pairs referencing it and
+    whether they are kept; with --plan, whether its last reference goes.
+
+    \b
+    Examples:
+      regstat explain snap sha256:4f2a1b3c5d6e
+      regstat explain snap apps/web:v2
+      regstat explain snap 4f2a1b3c5d6e --repository apps/web
+      regstat plan-gc snap --untagged -o plan.json && regstat explain snap apps/web@sha256:4f2a1b3c5d6e --plan plan.json
+    """
+    try:
+        plan = None
+        if plan_file:
+            try:
+                with open(plan_file, encoding="utf-8") as f:
+                    plan = json.load(f)
+            except (OSError, ValueError) as e:
+                raise click.UsageError(f"{plan_file}: not a plan: {e}")
+            if not isinstance(plan, dict) or plan.get("format") != "regstat.plan/1":
+                raise click.UsageError(f"{plan_file}: not a regstat plan (format regstat.plan/1)")
+        result = explain(Snapshot.open(snapshot), reference, repository=repository, plan=plan, memory_limit=memory_limit)
+        click.echo(render_explain_json(result) if fmt == "json" else render_explain_text(result), nl=False)
+    except RegstatError as e:
+        fail(e)

@@ -1,0 +1,166 @@
+"""The Plan object: a plan's actions file (Parquet, written and read a batch at a time), its
+summary, notes and JSON header (`regstat.plan/1`)."""
+
+from __future__ import annotations
+
+import shutil
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..analysis import drop_tables
+from ..snapshot import digest_ids
+
+
+FORMAT = "regstat.plan/1"
+
+
+# The kinds of action, in the order a plan applies them.
+KINDS = ("delete_tag", "delete_manifest", "delete_blob", "delete_upload")
+
+
+def summary_key(kind: str) -> str:
+    """The plan summary's key counting actions of `kind`: delete_tag -> tags."""
+    return kind.removeprefix("delete_") + "s"
+
+
+# The keys each kind of action has in a plan's JSON (the Parquet table has every column).
+ACTION_KEYS = {
+    "delete_tag": ("action", "repository", "tag", "digest", "size", "reason", "rule"),
+    "delete_manifest": ("action", "repository", "digest", "size", "reason", "rule", "bytes_freed",
+                        "media_type", "artifact_type"),
+    "delete_blob": ("action", "digest", "size", "reason"),
+    "delete_upload": ("action", "repository", "uuid", "size", "reason"),
+}
+
+
+# The actions file's rows per batch: a plan of millions of actions is written and read in
+# batches of this many rows, never held whole.
+BATCH_ROWS = 250_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A plan: what to delete, in order, and why; `notes` say what restricted it.
+
+    The actions are in a Parquet file (`actions_file`, one row each in order, `position` from
+    0, every column of ACTION_KEYS), in a temporary directory the plan removes when closed or
+    collected: at 100M descriptors a plan holds tens of millions of actions, more than memory
+    should. `batches` reads them in order; `actions` gives them as dicts, as the plan's JSON
+    has them (for small plans)."""
+
+    snapshot: dict[str, Any]
+    policy: dict[str, Any]
+    summary: dict[str, Any]
+    notes: list[str]
+    actions_file: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_remove", weakref.finalize(
+            self, shutil.rmtree, self.actions_file.parent, ignore_errors=True))
+
+    @property
+    def count(self) -> int:
+        """How many actions the plan has."""
+        return sum(self.summary[summary_key(kind)] for kind in KINDS)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The actions in order, a batch at a time."""
+        return pq.ParquetFile(self.actions_file).iter_batches(BATCH_ROWS)
+
+    def slice(self, start: int, length: int) -> pa.Table:
+        """`length` actions from position `start`, reading only the row groups that hold them."""
+        file = pq.ParquetFile(self.actions_file)
+        groups, first = [], 0
+        for i in range(file.num_row_groups):
+            rows = file.metadata.row_group(i).num_rows
+            if first + rows > start and first < start + length:
+                groups.append(i)
+            elif not groups:
+                first += rows
+        if not groups:
+            return file.schema_arrow.empty_table()
+        return file.read_row_groups(groups).slice(start - first, length)
+
+    @property
+    def actions(self) -> list[dict[str, Any]]:
+        return [{k: row[k] for k in ACTION_KEYS[row["action"]]} for row in pq.read_table(self.actions_file).to_pylist()]
+
+    def header(self) -> dict[str, Any]:
+        """The plan's JSON without its actions."""
+        return {
+            "format": FORMAT,
+            "snapshot": self.snapshot,
+            "policy": self.policy,
+            "summary": self.summary,
+            "notes": self.notes,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header(), "actions": self.actions}
+
+    def close(self) -> None:
+        """Remove the actions file (its directory)."""
+        self._remove()
+
+    def __enter__(self) -> Plan:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def write_actions(con: duckdb.DuckDBPyConnection, directory: Path) -> Path:
+    """Write the actions (view plan_actions) in order, numbered (`position`) and with their ids
+    turned into digests, to a Parquet file in `directory`; return its path.
+
+    In three passes, none holding the plan or the digests whole (at 100M descriptors: 30M
+    actions, 55M digests): DuckDB sorts the actions on their keys (ids sort as their digests
+    do) into a file, whose row numbers are then their positions; DuckDB looks their ids up (a
+    join built on the actions' ids, not on the digests) and sorts the digests found by
+    position; both are then read side by side, a batch at a time, into the plan's file."""
+    con.execute("SET preserve_insertion_order = true")  # the sorted rows are written in order
+    sorted_path = directory / "sorted.parquet"
+    con.execute(f"COPY (SELECT * EXCLUDE (kind_rank, level) FROM plan_actions "
+                f"ORDER BY kind_rank, level, repository, tag, digest, uuid) "
+                f"TO '{digest_ids.quote(str(sorted_path))}' (FORMAT parquet, COMPRESSION lz4)")
+    drop_tables(con, "plan_tag_actions", "plan_deleted_manifests", "plan_order", "plan_blob_actions", "plan_upload_actions")
+    found = con.sql(
+        f"SELECT a.file_row_number AS position, d.digest "
+        f"FROM read_parquet('{digest_ids.quote(str(sorted_path))}', file_row_number = true) AS a "
+        f"LEFT JOIN {digest_ids.TABLE} AS d ON d.digest_id = a.digest ORDER BY a.file_row_number"
+    ).to_arrow_reader(BATCH_ROWS)
+    path = directory / "actions.parquet"
+    actions = pq.ParquetFile(sorted_path)
+    index = actions.schema_arrow.get_field_index("digest")
+    schema = actions.schema_arrow.set(index, found.schema.field("digest")).insert(0, found.schema.field("position"))
+    rows = _Rows(found)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for batch in actions.iter_batches(BATCH_ROWS):
+            position, digest = rows.take(batch.num_rows)
+            batch = batch.set_column(index, "digest", digest)
+            writer.write_batch(pa.RecordBatch.from_arrays([position, *batch.columns], schema=schema))
+    sorted_path.unlink()
+    return path
+
+
+class _Rows:
+    """A record-batch stream, taken `n` rows at a time whatever its batches."""
+
+    def __init__(self, reader: pa.RecordBatchReader) -> None:
+        self._reader = reader
+        self._held = reader.schema.empty_table()
+
+    def take(self, n: int) -> list[pa.Array]:
+        """The next `n` rows' columns."""
+        while self._held.num_rows < n:
+            batch = self._reader.read_next_batch()  # StopIteration: fewer rows than promised
+            self._held = pa.concat_tables([self._held, pa.Table.from_batches([batch])])
+        taken, self._held = self._held.slice(0, n), self._held.slice(n)
+        return [column.combine_chunks() for column in taken.columns]

@@ -1,0 +1,455 @@
+"""`regstat plan-gc`: a snapshot and a retention policy in, a deletion plan out. Never deletes.
+
+How a plan is made (docs/design.md "Safety rules of the planner"):
+
+1. Repositories the plan may not touch are found first: crawl errors, a manifest that could
+   not be read (rule 6); outside the policy's `repositories` they are left alone too.
+2. Tags: the rule governing each repository selects tags (older_than and delete_tags must
+   both agree); protections (keep_tags, the grace period, locks, recent pulls) win; `keep`
+   then spares the most recently updated of the selected tags (plan_tags).
+3. Manifests: reachability is computed again from what the plan keeps — the tags it keeps,
+   every protected manifest (sql/plan_protected.sql) and the orphans keep_untagged spares
+   (sql/plan_kept_orphans.sql) — over index children and referrers; every manifest it
+   leaves out is deleted (sql/plan_manifests.sql). So nothing a kept manifest reaches is
+   ever deleted, and an orphan's referrers go with it.
+4. Blobs: a blob is released only when no kept (repository, manifest) pair references it
+   (sql/plan_blobs.sql); `delete_blob` actions exist only where the source sweeps blobs
+   separately and the snapshot is complete, unfiltered and fully readable (rule 5, 6).
+5. Actions are ordered so that applying them in order never leaves a dangling reference:
+   tags, then manifests (an index before its children, a referrer before its subject), then
+   blobs and uploads.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import analysis, queries
+from ..analysis import drop_tables
+from ..analysis import reachability
+from ..durations import format_duration
+from ..errors import RegstatError
+from ..snapshot import Snapshot, digest_ids
+from .plan import KINDS, Plan, summary_key, write_actions
+from .policy import Policy, PolicyError, Rule
+
+OUTSIDE = "outside the repositories the policy applies to"
+# A tag on a referrer (cosign's sha256-<digest>.sig) is kept or deleted with its manifest,
+# which is kept exactly when its subject is: tag rules neither select nor count it.
+FOLLOWS = "a tag on a referrer: it goes only with its subject"
+_TIME = pa.timestamp("us", tz="UTC")
+
+
+class PlanError(RegstatError):
+    """The plan cannot be made safely (e.g. a cycle among the manifests it would delete)."""
+
+
+def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = None) -> Plan:
+    """Make the plan for `snapshot` under `policy`."""
+    meta = snapshot.metadata
+    capabilities = meta.get("capabilities") or {}
+    kind = (meta.get("source") or {}).get("kind", "unknown")
+
+    # Keyed: every join and group-by on digest ids; the actions' ids become digests at the end.
+    con = analysis.connect(snapshot, memory_limit=memory_limit, reachable=False, keyed=True)
+    directory = Path(tempfile.mkdtemp(prefix="regstat-plan-"))
+    try:
+        # Read by nearly every step (reachability checks, tags, protections, deletions):
+        # read its Parquet files once.
+        queries.materialise_view(con, "manifests")
+        # Every result whose order matters is sorted (ORDER BY); letting DuckDB write the
+        # intermediate tables in any order saves memory and time at millions of rows.
+        con.execute("SET preserve_insertion_order = false")
+        reachability.materialise(con)
+        _, blocked = keep(con, snapshot, policy)
+        # The views below read `reachable`, which now holds what the plan keeps.
+        queries.materialise_view(con, "repository_references")
+        queries.materialise_view(con, "blob_references")
+        _create(con, "plan_deleted_manifests", "plan_manifests")
+        _create(con, "plan_tag_actions")
+        _order(con)
+        _create(con, "plan_released", "plan_blobs")
+        restrictions = _blob_restrictions(meta, capabilities, kind, blocked)
+        estimated = bool(restrictions)
+        allowed = "FALSE" if estimated else "TRUE"  # no blob or upload actions on an estimate
+        con.execute(f"CREATE TABLE plan_blob_actions AS SELECT digest, size, reason FROM plan_released "
+                    f"WHERE stored AND NOT young AND {allowed}")
+        con.execute(f"CREATE TABLE plan_upload_actions AS SELECT * FROM ({_select('plan_uploads')}) AS u "
+                    f"WHERE {allowed}")
+        # What the bytes count: the blobs deleted, or on an estimate what the registry frees.
+        counted = ("SELECT digest, size FROM plan_released WHERE reason = 'last reference deleted'" if estimated
+                   else "SELECT digest, size FROM plan_blob_actions")
+        con.execute(f"CREATE TABLE plan_released_blobs AS {counted}")
+        # An in-memory DuckDB holds every table in its memory (spilling past the limit): at
+        # 10M descriptors the tables above are ~2.4 GB. Drop each when no later step reads it,
+        # so that the summary and the actions' sort have that memory.
+        drop_tables(con, "manifests", "manifest_edges", "reachable", "reachable_now", "plan_protected", "plan_edges",
+              "blob_references", "plan_released")
+        con.execute(f"CREATE VIEW plan_actions AS {_select('plan_actions')}")
+        summary = _summary(con, estimated)
+        drop_tables(con, "repository_references", "plan_released_blobs")
+        actions_file = write_actions(con, directory)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    finally:
+        con.close()
+    notes = restrictions + _notes(capabilities, kind, blocked.reasons, policy)
+    return Plan(snapshot=_identity(meta), policy=policy.to_json(), summary=summary, notes=notes,
+                actions_file=actions_file)
+
+
+def _create(con: duckdb.DuckDBPyConnection, table: str, query: str | None = None) -> None:
+    """CREATE TABLE `table` from sql/QUERY.sql (QUERY defaults to the table's name)."""
+    con.execute(f"CREATE TABLE {table} AS {_select(query or table)}")
+
+
+def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> tuple[pa.Table, Blocked]:
+    """Decide tags and fill `reachable` (in a connection from analysis.connect) with what the
+    plan keeps; `reachable_now` keeps the current reachability, `plan_protected` the
+    protections. Return the tag decisions and the repositories the plan may not touch."""
+    meta = snapshot.metadata
+    capabilities = meta.get("capabilities") or {}
+    kind = (meta.get("source") or {}).get("kind", "unknown")
+    taken_at = _time(meta.get("finished_at")) or datetime.now(timezone.utc)
+    _check_policy_fits(policy, capabilities, kind)
+    con.execute("CREATE TABLE reachable_now AS SELECT * FROM reachable")
+    blocked = _blocked_repositories(con, meta)
+    repositories = [r[0] for r in con.execute(
+        "SELECT repository FROM repositories UNION SELECT repository FROM manifests "
+        "UNION SELECT repository FROM tags ORDER BY 1"
+    ).fetchall()]
+    con.register("plan_settings", _settings(policy, taken_at))
+    con.register("plan_repositories", _repositories(policy, repositories, blocked.reasons, taken_at))
+    tags = _decide_tags(con, policy, blocked.reasons, taken_at)
+    con.register("plan_tags", tags)
+    con.execute(f"CREATE TABLE plan_protected AS {_select('plan_protected')}")
+    con.execute(f"INSERT INTO plan_protected {_select('plan_kept_orphans')}")
+    _keep_reachable(con)
+    return tags, blocked
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def _check_policy_fits(policy: Policy, capabilities: dict[str, Any], kind: str) -> None:
+    if not capabilities.get("pull_times") and any(r.pulled_within is not None for r in policy.all_rules):
+        raise PolicyError(
+            f"pulled_within needs pull times, and the snapshot's source ({kind}) has none: "
+            "drop --pulled-within, or plan on a snapshot of a source that records pulls (ECR)"
+        )
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """The repositories the plan may not touch (docs/design.md rules 5 and 6): `reasons` says why for
+    each; `errored` had crawl errors; `unreadable_manifests` counts manifests that could not
+    be read, anywhere (either stops every blob deletion)."""
+
+    reasons: dict[str, str]
+    errored: frozenset[str]
+    unreadable_manifests: int
+
+
+def _blocked_repositories(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> Blocked:
+    reasons: dict[str, str] = {}
+    unreadable = 0
+    for (repository, status, count) in con.execute(
+        "SELECT repository, MIN(status), count(*) FROM manifests WHERE status <> 'ok' GROUP BY repository"
+    ).fetchall():
+        reasons[repository] = f"a manifest in this repository could not be read ({status}): it may reference anything"
+        unreadable += count
+    # The repositories table records crawl errors too: fail closed if it and snapshot.json disagree.
+    errored = {r[0] for r in con.execute(
+        "SELECT repository FROM repositories WHERE NOT complete OR error_count > 0"
+    ).fetchall()}
+    errored |= set(meta.get("incomplete_repositories") or [])
+    errored |= {e.get("repository") for e in meta.get("errors") or [] if e.get("repository")}
+    for repository in errored:
+        reasons.setdefault(repository, "the crawl recorded errors in this repository")
+    return Blocked(reasons, frozenset(errored), unreadable)
+
+
+def _settings(policy: Policy, taken_at: datetime) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{"taken_at": taken_at, "grace_cutoff": policy.grace_cutoff(taken_at), "include_locked": policy.include_locked}],
+        schema=pa.schema([("taken_at", _TIME), ("grace_cutoff", _TIME), ("include_locked", pa.bool_())]),
+    )
+
+
+def _repositories(policy: Policy, repositories: list[str], blocked: dict[str, str], taken_at: datetime) -> pa.Table:
+    rows = []
+    for repository in repositories:
+        rule = policy.rule_for(repository)
+        rows.append({
+            "repository": repository,
+            "rule": rule.name if rule else None,
+            "untagged": bool(rule and rule.untagged),
+            "keep_untagged": rule.keep_untagged if rule else None,
+            "pulled_cutoff": taken_at - rule.pulled_within if rule and rule.pulled_within is not None else None,
+            "blocked": blocked.get(repository),
+        })
+    schema = pa.schema([("repository", pa.string()), ("rule", pa.string()), ("untagged", pa.bool_()),
+                        ("keep_untagged", pa.int64()), ("pulled_cutoff", _TIME), ("blocked", pa.string())])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _tags_schema(digest: pa.DataType) -> pa.Schema:
+    """plan_tags' columns; `digest` is text, or an id in a keyed analysis (regstat.snapshot.digest_ids)."""
+    return pa.schema([("repository", pa.string()), ("tag", pa.string()), ("digest", digest),
+                      ("size", pa.int64()), ("deleted", pa.bool_()), ("follows", pa.bool_()),
+                      ("reason", pa.string()), ("rule", pa.string())])
+
+
+def _decide_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str], taken_at: datetime) -> pa.Table:
+    """One row per tag: deleted or not, and why. Tags whose verdict their repository alone
+    decides (outside the policy, blocked, no tag rule) are decided column-wise; the others
+    (tag rules, tags on referrers) one by one."""
+    tags = con.sql(
+        "SELECT t.repository, t.tag, t.digest, t.updated_at, m.size, m.locked, m.last_pulled_at, "
+        "s.digest IS NOT NULL AS is_referrer "
+        "FROM tags AS t LEFT JOIN manifests AS m ON m.repository = t.repository AND m.digest = t.digest "
+        "LEFT JOIN manifests AS s ON s.repository = m.repository AND s.digest = m.subject_digest"
+    ).to_arrow_table()
+    repositories = pc.unique(tags.column("repository"))
+    rules = [policy.rule_for(r) for r in repositories.to_pylist()]
+    reasons, names, by_rule, open_to_referrers = [], [], [], []
+    for repository, rule in zip(repositories.to_pylist(), rules):
+        reasons.append(OUTSIDE if rule is None else blocked.get(repository) or "no tag rule")
+        names.append(rule.name if rule else None)
+        by_rule.append(bool(rule and rule.selects_tags and repository not in blocked))
+        open_to_referrers.append(bool(rule and repository not in blocked))
+    index = pc.index_in(tags.column("repository"), value_set=repositories)
+    one_by_one = pc.or_(
+        pc.take(pa.array(by_rule, pa.bool_()), index),
+        pc.and_(pc.fill_null(tags.column("is_referrer"), False), pc.take(pa.array(open_to_referrers, pa.bool_()), index)),
+    )
+    constant = tags.filter(pc.invert(one_by_one))
+    constant_index = pc.index_in(constant.column("repository"), value_set=repositories)
+    decided = pa.table({
+        "repository": constant.column("repository"),
+        "tag": constant.column("tag"),
+        "digest": constant.column("digest"),
+        "size": constant.column("size"),
+        "deleted": pa.nulls(constant.num_rows, pa.bool_()).fill_null(False),
+        "follows": pa.nulls(constant.num_rows, pa.bool_()).fill_null(False),
+        "reason": pc.take(pa.array(reasons, pa.string()), constant_index),
+        "rule": pc.take(pa.array(names, pa.string()), constant_index),
+    }, schema=_tags_schema(tags.schema.field("digest").type))
+    looked = _decide_one_by_one(tags.filter(one_by_one), policy, blocked, taken_at)
+    return pa.concat_tables([decided, looked])
+
+
+def _decide_one_by_one(tags: pa.Table, policy: Policy, blocked: dict[str, str], taken_at: datetime) -> pa.Table:
+    by_repository: dict[str, list[tuple]] = defaultdict(list)
+    for row in zip(*(tags.column(c).to_pylist() for c in (
+        "repository", "tag", "digest", "updated_at", "size", "locked", "last_pulled_at", "is_referrer"
+    ))):
+        by_repository[row[0]].append(row)
+    grace_cutoff = policy.grace_cutoff(taken_at)
+    out = []
+    for repository, rows in by_repository.items():
+        rule = policy.rule_for(repository)
+        verdicts = {
+            tag: _tag_verdict(rule, blocked.get(repository), tag, updated_at, bool(is_referrer), locked, pulled_at,
+                              taken_at, grace_cutoff, policy.include_locked)
+            for (_, tag, _, updated_at, _, locked, pulled_at, is_referrer) in rows
+        }
+        if rule is not None and rule.keep is not None:
+            _keep_newest(rule.keep, [t for t in rows if verdicts[t[1]].startswith("selected: ")], verdicts)
+        for (_, tag, digest, _, size, _, _, _) in rows:
+            reason = verdicts[tag]
+            selected = reason.startswith("selected: ")
+            out.append({
+                "repository": repository, "tag": tag, "digest": digest, "size": size,
+                "deleted": selected, "follows": reason == FOLLOWS,
+                "reason": f"{reason.removeprefix('selected: ')} ({rule.name})" if selected and rule else reason,
+                "rule": rule.name if rule else None,
+            })
+    return pa.Table.from_pylist(out, schema=_tags_schema(tags.schema.field("digest").type))
+
+
+def _keep_newest(keep: int, candidates: list[tuple], verdicts: dict[str, str]) -> None:
+    """`keep` as acr purge, ECR's imageCountMoreThan, Harbor and zot count it: of the tags the
+    rule's other selectors select and no protection keeps (`candidates`), the `keep` most
+    recently updated stay; the verdicts of the others say they went past it."""
+    for rank, tag in enumerate(_newest_first(candidates)):
+        if rank < keep:
+            verdicts[tag] = f"among the {keep} most recently updated of the selected tags"
+        else:
+            verdicts[tag] += f"{', ' if verdicts[tag] != 'selected: ' else ''}beyond the {keep} most recently updated"
+
+
+def _newest_first(tags: list[tuple]) -> list[str]:
+    """The tags' names, most recently updated first; a tag without a time counts as newest (it
+    is never what `keep` gives up first), and equal times go by name (code points, ascending)."""
+    far_future = datetime.max.replace(tzinfo=timezone.utc)
+    return [t[1] for t in sorted(tags, key=lambda t: (-(t[3] or far_future).timestamp(), t[1]))]
+
+
+def _tag_verdict(
+    rule: Rule | None, blocked: str | None, tag: str, updated_at: datetime | None, is_referrer: bool,
+    locked: bool | None, pulled_at: datetime | None, taken_at: datetime, grace_cutoff: datetime | None,
+    include_locked: bool,
+) -> str:
+    """Why a tag is kept, FOLLOWS, or 'selected: <why the rule's filters select it>' (before
+    `keep`, which ranks the selected tags of the repository together: _keep_newest)."""
+    if rule is None:
+        return OUTSIDE
+    if blocked:
+        return blocked
+    protection = _tag_protection(rule, tag, updated_at, locked, pulled_at, taken_at, grace_cutoff, include_locked)
+    if is_referrer:
+        return protection or FOLLOWS
+    if not rule.selects_tags:
+        return "no tag rule"
+    why = []
+    if rule.older_than is not None:
+        if updated_at is None or updated_at > taken_at - rule.older_than:
+            return f"not older than {format_duration(rule.older_than)}" if updated_at else "its age is unknown"
+        why.append(f"older than {format_duration(rule.older_than)}")
+    if rule.delete_tags is not None:
+        if not re.search(rule.delete_tags, tag):
+            return f"does not match {rule.delete_tags!r}"
+        why.append(f"matches {rule.delete_tags!r}")
+    return protection or "selected: " + ", ".join(why)
+
+
+def _tag_protection(
+    rule: Rule, tag: str, updated_at: datetime | None, locked: bool | None, pulled_at: datetime | None,
+    taken_at: datetime, grace_cutoff: datetime | None, include_locked: bool,
+) -> str | None:
+    """The protection that keeps a tag whatever the rule selects, if any."""
+    protected = next((p for p in rule.keep_tags if re.search(p, tag)), None)
+    if protected is not None:
+        return f"protected by keep_tags {protected!r}"
+    if grace_cutoff is not None and (updated_at is None or updated_at > grace_cutoff):
+        return "younger than the grace period"
+    if locked and not include_locked:
+        return "its manifest is locked"
+    if rule.pulled_within is not None and pulled_at is not None and pulled_at >= taken_at - rule.pulled_within:
+        return f"pulled within {format_duration(rule.pulled_within)}"
+    return None
+
+
+def _keep_reachable(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill `reachable` with what the plan keeps: the closure of plan_seed, then of the
+    subjects of kept referrers, until nothing is added (sql/plan_kept_subjects.sql)."""
+    while True:
+        reachability.materialise(con, seed="plan_seed")
+        added = con.execute(f"INSERT INTO plan_protected {_select('plan_kept_subjects')}").fetchall()[0][0]
+        if not added:
+            return
+
+
+# --- restrictions -----------------------------------------------------------------------------
+
+
+def _blob_restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind: str, blocked: Blocked) -> list[str]:
+    """Why this plan may not delete blobs (docs/design.md rules 5 and 6); empty when it may."""
+    why = []
+    if not (capabilities.get("unreferenced_blobs") and capabilities.get("stored_blob_sizes")):
+        why.append(f"the source ({kind}) frees blobs itself: no blob deletions; bytes are an estimate")
+    if meta.get("partial"):
+        why.append("partial snapshot (--repository): other repositories may use any blob, so no blob deletions")
+    # A partial snapshot is not complete either, but has its own reason above.
+    if meta.get("errors") or blocked.errored or not (meta.get("complete") or meta.get("partial")):
+        why.append("the snapshot is incomplete (crawl errors): no blob deletions")
+    if blocked.unreadable_manifests:
+        why.append(f"{blocked.unreadable_manifests} manifest(s) could not be read and may reference any blob: "
+                   "no blob deletions")
+    return why
+
+
+def _notes(capabilities: dict[str, Any], kind: str, blocked: dict[str, str], policy: Policy) -> list[str]:
+    notes = []
+    if any(r.untagged for r in policy.all_rules) and capabilities.get("untagged_manifests") is not True:
+        notes.append(f"the source ({kind}) cannot see untagged manifests: untagged finds nothing to delete")
+    for repository, why in sorted(blocked.items()):
+        notes.append(f"{repository}: no deletions: {why}")
+    return notes
+
+
+# --- order and output -------------------------------------------------------------------------
+
+
+def _order(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill `plan_order` with a level for every deleted manifest, so that every index comes
+    before its children and every referrer before its subject (sql/plan_order_*.sql)."""
+    _create(con, "plan_edges")
+    _create(con, "plan_order", "plan_order_seed")
+    step = _select("plan_order_step")
+    while con.execute(f"INSERT INTO plan_order {step}").fetchall()[0][0]:
+        pass
+    left = digest_ids.decode_rows(con, _rows(
+        con,
+        "SELECT d.repository, d.digest FROM plan_deleted_manifests AS d WHERE NOT EXISTS "
+        "(SELECT 1 FROM plan_order AS o WHERE o.repository = d.repository AND o.digest = d.digest) "
+        "ORDER BY 1, 2 LIMIT 3"
+    ))
+    left = [(r["repository"], r["digest"]) for r in left]
+    if left:
+        raise PlanError(f"the manifests to delete reference each other in a cycle (e.g. {left}): "
+                        "the snapshot is damaged; no plan")
+
+
+def _summary(con: duckdb.DuckDBPyConnection, estimated: bool) -> dict[str, Any]:
+    """The plan's totals, and per repository its actions and the blobs only it referenced."""
+    totals = dict(con.execute(
+        "SELECT action, count(*) FROM plan_actions GROUP BY action"
+    ).fetchall())
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tags": 0, "manifests": 0, "blobs": 0, "uploads": 0,
+                                                              "bytes_reclaimed": 0})
+    for row in _rows(con, _select("plan_summary")):
+        c = counts[row["repository"]]
+        c["tags"], c["manifests"], c["uploads"] = row["tags"], row["manifests"], row["uploads"]
+        c["bytes_reclaimed"] += row["upload_bytes"]
+    for row in _rows(con, _select("plan_blob_repositories")):
+        if not estimated:  # an estimate frees bytes, but the plan deletes no blob
+            counts[row["repository"]]["blobs"] = row["blobs"]
+        counts[row["repository"]]["bytes_reclaimed"] += row["bytes"]
+    blob_bytes, upload_bytes = con.execute(
+        "SELECT (SELECT COALESCE(SUM(size), 0) FROM plan_released_blobs), "
+        "(SELECT COALESCE(SUM(size), 0) FROM plan_upload_actions)"
+    ).fetchall()[0]
+    return {
+        **{summary_key(kind): totals.get(kind, 0) for kind in KINDS},
+        "bytes_reclaimed": int(blob_bytes) + int(upload_bytes),
+        "bytes_estimated": estimated,
+        "repositories": [{"repository": r, **c} for r, c in sorted(counts.items())],
+    }
+
+
+def _identity(meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": meta.get("id"),
+        "source": meta.get("source"),
+        "taken_at": meta.get("finished_at"),
+        "complete": bool(meta.get("complete")),
+        "partial": bool(meta.get("partial")),
+    }
+
+
+def _select(name: str) -> str:
+    return queries.load(name).strip().rstrip(";")
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    cursor = con.execute(sql)
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None

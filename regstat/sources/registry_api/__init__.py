@@ -1,0 +1,1 @@
+"""A registry read through its HTTP API (the distribution spec): transport, auth, client, source."""

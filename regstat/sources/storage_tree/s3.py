@@ -1,0 +1,287 @@
+"""A storage tree in an S3 bucket, as the registry's `s3` storage driver writes it.
+
+Credentials come from boto3's standard chain (environment, profiles, instance roles); the
+endpoint from `--endpoint-url`, else `AWS_ENDPOINT_URL`, which boto3 reads itself. Listing is
+always by prefix, and the caller splits large ones (`StartAfter` ranges, one prefix per
+directory): a listing is one sequential chain of pages.
+
+Faults: botocore retries errors and throttling (standard mode, `DEFAULT_MAX_ATTEMPTS` attempts
+unless `AWS_MAX_ATTEMPTS` or the profile says otherwise). It does not retry what goes wrong
+after a response has started: a body cut short or reset while it is read, or a listing page
+that parses but does not add up (`KeyCount` against its entries, keys out of order or outside
+the prefix, a truncated page without a continuation token). Those are retried here,
+`ATTEMPTS` times; what still fails becomes an `OSError`, which the crawl records. A listing
+is never returned shorter than the bucket's.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import random
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import botocore.parsers
+import botocore.session
+import urllib3.exceptions
+
+from ...errors import SourceError
+from .storage import LAYOUT_ROOT, Entry
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+DEFAULT_MAX_ATTEMPTS = 8  # botocore's, per request
+ATTEMPTS = 4  # ours, for what botocore does not retry
+_BACKOFF_BASE = 0.1  # seconds; doubled per attempt, with full jitter
+_BACKOFF_MAX = 2.0
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+class _BadAnswer(Exception):
+    """A response that arrived whole but cannot be right (a listing page that does not add up,
+    a body shorter than its range says)."""
+
+
+# What a retry here may cure: what goes wrong after a response has started (botocore retries
+# what goes wrong before), unparseable answers, and answers that do not add up. Not
+# ClientError (S3 answered, and botocore has retried what its policy allows), nor connection
+# failures botocore has already retried.
+_RETRY = (
+    _BadAnswer,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.parsers.ResponseParserError,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+)
+# Everything a request can fail with besides ClientError and our own OSErrors.
+_FAILURES = (*_RETRY, botocore.exceptions.BotoCoreError)
+
+
+class S3Storage:
+    driver = "s3"
+    processes = False  # every request waits on the network: threads, many in flight
+    default_concurrency = 32
+
+    def __init__(self, source: str, *, endpoint_url: str | None = None, max_connections: int | None = None) -> None:
+        parts = urlsplit(source)
+        if "@" in parts.netloc:
+            # Never echo what looks like a key pair back into logs.
+            raise SourceError("credentials do not belong in SOURCE: use the AWS environment or profile")
+        if not parts.netloc:
+            raise SourceError(f"{source}: no bucket; use s3://BUCKET[/PREFIX]")
+        self.bucket = parts.netloc
+        self.prefix = parts.path.strip("/")
+        self.location = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        # boto3 reads these itself, but the snapshot should record the endpoint and custom
+        # endpoints want path-style addressing, so resolve them here.
+        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        self._base = "/".join(p for p in (self.prefix, LAYOUT_ROOT) if p) + "/"
+        # A botocore session of our own: its config store says whether the environment or the
+        # profile sets max_attempts (or the retry mode), which must then win over our default.
+        core = botocore.session.Session()
+        attempts = core.get_config_variable("max_attempts") or DEFAULT_MAX_ATTEMPTS
+        config = botocore.config.Config(
+            max_pool_connections=max(10, max_connections or self.default_concurrency),
+            retries={"total_max_attempts": int(attempts)},  # mode: AWS_RETRY_MODE, else standard
+            # Custom endpoints (MinIO, Ceph, moto) rarely serve virtual-hosted buckets.
+            s3={"addressing_style": "path"} if self.endpoint_url else None,
+        )
+        session = boto3.session.Session(botocore_session=core)
+        self._client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
+        self._readers = ThreadPoolExecutor(max_connections or self.default_concurrency, thread_name_prefix="s3-read")
+        self._check()
+
+    def describe(self) -> dict[str, str]:
+        description = {"kind": "storage-layout", "driver": self.driver, "location": self.location}
+        if self.endpoint_url:
+            description["endpoint_url"] = self.endpoint_url
+        return description
+
+    def _check(self) -> None:
+        try:
+            response = _retrying(lambda: self._list_page(self._base, None, None, "", max_keys=1))
+        except botocore.exceptions.NoCredentialsError:
+            raise SourceError(f"{self.location}: no AWS credentials found") from None
+        except botocore.exceptions.ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            raise SourceError(f"{self.location}: {code or 'error'}: {_message(e)}") from None
+        except _FAILURES as e:
+            raise SourceError(f"{self.location}: {_describe(e)}") from None
+        if response.get("KeyCount", 0) == 0:
+            raise SourceError(
+                f"{self.location}: no {LAYOUT_ROOT} under it; give the bucket and the "
+                "registry's `rootdirectory` as the prefix"
+            )
+
+    def listdir(self, prefix: str) -> tuple[list[str], list[Entry]]:
+        key_prefix = self._base + prefix.strip("/") + "/"
+        directories, files = [], []
+        for page in self._pages(key_prefix, delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                directories.append(common["Prefix"][len(key_prefix) :].rstrip("/"))
+            files.extend(self._entry(obj) for obj in page.get("Contents", []))
+        return sorted(directories), files
+
+    def walk(
+        self, prefix: str, skip: Callable[[str], bool] | None = None, leaf: Callable[[str], str | None] | None = None
+    ) -> Iterator[Entry]:
+        for page in self.walk_pages(prefix):
+            yield from page
+
+    def walk_pages(self, prefix: str, after: str | None = None) -> Iterator[list[Entry]]:
+        """`walk`, a listing page at a time, from the first path past `after`: what one page
+        holds was listed at one moment, what two pages hold may straddle a change."""
+        key_prefix = self._base + prefix.strip("/") + "/"
+        start = self._base + after if after else ""
+        for page in self._pages(key_prefix, start_after=start):
+            yield [self._entry(obj) for obj in page.get("Contents", [])]
+
+    def list_page(self, prefix: str) -> tuple[list[Entry], bool]:
+        """The first page of `walk(prefix)`, and whether more follow."""
+        key_prefix = self._base + prefix.strip("/") + "/"
+        page = next(self._pages(key_prefix))
+        return [self._entry(obj) for obj in page.get("Contents", [])], bool(page.get("IsTruncated"))
+
+    def _entry(self, obj: dict) -> Entry:
+        modified = obj["LastModified"]
+        modified_us = int(modified.timestamp()) * 1_000_000 + modified.microsecond
+        return Entry(obj["Key"][len(self._base) :], obj["Size"], modified_us)
+
+    def read_many(self, paths: list[str], limit: int) -> dict[str, bytes | OSError]:
+        def read(path: str) -> bytes | OSError:
+            try:
+                return self._read(path, limit)
+            except OSError as e:
+                return e
+
+        return dict(zip(paths, self._readers.map(read, paths)))
+
+    def _read(self, path: str, limit: int) -> bytes:
+        try:
+            return _retrying(lambda: self._read_once(path, limit))
+        except _FAILURES as e:
+            raise OSError(f"{_describe(e)} (after {ATTEMPTS} attempts)") from None
+
+    def _read_once(self, path: str, limit: int) -> bytes:
+        key = self._base + path
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{limit - 1}")
+        except botocore.exceptions.ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code in _NOT_FOUND:
+                raise FileNotFoundError(path) from None
+            if code == "InvalidRange":  # zero-length object
+                return b""
+            raise OSError(f"{code}: {_message(e)}") from None
+        with response["Body"] as body:
+            data = body.read(limit) if "ContentRange" not in response else body.read()
+        _check_range(response.get("ContentRange"), len(data), limit)
+        return data
+
+    def _pages(self, prefix: str, delimiter: str | None = None, start_after: str = "") -> Iterator[dict]:
+        """ListObjectsV2 pages under `prefix` (past `start_after`), each checked; a page that
+        fails or does not add up after `ATTEMPTS` tries raises OSError: the caller never sees
+        a shorter listing."""
+        token, after = None, start_after
+        while True:
+            try:
+                page = _retrying(lambda: self._list_page(prefix, delimiter, token, after))
+            except botocore.exceptions.ClientError as e:
+                raise OSError(f"listing {prefix}: {_message(e)}") from None
+            except _FAILURES as e:
+                raise OSError(f"listing {prefix}: {_describe(e)} (after {ATTEMPTS} attempts)") from None
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            token, after = page["NextContinuationToken"], _last_name(page, after)
+
+    def _list_page(self, prefix: str, delimiter: str | None, token: str | None, after: str,
+                   max_keys: int | None = None) -> dict:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        if token:
+            kwargs["ContinuationToken"] = token
+        elif after:
+            kwargs["StartAfter"] = after
+        if max_keys:
+            kwargs["MaxKeys"] = max_keys
+        page = self._client.list_objects_v2(**kwargs)
+        problem = page_problem(page, prefix, after)
+        if problem:
+            raise _BadAnswer(f"inconsistent listing page: {problem}")
+        return page
+
+
+def page_problem(page: dict, prefix: str, after: str) -> str | None:
+    """Why a ListObjectsV2 page cannot be whole and right, or None.
+
+    `after` is the greatest name the listing returned before this page: S3 lists in UTF-8
+    binary order (which is code point order), so every name on a page must come after it.
+    """
+    keys = [obj["Key"] for obj in page.get("Contents", [])]
+    prefixes = [common["Prefix"] for common in page.get("CommonPrefixes", [])]
+    count = page.get("KeyCount")
+    if count is not None and count != len(keys) + len(prefixes):
+        return f"KeyCount is {count} but the page holds {len(keys) + len(prefixes)} entries"
+    if page.get("IsTruncated") and not page.get("NextContinuationToken"):
+        return "truncated page without a continuation token"
+    for names in (keys, prefixes):
+        if any(b <= a for a, b in zip(names, names[1:])):
+            return "names out of order"
+        if names and names[0] <= after:
+            return f"{names[0]!r} does not come after the previous page's {after!r}"
+        stray = next((n for n in names if not n.startswith(prefix)), None)
+        if stray is not None:
+            return f"{stray!r} is outside the prefix {prefix!r}"
+    return None
+
+
+def _last_name(page: dict, after: str) -> str:
+    names = [obj["Key"] for obj in page.get("Contents", [])]
+    names += [common["Prefix"] for common in page.get("CommonPrefixes", [])]
+    return max([after, *names])
+
+
+def _check_range(content_range: str | None, got: int, limit: int) -> None:
+    """A ranged body must be as long as its Content-Range says (a cut answer can announce a
+    Content-Length that matches what was cut)."""
+    if content_range is None:
+        return
+    match = _CONTENT_RANGE.fullmatch(content_range.strip())
+    if match is None:
+        raise _BadAnswer(f"unreadable Content-Range {content_range!r}")
+    first, last, total = (int(g) for g in match.groups())
+    expected = min(total, limit) if first == 0 else last - first + 1
+    if got != expected:
+        raise _BadAnswer(f"body of {got} bytes; Content-Range {content_range!r} says {expected}")
+
+
+def _retrying(call: Callable[[], Any]) -> Any:
+    """`call()`, retried on transient failures with exponential backoff and full jitter."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return call()
+        except _RETRY:
+            if attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0, min(_BACKOFF_MAX, _BACKOFF_BASE * 2**attempt)))
+    raise AssertionError("unreachable")
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+def _message(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message", "")) or str(error)

@@ -89,8 +89,9 @@ def test_partial_crawl(tmp_path: Path) -> None:
     assert meta["repository_filter"] == ["apps/*"]
     repos = {r["repository"] for r in pq.read_table(out / "repositories").to_pylist()}
     assert repos and all(r.startswith("apps/") for r in repos)
-    # Only the top-level directory apps/ was listed: how many repositories the tree holds is unknown.
-    assert meta["source_repositories"] is None
+    # Only apps/ was crawled; the other top-level directories were counted by name, not read.
+    assert meta["source_repositories"] == len(list(SAMPLE.rglob("_manifests"))) == 4
+    assert meta["counts"]["repositories"] == 2
     # A glob that any top-level directory may match lists them all: the source's count is known.
     out = tmp_path / "q"
     result = CliRunner().invoke(main, ["crawl", str(SAMPLE), "-o", str(out), "--repository", "*/web"])

@@ -91,7 +91,27 @@ def plan_storage_layout(storage: Storage, globs: tuple[str, ...], verify_links: 
         if _may_hold(top, globs):
             result.jobs.append((crawl_repository_shard, (storage, f"repositories/{top}", globs, verify_links)))
         else:
-            result.unselected = None  # not listed: how many repositories it holds is unknown
+            result.jobs.append((count_repositories, (storage, f"repositories/{top}")))
+    return result
+
+
+def count_repositories(storage: Storage, prefix: str) -> JobResult:
+    """How many repositories a directory no --repository glob can match holds, for a partial
+    snapshot's "N of M": directory names only, one listing per namespace and repository, never
+    their links (a repository is a directory holding `_manifests`; names that start with `_`
+    are the registry's own)."""
+    result = JobResult()
+    pending, found = [prefix], 0
+    while pending:
+        directory = pending.pop()
+        try:
+            names, _ = storage.listdir(directory)
+        except OSError:
+            result.unselected = None  # cannot tell; the crawl of the selected ones goes on
+            return result
+        found += "_manifests" in names
+        pending.extend(f"{directory}/{name}" for name in names if not name.startswith("_"))
+    result.unselected = found
     return result
 
 

@@ -231,7 +231,8 @@ def test_default_format_is_readable_text_on_stdout(sample: Path) -> None:
     assert result.stderr == ""  # the one-line summary is only for --output
     lines = result.stdout.splitlines()
     meta = json.loads((sample / "snapshot.json").read_text())
-    assert lines[0] == f"regstat plan for snapshot {meta['id']} (storage-layout, taken {meta['finished_at']})"
+    taken = datetime.fromisoformat(meta["finished_at"].replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+    assert lines[0] == f"regstat plan for snapshot {meta['id']} (storage-layout, taken {taken})"
     assert lines[1].strip() == "policy: command line; grace 0s; locked protected; untagged"
     text = result.stdout
     assert f"delete 0 tags, 1 manifest, {len(expected['blobs'])} blobs, 1 upload" in text

@@ -8,7 +8,7 @@ from typing import TextIO
 
 import duckdb
 
-from ..render import human_bytes as _bytes, safe_text, short_digest
+from ..render import human_bytes as _bytes, human_time, safe_text, short_digest
 from .plan import ACTION_KEYS, KINDS, Plan, summary_key
 
 def write_json(plan: Plan, out: TextIO) -> None:
@@ -56,7 +56,7 @@ def render_text(plan: Plan, *, limit: int = 20) -> str:
     approx = "~" if s["bytes_estimated"] else ""
     lines = [
         safe_text(f"regstat plan for snapshot {snap['id']} ({(snap.get('source') or {}).get('kind')}, "
-                  f"taken {snap['taken_at']})"),
+                  f"taken {human_time(snap['taken_at'])})"),
         "  " + _policy_line(plan.policy),
         "",
         f"  delete {_n(s['tags'], 'tag')}, {_n(s['manifests'], 'manifest')}, {_n(s['blobs'], 'blob')}, "

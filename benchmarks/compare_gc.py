@@ -15,7 +15,7 @@ by cross-repository mounts, an unreferenced blob, a stale upload), then:
 3. the same GC for real on that copy, and `skopeo copy --all` of every kept tag (and of the
    live signature, by digest) from a registry serving the result.
 
-It prints counts and bytes for each (a Markdown table for README) and what the GC broke. The
+It prints counts and bytes for each (a Markdown table for docs/plan-gc.md) and what the GC broke. The
 assertions behind these numbers are in tests/test_plan_registry.py; this script only measures.
 Needs `docker-registry` and `skopeo` on the PATH. Takes a few seconds.
 """

@@ -29,7 +29,7 @@ live (reached from a tag, through an index or a ``subject``) and what the regist
    the API) removes exactly ``bytes_reclaimed`` bytes, and every kept tag (and the live
    signature) still copies out completely with ``skopeo copy --all``.
 
-:func:`compare` is also what ``benchmarks/compare_gc.py`` runs to print the numbers for README.
+:func:`compare` is also what ``benchmarks/compare_gc.py`` runs to print the numbers for docs/plan-gc.md.
 """
 
 from __future__ import annotations
@@ -394,7 +394,7 @@ class Comparison:
         return sum(self.sizes[d] for d in digests)
 
     def numbers(self) -> dict[str, Any]:
-        """The figures README quotes."""
+        """The figures docs/plan-gc.md quotes."""
         h, gc = self.hazards, self.gc
         destroyed_manifests = gc.manifests & h.live_manifests()
         destroyed_blobs = gc.blobs & h.live_blobs()

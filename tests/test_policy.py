@@ -21,7 +21,7 @@ from regstat.plan import policy_file as policy_module
 from regstat.plan.policy import Policy, PolicyError, Rule, from_flags, from_json, parse_duration
 from regstat.plan.policy_file import load, resolve
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PLAN_GC_DOCS = Path(__file__).resolve().parent.parent / "docs" / "plan-gc.md"
 
 
 def write(tmp_path: Path, text: str, name: str = "policy.toml") -> str:
@@ -48,10 +48,10 @@ def docstring_example() -> str:
     return textwrap.dedent(text)
 
 
-def readme_example() -> str:
-    """The policy file example under README's "Policy files"."""
-    text = README.read_text()
-    section = text[text.index("#### Policy files"):]
+def docs_example() -> str:
+    """The policy file example under "Policy files" in docs/plan-gc.md."""
+    text = PLAN_GC_DOCS.read_text()
+    section = text[text.index("## Policy files"):]
     return re.search(r"```toml\n(.*?)```", section, re.S).group(1)
 
 
@@ -121,8 +121,8 @@ def test_the_docstring_example_loads_and_resolves_rules_per_repository(tmp_path:
     assert policy.rule_for("app") is None
 
 
-def test_the_readme_example_loads_and_resolves_rules_in_priority_order(tmp_path: Path) -> None:
-    policy = load(write(tmp_path, readme_example()))
+def test_the_docs_example_loads_and_resolves_rules_in_priority_order(tmp_path: Path) -> None:
+    policy = load(write(tmp_path, docs_example()))
     assert [r.repositories for r in policy.rules] == [("ci/*", "pr-*"), ("apps/*",)]
     ci, apps = policy.rules
     assert ci.description and ci.older_than == timedelta(days=14) and ci.keep == 3 and ci.untagged
@@ -624,8 +624,8 @@ def test_resolve_without_a_file_is_the_flags_policy() -> None:
 def _policies(tmp_path: Path) -> list[Policy]:
     return [
         load(write(tmp_path, docstring_example(), "doc.toml")),
-        load(write(tmp_path, readme_example(), "readme.toml")),
-        resolve(write(tmp_path, readme_example(), "readme2.toml"), keep_tags=("^keep",), pulled_within="1d12h",
+        load(write(tmp_path, docs_example(), "readme.toml")),
+        resolve(write(tmp_path, docs_example(), "readme2.toml"), keep_tags=("^keep",), pulled_within="1d12h",
                 grace="90s", include_locked=True, repositories=("apps/*",)),
         from_flags(untagged=True, older_than="1d12h", keep=0, delete_tags="^pr-", keep_tags=("^v",), grace="0s"),
         from_flags(untagged=True, keep_untagged=3),

@@ -408,19 +408,19 @@ def test_export_db_refuses_to_overwrite_unless_forced(sample: Path, tmp_path: Pa
     assert _fingerprint(sample) == before
 
 
-# --- README's example queries ------------------------------------------------------------------
+# --- docs/analysis.md's example queries ---------------------------------------------------------
 
 
-def readme_queries() -> list[str]:
-    """The queries of README's `regstat sql snap "..."` examples."""
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+def docs_queries() -> list[str]:
+    """The queries of docs/analysis.md's `regstat sql snap "..."` examples."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "analysis.md").read_text()
     return [q.replace('\\"', '"') for q in re.findall(r'^regstat sql snap "((?:[^"\\]|\\.)*)"', text, re.M)]
 
 
-def test_readme_examples_run_and_cover_every_view(sample: Path) -> None:
-    queries_ = readme_queries()
+def test_docs_examples_run_and_cover_every_view(sample: Path) -> None:
+    queries_ = docs_queries()
     for view in (*analysis.VIEWS, "reachable"):
-        assert any(re.search(rf"\b{view}\b", q) for q in queries_), f"README has no example query for {view}"
+        assert any(re.search(rf"\b{view}\b", q) for q in queries_), f"docs/analysis.md has no example query for {view}"
     digest = digest_ids.read(sample, "blobs").column("digest")[0].as_py()
     for query in queries_:
         result = invoke("sql", str(sample), query.replace("sha256:…", digest), "-f", "json")

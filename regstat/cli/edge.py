@@ -85,10 +85,11 @@ class Command(click.Command):
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
+        given = list(args)  # click's parser consumes `args`
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as e:
-            if _args_want_json(args):
+            if _args_want_json(given):
                 print_json_error(e.format_message(), "usage", EXIT_USAGE)
             raise
 

@@ -76,6 +76,14 @@ def test_every_regstat_error_has_its_own_outcome() -> None:
     assert OUTCOMES[-1][0] is RegstatError
 
 
+def test_the_help_lists_every_kind() -> None:
+    listed = " ".join((main.help or "").split()).split("kind is one of ", 1)[1]
+    for _, kind, _ in OUTCOMES:
+        assert kind in listed, kind
+    for kind in ("usage", "interrupted", "internal"):  # click's usage errors, signals, crashes
+        assert kind in listed, kind
+
+
 def test_outcomes_keep_the_documented_exit_codes() -> None:
     from regstat.errors import OutputRefusedError, SnapshotError, SourceError
     from regstat.plan.policy import PolicyError

@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 import threading
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, Callable, Sequence
 
 import click
 

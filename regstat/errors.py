@@ -1,12 +1,40 @@
 """regstat's exceptions, one tree.
 
-    RegstatError                 anything regstat reports to the user
-    ├── SourceError              the SOURCE cannot be read at all (missing, unreachable, denied)
-    ├── SnapshotError            a directory is not a finished snapshot, or is damaged
-    │   ├── OutputExistsError    refusing to overwrite an existing --output
-    │   └── OutputRefusedError   refusing an output path: not regstat's to replace, or inside
-    │                            a snapshot or a local SOURCE (DESIGN safety rule 8)
-    └── ManifestError            a manifest body that cannot be parsed (recorded, never fatal)
+    Exception
+    ├── RegstatError             anything regstat reports to the user; regstat.cli.edge maps
+    │   │                        each class to its exit code and its JSON `kind`
+    │   ├── SourceError          the SOURCE cannot be read at all (missing, unreachable, denied)
+    │   ├── SnapshotError        a directory is not a finished snapshot, or is damaged
+    │   │   ├── OutputExistsError    refusing to overwrite an existing --output
+    │   │   └── OutputRefusedError   refusing an output path: not regstat's to replace, or
+    │   │                            inside a snapshot or a local SOURCE (DESIGN safety rule 8)
+    │   ├── ManifestError        a manifest body that cannot be parsed (recorded, never fatal)
+    │   ├── QueryError           (analysis.connection) a query DuckDB rejects, or one that writes
+    │   ├── QueryScopeError      (analysis.scope) sql -r with a query that has no repository
+    │   │                        column: a usage error
+    │   ├── ExportError          (analysis.export) a database file that cannot be written
+    │   ├── ReachabilityError    (analysis.reachability) reachability did not converge
+    │   ├── PolicyError          (plan.policy) a policy that cannot be used: a usage error
+    │   ├── PlanError            (plan.planner) a plan that cannot be made safely
+    │   ├── ExplainError         (plan.explain) nothing to explain, or a plan of another snapshot
+    │   └── TargetError          (plan.explain_target) explain's argument names nothing, or
+    │       │                    several digests
+    │       └── TargetFormError  (plan.explain_target) explain's argument has none of its
+    │                            forms: a usage error
+    └── signals inside a stage, never shown as they are: the stage records them as a
+        │                        CrawlError, retries, or raises a RegstatError in their place
+        ├── TransportError       (registry API) no usable answer: connection failed, retries ran out
+        ├── ApiProblem           (registry API) a request failed in a way the crawl records
+        ├── AuthError            (registry API) the registry or its token service refused us
+        ├── BadAnswer            (S3) an answer that arrived whole but cannot be right
+        └── NotResumable         (crawl) a job the journal cannot record: no --resume later
+
+    KeyboardInterrupt
+    └── Interrupted              (interrupts) a recorded SIGINT or SIGTERM: exit code 130
+
+The RegstatError subclasses named with a module live there, beside what raises them; every
+other class is here. tests/test_errors.py fails on an exception class of regstat missing from
+this tree.
 
 Problems inside a reachable source (a bad link file, a missing blob) are not exceptions that
 stop a crawl: they become `CrawlError` records in the snapshot and mark their repository
@@ -18,6 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Exit codes: cron jobs branch on these, so they are part of the interface (README lists them).
+# Which error exits with which: regstat.cli.edge, the one place.
 EXIT_OK = 0
 EXIT_FAILURE = 1  # unexpected failure
 EXIT_USAGE = 2  # click's own code for usage errors
@@ -30,19 +59,13 @@ EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM; no snapshot written
 class RegstatError(Exception):
     """Base of everything regstat reports to the user."""
 
-    exit_code = EXIT_FAILURE
-
 
 class SourceError(RegstatError):
     """The SOURCE cannot be read at all."""
 
-    exit_code = EXIT_SOURCE
-
 
 class SnapshotError(RegstatError):
     """A directory is not a finished regstat snapshot."""
-
-    exit_code = EXIT_SNAPSHOT
 
 
 class OutputExistsError(SnapshotError):
@@ -60,6 +83,39 @@ class ManifestError(RegstatError):
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class TransportError(Exception):
+    """No usable answer: the connection failed or the retries ran out. Safe to show."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+class ApiProblem(Exception):
+    """A request that failed in a way the crawl records (`kind`, as in snapshot.json errors)."""
+
+    def __init__(self, path: str, kind: str, message: str, status: int | None = None, code: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.code = code  # the registry's error code (NAME_UNKNOWN, …), if it gave one
+
+
+class AuthError(Exception):
+    """The registry or its token service refused us, or we refused to send credentials."""
+
+
+class BadAnswer(Exception):
+    """An S3 response that arrived whole but cannot be right (a listing page that does not add
+    up, a body shorter than its range says)."""
+
+
+class NotResumable(Exception):
+    """A job the journal cannot record: the crawl goes on, but cannot be resumed."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ guesses. A media type it does not know is kept as it is, with no descriptors, an
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
@@ -273,3 +274,9 @@ def _optional_str(doc: dict, key: str) -> str | None:
 
 def _short(error: Exception) -> str:
     return str(error)[:200] or type(error).__name__
+
+
+def repository_selected(name: str, globs: tuple[str, ...] | list[str]) -> bool:
+    """Whether -r/--repository GLOB... selects the repository `name`: no GLOB selects every
+    one; `*` matches `/` too (fnmatch, case-sensitive, as crawl --repository)."""
+    return not globs or any(fnmatch.fnmatchcase(name, glob) for glob in globs)

@@ -411,7 +411,9 @@ def test_chains_deeper_than_the_reachability_bound(tree: Path, tmp_path: Path, e
     assert code == EXIT_OK, meta.get("errors", code)
     for sql in ("SELECT * FROM orphaned_manifests", "SELECT * FROM reachable", "SELECT * FROM unreferenced_blobs"):
         code, stdout, stderr = snapshot_sql(out, sql)
-        assert code != EXIT_OK and stdout == ""
+        # --format json: the error comes as JSON on stdout too (issue 16), never as rows.
+        error = json.loads(stdout)
+        assert code != EXIT_OK and error["kind"] == "reachability" and error["exit_code"] == code
         assert stderr.startswith("regstat: error: reachability") and "Traceback" not in stderr
     result = regstat("report", str(out))
     assert result.returncode != EXIT_OK and "reachability" in result.stderr and "Traceback" not in result.stderr

@@ -14,6 +14,7 @@ import re
 import tempfile
 import weakref
 from datetime import datetime
+from typing import Sequence
 
 import duckdb
 import pyarrow as pa
@@ -21,7 +22,7 @@ import pyarrow as pa
 from .. import queries
 from ..errors import RegstatError
 from ..snapshot import TABLES, Snapshot, digest_ids
-from . import reachability
+from . import reachability, scope
 
 # The analysis views, one `sql/NAME.sql` each, created in this order (docs/design.md "Definitions");
 # a view may use the ones before it.
@@ -186,27 +187,36 @@ def info_table(snapshot: Snapshot) -> pa.Table:
     return pa.Table.from_pylist([row], schema=_INFO_SCHEMA)
 
 
-def query(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> tuple[list[str], list[tuple]]:
-    """Run one read-only SQL statement over the snapshot; return column names and rows."""
+def query(
+    snapshot: Snapshot, sql: str, *, memory_limit: str | None = None, repositories: Sequence[str] = ()
+) -> tuple[list[str], list[tuple]]:
+    """Run one read-only SQL statement over the snapshot; return column names and rows (with
+    `repositories`, the rows whose `repository` column they select: regstat.analysis.scope)."""
     con = connect(snapshot, memory_limit=memory_limit, reachable=False, ranks=False)
     try:
         cursor = _execute(con, sql)
         if cursor.description is None:
+            scope.check_scoped([], repositories)
             return [], []
-        return [d[0] for d in cursor.description], cursor.fetchall()
+        columns = [d[0] for d in cursor.description]
+        return columns, scope.scoped_rows(columns, cursor.fetchall(), repositories)
     except duckdb.Error as e:
         raise QueryError(f"query failed: {e}") from None
     finally:
         con.close()
 
 
-def query_arrow(snapshot: Snapshot, sql: str, *, memory_limit: str | None = None) -> pa.Table:
+def query_arrow(
+    snapshot: Snapshot, sql: str, *, memory_limit: str | None = None, repositories: Sequence[str] = ()
+) -> pa.Table:
     """Run one read-only SQL statement over the snapshot; return its result as Arrow."""
     con = connect(snapshot, memory_limit=memory_limit, reachable=False, ranks=False)
     try:
         check_read_only(con, sql)
         need_tables(con, sql)
-        return con.sql(sql).to_arrow_table()
+        relation = con.sql(sql)
+        scope.check_scoped(relation.columns, repositories)
+        return scope.scoped_table(relation.to_arrow_table(), repositories)
     except duckdb.Error as e:
         raise QueryError(f"query failed: {e}") from None
     finally:

@@ -34,6 +34,14 @@ def main() -> None:
       5    not a snapshot; an output refused (it exists, --force may not replace it, or it
            lies inside a snapshot or a local SOURCE); or nothing --resume can continue
       130  interrupted (SIGINT or SIGTERM); no snapshot written (--resume may continue it)
+
+    Options mean the same in every command: -r/--repository GLOB (repeatable; `*` matches
+    `/` too) picks repositories, -f/--format text is the plain format, -o/--output FILE is
+    written atomically and never inside a snapshot or its local SOURCE, -q/--quiet prints
+    nothing on stderr unless something went wrong. With --json or --format json, a fatal
+    error also prints {"error": ..., "kind": ..., "exit_code": ...} on stdout; kind is one
+    of usage, source, snapshot, output, query, reachability, plan, explain, manifest,
+    error, interrupted, internal.
     """
 
 

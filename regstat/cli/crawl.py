@@ -10,26 +10,20 @@ import click
 
 from .. import interrupts
 from ..crawl import CrawlOptions, CrawlResult, crawl, kept_for_resume
-from ..errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, RegstatError
+from ..errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK
 from ..progress import Progress
 from ..render import human_bytes, safe_text
 from ..snapshot import Snapshot
-from .edge import count, fail
+from .edge import count, interrupted
+from .options import command, quiet_option, repository_option
 
 
-@click.command("crawl")
+@command("crawl")
 @click.argument("source")
 @click.option("-o", "--output", required=True, metavar="DIR",
               help="Snapshot directory to create (must not exist; never inside a snapshot or a local SOURCE).")
-@click.option(
-    "-r",
-    "--repository",
-    "repositories",
-    multiple=True,
-    metavar="GLOB",
-    help="Crawl only repositories whose full name matches (repeatable; `*` matches `/` too). "
-    "The snapshot is then marked partial.",
-)
+@repository_option("Crawl only repositories whose full name matches (repeatable; `*` matches `/` too). "
+                   "The snapshot is then marked partial.")
 @click.option(
     "-j",
     "--concurrency",
@@ -57,8 +51,11 @@ from .edge import count, fail
     is_flag=True,
     help="Continue the interrupted crawl to DIR (same SOURCE and options), fetching only what it had not written.",
 )
-@click.option("--progress/--no-progress", default=None, help="Live progress on stderr. Default: when stderr is a terminal.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout when done.")
+@click.option("--progress/--no-progress", default=None,
+              help="Live progress on stderr. Default: when stderr is a terminal (never with --quiet).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON summary on stdout when done (on a fatal error: error, kind, exit_code).")
+@quiet_option
 def crawl_command(
     source: str,
     output: str,
@@ -76,6 +73,7 @@ def crawl_command(
     resume: bool,
     progress: bool | None,
     as_json: bool,
+    quiet: bool,
 ) -> None:
     """Snapshot a registry into DIR.
 
@@ -123,7 +121,11 @@ def crawl_command(
       echo "$TOKEN" | regstat crawl https://registry.example.com -o snap --username ci --password-stdin
       regstat crawl s3://my-bucket/registry -o snap --resume   # after a crash or Ctrl-C
     """
-    reporter = Progress(enabled=progress)
+    if username and not password_stdin:
+        raise click.UsageError("--username needs --password-stdin (the password or token on standard input)")
+    if password_stdin and not username:
+        raise click.UsageError("--password-stdin needs --username")
+    reporter = Progress(enabled=False if quiet else progress)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     options = CrawlOptions(
         username=username,
@@ -145,18 +147,17 @@ def crawl_command(
     with interrupts.deferred():
         try:
             result = crawl(source, output, options)
-        except RegstatError as e:
-            reporter.close()
-            fail(e)
         except KeyboardInterrupt:
             reporter.close()
             hint = "; continue it with --resume" if kept_for_resume(output) else ""
-            click.echo(f"regstat: interrupted; no snapshot written{hint}", err=True)
+            interrupted(f"interrupted; no snapshot written{hint}", as_json)
             sys.exit(EXIT_INTERRUPTED)
-        _summarise(result, reporter, as_json)
+        finally:
+            reporter.close()
+        _summarise(result, reporter, as_json, quiet)
 
 
-def _summarise(result: CrawlResult, reporter: Progress, as_json: bool) -> NoReturn:
+def _summarise(result: CrawlResult, reporter: Progress, as_json: bool, quiet: bool) -> NoReturn:
     """Print a finished crawl's one-line summary (and --json) and exit with its status."""
     meta = result.metadata
     counts = meta["counts"]
@@ -173,7 +174,8 @@ def _summarise(result: CrawlResult, reporter: Progress, as_json: bool) -> NoRetu
     stored = Snapshot.open(result.path).stored_bytes()
     summary += f", {human_bytes(stored)} stored" if stored else ""
     resumed = f" (resumed: {result.stats.get('jobs_reused', 0):,} jobs kept)" if result.stats.get("resumed") else ""
-    click.echo(f"regstat: {state} snapshot {result.path}: {summary} in {reporter.elapsed:.1f}s{resumed}", err=True)
+    if not quiet or meta["errors"]:  # a snapshot with errors is something that went wrong
+        click.echo(f"regstat: {state} snapshot {result.path}: {summary} in {reporter.elapsed:.1f}s{resumed}", err=True)
     if meta["errors"]:
         for error in meta["errors"][:5]:
             # Names come from the registry: escape control characters before a terminal sees them.

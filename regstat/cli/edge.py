@@ -1,20 +1,144 @@
-"""What every command shares at the CLI's edge: running interruptibly, failing with a
-RegstatError's message and exit code, counting nouns."""
+"""What every command shares at the CLI's edge: the one map from an error to its message,
+kind and exit code (OUTCOMES), the command class that applies it, running interruptibly,
+notes on stderr that --quiet silences, counting nouns."""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import sys
 import threading
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, Sequence
 
 import click
 
-from ..analysis import interrupt_all, spill_directory
-from ..errors import EXIT_INTERRUPTED, RegstatError
+from ..analysis import QueryError, interrupt_all, spill_directory
+from ..analysis.export import ExportError
+from ..analysis.reachability import ReachabilityError
+from ..analysis.scope import QueryScopeError
+from ..errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_SNAPSHOT,
+    EXIT_SOURCE,
+    EXIT_USAGE,
+    ManifestError,
+    OutputExistsError,
+    OutputRefusedError,
+    RegstatError,
+    SnapshotError,
+    SourceError,
+)
+from ..plan.explain import ExplainError
+from ..plan.explain_target import TargetError, TargetFormError
+from ..plan.planner import PlanError
+from ..plan.policy import PolicyError
 from ..render import safe_text
+
+# The one map from a RegstatError to what the user gets: (class, kind, exit code), the first
+# class the error is an instance of wins. `kind` is what --json and --format json print.
+# A usage error is shown in click's style (Usage: ..., Error: ...).
+OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
+    (PolicyError, "usage", EXIT_USAGE),
+    (TargetFormError, "usage", EXIT_USAGE),
+    (QueryScopeError, "usage", EXIT_USAGE),
+    (SourceError, "source", EXIT_SOURCE),
+    (OutputExistsError, "output", EXIT_SNAPSHOT),
+    (OutputRefusedError, "output", EXIT_SNAPSHOT),
+    (SnapshotError, "snapshot", EXIT_SNAPSHOT),
+    (QueryError, "query", EXIT_FAILURE),
+    (ExportError, "output", EXIT_FAILURE),
+    (ReachabilityError, "reachability", EXIT_FAILURE),
+    (PlanError, "plan", EXIT_FAILURE),
+    (ExplainError, "explain", EXIT_FAILURE),
+    (TargetError, "explain", EXIT_FAILURE),
+    (ManifestError, "manifest", EXIT_FAILURE),
+    (RegstatError, "error", EXIT_FAILURE),
+)
+
+
+def outcome(error: RegstatError) -> tuple[str, int]:
+    """The kind and exit code of `error`."""
+    return next((kind, code) for cls, kind, code in OUTCOMES if isinstance(error, cls))
+
+
+def wants_json(params: dict[str, Any]) -> bool:
+    """Whether a command's options ask for JSON on stdout: its errors then come as JSON too."""
+    return bool(params.get("as_json")) or params.get("fmt") == "json"
+
+
+def print_json_error(message: str, kind: str, exit_code: int) -> None:
+    click.echo(json.dumps({"error": message, "kind": kind, "exit_code": exit_code}, indent=1))
+
+
+def _message(error: BaseException) -> str:
+    # Messages may quote names from the registry: escape control characters (not line breaks).
+    return safe_text(error).replace(chr(92) + "x0a", chr(10))
+
+
+class Command(click.Command):
+    """A regstat command: a RegstatError leaving it becomes its message on stderr and its exit
+    code (OUTCOMES); with --json or --format json, any fatal error also prints a JSON object
+    with `error`, `kind` and `exit_code` on stdout."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        given = list(args)  # click's parser consumes `args`
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            if _args_want_json(given):
+                print_json_error(e.format_message(), "usage", EXIT_USAGE)
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        as_json = wants_json(ctx.params)
+        try:
+            return super().invoke(ctx)
+        except RegstatError as e:
+            kind, code = outcome(e)
+            if as_json:
+                print_json_error(_message(e), kind, code)
+            if code == EXIT_USAGE:
+                raise click.UsageError(_message(e), ctx) from None
+            click.echo(f"regstat: error: {_message(e)}", err=True)
+            sys.exit(code)
+        except click.ClickException as e:
+            if as_json:
+                print_json_error(e.format_message(), "usage" if isinstance(e, click.UsageError) else "error",
+                                 e.exit_code)
+            raise
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as e:
+            if as_json:
+                print_json_error(f"{type(e).__name__}: {e}", "internal", EXIT_FAILURE)
+            raise
+
+
+def _args_want_json(args: Sequence[str]) -> bool:
+    """--json or --format json among raw arguments click could not parse."""
+    for i, arg in enumerate(args):
+        if arg == "--json" or arg in ("--format=json", "-fjson"):
+            return True
+        if arg in ("-f", "--format") and i + 1 < len(args) and args[i + 1] == "json":
+            return True
+    return False
+
+
+def interrupted(message: str, as_json: bool) -> None:
+    """Say that a signal stopped the command (the caller exits 130)."""
+    if as_json:
+        print_json_error(message, "interrupted", EXIT_INTERRUPTED)
+    click.echo(f"regstat: {message}", err=True)
+
+
+def note(quiet: bool, message: str) -> None:
+    """A line on stderr about what went well: --quiet leaves it out (cron mails only failures)."""
+    if not quiet:
+        click.echo(f"regstat: {message}", err=True)
 
 
 def interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,7 +168,7 @@ def interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
             interrupt_all()
             worker.join(10)  # let it clean up (temporary files)
             shutil.rmtree(spill_directory(), ignore_errors=True)  # DuckDB's, which os._exit skips
-            click.echo("regstat: interrupted", err=True)
+            interrupted("interrupted", wants_json(kwargs))
             sys.stdout.flush()
             sys.stderr.flush()
             # Not sys.exit: tearing DuckDB down while an interrupted statement unwinds in its
@@ -55,12 +179,6 @@ def interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
         return outcome.get("value")
 
     return run
-
-
-def fail(error: RegstatError) -> NoReturn:
-    # Messages may quote names from the registry: escape control characters (not line breaks).
-    click.echo(f"regstat: error: {safe_text(error).replace(chr(92) + 'x0a', chr(10))}", err=True)
-    sys.exit(error.exit_code)
 
 
 def count(n: int, noun: str) -> str:

@@ -6,25 +6,28 @@ import json
 
 import click
 
-from ..errors import RegstatError
 from ..plan.explain import explain
 from ..plan.explain import render_json as render_explain_json
 from ..plan.explain import render_text as render_explain_text
 from ..snapshot import Snapshot
-from .edge import fail, interruptible
+from .edge import interruptible
+from .emit import check_output, emit
+from .options import command, format_options, memory_limit_option, quiet_option, repository_option
 
 
-@click.command("explain")
+@command("explain")
 @click.argument("snapshot")
 @click.argument("reference")
-@click.option("--repository", metavar="NAME", help="Only this repository.")
+@repository_option("Only the manifests and references of these repositories (repeatable; `*` matches `/` "
+                   "too); the blob stays judged registry-wide.")
 @click.option("--plan", "plan_file", metavar="PLAN", type=click.Path(exists=True, dir_okay=False),
               help="A plan (JSON from plan-gc -o) made from SNAPSHOT: say what it does with REFERENCE, and why.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+@format_options(["text", "json"])
+@memory_limit_option
+@quiet_option
 @interruptible
-def explain_command(snapshot: str, reference: str, repository: str | None, plan_file: str | None, fmt: str,
-                    memory_limit: str | None) -> None:
+def explain_command(snapshot: str, reference: str, repositories: tuple[str, ...], plan_file: str | None, fmt: str,
+                    output: str | None, memory_limit: str | None, quiet: bool) -> None:
     """Why a manifest or blob is kept, or deleted by a plan.
 
     \b
@@ -33,7 +36,9 @@ def explain_command(snapshot: str, reference: str, repository: str | None, plan_
                                  without sha256:; it must start only one digest of SNAPSHOT
       REPOSITORY:TAG             the manifest the tag points to (apps/web:v2)
       REPOSITORY@DIGEST          a manifest of that repository (apps/web@sha256:4f2a1b3c5d6e)
-    The last two explain that repository only, as --repository does. A short digest that
+    The last two explain that repository only; --repository GLOB limits the manifests and
+    references listed to the repositories it selects (the blob, and whether a plan deletes
+    it, stay judged registry-wide, as the output says). A short digest that
     starts several digests is refused with a list of them, and an unknown digest or tag is
     refused (exit code 1); a digest shorter than 12 hex digits, or a REFERENCE of no form
     above, is a usage error (exit code 2).
@@ -49,19 +54,19 @@ def explain_command(snapshot: str, reference: str, repository: str | None, plan_
       regstat explain snap sha256:4f2a1b3c5d6e
       regstat explain snap apps/web:v2
       regstat explain snap 4f2a1b3c5d6e --repository apps/web
+      regstat explain snap 4f2a1b3c5d6e -r 'apps/*' -f json
       regstat plan-gc snap --untagged -o plan.json && regstat explain snap apps/web@sha256:4f2a1b3c5d6e --plan plan.json
     """
-    try:
-        plan = None
-        if plan_file:
-            try:
-                with open(plan_file, encoding="utf-8") as f:
-                    plan = json.load(f)
-            except (OSError, ValueError) as e:
-                raise click.UsageError(f"{plan_file}: not a plan: {e}")
-            if not isinstance(plan, dict) or plan.get("format") != "regstat.plan/1":
-                raise click.UsageError(f"{plan_file}: not a regstat plan (format regstat.plan/1)")
-        result = explain(Snapshot.open(snapshot), reference, repository=repository, plan=plan, memory_limit=memory_limit)
-        click.echo(render_explain_json(result) if fmt == "json" else render_explain_text(result), nl=False)
-    except RegstatError as e:
-        fail(e)
+    plan = None
+    if plan_file:
+        try:
+            with open(plan_file, encoding="utf-8") as f:
+                plan = json.load(f)
+        except (OSError, ValueError) as e:
+            raise click.UsageError(f"{plan_file}: not a plan: {e}")
+        if not isinstance(plan, dict) or plan.get("format") != "regstat.plan/1":
+            raise click.UsageError(f"{plan_file}: not a regstat plan (format regstat.plan/1)")
+    opened = Snapshot.open(snapshot)
+    check_output(opened, output)
+    result = explain(opened, reference, repositories=repositories, plan=plan, memory_limit=memory_limit)
+    emit(opened, output, render_explain_json(result) if fmt == "json" else render_explain_text(result))

@@ -6,18 +6,18 @@ import sys
 
 import click
 
-from ..analysis.export import write_copy, write_stream, write_text
-from ..errors import EXIT_INCOMPLETE, RegstatError
+from ..errors import EXIT_INCOMPLETE
 from ..plan.planner import plan_gc
 from ..plan.policy_file import resolve as resolve_policy
 from ..plan.render import render_text as render_plan_text
 from ..plan.render import write_json as write_plan_json
 from ..snapshot import Snapshot
-from ..snapshot.outputs import check_file_output
-from .edge import count, fail, interruptible
+from .edge import count, interruptible, note
+from .emit import check_output, emit
+from .options import command, format_options, memory_limit_option, quiet_option, repository_option
 
 
-@click.command("plan-gc")
+@command("plan-gc")
 @click.argument("snapshot")
 @click.option("--policy", "policy_file", metavar="FILE", type=click.Path(dir_okay=False),
               help="Retention policy (TOML): rules per repository pattern, in priority order, and a [default].")
@@ -30,21 +30,23 @@ from .edge import count, fail, interruptible
 @click.option("--delete-tags", metavar="REGEX", help="Select tags matching this regular expression.")
 @click.option("--keep-tags", metavar="REGEX", multiple=True, help="Never delete tags matching this (repeatable; wins over every rule).")
 @click.option("--pulled-within", metavar="DURATION", help="Never delete what was pulled this recently (sources with pull times).")
-@click.option("--repository", "repositories", metavar="GLOB", multiple=True, help="Apply the rules only to these repositories (repeatable).")
+@repository_option("Apply the rules only to these repositories (repeatable; `*` matches `/` too); blobs "
+                   "stay judged registry-wide.")
 @click.option("--grace", metavar="DURATION", help="Delete nothing younger than this; 0s turns it off. [default: 24h]")
 @click.option("--include-locked", is_flag=True, help="Allow deleting locked manifests and tags.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["json", "text", "parquet"]),
-              help="Default: json with --output, else text. parquet (the actions) needs --output.")
-@click.option("-o", "--output", metavar="FILE",
-              help="Write the plan to FILE (atomically, replacing it) instead of stdout; never inside a "
-              "snapshot or its local SOURCE.")
-@click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+@format_options(["json", "text", "parquet"], default=None,
+                help="Default: json with --output, else text. parquet (the actions) needs --output.",
+                output_help="Write the plan to FILE (atomically, replacing it) instead of stdout; never inside a "
+                "snapshot or its local SOURCE.")
+@memory_limit_option
+@quiet_option
 @interruptible
 def plan_gc_command(
     snapshot: str, policy_file: str | None, untagged: bool, keep_untagged: int | None, older_than: str | None,
     keep: int | None,
     delete_tags: str | None, keep_tags: tuple[str, ...], pulled_within: str | None, repositories: tuple[str, ...],
     grace: str | None, include_locked: bool, fmt: str | None, output: str | None, memory_limit: str | None,
+    quiet: bool,
 ) -> None:
     """Plan what to delete from the registry SNAPSHOT came from; delete nothing.
 
@@ -77,34 +79,25 @@ def plan_gc_command(
     """
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet writes a file: add --output FILE")
-    try:
-        policy = resolve_policy(
-            policy_file, untagged=untagged, keep_untagged=keep_untagged, older_than=older_than, keep=keep,
-            delete_tags=delete_tags, keep_tags=keep_tags, pulled_within=pulled_within, grace=grace,
-            include_locked=include_locked, repositories=repositories,
-        )
-        opened = Snapshot.open(snapshot)
-        if output:
-            check_file_output(opened, output)  # before planning, which may take minutes
-        with plan_gc(opened, policy, memory_limit=memory_limit) as plan:
-            fmt = fmt or ("json" if output else "text")
-            if fmt == "parquet":
-                write_copy(opened, output, plan.actions_file)
-            elif fmt == "json":
-                if output:
-                    write_stream(opened, output, lambda f: write_plan_json(plan, f))
-                else:
-                    write_plan_json(plan, sys.stdout)
-            elif output:
-                write_text(opened, output, render_plan_text(plan))
-            else:
-                click.echo(render_plan_text(plan), nl=False)
-    except RegstatError as e:
-        fail(e)
+    policy = resolve_policy(
+        policy_file, untagged=untagged, keep_untagged=keep_untagged, older_than=older_than, keep=keep,
+        delete_tags=delete_tags, keep_tags=keep_tags, pulled_within=pulled_within, grace=grace,
+        include_locked=include_locked, repositories=repositories,
+    )
+    opened = Snapshot.open(snapshot)
+    check_output(opened, output)
+    with plan_gc(opened, policy, memory_limit=memory_limit) as plan:
+        fmt = fmt or ("json" if output else "text")
+        if fmt == "parquet":
+            emit(opened, output, plan.actions_file)
+        elif fmt == "json":
+            emit(opened, output, lambda f: write_plan_json(plan, f))
+        else:
+            emit(opened, output, render_plan_text(plan))
     s = plan.summary
     if output:
-        click.echo(f"regstat: plan: {count(s['tags'], 'tag')}, {count(s['manifests'], 'manifest')}, "
-                   f"{count(s['blobs'], 'blob')}, {count(s['uploads'], 'upload')}, {s['bytes_reclaimed']:,} bytes"
-                   f"{' (estimate)' if s['bytes_estimated'] else ''}; wrote {output}", err=True)
+        note(quiet, f"plan: {count(s['tags'], 'tag')}, {count(s['manifests'], 'manifest')}, "
+                    f"{count(s['blobs'], 'blob')}, {count(s['uploads'], 'upload')}, {s['bytes_reclaimed']:,} bytes"
+                    f"{' (estimate)' if s['bytes_estimated'] else ''}; wrote {output}")
     if not plan.snapshot["complete"]:
         sys.exit(EXIT_INCOMPLETE)

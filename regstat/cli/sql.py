@@ -7,31 +7,27 @@ import sys
 import click
 
 from ..analysis import describe, query, query_arrow
-from ..analysis.export import export_db, write_parquet, write_text
-from ..errors import RegstatError
+from ..analysis.export import export_db
 from ..render import rows_csv, rows_json, rows_table
 from ..snapshot import Snapshot
-from ..snapshot.outputs import check_file_output
-from .edge import fail, interruptible
+from .edge import interruptible, note
+from .emit import check_output, emit
+from .options import command, format_options, memory_limit_option, quiet_option, repository_option
 
 
-@click.command("sql")
+@command("sql")
 @click.argument("snapshot")
 @click.argument("sql", required=False)
-@click.option(
-    "-f",
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json", "parquet"]),
-    default="table",
-    show_default=True,
-    help="parquet needs --output.",
-)
-@click.option("-o", "--output", metavar="FILE",
-              help="Write the result to FILE (atomically; never inside a snapshot or its local SOURCE).")
-@click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+@format_options(["text", "table", "csv", "json", "parquet"],
+                help="table is another name for text. parquet needs --output.",
+                output_help="Write the result to FILE (atomically; never inside a snapshot or its local SOURCE).")
+@repository_option("Only the result rows whose `repository` column matches (repeatable; `*` matches `/` "
+                   "too); a query without that column is refused.")
+@memory_limit_option
+@quiet_option
 @interruptible
-def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, memory_limit: str | None) -> None:
+def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, repositories: tuple[str, ...],
+                memory_limit: str | None, quiet: bool) -> None:
     """Run a read-only DuckDB SQL query over SNAPSHOT; without SQL, list the tables and views.
 
     Every snapshot table is a view by its name: repositories, tags, manifests, descriptors,
@@ -44,7 +40,9 @@ def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, me
     repository_usage, media_types, largest_layers and stale_uploads. SQL `-` reads the query from standard
     input. Only one SELECT (or EXPLAIN of one) runs: COPY, CREATE, ATTACH and the like are
     refused, so the snapshot is never changed. --format json prints one JSON array of
-    objects; --format parquet writes --output FILE.
+    objects; --format parquet writes --output FILE. --repository keeps the rows whose
+    `repository` column it selects (the query itself sees every repository: a sum over all of
+    them stays one); a query with no such column is refused (exit code 2).
 
     \b
     Examples:
@@ -54,40 +52,38 @@ def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, me
       echo "SELECT sum(size) FROM blobs WHERE stored" | regstat sql snap -
       regstat sql snap "SELECT * FROM media_types"
       regstat sql snap "SELECT * FROM layer_sharing" -f parquet -o sharing.parquet
+      regstat sql snap "SELECT repository, tag FROM tags" -r 'apps/*' -f csv
     """
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet writes a file: add --output FILE")
+    if sql is None and repositories:
+        raise click.UsageError("--repository filters a query's rows: give SQL too")
     if sql == "-":
         sql = sys.stdin.read()
-    try:
-        opened = Snapshot.open(snapshot)
-        if output:
-            check_file_output(opened, output)  # before the query, which may take minutes
-        if fmt == "parquet":
-            table = describe(opened) if sql is None else query_arrow(opened, sql, memory_limit=memory_limit)
-            write_parquet(opened, output, table)
-            return
-        if sql is None:
-            listing = describe(opened)
-            columns, rows = listing.column_names, [tuple(r.values()) for r in listing.to_pylist()]
-        else:
-            columns, rows = query(opened, sql, memory_limit=memory_limit)
-        text = {"table": rows_table, "csv": rows_csv, "json": rows_json}[fmt](columns, rows)
-        if output:
-            write_text(opened, output, text + "\n" if fmt == "json" else text)
-        else:
-            click.echo(text, nl=fmt == "json")
-    except RegstatError as e:
-        fail(e)
+    opened = Snapshot.open(snapshot)
+    check_output(opened, output)
+    if fmt == "parquet":
+        table = describe(opened) if sql is None else query_arrow(opened, sql, memory_limit=memory_limit,
+                                                                 repositories=repositories)
+        emit(opened, output, table)
+        return
+    if sql is None:
+        listing = describe(opened)
+        columns, rows = listing.column_names, [tuple(r.values()) for r in listing.to_pylist()]
+    else:
+        columns, rows = query(opened, sql, memory_limit=memory_limit, repositories=repositories)
+    text = {"text": rows_table, "table": rows_table, "csv": rows_csv, "json": rows_json}[fmt](columns, rows)
+    emit(opened, output, text + "\n" if fmt == "json" else text)
 
 
-@click.command("export-db")
+@command("export-db")
 @click.argument("snapshot")
 @click.argument("file")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
-@click.option("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")
+@memory_limit_option
+@quiet_option
 @interruptible
-def export_db_command(snapshot: str, file: str, force: bool, memory_limit: str | None) -> None:
+def export_db_command(snapshot: str, file: str, force: bool, memory_limit: str | None, quiet: bool) -> None:
     """Write SNAPSHOT as a DuckDB database FILE, for DBeaver, the duckdb CLI or notebooks.
 
     FILE holds copies of the snapshot's tables, errors, snapshot_info and reachable, and the
@@ -102,8 +98,5 @@ def export_db_command(snapshot: str, file: str, force: bool, memory_limit: str |
       duckdb -readonly snap.duckdb "SELECT * FROM repository_usage"
       regstat export-db snap /srv/exports/latest.duckdb --force
     """
-    try:
-        path = export_db(Snapshot.open(snapshot), file, force=force, memory_limit=memory_limit)
-    except RegstatError as e:
-        fail(e)
-    click.echo(f"regstat: wrote {path}", err=True)
+    path = export_db(Snapshot.open(snapshot), file, force=force, memory_limit=memory_limit)
+    note(quiet, f"wrote {path}")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .. import __version__
-from ..errors import CrawlError, SnapshotError
+from ..errors import CrawlError, NotResumable, SnapshotError
 from ..snapshot import iso
 from ..sources.base import CrawlOptions, Job, Source, add_unselected
 
@@ -41,10 +41,6 @@ _PLAIN = (str, int, float, bool, type(None))
 # A frozenset this large is written once per checkpoint however many jobs carry it (an ECR
 # repository's listing goes to each of its batches: writing it per job would be quadratic).
 INTERN_MIN = 64
-
-
-class NotResumable(Exception):
-    """A job the journal cannot record: the crawl goes on, but cannot be resumed."""
 
 
 def options_fingerprint(options: CrawlOptions) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import pyarrow.parquet as pq
 
 from .. import __version__, interrupts
-from ..errors import CrawlError, SnapshotError
+from ..errors import CrawlError, NotResumable, SnapshotError
 from ..snapshot import FORMAT, SCHEMA_VERSION, PartWriter, iso, new_snapshot_id, part_number, utc_now
 from ..sources.base import CrawlOptions, Job, JobResult, Source, add_unselected
 from .assemble import STAGING_SCHEMAS, assemble
@@ -34,7 +34,6 @@ from .checkpoint import (
     JobCodec,
     JournalState,
     JournalWriter,
-    NotResumable,
     fsync_directory,
     fsync_file,
     mark_resumed,

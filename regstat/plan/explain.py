@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from .. import analysis, queries
 from ..errors import RegstatError
+from ..model import repository_selected
 from ..render import human_bytes, safe_text, short_digest
 from ..snapshot import Snapshot
 from . import planner
@@ -34,11 +35,13 @@ class ExplainError(RegstatError):
 
 
 def explain(
-    snapshot: Snapshot, reference: str, *, repository: str | None = None, plan: dict[str, Any] | None = None,
+    snapshot: Snapshot, reference: str, *, repositories: tuple[str, ...] = (), plan: dict[str, Any] | None = None,
     memory_limit: str | None = None,
 ) -> dict[str, Any]:
     """What `regstat explain` prints, as a JSON-able dict. `reference` is a digest, a short
-    digest, REPOSITORY:TAG or REPOSITORY@DIGEST (regstat.plan.explain_target)."""
+    digest, REPOSITORY:TAG or REPOSITORY@DIGEST (regstat.plan.explain_target). `repositories`
+    (globs; REPOSITORY:TAG and REPOSITORY@DIGEST name one) limits the manifests and references
+    listed; the blob, and whether the plan deletes it, stay judged registry-wide."""
     if plan is not None and (plan.get("snapshot") or {}).get("id") != snapshot.metadata.get("id"):
         raise ExplainError(
             f"the plan was made from snapshot {(plan.get('snapshot') or {}).get('id')}, not "
@@ -47,13 +50,17 @@ def explain(
     con = analysis.connect(snapshot, memory_limit=memory_limit)
     try:
         target = resolve(con, reference)
-        if target.repository is not None and repository not in (None, target.repository):
-            raise TargetFormError(f"{reference} names a manifest of {target.repository}, not of --repository {repository}")
-        digest, repository = target.digest, target.repository or repository
-        out = _facts(con, digest, repository)
+        if target.repository is not None and not repository_selected(target.repository, repositories):
+            raise TargetFormError(f"{reference} names a manifest of {target.repository}, not of "
+                                  f"--repository {', '.join(repositories)}")
+        digest, scope = target.digest, (target.repository,) if target.repository else repositories
+        out = _facts(con, digest)
         out["argument"] = reference
-        if not out["manifests"] and not out["references"] and out["blob"] is None:
-            where = f" in {repository}" if repository else ""
+        out["repository_scope"] = list(scope) or None
+        shown = [m for m in out["manifests"] if repository_selected(m["repository"], scope)]
+        if not shown and out["blob"] is None and not any(
+                repository_selected(r["repository"], scope) for r in out["references"]):
+            where = f" in {', '.join(scope)}" if scope else ""
             raise ExplainError(f"{digest}: no manifest, reference or blob with this digest{where} in the snapshot")
         for m in out["manifests"]:
             m["now"] = _chain(con, m["repository"], digest, plan_mode=False)
@@ -63,20 +70,21 @@ def explain(
             _explain_plan(con, snapshot, plan, digest, out)
     finally:
         con.close()
+    out["manifests"] = shown
+    out["references"] = [r for r in out["references"] if repository_selected(r["repository"], scope)]
     return out
 
 
-def _facts(con: duckdb.DuckDBPyConnection, digest: str, repository: str | None) -> dict[str, Any]:
+def _facts(con: duckdb.DuckDBPyConnection, digest: str) -> dict[str, Any]:
     manifests = _rows(con, "SELECT repository, media_type, artifact_type, size, subject_digest, status FROM manifests "
-                      "WHERE digest = ? AND (? IS NULL OR repository = ?) ORDER BY repository",
-                      [digest, repository, repository])
+                      "WHERE digest = ? ORDER BY repository", [digest])
     for m in manifests:
         m["tags"] = [r[0] for r in con.execute(
             "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag", [m["repository"], digest]
         ).fetchall()]
     references = _rows(con, "SELECT repository, manifest_digest, layer FROM manifest_references "
-                       "WHERE digest = ? AND manifest_digest <> digest AND (? IS NULL OR repository = ?) "
-                       "ORDER BY repository, manifest_digest", [digest, repository, repository])
+                       "WHERE digest = ? AND manifest_digest <> digest "
+                       "ORDER BY repository, manifest_digest", [digest])
     for r in references:
         r["as"] = "config or layer" if r.pop("layer") else "index child"
     blob = _rows(con, "SELECT size, stored, modified_at FROM blobs WHERE digest = ?", [digest])
@@ -169,6 +177,9 @@ def render_json(result: dict[str, Any]) -> str:
 def render_text(result: dict[str, Any]) -> str:
     digest = result["digest"]
     lines = [digest if result["argument"] == digest else f"{digest} ({safe_text(result['argument'])})"]
+    if result.get("repository_scope"):
+        lines.append(f"  (only {', '.join(safe_text(g) for g in result['repository_scope'])}: the blob, and whether "
+                     "the plan deletes it, are judged registry-wide)")
     for m in result["manifests"]:
         tags = f", tags {', '.join(safe_text(t) for t in m['tags'])}" if m["tags"] else ", untagged"
         lines.append(f"  manifest in {safe_text(m['repository'])} ({m['media_type']}, {human_bytes(m['size'])}{tags})")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import duckdb
 
 from .. import queries
-from ..errors import EXIT_USAGE, RegstatError
+from ..errors import RegstatError
 from ..model import TAG, is_registry_host
 
 MIN_PREFIX = 12  # hex digits: what reports and plans print (render.short_digest)
@@ -35,8 +35,6 @@ class TargetError(RegstatError):
 
 class TargetFormError(TargetError):
     """Explain's argument has none of the forms it accepts."""
-
-    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)

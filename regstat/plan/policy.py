@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..durations import DEFAULT_GRACE, UNITS, format_duration
-from ..errors import EXIT_USAGE, RegstatError
+from ..errors import RegstatError
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _LONGEST = timedelta(days=36500)  # ages are measured back from the snapshot: a century is plenty
@@ -31,8 +31,6 @@ _LONGEST = timedelta(days=36500)  # ages are measured back from the snapshot: a 
 
 class PolicyError(RegstatError):
     """A policy that cannot be used: bad syntax, an unknown key, contradictory rules."""
-
-    exit_code = EXIT_USAGE
 
 
 def parse_duration(text: str, what: str = "duration") -> timedelta:

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from .. import analysis, queries
+from ..model import repository_selected
 from ..snapshot import Snapshot, digest_ids
 from .reclaimable import GRACE, bind_settings, reclaimable_now
 
@@ -82,6 +83,7 @@ class Report:
     reclaimable: dict[str, Any]
     stale_uploads: dict[str, Any] | None
     top: int = DEFAULT_TOP
+    scope: tuple[str, ...] = ()  # report -r: the globs the repository rows are limited to
 
     @property
     def complete(self) -> bool:
@@ -95,6 +97,7 @@ class Report:
             "complete": self.complete,
             "state": self.state,
             "warnings": self.warnings,
+            "repository_scope": list(self.scope) or None,
             **self.summary,
             "reclaimable_now": self.reclaimable,
             "stale_uploads": self.stale_uploads,
@@ -111,8 +114,11 @@ class Report:
         }
 
 
-def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: str | None = None) -> Report:
-    """Compute the report of `snapshot`; `top` bounds each top list."""
+def build_report(
+    snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: str | None = None, repositories: tuple[str, ...] = ()
+) -> Report:
+    """Compute the report of `snapshot`; `top` bounds each top list. `repositories` (globs)
+    limits the rows per repository; every other figure stays registry-wide."""
     meta = snapshot.metadata
     capabilities = meta.get("capabilities") or {}
     kind = (meta.get("source") or {}).get("kind", "unknown")
@@ -131,11 +137,13 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
         totals = _one(con, queries.load("blob_totals"))
         orphaned = _one(con, queries.load("orphaned_summary"))
         usage = _all(con, "SELECT * FROM repository_usage ORDER BY repository")
+        usage = [row for row in usage if repository_selected(row["repository"], repositories)]
         states = {r["repository"]: r for r in _all(con, "SELECT repository, complete, error_count FROM repositories")}
         histogram = _all(con, queries.load("sharing_histogram"))
         largest = _all(con, queries.load("largest_layers"), limit=top)
         shared = _all(con, queries.load("most_shared_layers"), limit=top)
-        by_repository = _all(con, queries.load("orphaned_by_repository"), limit=top)
+        by_repository = _all(con, queries.load("orphaned_by_repository"), limit=None if repositories else top)
+        by_repository = [row for row in by_repository if repository_selected(row["repository"], repositories)][:top]
         bind_settings(con, meta)
         stale = _one(con, queries.load("stale_upload_summary"))
         # Last: it replaces `reachable`, which every query above reads, by what the plan keeps.
@@ -194,7 +202,7 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
         summary=summary,
         unknown=unknown,
         estimates=estimates,
-        warnings=_warnings(meta, totals["unparsed_manifests"] or 0),
+        warnings=_warnings(meta, totals["unparsed_manifests"] or 0) + _scope_warnings(repositories),
         repositories=usage,
         sharing_histogram=histogram,
         largest_layers=largest,
@@ -203,7 +211,15 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
         reclaimable=reclaimable.to_json(),
         stale_uploads=stale_uploads,
         top=top,
+        scope=tuple(repositories),
     )
+
+
+def _scope_warnings(repositories: tuple[str, ...]) -> list[str]:
+    if not repositories:
+        return []
+    return [f"--repository {', '.join(repositories)}: the rows per repository show only these; every other "
+            "figure (reclaimable now, totals, layers, uploads) is registry-wide"]
 
 
 def _identity(meta: dict[str, Any]) -> dict[str, Any]:

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from ...errors import SourceError
-from .http import HttpClient, Response, TransportError, origin, redact_url
+from ...errors import AuthError, SourceError, TransportError
+from .http import HttpClient, Response, origin, redact_url
 
 HELPER_TIMEOUT = 30.0
 TOKEN_LIFETIME_DEFAULT = 60  # seconds, when the token service does not say (the spec's default)
@@ -42,10 +42,6 @@ _CHALLENGE_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([
 _DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
 _DOCKER_HUB_REALM_HOST = "auth.docker.io"
 REALM_HOSTS_VARIABLE = "REGSTAT_REALM_HOSTS"
-
-
-class AuthError(Exception):
-    """The registry or its token service refused us, or we refused to send credentials."""
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import threading
 from typing import Iterator
 from urllib.parse import quote, urljoin
 
-from ...errors import SourceError
+from ...errors import ApiProblem, AuthError, SourceError, TransportError
 from ...model import MAX_MANIFEST_BYTES, MediaType, digest_of, is_digest
-from .http import ATTEMPTS, PAGE_LIMIT, HttpClient, Response, TransportError, origin, redact_url
-from .auth import Authenticator, AuthError
+from .http import ATTEMPTS, PAGE_LIMIT, HttpClient, Response, origin, redact_url
+from .auth import Authenticator
 
 OCI_ARTIFACT_MANIFEST = "application/vnd.oci.artifact.manifest.v1+json"  # OCI 1.1 drafts; some registries kept it
 MANIFEST_ACCEPT = ", ".join(
@@ -36,18 +36,6 @@ USER_AGENT = "regstat"
 AUTH_ROUNDS = 2  # a 401 may need a token, then (that one already expired) a fresh one
 _LINK = re.compile(r"<([^>]*)>([^,]*)")
 _NEXT = re.compile(r';\s*rel\s*=\s*"?next"?', re.IGNORECASE)
-
-
-class ApiProblem(Exception):
-    """A request that failed in a way the crawl records (`kind`, as in snapshot.json errors)."""
-
-    def __init__(self, path: str, kind: str, message: str, status: int | None = None, code: str = "") -> None:
-        super().__init__(message)
-        self.path = path
-        self.kind = kind
-        self.message = message
-        self.status = status
-        self.code = code  # the registry's error code (NAME_UNKNOWN, …), if it gave one
 
 
 def repository_scope(name: str) -> str:

@@ -19,6 +19,8 @@ from email.utils import parsedate_to_datetime
 from typing import Mapping
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ...errors import TransportError
+
 ATTEMPTS = 5  # per request: the first try and four retries
 BACKOFF_BASE = 0.25  # seconds before the first retry; doubles each time
 BACKOFF_MAX = 20.0
@@ -29,14 +31,6 @@ PAGE_LIMIT = 16 * 1024 * 1024  # bytes read from a listing page or a token respo
 
 # Query parameters a URL may show in a message; any other value is replaced.
 _SAFE_QUERY_KEYS = frozenset({"n", "last", "service", "scope", "digest"})
-
-
-class TransportError(Exception):
-    """No usable answer: the connection failed or the retries ran out. Safe to show."""
-
-    def __init__(self, message: str, *, refused: bool = False) -> None:
-        super().__init__(message)
-        self.refused = refused
 
 
 @dataclass(frozen=True)

@@ -36,14 +36,13 @@ import threading
 from typing import Any, Mapping
 from urllib.parse import quote, urlsplit
 
-from ...errors import CrawlError, SourceError
+from ...errors import ApiProblem, CrawlError, SourceError
 from ...model import MAX_MANIFEST_BYTES, TAG, Manifest, MediaType, is_digest
 from ..base import CrawlOptions, Job, JobResult, add_unselected
 from .http import HttpClient, tls_context
 from .auth import REALM_HOSTS_VARIABLE, Authenticator, Credentials
 from .client import (
     CATALOG_SCOPE,
-    ApiProblem,
     RegistryClient,
     body_digest,
     header_digest,

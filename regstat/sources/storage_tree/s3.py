@@ -32,7 +32,7 @@ import botocore.parsers
 import botocore.session
 import urllib3.exceptions
 
-from ...errors import SourceError
+from ...errors import BadAnswer, SourceError
 from .storage import LAYOUT_ROOT, Entry
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
@@ -43,17 +43,12 @@ _BACKOFF_MAX = 2.0
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
-class _BadAnswer(Exception):
-    """A response that arrived whole but cannot be right (a listing page that does not add up,
-    a body shorter than its range says)."""
-
-
 # What a retry here may cure: what goes wrong after a response has started (botocore retries
 # what goes wrong before), unparseable answers, and answers that do not add up. Not
 # ClientError (S3 answered, and botocore has retried what its policy allows), nor connection
 # failures botocore has already retried.
 _RETRY = (
-    _BadAnswer,
+    BadAnswer,
     botocore.exceptions.IncompleteReadError,
     botocore.exceptions.ResponseStreamingError,
     botocore.exceptions.ReadTimeoutError,
@@ -219,7 +214,7 @@ class S3Storage:
         page = self._client.list_objects_v2(**kwargs)
         problem = page_problem(page, prefix, after)
         if problem:
-            raise _BadAnswer(f"inconsistent listing page: {problem}")
+            raise BadAnswer(f"inconsistent listing page: {problem}")
         return page
 
 
@@ -260,11 +255,11 @@ def _check_range(content_range: str | None, got: int, limit: int) -> None:
         return
     match = _CONTENT_RANGE.fullmatch(content_range.strip())
     if match is None:
-        raise _BadAnswer(f"unreadable Content-Range {content_range!r}")
+        raise BadAnswer(f"unreadable Content-Range {content_range!r}")
     first, last, total = (int(g) for g in match.groups())
     expected = min(total, limit) if first == 0 else last - first + 1
     if got != expected:
-        raise _BadAnswer(f"body of {got} bytes; Content-Range {content_range!r} says {expected}")
+        raise BadAnswer(f"body of {got} bytes; Content-Range {content_range!r} says {expected}")
 
 
 def _retrying(call: Callable[[], Any]) -> Any:

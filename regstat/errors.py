@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Exit codes: cron jobs branch on these, so they are part of the interface (README lists them).
+# Exit codes: cron jobs branch on these, so they are part of the interface (docs/failures.md lists them).
 # Which error exits with which: regstat.cli.edge, the one place.
 EXIT_OK = 0
 EXIT_FAILURE = 1  # unexpected failure

@@ -39,10 +39,10 @@ def explain(
 ) -> dict[str, Any]:
     """What `regstat explain` prints, as a JSON-able dict. `reference` is a digest, a short
     digest, REPOSITORY:TAG or REPOSITORY@DIGEST (regstat.plan.explain_target)."""
-    if plan is not None and (plan.get("snapshot") or {}).get("id") != snapshot.metadata.get("id"):
+    if plan is not None and (plan.get("snapshot") or {}).get("id") != snapshot.info.id:
         raise ExplainError(
             f"the plan was made from snapshot {(plan.get('snapshot') or {}).get('id')}, not "
-            f"{snapshot.metadata.get('id')}: explain it with the snapshot it names"
+            f"{snapshot.info.id}: explain it with the snapshot it names"
         )
     con = analysis.connect(snapshot, memory_limit=memory_limit)
     try:

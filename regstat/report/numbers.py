@@ -19,7 +19,8 @@ from typing import Any
 import duckdb
 
 from .. import analysis, queries
-from ..snapshot import Snapshot, digest_ids
+from ..errors import CrawlError
+from ..snapshot import Snapshot, SnapshotInfo, digest_ids, iso
 from .reclaimable import GRACE, bind_settings, reclaimable_now
 
 FORMAT = "regstat.report/1"
@@ -113,12 +114,11 @@ class Report:
 
 def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: str | None = None) -> Report:
     """Compute the report of `snapshot`; `top` bounds each top list."""
-    meta = snapshot.metadata
-    capabilities = meta.get("capabilities") or {}
-    kind = (meta.get("source") or {}).get("kind", "unknown")
-    sees_untagged = capabilities.get("untagged_manifests") is True
-    sees_stored = capabilities.get("unreferenced_blobs") is True
-    stored_sizes = capabilities.get("stored_blob_sizes") is True
+    info = snapshot.info
+    kind = info.source.kind
+    sees_untagged = info.capabilities.untagged_manifests
+    sees_stored = info.capabilities.unreferenced_blobs
+    stored_sizes = info.capabilities.stored_blob_sizes
 
     # Keyed: every join and group-by on digest ids; _all turns the ids it returns into digests.
     con = analysis.connect(snapshot, memory_limit=memory_limit, keyed=True)
@@ -136,14 +136,14 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
         largest = _all(con, queries.load("largest_layers"), limit=top)
         shared = _all(con, queries.load("most_shared_layers"), limit=top)
         by_repository = _all(con, queries.load("orphaned_by_repository"), limit=top)
-        bind_settings(con, meta)
+        bind_settings(con, info)
         stale = _one(con, queries.load("stale_upload_summary"))
         # Last: it replaces `reachable`, which every query above reads, by what the plan keeps.
-        reclaimable = reclaimable_now(con, meta)
+        reclaimable = reclaimable_now(con, info)
     finally:
         con.close()
 
-    partial = bool(meta.get("partial"))
+    partial = info.partial
     if partial:  # the blobs the crawled repositories use, not every blob the store holds
         physical = totals["referenced_stored_bytes"] if stored_sizes else totals["referenced_bytes"]
     else:
@@ -187,14 +187,14 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
         row["complete"] = state.get("complete")
         row["error_count"] = state.get("error_count")
 
-    identity = _identity(meta)
+    identity = _identity(info)
     return Report(
         snapshot=identity,
         state=state_text(identity),
         summary=summary,
         unknown=unknown,
         estimates=estimates,
-        warnings=_warnings(meta, totals["unparsed_manifests"] or 0),
+        warnings=_warnings(info, totals["unparsed_manifests"] or 0),
         repositories=usage,
         sharing_histogram=histogram,
         largest_layers=largest,
@@ -206,31 +206,30 @@ def build_report(snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: st
     )
 
 
-def _identity(meta: dict[str, Any]) -> dict[str, Any]:
-    errors = meta.get("errors") or []
+def _identity(info: SnapshotInfo) -> dict[str, Any]:
     return {
-        "id": meta.get("id"),
-        "source": meta.get("source"),
-        "capabilities": meta.get("capabilities"),
-        "taken_at": meta.get("finished_at"),
-        "started_at": meta.get("started_at"),
-        "finished_at": meta.get("finished_at"),
-        "complete": bool(meta.get("complete")),
-        "partial": bool(meta.get("partial")),
-        "repository_filter": list(meta.get("repository_filter") or []),
-        "repositories": (meta.get("counts") or {}).get("repositories"),
-        "source_repositories": meta.get("source_repositories"),
-        "incomplete_repositories": list(meta.get("incomplete_repositories") or []),
-        "errors": len(errors),
-        "error_kinds": _error_kinds(errors),
-        "regstat_version": meta.get("regstat_version"),
+        "id": info.id,
+        "source": info.source.to_json(),
+        "capabilities": info.capabilities.to_json(),
+        "taken_at": iso(info.finished_at),
+        "started_at": iso(info.started_at),
+        "finished_at": iso(info.finished_at),
+        "complete": info.complete,
+        "partial": info.partial,
+        "repository_filter": list(info.repository_filter),
+        "repositories": info.counts.get("repositories"),
+        "source_repositories": info.source_repositories,
+        "incomplete_repositories": list(info.incomplete_repositories),
+        "errors": len(info.errors),
+        "error_kinds": _error_kinds(info.errors),
+        "regstat_version": info.regstat_version,
     }
 
 
-def _error_kinds(errors: list[dict[str, Any]]) -> dict[str, int]:
+def _error_kinds(errors: tuple[CrawlError, ...]) -> dict[str, int]:
     kinds: dict[str, int] = {}
     for error in errors:
-        kinds[str(error.get("kind"))] = kinds.get(str(error.get("kind")), 0) + 1
+        kinds[error.kind] = kinds.get(error.kind, 0) + 1
     return dict(sorted(kinds.items()))
 
 
@@ -263,17 +262,17 @@ def counted(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
-def _warnings(meta: dict[str, Any], unparsed: int) -> list[str]:
+def _warnings(info: SnapshotInfo, unparsed: int) -> list[str]:
     """What the state means for the figures, once per condition (the state says which)."""
     warnings = []
-    if meta.get("errors"):
+    if info.errors:
         warnings.append(
             "the figures cover only what the crawl could read; its errors are listed in snapshot.json"
         )
-    elif not meta.get("complete") and not meta.get("partial"):
+    elif not info.complete and not info.partial:
         warnings.append("the figures may miss what the crawl did not read")
-    if meta.get("partial"):
-        globs = ", ".join(meta.get("repository_filter") or [])
+    if info.partial:
+        globs = ", ".join(info.repository_filter)
         warnings.append(
             f"only the repositories matching --repository {globs} were crawled: physical bytes count the "
             "blobs they reference, and exclusive, shared and orphaned bytes do not see the other repositories' "

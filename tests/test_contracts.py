@@ -8,11 +8,16 @@ import ast
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable, Iterator
 
+import pyarrow.parquet as pq
 import pytest
 
 from regstat.crawl import CrawlOptions, crawl
-from regstat.errors import CrawlError, SnapshotError
+from regstat.errors import EXIT_USAGE, CrawlError, SnapshotError
+from regstat.plan.plan import ACTIONS_SCHEMA, Plan, PlanFileError
+from regstat.plan.planner import plan_gc
+from regstat.plan.policy import from_flags
 from regstat.snapshot import Capabilities, Snapshot, SnapshotInfo, SourceInfo
 from regstat.sources import ecr, oci_layout
 from regstat.sources.registry_api import source as distribution_api
@@ -132,3 +137,55 @@ def test_a_paged_storage_is_a_named_protocol_not_a_probe() -> None:
     ]
     assert probes == []
 
+
+# --- plans ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def made(crawled: Path) -> Iterator[Plan]:
+    with plan_gc(Snapshot.open(crawled), from_flags(untagged=True, older_than="0s", grace="0s")) as plan:
+        yield plan
+
+
+def test_a_plan_loads_back_as_it_was_made(made: Plan, tmp_path: Path) -> None:
+    assert made.count > 3  # deletes tags, manifests and blobs of the scenario
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(made.to_json()))
+    with Plan.load(path) as loaded:
+        assert loaded.to_json() == made.to_json()
+        assert loaded.snapshot_id == made.snapshot["id"]
+        assert pq.read_schema(loaded.actions_file) == pq.read_schema(made.actions_file) == ACTIONS_SCHEMA
+        digest = next(a["digest"] for a in made.actions if a["action"] == "delete_manifest")
+        assert loaded.actions_on({digest}) == made.actions_on({digest}) != []
+        assert [a["position"] for a in loaded.actions_on({digest})] == [
+            i for i, a in enumerate(made.actions) if a.get("digest") == digest]
+
+
+@pytest.mark.parametrize("text, says", [
+    ("[1, 2]", "not a regstat plan"),
+    ('{"format": "regstat.plan/2"}', "not a regstat plan"),
+    ("{", "not a plan"),
+    ('{"format": "regstat.plan/1", "snapshot": {"id": "x"}, "policy": {}, "summary": {}, "notes": []}',
+     "actions missing or wrong"),
+])
+def test_load_refuses_what_is_not_a_plan(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(text)
+    with pytest.raises(PlanFileError, match=says) as refused:
+        Plan.load(path)
+    assert refused.value.exit_code == EXIT_USAGE
+
+
+@pytest.mark.parametrize("damage", [
+    lambda a: a.update(action="delete_everything"),
+    lambda a: a.pop("reason"),
+    lambda a: a.update(size="large"),
+    lambda a: a.update(reason=None),
+])
+def test_load_refuses_damaged_actions(made: Plan, tmp_path: Path, damage: Callable[[dict], object]) -> None:
+    doc = made.to_json()
+    damage(doc["actions"][1])
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(PlanFileError, match="damaged regstat plan"):
+        Plan.load(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 
 import click
 
@@ -10,6 +10,7 @@ from ..errors import RegstatError
 from ..plan.explain import explain
 from ..plan.explain import render_json as render_explain_json
 from ..plan.explain import render_text as render_explain_text
+from ..plan.plan import Plan
 from ..snapshot import Snapshot
 from .edge import fail, interruptible
 
@@ -52,16 +53,10 @@ def explain_command(snapshot: str, reference: str, repository: str | None, plan_
       regstat plan-gc snap --untagged -o plan.json && regstat explain snap apps/web@sha256:4f2a1b3c5d6e --plan plan.json
     """
     try:
-        plan = None
-        if plan_file:
-            try:
-                with open(plan_file, encoding="utf-8") as f:
-                    plan = json.load(f)
-            except (OSError, ValueError) as e:
-                raise click.UsageError(f"{plan_file}: not a plan: {e}")
-            if not isinstance(plan, dict) or plan.get("format") != "regstat.plan/1":
-                raise click.UsageError(f"{plan_file}: not a regstat plan (format regstat.plan/1)")
-        result = explain(Snapshot.open(snapshot), reference, repository=repository, plan=plan, memory_limit=memory_limit)
+        with contextlib.ExitStack() as stack:
+            plan = stack.enter_context(Plan.load(plan_file)) if plan_file else None
+            result = explain(Snapshot.open(snapshot), reference, repository=repository, plan=plan,
+                             memory_limit=memory_limit)
         click.echo(render_explain_json(result) if fmt == "json" else render_explain_text(result), nl=False)
     except RegstatError as e:
         fail(e)

@@ -69,7 +69,7 @@ def _resume(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
     else:
         state = read_journal(partial / STAGING, source, options)
     pending = PendingSnapshot.take_over(output, partial, force=options.force)
-    if state is None:  # it had finished; only the rename was left
+    if finished is not None:  # it had finished; only the rename was left
         stats = {"resumed": True, "jobs_run": 0, "jobs_reused": 0, "items_read": 0}
         return CrawlResult(pending.publish(finished), finished, stats)
     return _finish(Crawl(source, pending, options, state), pending, resumed=True)

@@ -221,7 +221,7 @@ def _write_loaded(actions: list[dict[str, Any]], path: Path) -> Path:
         for start in range(0, len(actions), BATCH_ROWS):
             rows = [{**action, "position": start + i} for i, action in enumerate(actions[start:start + BATCH_ROWS])]
             for row in rows:
-                keys = ACTION_KEYS.get(row.get("action"), ())
+                keys = ACTION_KEYS.get(str(row.get("action")), ())
                 if not keys or any(key not in row for key in keys):
                     raise ValueError(f"action #{row['position']} is not one plan-gc writes")
             writer.write_table(pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA))

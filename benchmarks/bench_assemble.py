@@ -105,7 +105,11 @@ options = {"memory_limit": limit} if limit else {}
 counts, problems = assemble(stage, pending, lambda repository, digest: digest, **options)
 print(counts, len(problems), f"{time.perf_counter() - started:.1f} s wall", file=sys.stderr)
 pending.table("repositories").close()
-pending.publish({"format": "none"})
+try:  # a placeholder snapshot.json; --commit may time a regstat from before SnapshotInfo
+    from regstat.snapshot import SnapshotInfo
+    pending.publish(SnapshotInfo(schema_version=0))
+except ImportError:
+    pending.publish({"format": "none"})
 """
 
 

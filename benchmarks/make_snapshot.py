@@ -82,9 +82,10 @@ from regstat import __version__  # noqa: E402
 from regstat.snapshot import digest_ids  # noqa: E402
 from regstat.crawl.publish import PendingSnapshot, find_interrupted  # noqa: E402
 from regstat.snapshot import (  # noqa: E402
-    DIGEST_COLUMNS, FORMAT, ROWS_PER_PART, SCHEMA_VERSION, SCHEMAS, SORT_KEYS, PartWriter, iso, new_snapshot_id,
-    utc_now,
+    DIGEST_COLUMNS, ROWS_PER_PART, SCHEMA_VERSION, SCHEMAS, SORT_KEYS, PartWriter, SnapshotInfo, SourceInfo,
+    new_snapshot_id, utc_now,
 )
+from regstat.sources.storage_tree.jobs import CAPABILITIES as STORAGE_CAPABILITIES  # noqa: E402
 
 from make_tree import (  # noqa: E402  the same media types as the storage-tree generator
     DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_LAYER,
@@ -908,35 +909,22 @@ def make_snapshot(output: str, *, descriptors: int, seed: int = 1, pushes: float
                         memory_limit=memory_limit, temp_directory=spill)
         shutil.rmtree(stage)
         shutil.rmtree(spill, ignore_errors=True)
-        metadata = {
-            "format": FORMAT,
-            "schema_version": SCHEMA_VERSION,
-            "regstat_version": __version__,
-            "id": new_snapshot_id(started),
-            "source": {
-                "kind": "storage-layout",
-                "driver": "filesystem",
-                "location": "synthetic:make_snapshot.py?"
-                            + "&".join(f"{k}={v}" for k, v in parameters.items()),
-            },
-            "capabilities": {
-                "untagged_manifests": True,
-                "unreferenced_blobs": True,
-                "stored_blob_sizes": True,
-                "push_times": "approximate",
-                "pull_times": None,
-                "locks": None,
-            },
-            "started_at": iso(started),
-            "finished_at": iso(utc_now()),
-            "complete": True,
-            "partial": False,
-            "repository_filter": [],
-            "incomplete_repositories": [],
-            "errors": [],
-            "counts": {name: counts[name] for name in sorted(counts)},
-        }
-        path = pending.publish(metadata)
+        info = SnapshotInfo(
+            schema_version=SCHEMA_VERSION,
+            regstat_version=__version__,
+            id=new_snapshot_id(started),
+            source=SourceInfo(
+                kind="storage-layout",
+                driver="filesystem",
+                location="synthetic:make_snapshot.py?" + "&".join(f"{k}={v}" for k, v in parameters.items()),
+            ),
+            capabilities=STORAGE_CAPABILITIES,  # what a crawl of a storage tree records
+            started_at=started,
+            finished_at=utc_now(),
+            complete=True,
+            counts=counts,
+        )
+        path = pending.publish(info)
     except BaseException:
         shutil.rmtree(spill, ignore_errors=True)
         print(f"make_snapshot: encoding stopped; the generated tables are kept in {pending.path}: "
@@ -952,7 +940,7 @@ def make_snapshot(output: str, *, descriptors: int, seed: int = 1, pushes: float
         "seconds": round(seconds, 1),
         "seconds_generating": generated["seconds_generating"],  # the rest: encoding (digest_ids)
         "schema_version": SCHEMA_VERSION,
-        "counts": metadata["counts"],
+        "counts": dict(sorted(counts.items())),
         "shape": generated["shape"],
         "layer_size_median": generated["layer_size_median"],
         "layer_size_p90": generated["layer_size_p90"],

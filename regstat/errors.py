@@ -16,6 +16,8 @@
     │   ├── ReachabilityError    (analysis.reachability) reachability did not converge
     │   ├── PolicyError          (plan.policy) a policy that cannot be used: a usage error
     │   ├── PlanError            (plan.planner) a plan that cannot be made safely
+    │   ├── PlanFileError        (plan.plan) a file given as a plan that is not one regstat
+    │   │                        wrote, or is damaged: a usage error
     │   ├── ExplainError         (plan.explain) nothing to explain, or a plan of another snapshot
     │   └── TargetError          (plan.explain_target) explain's argument names nothing, or
     │       │                    several digests

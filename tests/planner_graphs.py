@@ -34,12 +34,12 @@ Pair = tuple[str, str]  # (repository, manifest digest)
 
 # Each source's capabilities and description, as its crawler records them.
 SOURCES: dict[str, dict[str, Any]] = {
-    "storage": {"capabilities": storage_jobs.CAPABILITIES,
+    "storage": {"capabilities": storage_jobs.CAPABILITIES.to_json(),
                 "source": {"kind": "storage-layout", "driver": "filesystem", "location": "/fake"}},
-    "oci": {"capabilities": oci_layout.CAPABILITIES, "source": {"kind": "oci-layout", "location": "/fake"}},
-    "api": {"capabilities": distribution_api.CAPABILITIES,
+    "oci": {"capabilities": oci_layout.CAPABILITIES.to_json(), "source": {"kind": "oci-layout", "location": "/fake"}},
+    "api": {"capabilities": distribution_api.CAPABILITIES.to_json(),
             "source": {"kind": "distribution-api", "location": "http://127.0.0.1:5000"}},
-    "ecr": {"capabilities": ecr.CAPABILITIES, "source": {"kind": "ecr", "location": "ecr://us-east-1"}},
+    "ecr": {"capabilities": ecr.CAPABILITIES.to_json(), "source": {"kind": "ecr", "location": "ecr://us-east-1"}},
 }
 
 

@@ -168,7 +168,7 @@ def test_killed_crawl_leaves_nothing_a_command_accepts(big_root: Path, tmp_path:
     finished = subprocess.run(command, stderr=subprocess.PIPE, text=True)
     assert finished.returncode == 0, finished.stderr
     assert not list(tmp_path.glob(".snap.regstat-partial-*"))  # leftovers of dead crawls removed
-    assert Snapshot.open(out).complete
+    assert Snapshot.open(out).info.complete
 
 
 @pytest.mark.parametrize("number, after", [(signal.SIGTERM, 0.0), (signal.SIGTERM, 0.3), (signal.SIGINT, 0.1)])
@@ -203,7 +203,7 @@ def test_a_signal_stops_the_crawl_cleanly(big_root: Path, tmp_path: Path, number
         assert "--resume" in stderr or not list(tmp_path.glob(".snap.regstat-partial-*"))
     else:  # finished before the signal arrived
         assert process.returncode == 0, stderr
-        assert Snapshot.open(out).complete
+        assert Snapshot.open(out).info.complete
 
 
 def test_every_command_has_help_with_examples() -> None:
@@ -238,7 +238,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_tables(big_root: Path, tmp_
     assert json.loads(resumed.stdout)["work"]["jobs_reused"] > 0
     for name in STORED_TABLES:  # the same digests, numbered alike: the same tables as readers see them
         assert pq.read_table(out / name).equals(pq.read_table(full / name)), name
-    assert len(Snapshot.open(out).metadata["resumed_at"]) == 1
+    assert len(Snapshot.open(out).info.resumed_at) == 1
 
 
 def test_sigterm_keeps_a_crawl_that_can_be_resumed(big_root: Path, tmp_path: Path) -> None:
@@ -254,4 +254,4 @@ def test_sigterm_keeps_a_crawl_that_can_be_resumed(big_root: Path, tmp_path: Pat
     (partial,) = tmp_path.glob(".snap.regstat-partial-*")
     assert sql(str(partial), "SELECT 1").exit_code == EXIT_SNAPSHOT
     assert subprocess.run([*command, "--resume"], env=env, capture_output=True).returncode == 0
-    assert Snapshot.open(out).complete and not list(tmp_path.glob(".snap.regstat-*"))
+    assert Snapshot.open(out).info.complete and not list(tmp_path.glob(".snap.regstat-*"))

@@ -106,8 +106,7 @@ def test_digests_are_each_named_digest_once_numbered_in_order(crawled: tuple[Pat
     assert len(named) > 20  # the sample names manifests, configs, layers, subjects
     assert digests == sorted(named)  # each once, none left out, none extra, in order
     assert ids == list(range(len(named)))
-    meta = Snapshot.open(out).metadata
-    assert meta["counts"][digest_ids.TABLE] == len(named)
+    assert Snapshot.open(out).info.counts[digest_ids.TABLE] == len(named)
 
 
 def test_every_id_resolves_to_the_digest_the_crawl_staged(crawled: tuple[Path, dict[str, pa.Table]]) -> None:
@@ -150,7 +149,7 @@ def test_readers_see_what_the_crawl_staged(crawled: tuple[Path, dict[str, pa.Tab
     # digests, the same ids, the same row order.
     again = tmp_path / "again"
     counts = digest_ids.write(again, readers)
-    assert counts == {name: n for name, n in Snapshot.open(out).metadata["counts"].items()}
+    assert counts == {name: n for name, n in Snapshot.open(out).info.counts.items()}
     for name in STORED_TABLES:
         assert pq.read_table(again / name).equals(pq.read_table(out / name)), name
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT, OutputRefusedError
 from regstat.crawl.publish import PendingSnapshot
-from regstat.snapshot import STORED_TABLES, Snapshot
+from regstat.snapshot import SCHEMA_VERSION, STORED_TABLES, Snapshot, SnapshotInfo
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 
@@ -158,10 +158,10 @@ def test_nothing_is_written_inside_a_snapshot(tmp_path: Path, storage: Path, sna
 def test_force_replaces_a_snapshot(tmp_path: Path, storage: Path) -> None:
     out = tmp_path / "snap"
     assert regstat("crawl", storage, "-o", out, "--repository", "apps/*").exit_code == EXIT_OK
-    assert Snapshot.open(out).metadata["partial"] is True
+    assert Snapshot.open(out).info.partial is True
     result = regstat("crawl", storage, "-o", out, "--force")
     assert result.exit_code == EXIT_OK, result.stderr
-    assert Snapshot.open(out).metadata["partial"] is False
+    assert Snapshot.open(out).info.partial is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["registry", "snap"]  # nothing left beside it
 
 
@@ -170,7 +170,7 @@ def test_force_replaces_an_empty_directory(tmp_path: Path, storage: Path) -> Non
     out.mkdir()
     result = regstat("crawl", storage, "-o", out, "--force")
     assert result.exit_code == EXIT_OK, result.stderr
-    assert Snapshot.open(out).complete
+    assert Snapshot.open(out).info.complete
 
 
 def test_publishing_checks_again_what_it_replaces(tmp_path: Path) -> None:
@@ -183,7 +183,7 @@ def test_publishing_checks_again_what_it_replaces(tmp_path: Path) -> None:
         pending.table(name).close()
     (out / "arrived meanwhile").write_text("keep me")
     with pytest.raises(OutputRefusedError, match="is not a regstat snapshot"):
-        pending.publish({"format": "regstat.snapshot/1"})
+        pending.publish(SnapshotInfo(schema_version=SCHEMA_VERSION))
     assert (out / "arrived meanwhile").read_text() == "keep me"
     pending.discard()
 

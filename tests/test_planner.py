@@ -873,6 +873,6 @@ def test_random_registries_plans_are_safe_exact_and_pure(tables: dict, policy: P
     source = meta.pop("source", "storage")
     snap = snapshot(tmp_path_factory.mktemp("plan") / "s", tables, source, **meta)
     plan = plan_gc(snap, policy)
-    check_plan(tables, snap.metadata, policy, plan)
+    check_plan(tables, snap.info.to_json(), policy, plan)
     if twice == 0:  # a pure function of the snapshot and the policy (one run in five, for time)
         assert plan_gc(snap, policy).to_json() == plan.to_json()

@@ -13,7 +13,6 @@ import os
 import re
 import tempfile
 import weakref
-from datetime import datetime
 from typing import Sequence
 
 import duckdb
@@ -169,20 +168,19 @@ def bind(
 
 
 def errors_table(snapshot: Snapshot) -> pa.Table:
-    return pa.Table.from_pylist(snapshot.errors, schema=_ERRORS_SCHEMA)
+    return pa.Table.from_pylist([e.to_json() for e in snapshot.info.errors], schema=_ERRORS_SCHEMA)
 
 
 def info_table(snapshot: Snapshot) -> pa.Table:
-    meta = snapshot.metadata
-    source = meta.get("source") or {}
+    info = snapshot.info
     row = {
-        "id": meta.get("id"),
-        "source_kind": source.get("kind"),
-        "source_location": source.get("location"),
-        "started_at": _time(meta.get("started_at")),
-        "taken_at": _time(meta.get("finished_at")),
-        "complete": bool(meta.get("complete")),
-        "partial": bool(meta.get("partial")),
+        "id": info.id,
+        "source_kind": info.source.kind,
+        "source_location": info.source.location,
+        "started_at": info.started_at,
+        "taken_at": info.finished_at,
+        "complete": info.complete,
+        "partial": info.partial,
     }
     return pa.Table.from_pylist([row], schema=_INFO_SCHEMA)
 
@@ -272,10 +270,6 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnect
 
 def _strip_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
-
-
-def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
 def drop_tables(con: duckdb.DuckDBPyConnection, *tables: str) -> None:

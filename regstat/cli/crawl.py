@@ -159,35 +159,36 @@ def crawl_command(
 
 def _summarise(result: CrawlResult, reporter: Progress, as_json: bool, quiet: bool) -> NoReturn:
     """Print a finished crawl's one-line summary (and --json) and exit with its status."""
-    meta = result.metadata
-    counts = meta["counts"]
-    state = "complete" if meta["complete"] else ("partial" if not meta["errors"] else "INCOMPLETE")
+    info = result.info
+    counts = info.counts
+    state = "complete" if info.complete else ("partial" if not info.errors else "INCOMPLETE")
     summary = ", ".join(
         count(n, noun)
         for n, noun in (
             (counts["repositories"], "repository"),
             (counts["manifests"], "manifest"),
             (counts["blobs"], "blob"),
-            (len(meta["errors"]), "error"),
+            (len(info.errors), "error"),
         )
     )
     stored = Snapshot.open(result.path).stored_bytes()
     summary += f", {human_bytes(stored)} stored" if stored else ""
     resumed = f" (resumed: {result.stats.get('jobs_reused', 0):,} jobs kept)" if result.stats.get("resumed") else ""
-    if not quiet or meta["errors"]:  # a snapshot with errors is something that went wrong
+    if not quiet or info.errors:  # a snapshot with errors is something that went wrong
         click.echo(f"regstat: {state} snapshot {result.path}: {summary} in {reporter.elapsed:.1f}s{resumed}", err=True)
-    if meta["errors"]:
-        for error in meta["errors"][:5]:
+    if info.errors:
+        for error in info.errors[:5]:
             # Names come from the registry: escape control characters before a terminal sees them.
-            click.echo("  " + safe_text(f"{error['kind']}: {error['repository'] or '-'}: {error['path']}: "
-                                        f"{error['message']}"), err=True)
-        if len(meta["errors"]) > 5:
-            click.echo(f"  ... and {len(meta['errors']) - 5:,} more in {result.path}/snapshot.json", err=True)
+            click.echo("  " + safe_text(f"{error.kind}: {error.repository or '-'}: {error.path}: "
+                                        f"{error.message}"), err=True)
+        if len(info.errors) > 5:
+            click.echo(f"  ... and {len(info.errors) - 5:,} more in {result.path}/snapshot.json", err=True)
     if as_json:
-        summary = {k: meta[k] for k in ("id", "complete", "partial", "counts", "incomplete_repositories")}
+        doc = info.to_json()
+        summary = {k: doc[k] for k in ("id", "complete", "partial", "counts", "incomplete_repositories")}
         summary["path"] = str(result.path)
-        summary["errors"] = len(meta["errors"])
-        summary["resumed_at"] = meta.get("resumed_at", [])
+        summary["errors"] = len(info.errors)
+        summary["resumed_at"] = doc["resumed_at"]
         summary["work"] = result.stats  # jobs run in this process, jobs a resume kept, items read
         click.echo(json.dumps(summary, indent=1))
-    sys.exit(EXIT_INCOMPLETE if meta["errors"] else EXIT_OK)
+    sys.exit(EXIT_INCOMPLETE if info.errors else EXIT_OK)

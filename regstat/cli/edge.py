@@ -33,6 +33,7 @@ from ..errors import (
 )
 from ..plan.explain import ExplainError
 from ..plan.explain_target import TargetError, TargetFormError
+from ..plan.plan import PlanFileError
 from ..plan.planner import PlanError
 from ..plan.policy import PolicyError
 from ..render import safe_text
@@ -44,6 +45,7 @@ OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
     (PolicyError, "usage", EXIT_USAGE),
     (TargetFormError, "usage", EXIT_USAGE),
     (QueryScopeError, "usage", EXIT_USAGE),
+    (PlanFileError, "usage", EXIT_USAGE),
     (SourceError, "source", EXIT_SOURCE),
     (OutputExistsError, "output", EXIT_SNAPSHOT),
     (OutputRefusedError, "output", EXIT_SNAPSHOT),

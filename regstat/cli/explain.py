@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 
 import click
 
 from ..plan.explain import explain
 from ..plan.explain import render_json as render_explain_json
 from ..plan.explain import render_text as render_explain_text
+from ..plan.plan import Plan
 from ..snapshot import Snapshot
 from .edge import interruptible
 from .emit import check_output, emit
@@ -57,16 +58,9 @@ def explain_command(snapshot: str, reference: str, repositories: tuple[str, ...]
       regstat explain snap 4f2a1b3c5d6e -r 'apps/*' -f json
       regstat plan-gc snap --untagged -o plan.json && regstat explain snap apps/web@sha256:4f2a1b3c5d6e --plan plan.json
     """
-    plan = None
-    if plan_file:
-        try:
-            with open(plan_file, encoding="utf-8") as f:
-                plan = json.load(f)
-        except (OSError, ValueError) as e:
-            raise click.UsageError(f"{plan_file}: not a plan: {e}")
-        if not isinstance(plan, dict) or plan.get("format") != "regstat.plan/1":
-            raise click.UsageError(f"{plan_file}: not a regstat plan (format regstat.plan/1)")
     opened = Snapshot.open(snapshot)
     check_output(opened, output)
-    result = explain(opened, reference, repositories=repositories, plan=plan, memory_limit=memory_limit)
+    with contextlib.ExitStack() as stack:
+        plan = stack.enter_context(Plan.load(plan_file)) if plan_file else None
+        result = explain(opened, reference, repositories=repositories, plan=plan, memory_limit=memory_limit)
     emit(opened, output, render_explain_json(result) if fmt == "json" else render_explain_text(result))

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RegstatError, SnapshotError
-from ..snapshot.outputs import check_crawl_output, local_directory
+from ..snapshot import SnapshotInfo
+from ..snapshot.outputs import check_crawl_output
 from ..sources import open_source
 from ..sources.base import CrawlOptions, Source
 from .checkpoint import read_journal
@@ -26,12 +27,12 @@ __all__ = ["CrawlOptions", "CrawlResult", "crawl", "crawl_source", "kept_for_res
 @dataclass(frozen=True)
 class CrawlResult:
     path: Path
-    metadata: dict[str, Any]
+    info: SnapshotInfo  # its snapshot.json
     stats: dict[str, Any] = field(default_factory=dict)  # jobs run and reused, items read
 
     @property
     def complete(self) -> bool:
-        return bool(self.metadata["complete"])
+        return self.info.complete
 
 
 def crawl(source: str, output: str, options: CrawlOptions) -> CrawlResult:
@@ -46,7 +47,7 @@ def crawl_source(source: Source, output: str, options: CrawlOptions) -> CrawlRes
     inside a snapshot or the local SOURCE, nor around it; `options.force` replaces only a
     snapshot or an empty directory (regstat.snapshot.outputs).
     """
-    check_crawl_output(output, local_directory(source.describe()))
+    check_crawl_output(output, source.describe().local_directory)
     if options.resume:
         return _resume(source, output, options)
     pending = PendingSnapshot(output, force=options.force)
@@ -62,13 +63,13 @@ def _resume(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
     partial = find_interrupted(output)
     finished = PendingSnapshot.finished_in(partial)
     if finished is not None:
-        if finished.get("source") != source.describe():
-            raise SnapshotError(f"{output}: the interrupted crawl read {finished.get('source')}, not this SOURCE")
+        if finished.source != source.describe():
+            raise SnapshotError(f"{output}: the interrupted crawl read {finished.source.to_json()}, not this SOURCE")
         state = None
     else:
         state = read_journal(partial / STAGING, source, options)
     pending = PendingSnapshot.take_over(output, partial, force=options.force)
-    if state is None:  # it had finished; only the rename was left
+    if finished is not None:  # it had finished; only the rename was left
         stats = {"resumed": True, "jobs_run": 0, "jobs_reused": 0, "items_read": 0}
         return CrawlResult(pending.publish(finished), finished, stats)
     return _finish(Crawl(source, pending, options, state), pending, resumed=True)
@@ -76,8 +77,8 @@ def _resume(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
 
 def _finish(crawl: Crawl, pending: PendingSnapshot, resumed: bool) -> CrawlResult:
     try:
-        metadata = crawl.run()
-        return CrawlResult(pending.publish(metadata), metadata, crawl.stats())
+        info = crawl.run()
+        return CrawlResult(pending.publish(info), info, crawl.stats())
     except BaseException as e:
         # Keep what can be resumed (Ctrl-C, SIGTERM, a crash); a fresh crawl that failed
         # for a reason regstat reports (the source cannot be read) leaves nothing.

@@ -245,7 +245,7 @@ def write_header(stage: Path, source: Source, options: CrawlOptions, started_at:
     header = {
         "format": FORMAT,
         "regstat_version": __version__,
-        "source": source.describe(),
+        "source": source.describe().to_json(),
         "options": options_fingerprint(options),
         "started_at": started_at,
         "resumed_at": [],
@@ -330,8 +330,8 @@ def _check_header(header: dict[str, Any], source: Source, options: CrawlOptions)
             f"({header.get('format')}), not {__version__}; {START_AGAIN}"
         )
     differences = []
-    if header.get("source") != source.describe():
-        differences.append(f"source {_show(header.get('source'))}, not {_show(source.describe())}")
+    if header.get("source") != source.describe().to_json():
+        differences.append(f"source {_show(header.get('source'))}, not {_show(source.describe().to_json())}")
     now = options_fingerprint(options)
     for key, value in (header.get("options") or {}).items():
         if now.get(key) != value:

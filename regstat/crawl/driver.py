@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
+from types import MappingProxyType
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from datetime import datetime
@@ -26,7 +27,8 @@ import pyarrow.parquet as pq
 
 from .. import __version__, interrupts
 from ..errors import CrawlError, NotResumable, SnapshotError
-from ..snapshot import FORMAT, SCHEMA_VERSION, PartWriter, iso, new_snapshot_id, part_number, utc_now
+from ..snapshot import SCHEMA_VERSION, PartWriter, SnapshotInfo, iso, new_snapshot_id, part_number, utc_now
+from ..snapshot.info import parse_time
 from ..sources.base import CrawlOptions, Job, JobResult, Source, add_unselected
 from .assemble import STAGING_SCHEMAS, assemble
 from .checkpoint import (
@@ -174,7 +176,7 @@ class Crawl:
 
     # --- running --------------------------------------------------------------------------
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> SnapshotInfo:
         self.progress.set_phase("crawling")
         if not self.crawled:
             with self._pool() as pool, _prompt_handover(self.source.processes):
@@ -201,7 +203,7 @@ class Crawl:
         self._write_repositories(counts)
         self.progress.close()
         interrupts.check()  # the last point before the snapshot is published
-        return self._metadata(counts)
+        return self._info(counts)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -358,28 +360,27 @@ class Crawl:
             writer.append((name, errors == 0, errors))
         counts["repositories"] = writer.close()
 
-    def _metadata(self, counts: dict[str, int]) -> dict[str, Any]:
+    def _info(self, counts: dict[str, int]) -> SnapshotInfo:
         errors = sorted(self.errors, key=lambda e: (e.repository or "", e.path, e.kind))
         partial = bool(self.options.repositories)
-        return {
-            "format": FORMAT,
-            "schema_version": SCHEMA_VERSION,
-            "regstat_version": __version__,
-            "id": new_snapshot_id(self.started),
-            "source": self.source.describe(),
-            "capabilities": self.source.capabilities(partial),
-            "started_at": iso(self.started),
-            "finished_at": iso(utc_now()),
-            "resumed_at": list(self.header.get("resumed_at", [])),
-            "complete": not errors and not partial,
-            "partial": partial,
-            "repository_filter": list(self.options.repositories),
+        return SnapshotInfo(
+            schema_version=SCHEMA_VERSION,
+            regstat_version=__version__,
+            id=new_snapshot_id(self.started),
+            source=self.source.describe(),
+            capabilities=self.source.capabilities(partial),
+            started_at=self.started,
+            finished_at=utc_now(),
+            resumed_at=tuple(parse_time(t) for t in self.header.get("resumed_at", [])),  # type: ignore[misc]
+            complete=not errors and not partial,
+            partial=partial,
+            repository_filter=tuple(self.options.repositories),
             # The repositories the source had: those crawled and those --repository left out.
-            "source_repositories": add_unselected(counts["repositories"], self.unselected),
-            "incomplete_repositories": sorted(n for n, e in self.repositories.items() if e),
-            "errors": [e.to_json() for e in errors],
-            "counts": {name: counts[name] for name in sorted(counts)},
-        }
+            source_repositories=add_unselected(counts["repositories"], self.unselected),
+            incomplete_repositories=tuple(sorted(n for n, e in self.repositories.items() if e)),
+            errors=tuple(errors),
+            counts=MappingProxyType(dict(counts)),
+        )
 
 
 @contextmanager

@@ -10,10 +10,10 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from ..errors import OutputExistsError, OutputRefusedError, SnapshotError
-from ..snapshot import PARTIAL_MARK, ROWS_PER_PART, STORED_SCHEMAS, STORED_TABLES, PartWriter
+from ..snapshot import PARTIAL_MARK, ROWS_PER_PART, STORED_SCHEMAS, STORED_TABLES, PartWriter, SnapshotInfo
 from ..snapshot.outputs import why_not_replaceable
 
 
@@ -59,15 +59,15 @@ class PendingSnapshot:
             shutil.rmtree(self.path / name, ignore_errors=True)
 
     @staticmethod
-    def finished_in(partial: Path) -> dict[str, Any] | None:
+    def finished_in(partial: Path) -> SnapshotInfo | None:
         """snapshot.json, when an interrupted crawl had written it and only the rename was left."""
         try:
             metadata = json.loads((partial / "snapshot.json").read_text())
-        except (OSError, ValueError):
+            return SnapshotInfo.from_json(metadata) if isinstance(metadata, dict) else None
+        except (OSError, ValueError, SnapshotError):
             return None
-        return metadata if isinstance(metadata, dict) else None
 
-    def publish(self, metadata: dict[str, Any]) -> Path:
+    def publish(self, info: SnapshotInfo) -> Path:
         """Write snapshot.json, drop the crawl's working files, move the directory into place.
 
         snapshot.json comes first: from then on the crawl is finished, and a resumed one only
@@ -77,7 +77,7 @@ class PendingSnapshot:
             if not (self.path / name).is_dir():
                 raise AssertionError(f"table {name} was not written")
         tmp = self.path / "snapshot.json.tmp"
-        tmp.write_text(json.dumps(metadata, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(info.to_json(), indent=2, sort_keys=False) + "\n")
         os.replace(tmp, self.path / "snapshot.json")
         for entry in self.path.iterdir():
             if entry.name != "snapshot.json" and entry.name not in STORED_SCHEMAS:

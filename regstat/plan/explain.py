@@ -24,6 +24,7 @@ from ..render import human_bytes, safe_text, short_digest
 from ..snapshot import Snapshot
 from . import planner
 from .explain_target import TargetFormError, resolve
+from .plan import Plan
 from .policy import from_json as policy_from_json
 
 _DIGEST = re.compile(r"\bsha256:[0-9a-f]{64}\b")
@@ -35,17 +36,18 @@ class ExplainError(RegstatError):
 
 
 def explain(
-    snapshot: Snapshot, reference: str, *, repositories: tuple[str, ...] = (), plan: dict[str, Any] | None = None,
+    snapshot: Snapshot, reference: str, *, repositories: tuple[str, ...] = (), plan: Plan | None = None,
     memory_limit: str | None = None,
 ) -> dict[str, Any]:
     """What `regstat explain` prints, as a JSON-able dict. `reference` is a digest, a short
-    digest, REPOSITORY:TAG or REPOSITORY@DIGEST (regstat.plan.explain_target). `repositories`
-    (globs; REPOSITORY:TAG and REPOSITORY@DIGEST name one) limits the manifests and references
-    listed; the blob, and whether the plan deletes it, stay judged registry-wide."""
-    if plan is not None and (plan.get("snapshot") or {}).get("id") != snapshot.metadata.get("id"):
+    digest, REPOSITORY:TAG or REPOSITORY@DIGEST (regstat.plan.explain_target); `plan` one
+    made from `snapshot` (Plan.load). `repositories` (globs; REPOSITORY:TAG and
+    REPOSITORY@DIGEST name one) limits the manifests and references listed; the blob, and
+    whether the plan deletes it, stay judged registry-wide."""
+    if plan is not None and plan.snapshot_id != snapshot.info.id:
         raise ExplainError(
-            f"the plan was made from snapshot {(plan.get('snapshot') or {}).get('id')}, not "
-            f"{snapshot.metadata.get('id')}: explain it with the snapshot it names"
+            f"the plan was made from snapshot {plan.snapshot_id}, not "
+            f"{snapshot.info.id}: explain it with the snapshot it names"
         )
     con = analysis.connect(snapshot, memory_limit=memory_limit)
     try:
@@ -91,18 +93,18 @@ def _facts(con: duckdb.DuckDBPyConnection, digest: str) -> dict[str, Any]:
     return {"digest": digest, "manifests": manifests, "references": references, "blob": blob[0] if blob else None}
 
 
-def _explain_plan(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, plan: dict[str, Any], digest: str,
+def _explain_plan(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, plan: Plan, digest: str,
                   out: dict[str, Any]) -> None:
     """Add what the plan does with `digest`, and why, to `out`."""
-    actions = [dict(a, position=i) for i, a in enumerate(plan.get("actions") or [])
-               if a.get("digest") == digest and a["action"] in ("delete_manifest", "delete_blob")]
-    planner.keep(con, snapshot, policy_from_json(plan["policy"]))
+    actions = [a for a in plan.actions_on({digest}) if a["action"] in ("delete_manifest", "delete_blob")]
+    planner.keep(con, snapshot, policy_from_json(plan.policy))
     for m in out["manifests"]:
         action = next((a for a in actions if a["action"] == "delete_manifest" and a["repository"] == m["repository"]),
                       None)
         m["plan"] = {"deleted": action is not None, "action": action,
                      "kept_by": None if action else _chain(con, m["repository"], digest, plan_mode=True)}
-    deleted_pairs = {(a["repository"], a["digest"]) for a in plan.get("actions") or [] if a["action"] == "delete_manifest"}
+    referrers = plan.actions_on({r["manifest_digest"] for r in out["references"]})
+    deleted_pairs = {(a["repository"], a["digest"]) for a in referrers if a["action"] == "delete_manifest"}
     for r in out["references"]:
         r["deleted_by_plan"] = (r["repository"], r["manifest_digest"]) in deleted_pairs
     if out["blob"] is not None or out["references"]:
@@ -115,7 +117,7 @@ def _explain_plan(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, plan: dict
             "action": action,
             "kept_references": [p for p in pairs if not p["deleted_by_plan"]],
             "last_references": [p for p in pairs if p["deleted_by_plan"]] if action else [],
-            "notes": plan.get("notes") or [],
+            "notes": plan.notes,
         }
 
 

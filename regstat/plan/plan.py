@@ -1,20 +1,25 @@
 """The Plan object: a plan's actions file (Parquet, written and read a batch at a time), its
-summary, notes and JSON header (`regstat.plan/1`)."""
+summary, notes and JSON header (`regstat.plan/1`); `Plan.load` reads a plan's JSON back."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..analysis import drop_tables
+from ..errors import RegstatError
 from ..snapshot import digest_ids
 
 
@@ -44,6 +49,26 @@ ACTION_KEYS = {
 # batches of this many rows, never held whole.
 BATCH_ROWS = 250_000
 
+# The actions file's columns (write_actions: plan_actions.sql's, numbered), as Plan.load writes them too.
+ACTIONS_SCHEMA = pa.schema([
+    ("position", pa.int64()),
+    pa.field("action", pa.string(), nullable=False),
+    ("repository", pa.string()),
+    ("tag", pa.string()),
+    ("digest", pa.string()),
+    ("uuid", pa.string()),
+    pa.field("size", pa.int64(), nullable=False),
+    ("bytes_freed", pa.int64()),
+    pa.field("reason", pa.string(), nullable=False),
+    ("rule", pa.string()),
+    ("media_type", pa.string()),
+    ("artifact_type", pa.string()),
+])
+
+
+class PlanFileError(RegstatError):
+    """A file given as a plan that is not one regstat wrote (`regstat.plan/1`), or is damaged."""
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -64,6 +89,35 @@ class Plan:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_remove", weakref.finalize(
             self, shutil.rmtree, self.actions_file.parent, ignore_errors=True))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Plan:
+        """The plan `plan-gc -o` wrote to `path` (JSON): the one place that checks its format.
+        Its actions go to an actions file, as a plan just made has them."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as e:
+            raise PlanFileError(f"{path}: not a plan: {e}") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise PlanFileError(f"{path}: not a regstat plan (format {FORMAT})")
+        shapes = {"snapshot": dict, "policy": dict, "summary": dict, "notes": list, "actions": list}
+        wrong = [key for key, shape in shapes.items() if not isinstance(doc.get(key), shape)]
+        if wrong or not isinstance(doc["snapshot"].get("id"), str):
+            raise PlanFileError(f"{path}: a damaged regstat plan ({', '.join(wrong) or 'snapshot id'} missing or wrong)")
+        directory = Path(tempfile.mkdtemp(prefix="regstat-plan-"))
+        try:
+            actions_file = _write_loaded(doc["actions"], directory / "actions.parquet")
+        except (pa.ArrowException, ValueError, AttributeError, TypeError) as e:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise PlanFileError(f"{path}: a damaged regstat plan (its actions: {e})") from None
+        return cls(snapshot=doc["snapshot"], policy=doc["policy"], summary=doc["summary"],
+                   notes=[str(n) for n in doc["notes"]], actions_file=actions_file)
+
+    @property
+    def snapshot_id(self) -> str:
+        """The id of the snapshot the plan was made from."""
+        return str(self.snapshot["id"])
 
     @property
     def count(self) -> int:
@@ -91,6 +145,15 @@ class Plan:
     @property
     def actions(self) -> list[dict[str, Any]]:
         return [{k: row[k] for k in ACTION_KEYS[row["action"]]} for row in pq.read_table(self.actions_file).to_pylist()]
+
+    def actions_on(self, digests: Collection[str]) -> list[dict[str, Any]]:
+        """The actions on these digests (their tags, manifests or blobs), in order, as the
+        plan's JSON has them and with their `position`; read a batch at a time."""
+        wanted = pa.array(sorted(digests), pa.string())
+        rows = []
+        for batch in self.batches():
+            rows += batch.filter(pc.is_in(batch.column("digest"), value_set=wanted)).to_pylist()
+        return [{**{k: row[k] for k in ACTION_KEYS[row["action"]]}, "position": row["position"]} for row in rows]
 
     def header(self) -> dict[str, Any]:
         """The plan's JSON without its actions."""
@@ -147,6 +210,19 @@ def write_actions(con: duckdb.DuckDBPyConnection, directory: Path) -> Path:
             batch = batch.set_column(index, "digest", digest)
             writer.write_batch(pa.RecordBatch.from_arrays([position, *batch.columns], schema=schema))
     sorted_path.unlink()
+    return path
+
+
+def _write_loaded(actions: list[dict[str, Any]], path: Path) -> Path:
+    """A plan's JSON actions as its actions file, numbered in their order."""
+    with pq.ParquetWriter(path, ACTIONS_SCHEMA, compression="zstd") as writer:
+        for start in range(0, len(actions), BATCH_ROWS):
+            rows = [{**action, "position": start + i} for i, action in enumerate(actions[start:start + BATCH_ROWS])]
+            for row in rows:
+                keys = ACTION_KEYS.get(str(row.get("action")), ())
+                if not keys or any(key not in row for key in keys):
+                    raise ValueError(f"action #{row['position']} is not one plan-gc writes")
+            writer.write_table(pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA))
     return path
 
 

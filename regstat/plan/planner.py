@@ -40,7 +40,7 @@ from ..analysis import drop_tables
 from ..analysis import reachability
 from ..durations import format_duration
 from ..errors import RegstatError
-from ..snapshot import Snapshot, digest_ids
+from ..snapshot import Snapshot, SnapshotInfo, digest_ids, iso
 from .plan import KINDS, Plan, summary_key, write_actions
 from .policy import Policy, PolicyError, Rule
 
@@ -57,9 +57,7 @@ class PlanError(RegstatError):
 
 def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = None) -> Plan:
     """Make the plan for `snapshot` under `policy`."""
-    meta = snapshot.metadata
-    capabilities = meta.get("capabilities") or {}
-    kind = (meta.get("source") or {}).get("kind", "unknown")
+    info = snapshot.info
 
     # Keyed: every join and group-by on digest ids; the actions' ids become digests at the end.
     con = analysis.connect(snapshot, memory_limit=memory_limit, reachable=False, keyed=True)
@@ -80,7 +78,7 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         _create(con, "plan_tag_actions")
         _order(con)
         _create(con, "plan_released", "plan_blobs")
-        restrictions = _blob_restrictions(meta, capabilities, kind, blocked)
+        restrictions = _blob_restrictions(info, blocked)
         estimated = bool(restrictions)
         allowed = "FALSE" if estimated else "TRUE"  # no blob or upload actions on an estimate
         con.execute(f"CREATE TABLE plan_blob_actions AS SELECT digest, size, reason FROM plan_released "
@@ -105,8 +103,8 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         raise
     finally:
         con.close()
-    notes = restrictions + _notes(capabilities, kind, blocked.reasons, policy)
-    return Plan(snapshot=_identity(meta), policy=policy.to_json(), summary=summary, notes=notes,
+    notes = restrictions + _notes(info, blocked.reasons, policy)
+    return Plan(snapshot=_identity(info), policy=policy.to_json(), summary=summary, notes=notes,
                 actions_file=actions_file)
 
 
@@ -119,13 +117,11 @@ def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> 
     """Decide tags and fill `reachable` (in a connection from analysis.connect) with what the
     plan keeps; `reachable_now` keeps the current reachability, `plan_protected` the
     protections. Return the tag decisions and the repositories the plan may not touch."""
-    meta = snapshot.metadata
-    capabilities = meta.get("capabilities") or {}
-    kind = (meta.get("source") or {}).get("kind", "unknown")
-    taken_at = _time(meta.get("finished_at")) or datetime.now(timezone.utc)
-    _check_policy_fits(policy, capabilities, kind)
+    info = snapshot.info
+    taken_at = info.finished_at or datetime.now(timezone.utc)
+    _check_policy_fits(policy, info)
     con.execute("CREATE TABLE reachable_now AS SELECT * FROM reachable")
-    blocked = _blocked_repositories(con, meta)
+    blocked = _blocked_repositories(con, info)
     repositories = [r[0] for r in con.execute(
         "SELECT repository FROM repositories UNION SELECT repository FROM manifests "
         "UNION SELECT repository FROM tags ORDER BY 1"
@@ -143,10 +139,10 @@ def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> 
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def _check_policy_fits(policy: Policy, capabilities: dict[str, Any], kind: str) -> None:
-    if not capabilities.get("pull_times") and any(r.pulled_within is not None for r in policy.all_rules):
+def _check_policy_fits(policy: Policy, info: SnapshotInfo) -> None:
+    if not info.capabilities.pull_times and any(r.pulled_within is not None for r in policy.all_rules):
         raise PolicyError(
-            f"pulled_within needs pull times, and the snapshot's source ({kind}) has none: "
+            f"pulled_within needs pull times, and the snapshot's source ({info.source.kind}) has none: "
             "drop --pulled-within, or plan on a snapshot of a source that records pulls (ECR)"
         )
 
@@ -162,7 +158,7 @@ class Blocked:
     unreadable_manifests: int
 
 
-def _blocked_repositories(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> Blocked:
+def _blocked_repositories(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> Blocked:
     reasons: dict[str, str] = {}
     unreadable = 0
     for (repository, status, count) in con.execute(
@@ -174,8 +170,7 @@ def _blocked_repositories(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) 
     errored = {r[0] for r in con.execute(
         "SELECT repository FROM repositories WHERE NOT complete OR error_count > 0"
     ).fetchall()}
-    errored |= set(meta.get("incomplete_repositories") or [])
-    errored |= {e.get("repository") for e in meta.get("errors") or [] if e.get("repository")}
+    errored |= info.errored_repositories
     for repository in errored:
         reasons.setdefault(repository, "the crawl recorded errors in this repository")
     return Blocked(reasons, frozenset(errored), unreadable)
@@ -356,15 +351,15 @@ def _keep_reachable(con: duckdb.DuckDBPyConnection) -> None:
 # --- restrictions -----------------------------------------------------------------------------
 
 
-def _blob_restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind: str, blocked: Blocked) -> list[str]:
+def _blob_restrictions(info: SnapshotInfo, blocked: Blocked) -> list[str]:
     """Why this plan may not delete blobs (docs/design.md rules 5 and 6); empty when it may."""
     why = []
-    if not (capabilities.get("unreferenced_blobs") and capabilities.get("stored_blob_sizes")):
-        why.append(f"the source ({kind}) frees blobs itself: no blob deletions; bytes are an estimate")
-    if meta.get("partial"):
+    if not (info.capabilities.unreferenced_blobs and info.capabilities.stored_blob_sizes):
+        why.append(f"the source ({info.source.kind}) frees blobs itself: no blob deletions; bytes are an estimate")
+    if info.partial:
         why.append("partial snapshot (--repository): other repositories may use any blob, so no blob deletions")
     # A partial snapshot is not complete either, but has its own reason above.
-    if meta.get("errors") or blocked.errored or not (meta.get("complete") or meta.get("partial")):
+    if info.errors or blocked.errored or not (info.complete or info.partial):
         why.append("the snapshot is incomplete (crawl errors): no blob deletions")
     if blocked.unreadable_manifests:
         why.append(f"{blocked.unreadable_manifests} manifest(s) could not be read and may reference any blob: "
@@ -372,10 +367,10 @@ def _blob_restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind:
     return why
 
 
-def _notes(capabilities: dict[str, Any], kind: str, blocked: dict[str, str], policy: Policy) -> list[str]:
+def _notes(info: SnapshotInfo, blocked: dict[str, str], policy: Policy) -> list[str]:
     notes = []
-    if any(r.untagged for r in policy.all_rules) and capabilities.get("untagged_manifests") is not True:
-        notes.append(f"the source ({kind}) cannot see untagged manifests: untagged finds nothing to delete")
+    if any(r.untagged for r in policy.all_rules) and not info.capabilities.untagged_manifests:
+        notes.append(f"the source ({info.source.kind}) cannot see untagged manifests: untagged finds nothing to delete")
     for repository, why in sorted(blocked.items()):
         notes.append(f"{repository}: no deletions: {why}")
     return notes
@@ -431,13 +426,13 @@ def _summary(con: duckdb.DuckDBPyConnection, estimated: bool) -> dict[str, Any]:
     }
 
 
-def _identity(meta: dict[str, Any]) -> dict[str, Any]:
+def _identity(info: SnapshotInfo) -> dict[str, Any]:
     return {
-        "id": meta.get("id"),
-        "source": meta.get("source"),
-        "taken_at": meta.get("finished_at"),
-        "complete": bool(meta.get("complete")),
-        "partial": bool(meta.get("partial")),
+        "id": info.id,
+        "source": info.source.to_json(),
+        "taken_at": iso(info.finished_at),
+        "complete": info.complete,
+        "partial": info.partial,
     }
 
 
@@ -449,7 +444,3 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     cursor = con.execute(sql)
     columns = [d[0] for d in cursor.description]
     return [dict(zip(columns, row)) for row in cursor.fetchall()]
-
-
-def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None

@@ -105,9 +105,8 @@ def cell(column: str, value: Any) -> str:
 
 
 def source_line(report: Report) -> str:
-    source = report.snapshot.get("source") or {}
-    where = source.get("location") or ""
-    return f"{source.get('kind', 'unknown')} {where}".strip()
+    source = report.snapshot["source"]  # SourceInfo.to_json()
+    return f"{source['kind']} {source['location'] or ''}".strip()
 
 
 def notes(report: Report) -> list[str]:

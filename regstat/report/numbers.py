@@ -19,8 +19,9 @@ from typing import Any
 import duckdb
 
 from .. import analysis, queries
+from ..errors import CrawlError
 from ..model import repository_selected
-from ..snapshot import Snapshot, digest_ids
+from ..snapshot import Snapshot, SnapshotInfo, digest_ids, iso
 from .reclaimable import GRACE, bind_settings, reclaimable_now
 
 FORMAT = "regstat.report/1"
@@ -119,12 +120,11 @@ def build_report(
 ) -> Report:
     """Compute the report of `snapshot`; `top` bounds each top list. `repositories` (globs)
     limits the rows per repository; every other figure stays registry-wide."""
-    meta = snapshot.metadata
-    capabilities = meta.get("capabilities") or {}
-    kind = (meta.get("source") or {}).get("kind", "unknown")
-    sees_untagged = capabilities.get("untagged_manifests") is True
-    sees_stored = capabilities.get("unreferenced_blobs") is True
-    stored_sizes = capabilities.get("stored_blob_sizes") is True
+    info = snapshot.info
+    kind = info.source.kind
+    sees_untagged = info.capabilities.untagged_manifests
+    sees_stored = info.capabilities.unreferenced_blobs
+    stored_sizes = info.capabilities.stored_blob_sizes
 
     # Keyed: every join and group-by on digest ids; _all turns the ids it returns into digests.
     con = analysis.connect(snapshot, memory_limit=memory_limit, keyed=True)
@@ -144,14 +144,14 @@ def build_report(
         shared = _all(con, queries.load("most_shared_layers"), limit=top)
         by_repository = _all(con, queries.load("orphaned_by_repository"), limit=None if repositories else top)
         by_repository = [row for row in by_repository if repository_selected(row["repository"], repositories)][:top]
-        bind_settings(con, meta)
+        bind_settings(con, info)
         stale = _one(con, queries.load("stale_upload_summary"))
         # Last: it replaces `reachable`, which every query above reads, by what the plan keeps.
-        reclaimable = reclaimable_now(con, meta)
+        reclaimable = reclaimable_now(con, info)
     finally:
         con.close()
 
-    partial = bool(meta.get("partial"))
+    partial = info.partial
     if partial:  # the blobs the crawled repositories use, not every blob the store holds
         physical = totals["referenced_stored_bytes"] if stored_sizes else totals["referenced_bytes"]
     else:
@@ -195,14 +195,14 @@ def build_report(
         row["complete"] = state.get("complete")
         row["error_count"] = state.get("error_count")
 
-    identity = _identity(meta)
+    identity = _identity(info)
     return Report(
         snapshot=identity,
         state=state_text(identity),
         summary=summary,
         unknown=unknown,
         estimates=estimates,
-        warnings=_warnings(meta, totals["unparsed_manifests"] or 0) + _scope_warnings(repositories),
+        warnings=_warnings(info, totals["unparsed_manifests"] or 0) + _scope_warnings(repositories),
         repositories=usage,
         sharing_histogram=histogram,
         largest_layers=largest,
@@ -222,31 +222,30 @@ def _scope_warnings(repositories: tuple[str, ...]) -> list[str]:
             "figure (reclaimable now, totals, layers, uploads) is registry-wide"]
 
 
-def _identity(meta: dict[str, Any]) -> dict[str, Any]:
-    errors = meta.get("errors") or []
+def _identity(info: SnapshotInfo) -> dict[str, Any]:
     return {
-        "id": meta.get("id"),
-        "source": meta.get("source"),
-        "capabilities": meta.get("capabilities"),
-        "taken_at": meta.get("finished_at"),
-        "started_at": meta.get("started_at"),
-        "finished_at": meta.get("finished_at"),
-        "complete": bool(meta.get("complete")),
-        "partial": bool(meta.get("partial")),
-        "repository_filter": list(meta.get("repository_filter") or []),
-        "repositories": (meta.get("counts") or {}).get("repositories"),
-        "source_repositories": meta.get("source_repositories"),
-        "incomplete_repositories": list(meta.get("incomplete_repositories") or []),
-        "errors": len(errors),
-        "error_kinds": _error_kinds(errors),
-        "regstat_version": meta.get("regstat_version"),
+        "id": info.id,
+        "source": info.source.to_json(),
+        "capabilities": info.capabilities.to_json(),
+        "taken_at": iso(info.finished_at),
+        "started_at": iso(info.started_at),
+        "finished_at": iso(info.finished_at),
+        "complete": info.complete,
+        "partial": info.partial,
+        "repository_filter": list(info.repository_filter),
+        "repositories": info.counts.get("repositories"),
+        "source_repositories": info.source_repositories,
+        "incomplete_repositories": list(info.incomplete_repositories),
+        "errors": len(info.errors),
+        "error_kinds": _error_kinds(info.errors),
+        "regstat_version": info.regstat_version,
     }
 
 
-def _error_kinds(errors: list[dict[str, Any]]) -> dict[str, int]:
+def _error_kinds(errors: tuple[CrawlError, ...]) -> dict[str, int]:
     kinds: dict[str, int] = {}
     for error in errors:
-        kinds[str(error.get("kind"))] = kinds.get(str(error.get("kind")), 0) + 1
+        kinds[error.kind] = kinds.get(error.kind, 0) + 1
     return dict(sorted(kinds.items()))
 
 
@@ -279,17 +278,17 @@ def counted(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
-def _warnings(meta: dict[str, Any], unparsed: int) -> list[str]:
+def _warnings(info: SnapshotInfo, unparsed: int) -> list[str]:
     """What the state means for the figures, once per condition (the state says which)."""
     warnings = []
-    if meta.get("errors"):
+    if info.errors:
         warnings.append(
             "the figures cover only what the crawl could read; its errors are listed in snapshot.json"
         )
-    elif not meta.get("complete") and not meta.get("partial"):
+    elif not info.complete and not info.partial:
         warnings.append("the figures may miss what the crawl did not read")
-    if meta.get("partial"):
-        globs = ", ".join(meta.get("repository_filter") or [])
+    if info.partial:
+        globs = ", ".join(info.repository_filter)
         warnings.append(
             f"only the repositories matching --repository {globs} were crawled: physical bytes count the "
             "blobs they reference, and exclusive, shared and orphaned bytes do not see the other repositories' "

@@ -27,6 +27,7 @@ import pyarrow as pa
 from .. import queries
 from ..analysis import reachability
 from ..durations import DEFAULT_GRACE, format_duration
+from ..snapshot import SnapshotInfo
 
 GRACE = format_duration(DEFAULT_GRACE)
 _TIME = pa.timestamp("us", tz="UTC")
@@ -60,21 +61,18 @@ class Reclaimable:
         }
 
 
-def bind_settings(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> None:
+def bind_settings(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> None:
     """Register `reclaim_settings` (one row: grace_cutoff), measured from when the crawl
     finished, or from now if snapshot.json does not say (as the planner measures it)."""
-    finished = meta.get("finished_at")
-    taken_at = datetime.fromisoformat(finished.replace("Z", "+00:00")) if finished else datetime.now(timezone.utc)
+    taken_at = info.finished_at or datetime.now(timezone.utc)
     con.register("reclaim_settings", pa.table({"grace_cutoff": pa.array([taken_at - DEFAULT_GRACE], _TIME)}))
 
 
-def reclaimable_now(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> Reclaimable:
+def reclaimable_now(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> Reclaimable:
     """The figure, in a report's connection (regstat.analysis, keyed) once every query that
     reads the report's own `reachable` has run: this replaces it with what the plan keeps.
     `blob_references` must be a table already (queries.materialise_view)."""
-    capabilities = meta.get("capabilities") or {}
-    kind = (meta.get("source") or {}).get("kind", "unknown")
-    incomplete = pa.table({"repository": pa.array(list(meta.get("incomplete_repositories") or []), pa.string())})
+    incomplete = pa.table({"repository": pa.array(list(info.incomplete_repositories), pa.string())})
     con.register("reclaim_incomplete", incomplete)
     _create(con, "reclaim_blocked", "reclaimable_blocked")
     # The planner's own seed and closure, over its tables' stand-ins under this policy.
@@ -93,15 +91,15 @@ def reclaimable_now(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> Rec
         "SELECT (SELECT count(*) FROM reclaim_blocked WHERE errored), "
         "(SELECT count(*) FROM manifests WHERE status <> 'ok')"
     ).fetchone()
-    estimate = restrictions(meta, capabilities, kind, errored, unreadable)
+    estimate = restrictions(info, errored, unreadable)
     if estimate:  # no blob or upload deletions: the bytes the deleted manifests release
         parts = (row["released_bytes"], 0, 0, 0, 0)
     else:
         parts = (row["freed_bytes"], row["unreferenced_blobs"], row["unreferenced_bytes"],
                  row["uploads"], row["upload_bytes"])
     manifest_bytes, unreferenced, unreferenced_bytes, uploads, upload_bytes = parts
-    if capabilities.get("untagged_manifests") is not True:
-        estimate.append(f"the source ({kind}) cannot see untagged manifests, so this counts none of them")
+    if not info.capabilities.untagged_manifests:
+        estimate.append(f"the source ({info.source.kind}) cannot see untagged manifests, so this counts none of them")
     return Reclaimable(
         bytes=manifest_bytes + unreferenced_bytes + upload_bytes,
         estimate=estimate,
@@ -114,16 +112,16 @@ def reclaimable_now(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> Rec
     )
 
 
-def restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind: str, errored: int, unreadable: int) -> list[str]:
+def restrictions(info: SnapshotInfo, errored: int, unreadable: int) -> list[str]:
     """Why plan-gc may delete no blob here, so that the figure is an estimate (DESIGN.md
     safety rules 5 and 6; the conditions of regstat.plan.planner's _blob_restrictions)."""
     why = []
-    if meta.get("partial"):
+    if info.partial:
         why.append("the repositories --repository left out may use any blob, so plan-gc deletes no blobs")
-    elif not (capabilities.get("unreferenced_blobs") and capabilities.get("stored_blob_sizes")):
-        why.append(f"the registry ({kind}) frees blobs itself: plan-gc deletes manifests only, "
+    elif not (info.capabilities.unreferenced_blobs and info.capabilities.stored_blob_sizes):
+        why.append(f"the registry ({info.source.kind}) frees blobs itself: plan-gc deletes manifests only, "
                    "and the bytes are what their blobs would free")
-    if meta.get("errors") or errored or not (meta.get("complete") or meta.get("partial")):
+    if info.errors or errored or not (info.complete or info.partial):
         why.append("crawl errors: what was not read may use any blob, so plan-gc deletes no blobs")
     if unreadable:
         why.append(f"{unreadable} manifest(s) could not be read and may reference any blob: plan-gc deletes no blobs")

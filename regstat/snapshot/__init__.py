@@ -1,10 +1,11 @@
 """The snapshot: Parquet tables plus snapshot.json, the contract between crawl and the rest.
 
-schemas: the format; writer: Parquet parts; reader: Snapshot; digest_ids: digests stored
-once; outputs: where regstat may write.
+schemas: the format; info: snapshot.json as types (SnapshotInfo, SourceInfo, Capabilities);
+writer: Parquet parts; reader: Snapshot; digest_ids: digests stored once; outputs: where
+regstat may write.
 """
 
-from .outputs import local_directory
+from .info import Capabilities, SnapshotInfo, SourceInfo
 from .reader import Snapshot
 from .schemas import (
     ADDED_COLUMNS,
@@ -37,10 +38,12 @@ __all__ = [
     "STORED_SCHEMAS",
     "STORED_TABLES",
     "TABLES",
+    "Capabilities",
     "PartWriter",
     "Snapshot",
+    "SnapshotInfo",
+    "SourceInfo",
     "iso",
-    "local_directory",
     "new_snapshot_id",
     "part_number",
     "utc_now",

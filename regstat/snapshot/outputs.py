@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
 
 from ..errors import OutputRefusedError
 from .reader import Snapshot
@@ -72,7 +71,7 @@ def check_file_output(snapshot: Snapshot, path: str | os.PathLike[str]) -> Path:
         enclosing = enclosing_snapshot(target)
     if enclosing is not None:
         raise OutputRefusedError(f"{path}: inside the snapshot {enclosing}, which is never written; choose a path outside it")
-    source = local_directory(snapshot.metadata.get("source") or {})
+    source = snapshot.info.source.local_directory
     if source is not None and within(target, source):
         raise OutputRefusedError(
             f"{path}: inside {source}, the SOURCE the snapshot was crawled from, which regstat never "
@@ -130,11 +129,3 @@ def _stray(entry: os.DirEntry[str]) -> str | None:
         return next((f"{entry.name}/{part.name}" for part in parts
                      if part_number(part.name) is None or not part.is_file(follow_symlinks=False)), None)
 
-
-def local_directory(description: Mapping[str, Any]) -> Path | None:
-    """The directory on this machine that a source reads, from its `describe()` (`source` in
-    snapshot.json): a storage root on disk or an OCI layout; None for S3 and registries."""
-    kind, driver = description.get("kind"), description.get("driver")
-    if kind == "oci-layout" or (kind == "storage-layout" and driver == "filesystem"):
-        return Path(description["location"])
-    return None

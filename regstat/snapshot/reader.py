@@ -10,22 +10,23 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import __version__
 from ..errors import SnapshotError
-from .schemas import ADDED_COLUMNS, FORMAT, LEGACY_VALUES, PARTIAL_MARK, READABLE_VERSIONS, SCHEMA_VERSION, STORED_TABLES
+from .info import SnapshotInfo
+from .schemas import ADDED_COLUMNS, FORMAT, LEGACY_VALUES, PARTIAL_MARK, READABLE_VERSIONS, STORED_TABLES
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A finished snapshot, opened for reading."""
+    """A finished snapshot, opened for reading: its directory, and snapshot.json as `info`."""
 
     path: Path
-    metadata: dict[str, Any]
+    info: SnapshotInfo
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> "Snapshot":
@@ -53,15 +54,11 @@ class Snapshot:
         for name in STORED_TABLES:
             if not any((directory / name).glob("*.parquet")):
                 raise SnapshotError(f"{path}: table {name} is missing")
-        return cls(directory, metadata)
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.metadata.get("complete"))
-
-    @property
-    def errors(self) -> list[dict[str, Any]]:
-        return list(self.metadata.get("errors", []))
+        try:
+            info = SnapshotInfo.from_json(metadata)
+        except SnapshotError as e:
+            raise SnapshotError(f"{path}: {e}") from None
+        return cls(directory, info)
 
     def table_glob(self, name: str) -> str:
         return str(self.path / name / "*.parquet")
@@ -75,10 +72,10 @@ class Snapshot:
     def missing_columns(self) -> dict[str, dict[str, str]]:
         """The columns this snapshot's version lacks, by table: name -> the SQL value each
         reads as (NULL of its type, or its LEGACY_VALUES for this snapshot's source)."""
-        kind = (self.metadata.get("source") or {}).get("kind")
+        kind = self.info.source.kind
         missing: dict[str, dict[str, str]] = {}
         for version, tables in ADDED_COLUMNS.items():
-            if self.metadata.get("schema_version", SCHEMA_VERSION) < version:
+            if self.info.schema_version < version:
                 for table, columns in tables.items():
                     for column, type_ in columns.items():
                         legacy = LEGACY_VALUES.get((table, column), {})

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Protocol
 from ..errors import CrawlError
 from ..model import Manifest
 from ..progress import Progress
+from ..snapshot.info import Capabilities, SourceInfo
 
 ManifestResult = Manifest | tuple[str, str, str]  # parsed, or (digest, status, message)
 Job = tuple[Callable[..., "JobResult"], tuple[Any, ...]]
@@ -85,12 +86,13 @@ class Source(Protocol):
     processes: bool  # run jobs in worker processes (else threads)
     default_concurrency: int
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SourceInfo:
         """`source` in snapshot.json: kind, location, and nothing secret."""
         ...
 
-    def capabilities(self, partial: bool) -> dict[str, Any]:
-        """`capabilities` in snapshot.json."""
+    def capabilities(self, partial: bool) -> Capabilities:
+        """`capabilities` in snapshot.json: what it sees of the registry (of the crawled
+        repositories only, when `partial`)."""
         ...
 
     def first_jobs(self) -> list[Job]: ...

@@ -38,6 +38,7 @@ import botocore.session
 from .. import __version__
 from ..errors import CrawlError, ManifestError, SourceError
 from ..model import Manifest, MediaType, digest_of, is_digest, parse_manifest
+from ..snapshot.info import Capabilities, SourceInfo
 from .base import CrawlOptions, Job, JobResult, ManifestResult, add_unselected
 
 DEFAULT_CONCURRENCY = 8
@@ -59,14 +60,14 @@ ACCEPTED_MEDIA_TYPES = (
     MediaType.DOCKER_SCHEMA1,
 )
 
-CAPABILITIES = {
-    "untagged_manifests": True,
-    "unreferenced_blobs": False,
-    "stored_blob_sizes": False,
-    "push_times": "exact",  # imagePushedAt
-    "pull_times": "exact",  # lastRecordedPullTime, which ECR refreshes at least once a day
-    "locks": None,  # tag immutability is per repository, and does not stop deletion
-}
+CAPABILITIES = Capabilities(
+    untagged_manifests=True,
+    unreferenced_blobs=False,
+    stored_blob_sizes=False,
+    push_times="exact",  # imagePushedAt
+    pull_times="exact",  # lastRecordedPullTime, which ECR refreshes at least once a day
+    locks=None,  # tag immutability is per repository, and does not stop deletion
+)
 
 _REGISTRY_ID = re.compile(r"[0-9]{12}")  # an AWS account id
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -125,14 +126,12 @@ class EcrSource:
         self.endpoint_url = endpoint_url
         self.globs = globs
 
-    def describe(self) -> dict[str, Any]:
-        description: dict[str, Any] = {"kind": "ecr", "location": self.api.location, "registry_id": self.registry_id}
-        if self.endpoint_url:
-            description["endpoint_url"] = self.endpoint_url
-        return description
+    def describe(self) -> SourceInfo:
+        return SourceInfo(kind="ecr", location=self.api.location, registry_id=self.registry_id,
+                          endpoint_url=self.endpoint_url or None)
 
-    def capabilities(self, partial: bool) -> dict[str, Any]:
-        return dict(CAPABILITIES)
+    def capabilities(self, partial: bool) -> Capabilities:
+        return CAPABILITIES
 
     def first_jobs(self) -> list[Job]:
         return [(plan_ecr, (self.api, self.globs))]

@@ -27,11 +27,12 @@ import json
 import os
 import stat
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator, Sequence
 
 from ..errors import CrawlError, SourceError
 from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest
+from ..snapshot.info import Capabilities, SourceInfo
 from .base import CrawlOptions, Job, JobResult, ManifestResult
 from .storage_tree.storage import read_fd
 from .storage_tree.jobs import parse_or_record
@@ -43,14 +44,14 @@ MAX_DEPTH = 8  # manifests on a path down from index.json; real layouts nest two
 LAYOUT_FILE_LIMIT = 64 * 1024  # oci-layout holds one small JSON object
 INDEX_JSON_LIMIT = 64 * 1024 * 1024  # index.json is not a blob: no 4 MiB rule, but a bound
 
-CAPABILITIES = {
-    "untagged_manifests": True,
-    "unreferenced_blobs": True,
-    "stored_blob_sizes": True,
-    "push_times": "approximate",  # modification times of manifest blobs
-    "pull_times": None,
-    "locks": None,
-}
+CAPABILITIES = Capabilities(
+    untagged_manifests=True,
+    unreferenced_blobs=True,
+    stored_blob_sizes=True,
+    push_times="approximate",  # modification times of manifest blobs
+    pull_times=None,
+    locks=None,
+)
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -87,11 +88,11 @@ class OCILayoutSource:
             fnmatch.fnmatchcase(name, glob) for glob in options.repositories
         )
 
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "oci-layout", "location": self.location, "repository": self.name}
+    def describe(self) -> SourceInfo:
+        return SourceInfo(kind="oci-layout", location=self.location, repository=self.name)
 
-    def capabilities(self, partial: bool) -> dict[str, Any]:
-        return {**CAPABILITIES, "unreferenced_blobs": not partial}
+    def capabilities(self, partial: bool) -> Capabilities:
+        return replace(CAPABILITIES, unreferenced_blobs=not partial)
 
     def first_jobs(self) -> list[Job]:
         jobs: list[Job] = [(list_blobs, (self.location, 0 if self.selected else 1))]

@@ -38,6 +38,7 @@ from urllib.parse import quote, urlsplit
 
 from ...errors import ApiProblem, CrawlError, SourceError
 from ...model import MAX_MANIFEST_BYTES, TAG, Manifest, MediaType, is_digest
+from ...snapshot.info import Capabilities, SourceInfo
 from ..base import CrawlOptions, Job, JobResult, add_unselected
 from .http import HttpClient, tls_context
 from .auth import REALM_HOSTS_VARIABLE, Authenticator, Credentials
@@ -53,14 +54,14 @@ from .client import (
 from ..storage_tree.jobs import parse_or_record
 from ..storage_tree.layout import valid_repository_name
 
-CAPABILITIES = {
-    "untagged_manifests": False,  # only tags and what they reach
-    "unreferenced_blobs": False,
-    "stored_blob_sizes": False,  # sizes come from descriptors
-    "push_times": None,
-    "pull_times": None,
-    "locks": None,
-}
+CAPABILITIES = Capabilities(
+    untagged_manifests=False,  # only tags and what they reach
+    unreferenced_blobs=False,
+    stored_blob_sizes=False,  # sizes come from descriptors
+    push_times=None,
+    pull_times=None,
+    locks=None,
+)
 PAGE_SIZE_VARIABLE = "REGSTAT_PAGE_SIZE"
 DEFAULT_PAGE_SIZE = 1000
 TAGS_PER_JOB = 64
@@ -140,11 +141,11 @@ class DistributionApiSource:
         self.client = client
         self.globs = globs
 
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "distribution-api", "location": self.client.base}
+    def describe(self) -> SourceInfo:
+        return SourceInfo(kind="distribution-api", location=self.client.base)
 
-    def capabilities(self, partial: bool) -> dict[str, Any]:
-        return dict(CAPABILITIES)
+    def capabilities(self, partial: bool) -> Capabilities:
+        return CAPABILITIES
 
     def first_jobs(self) -> list[Job]:
         return [(list_repositories, (self.client, self.globs))]

@@ -8,13 +8,14 @@ serialise it) or threads (S3: every request waits on the network).
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from ...errors import CrawlError, ManifestError
 from ...model import MAX_MANIFEST_BYTES, is_digest, parse_manifest
+from ...snapshot.info import Capabilities, SourceInfo
 from ..base import CrawlOptions, Job, JobResult, ManifestResult
-from .storage import Entry, Storage
+from .storage import Entry, PagedStorage, Storage
 from .layout import (
     BAD_NAME,
     LINK_LIMIT,
@@ -31,14 +32,14 @@ from .layout import (
 )
 
 
-CAPABILITIES = {
-    "untagged_manifests": True,
-    "unreferenced_blobs": True,
-    "stored_blob_sizes": True,
-    "push_times": "approximate",  # modification times of link files
-    "pull_times": None,
-    "locks": None,
-}
+CAPABILITIES = Capabilities(
+    untagged_manifests=True,
+    unreferenced_blobs=True,
+    stored_blob_sizes=True,
+    push_times="approximate",  # modification times of link files
+    pull_times=None,
+    locks=None,
+)
 
 
 class StorageLayoutSource:
@@ -51,11 +52,11 @@ class StorageLayoutSource:
         self.globs = options.repositories
         self.verify_links = options.verify_links
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SourceInfo:
         return self.storage.describe()
 
-    def capabilities(self, partial: bool) -> dict[str, Any]:
-        return {**CAPABILITIES, "unreferenced_blobs": not partial}
+    def capabilities(self, partial: bool) -> Capabilities:
+        return replace(CAPABILITIES, unreferenced_blobs=not partial)
 
     def first_jobs(self) -> list[Job]:
         return [(plan_storage_layout, (self.storage, self.globs, self.verify_links))]
@@ -82,7 +83,7 @@ def plan_storage_layout(storage: Storage, globs: tuple[str, ...], verify_links: 
         return names
 
     for algorithm in directories("blobs"):
-        if hasattr(storage, "list_page"):
+        if isinstance(storage, PagedStorage):
             result.jobs.append((list_blobs, (storage, f"blobs/{algorithm}")))
             continue
         for shard in directories(f"blobs/{algorithm}"):
@@ -151,10 +152,10 @@ KEYS_PER_RANGE = 900  # expected; a page holds 1,000, so most ranges take one re
 MAX_RANGES = 4096  # per job listing; more would be jobs the crawl queues and journals for nothing
 
 
-def list_blobs(storage: Storage, prefix: str) -> JobResult:
+def list_blobs(storage: PagedStorage, prefix: str) -> JobResult:
     """Stored blobs under `blobs/<alg>`: its first listing page, then the rest in ranges."""
     try:
-        entries, more = storage.list_page(prefix)  # type: ignore[attr-defined]
+        entries, more = storage.list_page(prefix)
     except OSError as e:
         return _cannot_list(prefix, e)
     result = _blobs(entries)
@@ -200,12 +201,12 @@ def _hex_position(prefix: str, path: str) -> float | None:
         return None
 
 
-def list_blob_range(storage: Storage, prefix: str, after: str, until: str | None) -> JobResult:
+def list_blob_range(storage: PagedStorage, prefix: str, after: str, until: str | None) -> JobResult:
     """Stored blobs under `prefix` past the path `after` (from the start: ""), up to `until`
     (to the end: None)."""
     entries: list[Entry] = []
     try:
-        pages = storage.walk_pages(prefix, after=after)  # type: ignore[attr-defined]
+        pages = storage.walk_pages(prefix, after=after)
         for page in pages:
             if until is not None and page and page[-1].path > until:
                 entries += [e for e in page if e.path <= until]
@@ -254,7 +255,7 @@ def crawl_repository_shard(
     request (listing its subdirectories first would be a second).
     """
     try:
-        if hasattr(storage, "list_page"):
+        if isinstance(storage, PagedStorage):
             entries, more = storage.list_page(prefix)
             if not more:
                 return _crawl_repositories(storage, [], globs, verify_links, entries)

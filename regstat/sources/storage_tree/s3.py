@@ -33,6 +33,7 @@ import botocore.session
 import urllib3.exceptions
 
 from ...errors import BadAnswer, SourceError
+from ...snapshot.info import SourceInfo
 from .storage import LAYOUT_ROOT, Entry
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
@@ -96,11 +97,9 @@ class S3Storage:
         self._readers = ThreadPoolExecutor(max_connections or self.default_concurrency, thread_name_prefix="s3-read")
         self._check()
 
-    def describe(self) -> dict[str, str]:
-        description = {"kind": "storage-layout", "driver": self.driver, "location": self.location}
-        if self.endpoint_url:
-            description["endpoint_url"] = self.endpoint_url
-        return description
+    def describe(self) -> SourceInfo:
+        return SourceInfo(kind="storage-layout", driver=self.driver, location=self.location,
+                          endpoint_url=self.endpoint_url or None)
 
     def _check(self) -> None:
         try:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 import stat
 from stat import S_ISLNK, S_ISREG
-from typing import Callable, Iterator, NamedTuple, Protocol
+from typing import Callable, Iterator, NamedTuple, Protocol, runtime_checkable
 
 from ...errors import SourceError
+from ...snapshot.info import SourceInfo
 
 LAYOUT_ROOT = "docker/registry/v2"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -67,7 +68,22 @@ class Storage(Protocol):
 
     def read_many(self, paths: list[str], limit: int) -> dict[str, bytes | OSError]: ...
 
-    def describe(self) -> dict[str, str]: ...
+    def describe(self) -> SourceInfo: ...
+
+
+@runtime_checkable
+class PagedStorage(Storage, Protocol):
+    """A storage that lists in pages (S3): a whole directory's files in one request when they
+    fit a page, and a listing resumed past any path, so that ranges of a large one (the
+    blobs) can be listed in parallel. The crawl's jobs use it where the storage is one."""
+
+    def list_page(self, prefix: str) -> tuple[list[Entry], bool]:
+        """The first page of `walk(prefix)`, and whether more follow."""
+        ...
+
+    def walk_pages(self, prefix: str, after: str | None = None) -> Iterator[list[Entry]]:
+        """`walk(prefix)` a page at a time, from the first path past `after`."""
+        ...
 
 
 class FilesystemStorage:
@@ -90,8 +106,8 @@ class FilesystemStorage:
         if not os.access(self._base, os.R_OK | os.X_OK):
             raise SourceError(f"{root}: permission denied")
 
-    def describe(self) -> dict[str, str]:
-        return {"kind": "storage-layout", "driver": self.driver, "location": self.location}
+    def describe(self) -> SourceInfo:
+        return SourceInfo(kind="storage-layout", driver=self.driver, location=self.location)
 
     def _local(self, path: str) -> str:
         return os.path.join(self._base, *[p for p in path.split("/") if p])

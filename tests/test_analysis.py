@@ -595,7 +595,7 @@ def test_nested_indexes_referrers_of_referrers_and_cycles(tmp_path: Path) -> Non
     assert got == {m[0]: (0, "tag"), m[1]: (1, "index"), m[2]: (2, "index"), m[3]: (3, "referrer"),
                    m[4]: (4, "referrer")}
     reasons = dict(rows(con, "SELECT digest, reason FROM orphaned_manifests"))
-    assert reasons == {m[5]: "child of orphaned index", m[6]: "child of orphaned index"}
+    assert reasons == {m[5]: "child of an orphaned index", m[6]: "child of an orphaned index"}
 
 
 def test_depth_bound_is_an_error_never_a_truncation(tmp_path: Path) -> None:

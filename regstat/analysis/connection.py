@@ -31,6 +31,7 @@ VIEWS = (
     "repository_references",
     "blob_references",
     "manifest_exclusive_bytes",
+    "orphan_reasons",
     "orphaned_manifests",
     "unreferenced_blobs",
     "layer_sharing",

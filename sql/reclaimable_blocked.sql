@@ -1,11 +1,14 @@
 -- Query `reclaimable_blocked` (regstat report, "reclaimable now"): the repositories where
 -- `plan-gc` deletes nothing (DESIGN.md safety rules 5 and 6), as regstat.planner finds them:
--- a manifest that could not be read (errored FALSE, unless errors too), or crawl errors in
--- the repositories table, in snapshot.json's errors or its incomplete_repositories
--- (errored TRUE). One row per repository.
+-- manifests that could not be read (unreadable counts them), or crawl errors in the
+-- repositories table, in snapshot.json's errors or its incomplete_repositories (errored).
+-- One row per repository.
 -- Binds: manifests, repositories, errors, reclaim_incomplete (repository: snapshot.json's
 --        incomplete_repositories).
-SELECT b.repository, MAX(b.errored) AS errored
+SELECT
+    b.repository,
+    MAX(b.errored) AS errored,
+    CAST(SUM(CASE WHEN b.errored THEN 0 ELSE 1 END) AS BIGINT) AS unreadable
 FROM (
     SELECT m.repository, FALSE AS errored
     FROM manifests AS m

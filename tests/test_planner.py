@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
@@ -633,6 +634,20 @@ def test_an_orphan_cascades_through_an_index_but_not_past_a_kept_manifest(tmp_pa
     assert actions(plan) == [M("a", "orphan-index"), M("a", "m1"), B("L1"), B("m1"), B("orphan-index")]
     assert reasons(plan)[M("a", "m1")] == "child of an orphaned index"
     assert plan.summary["bytes_reclaimed"] == 101 + 103 + 1000
+
+
+def test_protections_are_written_once() -> None:
+    # The planner (tags and manifests) and the report's "reclaimable now" read one definition,
+    # sql/plan_protections.sql: no other SQL query or module spells a protection's reason.
+    root = Path(__file__).resolve().parent.parent
+    sql = {p.name: re.sub(r"--[^\n]*", "", p.read_text()) for p in (root / "sql").glob("*.sql")}
+    code = {p.name: p.read_text() for p in (root / "regstat").rglob("*.py")}
+    for reason in ("outside the repositories the policy applies to", "younger than the grace period",
+                   "protected by keep_tags", "index.json lists it", "untagged, and the rule keeps untagged manifests",
+                   "pulled within", "the manifest could not be read"):
+        assert [n for n, text in sql.items() if f"'{reason}" in text] == ["plan_protections.sql"], reason
+        assert [n for n, text in code.items() if f'"{reason}' in text] == [], reason
+    assert [n for n, text in sql.items() if "'locked'" in text] == ["plan_protections.sql"]
 
 
 def test_orphans_are_worded_as_the_view_orphaned_manifests_words_them(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from .. import queries
+from . import engine
 
 _TIME = pa.timestamp("us", tz="UTC")
 SETTINGS = pa.schema([("taken_at", _TIME), ("grace_cutoff", _TIME), ("include_locked", pa.bool_())])
@@ -33,6 +34,13 @@ KEEP_TAGS = pa.schema([("repository", pa.string()), ("tag", pa.string()), ("patt
 def repository_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Every repository the snapshot names (sql/plan_repository_names.sql), sorted."""
     return [r[0] for r in con.execute(queries.load("plan_repository_names")).fetchall()]
+
+
+def blocked(con: duckdb.DuckDBPyConnection, incomplete: Iterable[str]) -> list[tuple[str, bool, int, str | None]]:
+    """The repositories where a plan deletes nothing (sql/plan_blocked.sql), given snapshot.json's
+    incomplete_repositories: (repository, crawl errors, unreadable manifests, their least status)."""
+    con.register("plan_incomplete", pa.table({"repository": pa.array(list(incomplete), pa.string())}))
+    return con.execute(queries.load("plan_blocked")).fetchall()
 
 
 def bind_settings(con: duckdb.DuckDBPyConnection, *, taken_at: datetime, grace_cutoff: datetime | None,
@@ -52,4 +60,4 @@ def bind(
     con.register("plan_keep_tags", pa.Table.from_pylist(list(keep_tags), schema=KEEP_TAGS))
     # Read twice (the tags' rows, then the manifests'): computed once.
     for table in ("plan_protections", "plan_protected"):
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS {queries.load(table).strip().rstrip(';')}")
+        engine.create_table(con, table, queries.load(table), replace=True)

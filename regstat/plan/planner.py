@@ -37,8 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import analysis, queries
-from ..analysis import drop_tables
-from ..analysis import protections, reachability
+from ..analysis import engine, protections, reachability
 from ..durations import format_duration
 from ..errors import RegstatError
 from ..snapshot import Snapshot, digest_ids
@@ -66,39 +65,34 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
     try:
         # Read by nearly every step (reachability checks, tags, protections, deletions):
         # read its Parquet files once.
-        queries.materialise_view(con, "manifests")
-        # Every result whose order matters is sorted (ORDER BY); letting DuckDB write the
-        # intermediate tables in any order saves memory and time at millions of rows.
-        con.execute("SET preserve_insertion_order = false")
+        engine.materialise_view(con, "manifests")
+        engine.preserve_insertion_order(con, False)
         reachability.materialise(con)
         _, blocked = keep(con, snapshot, policy)
-        drop_tables(con, "plan_protections")  # every tag and manifest: read by keep() only
+        engine.drop_tables(con, "plan_protections")  # every tag and manifest: read by keep() only
         # The views below read `reachable`, which now holds what the plan keeps.
-        queries.materialise_view(con, "repository_references")
-        queries.materialise_view(con, "blob_references")
+        engine.materialise_view(con, "repository_references")
+        engine.materialise_view(con, "blob_references")
         _create(con, "plan_deleted_manifests", "plan_manifests")
         _create(con, "plan_tag_actions")
         _order(con)
         _create(con, "plan_released", "plan_blobs")
         restrictions = _blob_restrictions(meta, capabilities, kind, blocked)
         estimated = bool(restrictions)
-        allowed = "FALSE" if estimated else "TRUE"  # no blob or upload actions on an estimate
-        con.execute(f"CREATE TABLE plan_blob_actions AS SELECT digest, size, reason FROM plan_released "
-                    f"WHERE stored AND NOT young AND {allowed}")
-        con.execute(f"CREATE TABLE plan_upload_actions AS SELECT * FROM ({_select('plan_uploads')}) AS u "
-                    f"WHERE {allowed}")
+        # No blob or upload actions on an estimate.
+        _create(con, "plan_blob_actions", params=[not estimated])
+        engine.create_view(con, "plan_uploads", queries.load("plan_uploads"))
+        _create(con, "plan_upload_actions", params=[not estimated])
         # What the bytes count: the blobs deleted, or on an estimate what the registry frees.
-        counted = ("SELECT digest, size FROM plan_released WHERE reason = 'last reference deleted'" if estimated
-                   else "SELECT digest, size FROM plan_blob_actions")
-        con.execute(f"CREATE TABLE plan_released_blobs AS {counted}")
+        _create(con, "plan_released_blobs", params=[estimated, estimated])
         # An in-memory DuckDB holds every table in its memory (spilling past the limit): at
         # 10M descriptors the tables above are ~2.4 GB. Drop each when no later step reads it,
         # so that the summary and the actions' sort have that memory.
-        drop_tables(con, "manifests", "manifest_edges", "reachable", "reachable_now", "plan_protected", "plan_edges",
-              "blob_references", "plan_released")
-        con.execute(f"CREATE VIEW plan_actions AS {_select('plan_actions')}")
+        engine.drop_tables(con, "manifests", "manifest_edges", "reachable", "reachable_now", "plan_protected",
+                           "plan_edges", "blob_references", "plan_released")
+        engine.create_view(con, "plan_actions", queries.load("plan_actions"))
         summary = _summary(con, estimated)
-        drop_tables(con, "repository_references", "plan_released_blobs")
+        engine.drop_tables(con, "repository_references", "plan_released_blobs")
         actions_file = write_actions(con, directory)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
@@ -110,9 +104,9 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
                 actions_file=actions_file)
 
 
-def _create(con: duckdb.DuckDBPyConnection, table: str, query: str | None = None) -> None:
-    """CREATE TABLE `table` from sql/QUERY.sql (QUERY defaults to the table's name)."""
-    con.execute(f"CREATE TABLE {table} AS {_select(query or table)}")
+def _create(con: duckdb.DuckDBPyConnection, table: str, query: str | None = None, params: list[Any] | None = None) -> None:
+    """Create the table `table` from sql/QUERY.sql (QUERY defaults to the table's name)."""
+    engine.create_table(con, table, queries.load(query or table), params or ())
 
 
 def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> tuple[pa.Table, Blocked]:
@@ -124,7 +118,7 @@ def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> 
     kind = (meta.get("source") or {}).get("kind", "unknown")
     taken_at = _time(meta.get("finished_at")) or datetime.now(timezone.utc)
     _check_policy_fits(policy, capabilities, kind)
-    con.execute("CREATE TABLE reachable_now AS SELECT * FROM reachable")
+    engine.copy_table(con, reachability.TABLE, "reachable_now")
     blocked = _blocked_repositories(con, meta)
     protections.bind_settings(con, taken_at=taken_at, grace_cutoff=policy.grace_cutoff(taken_at),
                               include_locked=policy.include_locked)
@@ -132,7 +126,7 @@ def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> 
                      _keep_tags(con, policy, blocked.reasons))
     tags = _decide_tags(con, policy, blocked.reasons, taken_at)
     con.register("plan_tags", tags)
-    con.execute(f"INSERT INTO plan_protected {_select('plan_kept_orphans')}")
+    engine.insert(con, "plan_protected", queries.load("plan_kept_orphans"))
     _keep_reachable(con)
     return tags, blocked
 
@@ -160,21 +154,19 @@ class Blocked:
 
 
 def _blocked_repositories(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> Blocked:
+    """Read sql/plan_blocked.sql. The repositories table records crawl errors too, beside
+    snapshot.json's errors and incomplete_repositories: fail closed if they disagree."""
     reasons: dict[str, str] = {}
+    errored = set()
     unreadable = 0
-    for (repository, status, count) in con.execute(
-        "SELECT repository, MIN(status), count(*) FROM manifests WHERE status <> 'ok' GROUP BY repository"
-    ).fetchall():
-        reasons[repository] = f"a manifest in this repository could not be read ({status}): it may reference anything"
-        unreadable += count
-    # The repositories table records crawl errors too: fail closed if it and snapshot.json disagree.
-    errored = {r[0] for r in con.execute(
-        "SELECT repository FROM repositories WHERE NOT complete OR error_count > 0"
-    ).fetchall()}
-    errored |= set(meta.get("incomplete_repositories") or [])
-    errored |= {e.get("repository") for e in meta.get("errors") or [] if e.get("repository")}
-    for repository in errored:
-        reasons.setdefault(repository, "the crawl recorded errors in this repository")
+    for repository, has_errors, count, status in protections.blocked(con, meta.get("incomplete_repositories") or []):
+        if count:
+            reasons[repository] = f"a manifest in this repository could not be read ({status}): it may reference anything"
+            unreadable += count
+        else:
+            reasons[repository] = "the crawl recorded errors in this repository"
+        if has_errors:
+            errored.add(repository)
     return Blocked(reasons, frozenset(errored), unreadable)
 
 
@@ -204,7 +196,7 @@ def _keep_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str
     if not any(r.keep_tags for r in policy.all_rules):
         return []
     rows = []
-    for repository, tag in con.execute(_select("plan_tag_names")).fetchall():
+    for repository, tag in con.execute(queries.load("plan_tag_names")).fetchall():
         rule = policy.rule_for(repository)
         if rule is None or repository in blocked:
             continue
@@ -225,7 +217,7 @@ def _decide_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[s
     """One row per tag: deleted or not, and why. Tags whose verdict their repository alone
     decides (outside the policy, blocked: the protection says why; no tag rule) are decided
     column-wise; the others (tag rules, tags on referrers) one by one."""
-    tags = con.sql(_select("plan_tag_protections")).to_arrow_table()
+    tags = con.sql(queries.load("plan_tag_protections")).to_arrow_table()
     repositories = pc.unique(tags.column("repository"))
     rules = [policy.rule_for(r) for r in repositories.to_pylist()]
     closed, names, by_rule, open_to_referrers = [], [], [], []
@@ -330,8 +322,7 @@ def _keep_reachable(con: duckdb.DuckDBPyConnection) -> None:
     subjects of kept referrers, until nothing is added (sql/plan_kept_subjects.sql)."""
     while True:
         reachability.materialise(con, seed="plan_seed")
-        added = con.execute(f"INSERT INTO plan_protected {_select('plan_kept_subjects')}").fetchall()[0][0]
-        if not added:
+        if not engine.insert(con, "plan_protected", queries.load("plan_kept_subjects")):
             return
 
 
@@ -371,16 +362,11 @@ def _order(con: duckdb.DuckDBPyConnection) -> None:
     before its children and every referrer before its subject (sql/plan_order_*.sql)."""
     _create(con, "plan_edges")
     _create(con, "plan_order", "plan_order_seed")
-    step = _select("plan_order_step")
-    while con.execute(f"INSERT INTO plan_order {step}").fetchall()[0][0]:
+    while engine.insert(con, "plan_order", queries.load("plan_order_step")):
         pass
-    left = digest_ids.decode_rows(con, _rows(
-        con,
-        "SELECT d.repository, d.digest FROM plan_deleted_manifests AS d WHERE NOT EXISTS "
-        "(SELECT 1 FROM plan_order AS o WHERE o.repository = d.repository AND o.digest = d.digest) "
-        "ORDER BY 1, 2 LIMIT 3"
-    ))
-    left = [(r["repository"], r["digest"]) for r in left]
+    cursor = con.execute(queries.load("plan_unordered"))
+    first = [dict(zip(("repository", "digest"), row)) for row in cursor.fetchmany(3)]
+    left = [(r["repository"], r["digest"]) for r in digest_ids.decode_rows(con, first)]
     if left:
         raise PlanError(f"the manifests to delete reference each other in a cycle (e.g. {left}): "
                         "the snapshot is damaged; no plan")
@@ -388,23 +374,18 @@ def _order(con: duckdb.DuckDBPyConnection) -> None:
 
 def _summary(con: duckdb.DuckDBPyConnection, estimated: bool) -> dict[str, Any]:
     """The plan's totals, and per repository its actions and the blobs only it referenced."""
-    totals = dict(con.execute(
-        "SELECT action, count(*) FROM plan_actions GROUP BY action"
-    ).fetchall())
+    totals = dict(con.execute(queries.load("plan_totals")).fetchall())
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tags": 0, "manifests": 0, "blobs": 0, "uploads": 0,
                                                               "bytes_reclaimed": 0})
-    for row in _rows(con, _select("plan_summary")):
+    for row in _rows(con, queries.load("plan_summary")):
         c = counts[row["repository"]]
         c["tags"], c["manifests"], c["uploads"] = row["tags"], row["manifests"], row["uploads"]
         c["bytes_reclaimed"] += row["upload_bytes"]
-    for row in _rows(con, _select("plan_blob_repositories")):
+    for row in _rows(con, queries.load("plan_blob_repositories")):
         if not estimated:  # an estimate frees bytes, but the plan deletes no blob
             counts[row["repository"]]["blobs"] = row["blobs"]
         counts[row["repository"]]["bytes_reclaimed"] += row["bytes"]
-    blob_bytes, upload_bytes = con.execute(
-        "SELECT (SELECT COALESCE(SUM(size), 0) FROM plan_released_blobs), "
-        "(SELECT COALESCE(SUM(size), 0) FROM plan_upload_actions)"
-    ).fetchall()[0]
+    blob_bytes, upload_bytes = con.execute(queries.load("plan_bytes")).fetchone()
     return {
         **{summary_key(kind): totals.get(kind, 0) for kind in KINDS},
         "bytes_reclaimed": int(blob_bytes) + int(upload_bytes),
@@ -421,10 +402,6 @@ def _identity(meta: dict[str, Any]) -> dict[str, Any]:
         "complete": bool(meta.get("complete")),
         "partial": bool(meta.get("partial")),
     }
-
-
-def _select(name: str) -> str:
-    return queries.load(name).strip().rstrip(";")
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:

@@ -23,10 +23,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from .. import queries
-from ..analysis import protections, reachability
+from ..analysis import engine, protections, reachability
 from ..durations import DEFAULT_GRACE, format_duration
 
 GRACE = format_duration(DEFAULT_GRACE)
@@ -74,13 +73,12 @@ def reclaimable_now(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> Rec
     """The figure, in a report's connection (regstat.analysis, keyed) once every query that
     reads the report's own `reachable` has run: this renames it `reachable_now`, as the
     planner keeps it, and fills `reachable` with what the plan keeps. `blob_references` must
-    be a table already (queries.materialise_view), and `plan_settings` bound (bind_settings)."""
+    be a table already (engine.materialise_view), and `plan_settings` bound (bind_settings)."""
     capabilities = meta.get("capabilities") or {}
     kind = (meta.get("source") or {}).get("kind", "unknown")
-    incomplete = pa.table({"repository": pa.array(list(meta.get("incomplete_repositories") or []), pa.string())})
-    con.register("reclaim_incomplete", incomplete)
-    blocked = {r: (errored, unreadable) for r, errored, unreadable in con.execute(_select("reclaimable_blocked")).fetchall()}
-    con.execute(f"ALTER TABLE {reachability.TABLE} RENAME TO reachable_now")
+    blocked = {r: (errored, unreadable)
+               for r, errored, unreadable, _ in protections.blocked(con, meta.get("incomplete_repositories") or [])}
+    engine.rename_table(con, reachability.TABLE, "reachable_now")
     # The planner's protections, seed and closure, under this policy.
     protections.bind(con, [
         {"repository": r, "rule": RULE, "untagged": True,
@@ -88,15 +86,15 @@ def reclaimable_now(con: duckdb.DuckDBPyConnection, meta: dict[str, Any]) -> Rec
         for r in protections.repository_names(con)
     ])
     _create(con, "plan_tags", "reclaimable_tags")
-    kept_subjects = _select("plan_kept_subjects")
+    kept_subjects = queries.load("plan_kept_subjects")
     while True:
         reachability.materialise(con, seed="plan_seed")
-        if not con.execute(f"INSERT INTO plan_protected {kept_subjects}").fetchone()[0]:
+        if not engine.insert(con, "plan_protected", kept_subjects):
             break
     _create(con, "reclaim_deleted", "reclaimable_manifests")
     _create(con, "reclaim_released", "reclaimable_blobs")
     _create(con, "reclaim_uploads", "plan_uploads")
-    cursor = con.execute(_select("reclaimable_now"))
+    cursor = con.execute(queries.load("reclaimable_now"))
     row = dict(zip([d[0] for d in cursor.description], cursor.fetchone()))
     errored = sum(1 for e, _ in blocked.values() if e)
     unreadable = sum(u for _, u in blocked.values())
@@ -138,8 +136,5 @@ def restrictions(meta: dict[str, Any], capabilities: dict[str, Any], kind: str, 
 
 
 def _create(con: duckdb.DuckDBPyConnection, table: str, query: str) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS {_select(query)}")
+    engine.create_table(con, table, queries.load(query), replace=True)
 
-
-def _select(name: str) -> str:
-    return queries.load(name).strip().rstrip(";")

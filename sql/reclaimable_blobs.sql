@@ -6,7 +6,7 @@
 -- references, rather than computing every blob's references again, keeps this one pass.
 --   young: modified after the grace cutoff, or no time (a missing time counts as young).
 -- Binds: manifest_references, reclaim_deleted (repository, digest), blob_references,
---        reclaim_settings.
+--        plan_settings.
 SELECT
     b.digest,
     b.size,
@@ -19,5 +19,5 @@ JOIN (
     JOIN reclaim_deleted AS d ON d.repository = r.repository AND d.digest = r.manifest_digest
     GROUP BY r.digest
 ) AS x ON x.digest = b.digest
-CROSS JOIN reclaim_settings AS s
+CROSS JOIN plan_settings AS s
 WHERE x.deleted_references = b.manifests

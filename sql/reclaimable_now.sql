@@ -6,11 +6,11 @@
 --   released_blobs, released_bytes: every blob only deleted manifests reference (the estimate);
 --   freed_blobs, freed_bytes: those of them stored and past the grace period (deleted blobs);
 --   unreferenced_blobs, unreferenced_bytes: stored blobs nothing references, past the grace;
---   uploads, upload_bytes: uploads whose start (else newest file time) is past the grace, in
---       repositories the snapshot names that are not blocked (sql/plan_uploads.sql); a size
---       S3 does not show counts as 0, as in the plan.
--- Binds: reclaim_deleted, reclaim_released (reclaimable_blobs), unreferenced_blobs, uploads,
---        repositories, manifests, tags, reclaim_blocked, reclaim_settings.
+--   uploads, upload_bytes: the stale uploads the plan deletes (reclaim_uploads: the planner's
+--       sql/plan_uploads.sql under this policy); a size S3 does not show counts as 0, as in
+--       the plan.
+-- Binds: reclaim_deleted, reclaim_released (reclaimable_blobs), unreferenced_blobs,
+--        reclaim_uploads, plan_settings.
 SELECT
     deleted.manifests,
     released.released_blobs,
@@ -38,20 +38,12 @@ CROSS JOIN (
         CAST(COUNT(*) AS BIGINT) AS unreferenced_blobs,
         CAST(COALESCE(SUM(u.size), 0) AS BIGINT) AS unreferenced_bytes
     FROM unreferenced_blobs AS u
-    CROSS JOIN reclaim_settings AS s
+    CROSS JOIN plan_settings AS s
     WHERE u.modified_at IS NOT NULL AND u.modified_at <= s.grace_cutoff
 ) AS garbage
 CROSS JOIN (
     SELECT
         CAST(COUNT(*) AS BIGINT) AS uploads,
         CAST(COALESCE(SUM(u.size), 0) AS BIGINT) AS upload_bytes
-    FROM uploads AS u
-    CROSS JOIN reclaim_settings AS s
-    WHERE COALESCE(u.started_at, u.modified_at) <= s.grace_cutoff
-    AND u.repository IN (
-        SELECT r.repository FROM repositories AS r
-        UNION SELECT m.repository FROM manifests AS m
-        UNION SELECT t.repository FROM tags AS t
-    )
-    AND NOT EXISTS (SELECT 1 FROM reclaim_blocked AS b WHERE b.repository = u.repository)
+    FROM reclaim_uploads AS u
 ) AS stale

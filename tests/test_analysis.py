@@ -125,6 +125,24 @@ def test_portability_check_catches(sql: str, problem: str) -> None:
     assert problem in portability_problems(sql, "duckdb")
 
 
+_ENGINE_STATEMENT = re.compile(r"""f?["'](?:CREATE|INSERT|COPY|SET|ALTER|DROP)\b|read_parquet\(|EXCLUDE \(""")
+
+
+def test_engine_specific_statements_live_in_one_module() -> None:
+    # The analysis and what reads it (plan, report, cli) run DuckDB's own statements (CREATE
+    # TABLE AS, INSERT, COPY, SET, read_parquet, * EXCLUDE) through regstat.analysis.engine
+    # only, so that a second engine replaces that one module; their queries are in sql/.
+    package = Path(__file__).resolve().parent.parent / "regstat"
+    found = [
+        f"{path.relative_to(package)}:{number}"
+        for stage in ("analysis", "plan", "report", "cli")
+        for path in sorted((package / stage).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if _ENGINE_STATEMENT.search(line) and path.name != "engine.py"
+    ]
+    assert found == []
+
+
 # --- an independent implementation of docs/design.md's definitions --------------------------------
 
 
@@ -595,7 +613,7 @@ def test_nested_indexes_referrers_of_referrers_and_cycles(tmp_path: Path) -> Non
     assert got == {m[0]: (0, "tag"), m[1]: (1, "index"), m[2]: (2, "index"), m[3]: (3, "referrer"),
                    m[4]: (4, "referrer")}
     reasons = dict(rows(con, "SELECT digest, reason FROM orphaned_manifests"))
-    assert reasons == {m[5]: "child of orphaned index", m[6]: "child of orphaned index"}
+    assert reasons == {m[5]: "child of an orphaned index", m[6]: "child of an orphaned index"}
 
 
 def test_depth_bound_is_an_error_never_a_truncation(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from planner_graphs import DAY, TAKEN, YOUNG, Pair, PlanModel, Registry, random_registries, snapshot
 
+from regstat import analysis
 from regstat.plan import plan as plan_module
 from regstat.plan.plan import Plan
 from regstat.plan.planner import PlanError, plan_gc
@@ -299,7 +301,7 @@ def test_children_and_referrers_of_kept_manifests_are_kept_at_any_depth(tmp_path
     plan = make_plan(tmp_path, reg, **UNTAGGED)
     gone = ("lost", "sbom", "sbom-sig")
     assert deleted(plan) == {M("a", n) for n in gone} | {B(n) for n in gone}
-    assert reasons(plan)[M("a", "sbom")] == "referrer of an untagged manifest"
+    assert reasons(plan)[M("a", "sbom")] == "referrer of an orphaned manifest"
     assert actions(plan).index(M("a", "sbom-sig")) < actions(plan).index(M("a", "sbom")) < actions(plan).index(
         M("a", "lost"))
 
@@ -630,8 +632,45 @@ def test_an_orphan_cascades_through_an_index_but_not_past_a_kept_manifest(tmp_pa
     index(reg, "a", "tagged-index", ("m2",), 104).tag("a", "latest", d("tagged-index"))
     plan = make_plan(tmp_path, reg, **UNTAGGED)
     assert actions(plan) == [M("a", "orphan-index"), M("a", "m1"), B("L1"), B("m1"), B("orphan-index")]
-    assert reasons(plan)[M("a", "m1")] == "child of an untagged index"
+    assert reasons(plan)[M("a", "m1")] == "child of an orphaned index"
     assert plan.summary["bytes_reclaimed"] == 101 + 103 + 1000
+
+
+def test_protections_are_written_once() -> None:
+    # The planner (tags and manifests) and the report's "reclaimable now" read one definition,
+    # sql/plan_protections.sql: no other SQL query or module spells a protection's reason.
+    root = Path(__file__).resolve().parent.parent
+    sql = {p.name: re.sub(r"--[^\n]*", "", p.read_text()) for p in (root / "sql").glob("*.sql")}
+    code = {p.name: p.read_text() for p in (root / "regstat").rglob("*.py")}
+    for reason in ("outside the repositories the policy applies to", "younger than the grace period",
+                   "protected by keep_tags", "index.json lists it", "untagged, and the rule keeps untagged manifests",
+                   "pulled within", "the manifest could not be read"):
+        assert [n for n, text in sql.items() if f"'{reason}" in text] == ["plan_protections.sql"], reason
+        assert [n for n, text in code.items() if f'"{reason}' in text] == [], reason
+    assert [n for n, text in sql.items() if "'locked'" in text] == ["plan_protections.sql"]
+
+
+def test_orphans_are_worded_as_the_view_orphaned_manifests_words_them(tmp_path: Path) -> None:
+    # One orphan of each kind; --untagged deletes exactly the orphans, each for the reason the
+    # analysis gives it (both read the view orphan_reasons).
+    reg = Registry()
+    image(reg, "a", "kept").tag("a", "latest", d("kept"))
+    image(reg, "a", "lost")
+    referrer(reg, "a", "sbom", "lost")
+    referrer(reg, "a", "dangling", "gone")
+    index(reg, "a", "orphan-index", ("child",))
+    image(reg, "a", "child")
+    snap = snapshot(tmp_path / "s", reg.tables)
+    con = analysis.connect(snap)
+    orphaned = {("manifest", r, m): why for r, m, why in con.execute(
+        "SELECT repository, digest, reason FROM orphaned_manifests").fetchall()}
+    con.close()
+    with plan_gc(snap, from_flags(untagged=True)) as plan:
+        planned = {a: why for a, why in reasons(plan).items() if a[0] == "manifest"}
+    assert planned == orphaned
+    assert planned == {M("a", "lost"): "untagged", M("a", "sbom"): "referrer of an orphaned manifest",
+                       M("a", "dangling"): "referrer of a missing subject", M("a", "orphan-index"): "untagged",
+                       M("a", "child"): "child of an orphaned index"}
 
 
 # --- keep_untagged -----------------------------------------------------------------------------

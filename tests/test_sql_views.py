@@ -82,6 +82,9 @@ def loaded_by_plan_and_explain(sample: Path, tmp_path_factory: pytest.TempPathFa
         for reference in (orphan, child, f"{repository}:{tag}"):
             result = invoke("explain", str(sample), reference, "--plan", str(plan))
             assert result.exit_code == EXIT_OK, result.stderr
+        # keep_tags' patterns are matched only where a rule has some (sql/plan_tag_names.sql).
+        result = invoke("plan-gc", str(sample), "--older-than", "1d", "--keep-tags", "^v", "-o", str(plan) + ".kept")
+        assert result.exit_code == EXIT_OK, result.stderr
     return loaded
 
 

@@ -8,7 +8,6 @@ from .connection import (
     bind,
     connect,
     describe,
-    drop_tables,
     duckdb_config,
     interrupt_all,
     query,
@@ -16,6 +15,7 @@ from .connection import (
     spill_directory,
     track,
 )
+from .engine import drop_tables
 
 __all__ = [
     "EXTRA_TABLES",

@@ -21,7 +21,7 @@ import pyarrow as pa
 from .. import queries
 from ..errors import RegstatError
 from ..snapshot import TABLES, Snapshot, digest_ids
-from . import reachability, scope
+from . import engine, reachability, scope
 
 # The analysis views, one `sql/NAME.sql` each, created in this order (docs/design.md "Definitions");
 # a view may use the ones before it.
@@ -31,6 +31,7 @@ VIEWS = (
     "repository_references",
     "blob_references",
     "manifest_exclusive_bytes",
+    "orphan_reasons",
     "orphaned_manifests",
     "unreferenced_blobs",
     "layer_sharing",
@@ -140,8 +141,8 @@ def media_type_ranks(con: duckdb.DuckDBPyConnection, *, empty: bool = False) -> 
     """Create the table `media_type_ranks` (sql/media_type_ranks.sql), or, with `empty`, its
     columns alone, so that views over it can be defined before (or without) computing it."""
     select = queries.load(MEDIA_TYPE_RANKS).strip().rstrip(";")
-    con.execute(f"CREATE OR REPLACE TABLE {MEDIA_TYPE_RANKS} AS SELECT * FROM ({select}) AS r"
-                + (" WHERE FALSE" if empty else ""))
+    engine.create_table(con, MEDIA_TYPE_RANKS, f"SELECT * FROM ({select}) AS r" + (" WHERE FALSE" if empty else ""),
+                        replace=True)
 
 
 def bind(
@@ -162,7 +163,7 @@ def bind(
     media_type_ranks(con, empty=not ranks)
     reachability.create_empty(con)  # the views need it to exist
     for name in VIEWS:
-        con.execute(f"CREATE VIEW {name} AS {queries.load(name).strip().rstrip(';')}")
+        engine.create_view(con, name, queries.load(name))
     if reachable:
         reachability.materialise(con)
 
@@ -272,7 +273,3 @@ def _strip_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
 
 
-def drop_tables(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
-    """Drop intermediate tables no later step reads, freeing their memory."""
-    for table in tables:
-        con.execute(f"DROP TABLE IF EXISTS {table}")

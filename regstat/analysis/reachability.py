@@ -20,6 +20,7 @@ import duckdb
 
 from .. import queries
 from ..errors import RegstatError
+from . import engine
 
 MAX_DEPTH = 64
 TABLE = "reachable"
@@ -33,9 +34,9 @@ def materialise(con: duckdb.DuckDBPyConnection, *, max_depth: int = MAX_DEPTH, s
     """Create the table `reachable` in `con`, from the seed query `sql/SEED.sql` (the planner
     seeds it with what its policy keeps); return the greatest depth reached."""
     seed = _select(seed)
-    queries.materialise_view(con, "manifest_edges")  # every step joins it
+    engine.materialise_view(con, "manifest_edges")  # every step joins it
     step = _select("reachable_step")
-    con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS {seed}")
+    engine.create_table(con, TABLE, seed, replace=True)
     depth = 0
     while True:
         if depth == max_depth:
@@ -46,7 +47,7 @@ def materialise(con: duckdb.DuckDBPyConnection, *, max_depth: int = MAX_DEPTH, s
                     "(index or referrer chains deeper than the bound)"
                 )
             return depth
-        added = con.execute(f"INSERT INTO {TABLE} {step}").fetchone()[0]
+        added = engine.insert(con, TABLE, step)
         if not added:
             return depth
         depth += 1
@@ -56,9 +57,10 @@ def create_empty(con: duckdb.DuckDBPyConnection) -> None:
     """Create `reachable` with its columns and no rows, so views over it can be defined
     before (or without) computing it."""
     # Typed after `manifests`: digests are text, or ids in a keyed analysis (regstat.snapshot.digest_ids).
-    con.execute(
-        f"CREATE OR REPLACE TABLE {TABLE} AS SELECT repository, digest, CAST(0 AS INTEGER) AS depth, "
-        "CAST(NULL AS VARCHAR) AS via FROM manifests WHERE FALSE"
+    engine.create_table(
+        con, TABLE,
+        "SELECT repository, digest, CAST(0 AS INTEGER) AS depth, CAST(NULL AS VARCHAR) AS via FROM manifests WHERE FALSE",
+        replace=True,
     )
 
 

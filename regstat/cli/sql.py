@@ -36,7 +36,7 @@ def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, re
     table `reachable` holds the manifests tags (and an OCI layout's unnamed index.json
     entries) reach (computed only when a query reads it),
     and the analysis views are manifest_edges, manifest_references, repository_references,
-    blob_references, manifest_exclusive_bytes, orphaned_manifests, unreferenced_blobs, layer_sharing, dedup_summary,
+    blob_references, manifest_exclusive_bytes, orphan_reasons, orphaned_manifests, unreferenced_blobs, layer_sharing, dedup_summary,
     repository_usage, media_types, largest_layers and stale_uploads. SQL `-` reads the query from standard
     input. Only one SELECT (or EXPLAIN of one) runs: COPY, CREATE, ATTACH and the like are
     refused, so the snapshot is never changed. --format json prints one JSON array of

@@ -18,9 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..analysis import drop_tables
+from ..analysis import engine
 from ..errors import RegstatError
-from ..snapshot import digest_ids
 
 
 FORMAT = "regstat.plan/1"
@@ -188,17 +187,12 @@ def write_actions(con: duckdb.DuckDBPyConnection, directory: Path) -> Path:
     do) into a file, whose row numbers are then their positions; DuckDB looks their ids up (a
     join built on the actions' ids, not on the digests) and sorts the digests found by
     position; both are then read side by side, a batch at a time, into the plan's file."""
-    con.execute("SET preserve_insertion_order = true")  # the sorted rows are written in order
     sorted_path = directory / "sorted.parquet"
-    con.execute(f"COPY (SELECT * EXCLUDE (kind_rank, level) FROM plan_actions "
-                f"ORDER BY kind_rank, level, repository, tag, digest, uuid) "
-                f"TO '{digest_ids.quote(str(sorted_path))}' (FORMAT parquet, COMPRESSION lz4)")
-    drop_tables(con, "plan_tag_actions", "plan_deleted_manifests", "plan_order", "plan_blob_actions", "plan_upload_actions")
-    found = con.sql(
-        f"SELECT a.file_row_number AS position, d.digest "
-        f"FROM read_parquet('{digest_ids.quote(str(sorted_path))}', file_row_number = true) AS a "
-        f"LEFT JOIN {digest_ids.TABLE} AS d ON d.digest_id = a.digest ORDER BY a.file_row_number"
-    ).to_arrow_reader(BATCH_ROWS)
+    engine.write_sorted(con, "plan_actions", ("kind_rank", "level", "repository", "tag", "digest", "uuid"),
+                        ("kind_rank", "level"), sorted_path)
+    engine.drop_tables(con, "plan_tag_actions", "plan_deleted_manifests", "plan_order", "plan_blob_actions",
+                       "plan_upload_actions")
+    found = engine.numbered_digests(con, sorted_path, BATCH_ROWS)
     path = directory / "actions.parquet"
     actions = pq.ParquetFile(sorted_path)
     index = actions.schema_arrow.get_field_index("digest")

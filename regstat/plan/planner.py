@@ -5,8 +5,9 @@ How a plan is made (docs/design.md "Safety rules of the planner"):
 1. Repositories the plan may not touch are found first: crawl errors, a manifest that could
    not be read (rule 6); outside the policy's `repositories` they are left alone too.
 2. Tags: the rule governing each repository selects tags (older_than and delete_tags must
-   both agree); protections (keep_tags, the grace period, locks, recent pulls) win; `keep`
-   then spares the most recently updated of the selected tags (plan_tags).
+   both agree); protections (keep_tags, the grace period, locks, recent pulls: defined once,
+   for tags and manifests, in sql/plan_protections.sql) win; `keep` then spares the most
+   recently updated of the selected tags (plan_tags).
 3. Manifests: reachability is computed again from what the plan keeps — the tags it keeps,
    every protected manifest (sql/plan_protected.sql) and the orphans keep_untagged spares
    (sql/plan_kept_orphans.sql) — over index children and referrers; every manifest it
@@ -36,19 +37,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import analysis, queries
-from ..analysis import drop_tables
-from ..analysis import reachability
+from ..analysis import engine, protections, reachability
 from ..durations import format_duration
 from ..errors import RegstatError
 from ..snapshot import Snapshot, SnapshotInfo, digest_ids, iso
 from .plan import KINDS, Plan, summary_key, write_actions
 from .policy import Policy, PolicyError, Rule
 
-OUTSIDE = "outside the repositories the policy applies to"
 # A tag on a referrer (cosign's sha256-<digest>.sig) is kept or deleted with its manifest,
 # which is kept exactly when its subject is: tag rules neither select nor count it.
 FOLLOWS = "a tag on a referrer: it goes only with its subject"
-_TIME = pa.timestamp("us", tz="UTC")
 
 
 class PlanError(RegstatError):
@@ -65,38 +63,34 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
     try:
         # Read by nearly every step (reachability checks, tags, protections, deletions):
         # read its Parquet files once.
-        queries.materialise_view(con, "manifests")
-        # Every result whose order matters is sorted (ORDER BY); letting DuckDB write the
-        # intermediate tables in any order saves memory and time at millions of rows.
-        con.execute("SET preserve_insertion_order = false")
+        engine.materialise_view(con, "manifests")
+        engine.preserve_insertion_order(con, False)
         reachability.materialise(con)
         _, blocked = keep(con, snapshot, policy)
+        engine.drop_tables(con, "plan_protections")  # every tag and manifest: read by keep() only
         # The views below read `reachable`, which now holds what the plan keeps.
-        queries.materialise_view(con, "repository_references")
-        queries.materialise_view(con, "blob_references")
+        engine.materialise_view(con, "repository_references")
+        engine.materialise_view(con, "blob_references")
         _create(con, "plan_deleted_manifests", "plan_manifests")
         _create(con, "plan_tag_actions")
         _order(con)
         _create(con, "plan_released", "plan_blobs")
         restrictions = _blob_restrictions(info, blocked)
         estimated = bool(restrictions)
-        allowed = "FALSE" if estimated else "TRUE"  # no blob or upload actions on an estimate
-        con.execute(f"CREATE TABLE plan_blob_actions AS SELECT digest, size, reason FROM plan_released "
-                    f"WHERE stored AND NOT young AND {allowed}")
-        con.execute(f"CREATE TABLE plan_upload_actions AS SELECT * FROM ({_select('plan_uploads')}) AS u "
-                    f"WHERE {allowed}")
+        # No blob or upload actions on an estimate.
+        _create(con, "plan_blob_actions", params=[not estimated])
+        engine.create_view(con, "plan_uploads", queries.load("plan_uploads"))
+        _create(con, "plan_upload_actions", params=[not estimated])
         # What the bytes count: the blobs deleted, or on an estimate what the registry frees.
-        counted = ("SELECT digest, size FROM plan_released WHERE reason = 'last reference deleted'" if estimated
-                   else "SELECT digest, size FROM plan_blob_actions")
-        con.execute(f"CREATE TABLE plan_released_blobs AS {counted}")
+        _create(con, "plan_released_blobs", params=[estimated, estimated])
         # An in-memory DuckDB holds every table in its memory (spilling past the limit): at
         # 10M descriptors the tables above are ~2.4 GB. Drop each when no later step reads it,
         # so that the summary and the actions' sort have that memory.
-        drop_tables(con, "manifests", "manifest_edges", "reachable", "reachable_now", "plan_protected", "plan_edges",
-              "blob_references", "plan_released")
-        con.execute(f"CREATE VIEW plan_actions AS {_select('plan_actions')}")
+        engine.drop_tables(con, "manifests", "manifest_edges", "reachable", "reachable_now", "plan_protected",
+                           "plan_edges", "blob_references", "plan_released")
+        engine.create_view(con, "plan_actions", queries.load("plan_actions"))
         summary = _summary(con, estimated)
-        drop_tables(con, "repository_references", "plan_released_blobs")
+        engine.drop_tables(con, "repository_references", "plan_released_blobs")
         actions_file = write_actions(con, directory)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
@@ -108,9 +102,9 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
                 actions_file=actions_file)
 
 
-def _create(con: duckdb.DuckDBPyConnection, table: str, query: str | None = None) -> None:
-    """CREATE TABLE `table` from sql/QUERY.sql (QUERY defaults to the table's name)."""
-    con.execute(f"CREATE TABLE {table} AS {_select(query or table)}")
+def _create(con: duckdb.DuckDBPyConnection, table: str, query: str | None = None, params: list[Any] | None = None) -> None:
+    """Create the table `table` from sql/QUERY.sql (QUERY defaults to the table's name)."""
+    engine.create_table(con, table, queries.load(query or table), params or ())
 
 
 def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> tuple[pa.Table, Blocked]:
@@ -120,18 +114,15 @@ def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> 
     info = snapshot.info
     taken_at = info.finished_at or datetime.now(timezone.utc)
     _check_policy_fits(policy, info)
-    con.execute("CREATE TABLE reachable_now AS SELECT * FROM reachable")
+    engine.copy_table(con, reachability.TABLE, "reachable_now")
     blocked = _blocked_repositories(con, info)
-    repositories = [r[0] for r in con.execute(
-        "SELECT repository FROM repositories UNION SELECT repository FROM manifests "
-        "UNION SELECT repository FROM tags ORDER BY 1"
-    ).fetchall()]
-    con.register("plan_settings", _settings(policy, taken_at))
-    con.register("plan_repositories", _repositories(policy, repositories, blocked.reasons, taken_at))
+    protections.bind_settings(con, taken_at=taken_at, grace_cutoff=policy.grace_cutoff(taken_at),
+                              include_locked=policy.include_locked)
+    protections.bind(con, _repositories(policy, protections.repository_names(con), blocked.reasons, taken_at),
+                     _keep_tags(con, policy, blocked.reasons))
     tags = _decide_tags(con, policy, blocked.reasons, taken_at)
     con.register("plan_tags", tags)
-    con.execute(f"CREATE TABLE plan_protected AS {_select('plan_protected')}")
-    con.execute(f"INSERT INTO plan_protected {_select('plan_kept_orphans')}")
+    engine.insert(con, "plan_protected", queries.load("plan_kept_orphans"))
     _keep_reachable(con)
     return tags, blocked
 
@@ -159,45 +150,56 @@ class Blocked:
 
 
 def _blocked_repositories(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> Blocked:
+    """Read sql/plan_blocked.sql. The repositories table records crawl errors too, beside
+    snapshot.json's errors and incomplete_repositories: fail closed if they disagree."""
     reasons: dict[str, str] = {}
+    errored = set()
     unreadable = 0
-    for (repository, status, count) in con.execute(
-        "SELECT repository, MIN(status), count(*) FROM manifests WHERE status <> 'ok' GROUP BY repository"
-    ).fetchall():
-        reasons[repository] = f"a manifest in this repository could not be read ({status}): it may reference anything"
-        unreadable += count
-    # The repositories table records crawl errors too: fail closed if it and snapshot.json disagree.
-    errored = {r[0] for r in con.execute(
-        "SELECT repository FROM repositories WHERE NOT complete OR error_count > 0"
-    ).fetchall()}
-    errored |= info.errored_repositories
-    for repository in errored:
-        reasons.setdefault(repository, "the crawl recorded errors in this repository")
+    for repository, has_errors, count, status in protections.blocked(con, sorted(info.errored_repositories)):
+        if count:
+            reasons[repository] = f"a manifest in this repository could not be read ({status}): it may reference anything"
+            unreadable += count
+        else:
+            reasons[repository] = "the crawl recorded errors in this repository"
+        if has_errors:
+            errored.add(repository)
     return Blocked(reasons, frozenset(errored), unreadable)
 
 
-def _settings(policy: Policy, taken_at: datetime) -> pa.Table:
-    return pa.Table.from_pylist(
-        [{"taken_at": taken_at, "grace_cutoff": policy.grace_cutoff(taken_at), "include_locked": policy.include_locked}],
-        schema=pa.schema([("taken_at", _TIME), ("grace_cutoff", _TIME), ("include_locked", pa.bool_())]),
-    )
-
-
-def _repositories(policy: Policy, repositories: list[str], blocked: dict[str, str], taken_at: datetime) -> pa.Table:
+def _repositories(
+    policy: Policy, repositories: list[str], blocked: dict[str, str], taken_at: datetime,
+) -> list[dict[str, Any]]:
+    """plan_repositories' rows (regstat.analysis.protections): each repository's rule."""
     rows = []
     for repository in repositories:
         rule = policy.rule_for(repository)
+        pulled = rule.pulled_within if rule else None
         rows.append({
             "repository": repository,
             "rule": rule.name if rule else None,
             "untagged": bool(rule and rule.untagged),
             "keep_untagged": rule.keep_untagged if rule else None,
-            "pulled_cutoff": taken_at - rule.pulled_within if rule and rule.pulled_within is not None else None,
+            "pulled_cutoff": taken_at - pulled if pulled is not None else None,
+            "pulled_within": format_duration(pulled) if pulled is not None else None,
             "blocked": blocked.get(repository),
         })
-    schema = pa.schema([("repository", pa.string()), ("rule", pa.string()), ("untagged", pa.bool_()),
-                        ("keep_untagged", pa.int64()), ("pulled_cutoff", _TIME), ("blocked", pa.string())])
-    return pa.Table.from_pylist(rows, schema=schema)
+    return rows
+
+
+def _keep_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str]) -> list[dict[str, Any]]:
+    """plan_keep_tags' rows: each tag of a repository the plan may touch and whose rule has
+    keep_tags, with the first pattern it matches (re.search, as the policy was checked)."""
+    if not any(r.keep_tags for r in policy.all_rules):
+        return []
+    rows = []
+    for repository, tag in con.execute(queries.load("plan_tag_names")).fetchall():
+        rule = policy.rule_for(repository)
+        if rule is None or repository in blocked:
+            continue
+        pattern = next((p for p in rule.keep_tags if re.search(p, tag)), None)
+        if pattern is not None:
+            rows.append({"repository": repository, "tag": tag, "pattern": repr(pattern)})
+    return rows
 
 
 def _tags_schema(digest: pa.DataType) -> pa.Schema:
@@ -209,19 +211,14 @@ def _tags_schema(digest: pa.DataType) -> pa.Schema:
 
 def _decide_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str], taken_at: datetime) -> pa.Table:
     """One row per tag: deleted or not, and why. Tags whose verdict their repository alone
-    decides (outside the policy, blocked, no tag rule) are decided column-wise; the others
-    (tag rules, tags on referrers) one by one."""
-    tags = con.sql(
-        "SELECT t.repository, t.tag, t.digest, t.updated_at, m.size, m.locked, m.last_pulled_at, "
-        "s.digest IS NOT NULL AS is_referrer "
-        "FROM tags AS t LEFT JOIN manifests AS m ON m.repository = t.repository AND m.digest = t.digest "
-        "LEFT JOIN manifests AS s ON s.repository = m.repository AND s.digest = m.subject_digest"
-    ).to_arrow_table()
+    decides (outside the policy, blocked: the protection says why; no tag rule) are decided
+    column-wise; the others (tag rules, tags on referrers) one by one."""
+    tags = con.sql(queries.load("plan_tag_protections")).to_arrow_table()
     repositories = pc.unique(tags.column("repository"))
     rules = [policy.rule_for(r) for r in repositories.to_pylist()]
-    reasons, names, by_rule, open_to_referrers = [], [], [], []
+    closed, names, by_rule, open_to_referrers = [], [], [], []
     for repository, rule in zip(repositories.to_pylist(), rules):
-        reasons.append(OUTSIDE if rule is None else blocked.get(repository) or "no tag rule")
+        closed.append(rule is None or repository in blocked)
         names.append(rule.name if rule else None)
         by_rule.append(bool(rule and rule.selects_tags and repository not in blocked))
         open_to_referrers.append(bool(rule and repository not in blocked))
@@ -239,38 +236,39 @@ def _decide_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[s
         "size": constant.column("size"),
         "deleted": pa.nulls(constant.num_rows, pa.bool_()).fill_null(False),
         "follows": pa.nulls(constant.num_rows, pa.bool_()).fill_null(False),
-        "reason": pc.take(pa.array(reasons, pa.string()), constant_index),
+        "reason": pc.if_else(pc.take(pa.array(closed, pa.bool_()), constant_index), constant.column("protection"),
+                             pa.scalar("no tag rule", pa.string())),
         "rule": pc.take(pa.array(names, pa.string()), constant_index),
     }, schema=_tags_schema(tags.schema.field("digest").type))
-    looked = _decide_one_by_one(tags.filter(one_by_one), policy, blocked, taken_at)
+    looked = _decide_one_by_one(tags.filter(one_by_one), policy, taken_at)
     return pa.concat_tables([decided, looked])
 
 
-def _decide_one_by_one(tags: pa.Table, policy: Policy, blocked: dict[str, str], taken_at: datetime) -> pa.Table:
+def _decide_one_by_one(tags: pa.Table, policy: Policy, taken_at: datetime) -> pa.Table:
+    """The tags of repositories the policy's rules may touch (rule set, not blocked)."""
     by_repository: dict[str, list[tuple]] = defaultdict(list)
     for row in zip(*(tags.column(c).to_pylist() for c in (
-        "repository", "tag", "digest", "updated_at", "size", "locked", "last_pulled_at", "is_referrer"
+        "repository", "tag", "digest", "updated_at", "size", "is_referrer", "protection"
     ))):
         by_repository[row[0]].append(row)
-    grace_cutoff = policy.grace_cutoff(taken_at)
     out = []
     for repository, rows in by_repository.items():
         rule = policy.rule_for(repository)
+        assert rule is not None  # _decide_tags decides the others
         verdicts = {
-            tag: _tag_verdict(rule, blocked.get(repository), tag, updated_at, bool(is_referrer), locked, pulled_at,
-                              taken_at, grace_cutoff, policy.include_locked)
-            for (_, tag, _, updated_at, _, locked, pulled_at, is_referrer) in rows
+            tag: _tag_verdict(rule, tag, updated_at, bool(is_referrer), protection, taken_at)
+            for (_, tag, _, updated_at, _, is_referrer, protection) in rows
         }
-        if rule is not None and rule.keep is not None:
+        if rule.keep is not None:
             _keep_newest(rule.keep, [t for t in rows if verdicts[t[1]].startswith("selected: ")], verdicts)
-        for (_, tag, digest, _, size, _, _, _) in rows:
+        for (_, tag, digest, _, size, _, _) in rows:
             reason = verdicts[tag]
             selected = reason.startswith("selected: ")
             out.append({
                 "repository": repository, "tag": tag, "digest": digest, "size": size,
                 "deleted": selected, "follows": reason == FOLLOWS,
-                "reason": f"{reason.removeprefix('selected: ')} ({rule.name})" if selected and rule else reason,
-                "rule": rule.name if rule else None,
+                "reason": f"{reason.removeprefix('selected: ')} ({rule.name})" if selected else reason,
+                "rule": rule.name,
             })
     return pa.Table.from_pylist(out, schema=_tags_schema(tags.schema.field("digest").type))
 
@@ -294,17 +292,11 @@ def _newest_first(tags: list[tuple]) -> list[str]:
 
 
 def _tag_verdict(
-    rule: Rule | None, blocked: str | None, tag: str, updated_at: datetime | None, is_referrer: bool,
-    locked: bool | None, pulled_at: datetime | None, taken_at: datetime, grace_cutoff: datetime | None,
-    include_locked: bool,
+    rule: Rule, tag: str, updated_at: datetime | None, is_referrer: bool, protection: str | None, taken_at: datetime,
 ) -> str:
     """Why a tag is kept, FOLLOWS, or 'selected: <why the rule's filters select it>' (before
-    `keep`, which ranks the selected tags of the repository together: _keep_newest)."""
-    if rule is None:
-        return OUTSIDE
-    if blocked:
-        return blocked
-    protection = _tag_protection(rule, tag, updated_at, locked, pulled_at, taken_at, grace_cutoff, include_locked)
+    `keep`, which ranks the selected tags of the repository together: _keep_newest). A rule's
+    selectors speak first; then `protection` (sql/plan_protections.sql) keeps what they select."""
     if is_referrer:
         return protection or FOLLOWS
     if not rule.selects_tags:
@@ -321,30 +313,12 @@ def _tag_verdict(
     return protection or "selected: " + ", ".join(why)
 
 
-def _tag_protection(
-    rule: Rule, tag: str, updated_at: datetime | None, locked: bool | None, pulled_at: datetime | None,
-    taken_at: datetime, grace_cutoff: datetime | None, include_locked: bool,
-) -> str | None:
-    """The protection that keeps a tag whatever the rule selects, if any."""
-    protected = next((p for p in rule.keep_tags if re.search(p, tag)), None)
-    if protected is not None:
-        return f"protected by keep_tags {protected!r}"
-    if grace_cutoff is not None and (updated_at is None or updated_at > grace_cutoff):
-        return "younger than the grace period"
-    if locked and not include_locked:
-        return "its manifest is locked"
-    if rule.pulled_within is not None and pulled_at is not None and pulled_at >= taken_at - rule.pulled_within:
-        return f"pulled within {format_duration(rule.pulled_within)}"
-    return None
-
-
 def _keep_reachable(con: duckdb.DuckDBPyConnection) -> None:
     """Fill `reachable` with what the plan keeps: the closure of plan_seed, then of the
     subjects of kept referrers, until nothing is added (sql/plan_kept_subjects.sql)."""
     while True:
         reachability.materialise(con, seed="plan_seed")
-        added = con.execute(f"INSERT INTO plan_protected {_select('plan_kept_subjects')}").fetchall()[0][0]
-        if not added:
+        if not engine.insert(con, "plan_protected", queries.load("plan_kept_subjects")):
             return
 
 
@@ -384,16 +358,11 @@ def _order(con: duckdb.DuckDBPyConnection) -> None:
     before its children and every referrer before its subject (sql/plan_order_*.sql)."""
     _create(con, "plan_edges")
     _create(con, "plan_order", "plan_order_seed")
-    step = _select("plan_order_step")
-    while con.execute(f"INSERT INTO plan_order {step}").fetchall()[0][0]:
+    while engine.insert(con, "plan_order", queries.load("plan_order_step")):
         pass
-    left = digest_ids.decode_rows(con, _rows(
-        con,
-        "SELECT d.repository, d.digest FROM plan_deleted_manifests AS d WHERE NOT EXISTS "
-        "(SELECT 1 FROM plan_order AS o WHERE o.repository = d.repository AND o.digest = d.digest) "
-        "ORDER BY 1, 2 LIMIT 3"
-    ))
-    left = [(r["repository"], r["digest"]) for r in left]
+    cursor = con.execute(queries.load("plan_unordered"))
+    first = [dict(zip(("repository", "digest"), row)) for row in cursor.fetchmany(3)]
+    left = [(r["repository"], r["digest"]) for r in digest_ids.decode_rows(con, first)]
     if left:
         raise PlanError(f"the manifests to delete reference each other in a cycle (e.g. {left}): "
                         "the snapshot is damaged; no plan")
@@ -401,23 +370,18 @@ def _order(con: duckdb.DuckDBPyConnection) -> None:
 
 def _summary(con: duckdb.DuckDBPyConnection, estimated: bool) -> dict[str, Any]:
     """The plan's totals, and per repository its actions and the blobs only it referenced."""
-    totals = dict(con.execute(
-        "SELECT action, count(*) FROM plan_actions GROUP BY action"
-    ).fetchall())
+    totals = dict(con.execute(queries.load("plan_totals")).fetchall())
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tags": 0, "manifests": 0, "blobs": 0, "uploads": 0,
                                                               "bytes_reclaimed": 0})
-    for row in _rows(con, _select("plan_summary")):
+    for row in _rows(con, queries.load("plan_summary")):
         c = counts[row["repository"]]
         c["tags"], c["manifests"], c["uploads"] = row["tags"], row["manifests"], row["uploads"]
         c["bytes_reclaimed"] += row["upload_bytes"]
-    for row in _rows(con, _select("plan_blob_repositories")):
+    for row in _rows(con, queries.load("plan_blob_repositories")):
         if not estimated:  # an estimate frees bytes, but the plan deletes no blob
             counts[row["repository"]]["blobs"] = row["blobs"]
         counts[row["repository"]]["bytes_reclaimed"] += row["bytes"]
-    blob_bytes, upload_bytes = con.execute(
-        "SELECT (SELECT COALESCE(SUM(size), 0) FROM plan_released_blobs), "
-        "(SELECT COALESCE(SUM(size), 0) FROM plan_upload_actions)"
-    ).fetchall()[0]
+    blob_bytes, upload_bytes = con.execute(queries.load("plan_bytes")).fetchone()
     return {
         **{summary_key(kind): totals.get(kind, 0) for kind in KINDS},
         "bytes_reclaimed": int(blob_bytes) + int(upload_bytes),
@@ -434,10 +398,6 @@ def _identity(info: SnapshotInfo) -> dict[str, Any]:
         "complete": info.complete,
         "partial": info.partial,
     }
-
-
-def _select(name: str) -> str:
-    return queries.load(name).strip().rstrip(";")
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from .. import analysis, queries
+from ..analysis import engine
 from ..errors import CrawlError
 from ..model import repository_selected
 from ..snapshot import Snapshot, SnapshotInfo, digest_ids, iso
@@ -131,8 +132,8 @@ def build_report(
     try:
         # Every report query reads these two: compute each once (on 10M descriptors,
         # recomputing them per query dominated the report's time; benchmarks/RESULTS.md).
-        queries.materialise_view(con, "repository_references")
-        queries.materialise_view(con, "blob_references")
+        engine.materialise_view(con, "repository_references")
+        engine.materialise_view(con, "blob_references")
         dedup = _one(con, "SELECT physical_bytes, logical_bytes, dedup_savings_bytes FROM dedup_summary")
         totals = _one(con, queries.load("blob_totals"))
         orphaned = _one(con, queries.load("orphaned_summary"))

@@ -1,14 +1,15 @@
 """The report's headline figure, **reclaimable now**: what `regstat plan-gc --untagged` with
 the default grace would free (DESIGN.md "Definitions"), computed from the report's views.
 
-It follows the planner's rules, with the policy fixed (every repository, `--untagged`, no tag
-rule, grace DEFAULT_GRACE, locked manifests protected), without making a plan: no tag
-decisions one by one, no order, no actions. What the plan keeps is a reachability seeded by
-the planner's sql/plan_seed.sql over stand-ins for its tables (sql/reclaimable_tags.sql: the
-tags, but for tags on referrers that follow their subject; sql/reclaimable_protected.sql: the
-protected manifests: blocked repositories, unreadable, locked, young), closed over the
-subjects of kept referrers (sql/plan_kept_subjects.sql) as regstat.plan.planner closes it; the
-deleted manifests are the rest. The bytes are summed as the planner sums them
+It runs the planner's SQL with the policy fixed and bound as its tables (every repository,
+`--untagged`, no tag rule, grace DEFAULT_GRACE, locked manifests protected:
+regstat.analysis.protections), without making a plan: no tag decisions one by one, no order,
+no actions. The protections are the planner's (sql/plan_protections.sql, plan_protected.sql);
+the tags are kept, but for tags on referrers that follow their subject
+(sql/reclaimable_tags.sql); what the plan keeps is a reachability seeded by the planner's
+sql/plan_seed.sql, closed over the subjects of kept referrers (sql/plan_kept_subjects.sql) as
+regstat.plan.planner closes it; the deleted manifests are the rest, and the stale uploads the
+planner's sql/plan_uploads.sql. The bytes are summed as the planner sums them
 (`summary.bytes_reclaimed`): the blobs it deletes (stored, past the grace, released by the
 deleted manifests or referenced by nothing) and the stale uploads; or, where it may delete no
 blobs (restrictions(), the planner's `_blob_restrictions`), the bytes the deleted manifests
@@ -22,15 +23,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from .. import queries
-from ..analysis import reachability
+from ..analysis import engine, protections, reachability
 from ..durations import DEFAULT_GRACE, format_duration
 from ..snapshot import SnapshotInfo
 
 GRACE = format_duration(DEFAULT_GRACE)
-_TIME = pa.timestamp("us", tz="UTC")
+RULE = "plan-gc --untagged"
 
 
 @dataclass(frozen=True)
@@ -62,35 +62,40 @@ class Reclaimable:
 
 
 def bind_settings(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> None:
-    """Register `reclaim_settings` (one row: grace_cutoff), measured from when the crawl
-    finished, or from now if snapshot.json does not say (as the planner measures it)."""
+    """Register the planner's `plan_settings` under this policy: the default grace, measured
+    from when the crawl finished, or from now if snapshot.json does not say (as the planner
+    measures it), and locked manifests protected."""
     taken_at = info.finished_at or datetime.now(timezone.utc)
-    con.register("reclaim_settings", pa.table({"grace_cutoff": pa.array([taken_at - DEFAULT_GRACE], _TIME)}))
+    protections.bind_settings(con, taken_at=taken_at, grace_cutoff=taken_at - DEFAULT_GRACE, include_locked=False)
 
 
 def reclaimable_now(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> Reclaimable:
     """The figure, in a report's connection (regstat.analysis, keyed) once every query that
-    reads the report's own `reachable` has run: this replaces it with what the plan keeps.
-    `blob_references` must be a table already (queries.materialise_view)."""
-    incomplete = pa.table({"repository": pa.array(list(info.incomplete_repositories), pa.string())})
-    con.register("reclaim_incomplete", incomplete)
-    _create(con, "reclaim_blocked", "reclaimable_blocked")
-    # The planner's own seed and closure, over its tables' stand-ins under this policy.
+    reads the report's own `reachable` has run: this renames it `reachable_now`, as the
+    planner keeps it, and fills `reachable` with what the plan keeps. `blob_references` must
+    be a table already (engine.materialise_view), and `plan_settings` bound (bind_settings)."""
+    blocked = {r: (errored, unreadable)
+               for r, errored, unreadable, _ in protections.blocked(con, sorted(info.errored_repositories))}
+    engine.rename_table(con, reachability.TABLE, "reachable_now")
+    # The planner's protections, seed and closure, under this policy.
+    protections.bind(con, [
+        {"repository": r, "rule": RULE, "untagged": True,
+         "blocked": "the plan may not touch it (crawl errors, a manifest that could not be read)" if r in blocked else None}
+        for r in protections.repository_names(con)
+    ])
     _create(con, "plan_tags", "reclaimable_tags")
-    _create(con, "plan_protected", "reclaimable_protected")
-    kept_subjects = _select("plan_kept_subjects")
+    kept_subjects = queries.load("plan_kept_subjects")
     while True:
         reachability.materialise(con, seed="plan_seed")
-        if not con.execute(f"INSERT INTO plan_protected {kept_subjects}").fetchone()[0]:
+        if not engine.insert(con, "plan_protected", kept_subjects):
             break
     _create(con, "reclaim_deleted", "reclaimable_manifests")
     _create(con, "reclaim_released", "reclaimable_blobs")
-    cursor = con.execute(_select("reclaimable_now"))
+    _create(con, "reclaim_uploads", "plan_uploads")
+    cursor = con.execute(queries.load("reclaimable_now"))
     row = dict(zip([d[0] for d in cursor.description], cursor.fetchone()))
-    errored, unreadable = con.execute(
-        "SELECT (SELECT count(*) FROM reclaim_blocked WHERE errored), "
-        "(SELECT count(*) FROM manifests WHERE status <> 'ok')"
-    ).fetchone()
+    errored = sum(1 for e, _ in blocked.values() if e)
+    unreadable = sum(u for _, u in blocked.values())
     estimate = restrictions(info, errored, unreadable)
     if estimate:  # no blob or upload deletions: the bytes the deleted manifests release
         parts = (row["released_bytes"], 0, 0, 0, 0)
@@ -129,8 +134,5 @@ def restrictions(info: SnapshotInfo, errored: int, unreadable: int) -> list[str]
 
 
 def _create(con: duckdb.DuckDBPyConnection, table: str, query: str) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS {_select(query)}")
+    engine.create_table(con, table, queries.load(query), replace=True)
 
-
-def _select(name: str) -> str:
-    return queries.load(name).strip().rstrip(";")

@@ -191,7 +191,8 @@ def main() -> int:
         started = time.perf_counter()
         # In a process of its own: a child's peak RSS (wait4) starts from its parent's RSS when
         # it is forked, and staging leaves this process holding gigabytes (seen: 3.5 GB peaks).
-        staging = multiprocessing.get_context("spawn").Process(target=stage, args=(args.snapshot, args.share, args.stage))
+        staging = multiprocessing.get_context("spawn").Process(
+            target=stage, args=(args.snapshot, args.share, args.stage))
         staging.start()
         staging.join()
         if staging.exitcode != 0:

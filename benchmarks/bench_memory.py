@@ -219,7 +219,7 @@ def column_sizes(path: str) -> dict[str, dict[str, int]]:
     return sizes
 
 
-def by_column(m: "Measurement") -> str:
+def by_column(m: Measurement) -> str:
     """Bytes per descriptor by table, and by column within each (largest first)."""
     d = max(m.descriptors, 1)
     parts = []

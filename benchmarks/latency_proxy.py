@@ -73,7 +73,7 @@ def kind_of(method: str, path: str) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 512  # the default 5 drops SYNs when 32 clients connect at once
-    proxy: "LatencyProxy"
+    proxy: LatencyProxy
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -202,7 +202,7 @@ class LatencyProxy:
     def endpoint_url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def start(self) -> "LatencyProxy":
+    def start(self) -> LatencyProxy:
         self._thread.start()
         return self
 
@@ -210,7 +210,7 @@ class LatencyProxy:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def __enter__(self) -> "LatencyProxy":
+    def __enter__(self) -> LatencyProxy:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -65,9 +65,9 @@ import shutil
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
@@ -142,7 +142,7 @@ LAYER_MIN, LAYER_MAX = 32, 8 * 1024**3
 CONFIG_MU, CONFIG_SIGMA = math.log(6_000), 0.6
 
 # The registry's history: three years up to END (fixed, so tables are reproducible).
-END_US = int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()) * 1_000_000
+END_US = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()) * 1_000_000
 SPAN_US = 3 * 365 * 86_400 * 1_000_000
 BASE_VERSIONS = 8
 # Images whose manifest lists a layer twice: builders that keep an empty layer, identical
@@ -369,7 +369,7 @@ class Generator:
             releases = sorted([0.0] + [rng.uniform(0.02, 0.97) for _ in range(BASE_VERSIONS - 1)])
             base = BaseImage(name, releases)
             own = rng.choice((1, 1, 2, 2, 3)) if parent is None else rng.choice((1, 2, 2, 3, 4))
-            for v, release in enumerate(releases):
+            for release in releases:
                 pv = bases[parent].version_at(release) if parent else None
                 per_platform = {}
                 for platform in PLATFORMS:
@@ -660,7 +660,7 @@ class Generator:
                 c_media.extend(repeat(media_type, k))
                 c_size.extend(sizes)
                 position += k
-            for i, (child, platform) in enumerate(m.children):
+            for i, (child, _platform) in enumerate(m.children):
                 c_role.append("manifest")
                 c_pos.append(i)
                 c_digest.append(child.digest)
@@ -788,7 +788,7 @@ def encoded_ranges(con: duckdb.DuckDBPyConnection, stage: Path, name: str,
     step = max(1, len(names) * RANGE_ROWS // max(1, rows))
     bounds = [None, *names[step::step], None]
     previous = None
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         where = " AND ".join(f"repository {op} '{quote(bound)}'" for op, bound in ((">=", lo), ("<", hi))
                              if bound is not None) or "TRUE"
         sql = digest_ids.encode_sql(name, f"SELECT * FROM read_parquet('{glob}') WHERE {where}", "gen_digests")

@@ -52,7 +52,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterator
+from collections.abc import Iterator
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -367,10 +367,8 @@ class TreeModel:
                 digest, _ = self.new_layer()
                 repo.layers[digest] = None
         if rng.random() < 0.02:
-            uuid = "%08x-%04x-4%03x-a%03x-%012x" % (
-                rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12),
-                rng.getrandbits(12), rng.getrandbits(48),
-            )
+            a, b, c, d, e = (rng.getrandbits(bits) for bits in (32, 16, 12, 12, 48))
+            uuid = f"{a:08x}-{b:04x}-4{c:03x}-a{d:03x}-{e:012x}"
             repo.uploads.append((uuid, rng.randint(0, 50_000_000), self.timestamp()))
         return repo
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import RegstatError
 
 
-def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call `write(temporary)` and rename the temporary file to `path`; OSError becomes a
+def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
+    """Call `write(temporary)` (what it returns is not used) and rename the temporary file to `path`; OSError becomes a
     RegstatError naming the path. `write` may leave a `.wal` beside its file (DuckDB)."""
     target = Path(path)
     if target.is_dir():

@@ -44,7 +44,9 @@ def digest_of(data: bytes, algorithm: str = "sha256") -> str:
 # The first component of an image reference is a registry host, as Docker tells them apart,
 # when it has a dot or a port, or is localhost: `registry.example.com/apps/web`,
 # `localhost:5000/web`; `apps/web` is a repository name alone.
-_REGISTRY_HOST = re.compile(r"(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|[A-Za-z0-9-]+:[0-9]+|\[[0-9A-Fa-f:.]+\])(:[0-9]+)?")
+_REGISTRY_HOST = re.compile(
+    r"(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|[A-Za-z0-9-]+:[0-9]+|\[[0-9A-Fa-f:.]+\])(:[0-9]+)?"
+)
 
 
 def is_registry_host(component: str) -> bool:

@@ -14,9 +14,10 @@ import html
 import io
 import json
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
@@ -41,13 +42,14 @@ def human_time(value: str | datetime | None) -> str:
     if value is None or value == "":
         return "unknown"
     if isinstance(value, str):
+        text = value
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            return value  # shown as it is, rather than hidden
+            return text  # shown as it is, rather than hidden
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def short_digest(digest: str | None) -> str:
@@ -70,7 +72,7 @@ def markdown_text(value: Any) -> str:
 def to_json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc)
+            value = value.astimezone(UTC)
             return value.isoformat().replace("+00:00", "Z")
         return value.isoformat()
     if isinstance(value, date):
@@ -109,7 +111,7 @@ def json_array(rows: Iterable[dict], indent: str = "") -> str:
 
 def rows_json(columns: Sequence[str], rows: Sequence[tuple]) -> str:
     """One JSON array of row objects, a row a line."""
-    return json_array(dict(zip(columns, row)) for row in rows)
+    return json_array(dict(zip(columns, row, strict=True)) for row in rows)
 
 
 def rows_csv(columns: Sequence[str], rows: Sequence[tuple]) -> str:
@@ -126,12 +128,17 @@ def rows_table(columns: Sequence[str], rows: Sequence[tuple], max_width: int = 8
     cells = [[_cell(v, max_width) for v in row] for row in rows]
     widths = [len(c) for c in columns]
     for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-    numeric = [all(isinstance(r[i], (int, float, Decimal)) and not isinstance(r[i], bool) for r in rows if r[i] is not None) and bool(rows) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    numeric = [
+        bool(rows) and all(isinstance(r[i], (int, float, Decimal)) and not isinstance(r[i], bool)
+                           for r in rows if r[i] is not None)
+        for i in range(len(columns))
+    ]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for row in cells:
-        lines.append("  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric)).rstrip())
+        cells_aligned = (c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric, strict=True))
+        lines.append("  ".join(cells_aligned).rstrip())
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines) + "\n"
 

@@ -74,7 +74,8 @@ def install(storage: Path, expected: dict, ages: dict[str, int] | None, output: 
     (output / "EXPECTED.json").write_text(json.dumps(expected, indent=1) + "\n")
     if ages is not None:
         lines = [f"{age} {path}" for path, age in sorted(ages.items())]
-        header = "# seconds before now that the registry last wrote each file; scripts/restore_sample_ages.py applies them\n"
+        header = ("# seconds before now that the registry last wrote each file; "
+                  "scripts/restore_sample_ages.py applies them\n")
         (output / AGES).write_text(header + "\n".join(lines) + "\n")
         restore(output)
 

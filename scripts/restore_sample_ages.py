@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 AGES = "AGES"
@@ -42,7 +42,7 @@ def restore(tree: Path, now: float | None = None) -> dict[str, int]:
         target = tree / path
         if target.name == "startedat":
             # RFC 3339 in UTC, as the registry writes it.
-            target.write_text(datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            target.write_text(datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         os.utime(target, (when, when))
     return ages
 

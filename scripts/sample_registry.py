@@ -175,7 +175,8 @@ def _base(s: _Steps) -> dict[str, Any]:
                                         ("3.12", "12.6", 50, ("3.12", "latest")),
                                         # 3.11 rebuilt on the new Debian: the first build is orphaned.
                                         ("3.11", "12.6", 48, ("3.11", "3.11-bookworm"))):
-        image = images.build_image([debian_layers[debian], python[version]], labels={"python": version, "debian": debian})
+        image = images.build_image([debian_layers[debian], python[version]],
+                                   labels={"python": version, "debian": debian})
         s.at(_ago(days), "push", "base/python", image, *tags)
     return {"debian": debian_layers, "alpine": alpine, "python": python}
 

@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import weakref
-from typing import Sequence
+from collections.abc import Sequence
 
 import duckdb
 import pyarrow as pa
@@ -92,7 +92,7 @@ def connect(
 # C without the GIL: Python's SIGINT handler waits until the statement ends, which at 100M
 # descriptors is minutes. So the CLI runs analysis commands in a worker thread, and the main
 # thread, which receives the signal, interrupts these.
-_OPEN: "weakref.WeakSet[duckdb.DuckDBPyConnection]" = weakref.WeakSet()
+_OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
 
 
 def track(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -109,13 +109,13 @@ def interrupt_all() -> None:
             pass  # closed meanwhile
 
 
-def duckdb_config(memory_limit: str | None) -> dict[str, str]:
+def duckdb_config(memory_limit: str | None) -> dict[str, str | bool | int | float | list[str]]:
     """DuckDB settings for an analysis connection: the memory limit, and where to spill past it.
 
     An in-memory DuckDB spills into `.tmp` under the working directory, which a cron job may
     not be able to write (or should not litter): spill under the system's temporary directory
     (TMPDIR) instead, one directory per process, which DuckDB removes when it closes."""
-    config = {"temp_directory": spill_directory()}
+    config: dict[str, str | bool | int | float | list[str]] = {"temp_directory": spill_directory()}
     if memory_limit:
         config["memory_limit"] = memory_limit
     return config

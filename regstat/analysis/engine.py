@@ -9,7 +9,8 @@ Table and view names passed here are regstat's own identifiers, never user input
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import duckdb
 import pyarrow as pa
@@ -30,7 +31,16 @@ def create_view(con: duckdb.DuckDBPyConnection, name: str, select: str) -> None:
 
 def insert(con: duckdb.DuckDBPyConnection, table: str, select: str) -> int:
     """Append the rows of `select` to `table`; return how many."""
-    return con.execute(f"INSERT INTO {table} {_bare(select)}").fetchone()[0]
+    return one_row(con.execute(f"INSERT INTO {table} {_bare(select)}"))[0]
+
+
+def one_row(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The row of a statement that returns exactly one (an aggregate without GROUP BY, an
+    INSERT's count). DuckDB types `fetchone()` as optional; here no row is a bug, not an answer."""
+    row = cursor.fetchone()
+    if row is None:
+        raise AssertionError("a statement that returns one row returned none")
+    return row
 
 
 def copy_table(con: duckdb.DuckDBPyConnection, source: str, name: str) -> None:

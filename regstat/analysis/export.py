@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
+from collections.abc import Callable
 
 import duckdb
 import pyarrow as pa

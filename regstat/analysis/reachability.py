@@ -40,7 +40,7 @@ def materialise(con: duckdb.DuckDBPyConnection, *, max_depth: int = MAX_DEPTH, s
     depth = 0
     while True:
         if depth == max_depth:
-            pending = con.execute(f"SELECT count(*) FROM ({step}) AS pending").fetchone()[0]
+            pending = engine.one_row(con.execute(f"SELECT count(*) FROM ({step}) AS pending"))[0]
             if pending:
                 raise ReachabilityError(
                     f"reachability: manifests still being reached after {max_depth} steps "
@@ -59,7 +59,8 @@ def create_empty(con: duckdb.DuckDBPyConnection) -> None:
     # Typed after `manifests`: digests are text, or ids in a keyed analysis (regstat.snapshot.digest_ids).
     engine.create_table(
         con, TABLE,
-        "SELECT repository, digest, CAST(0 AS INTEGER) AS depth, CAST(NULL AS VARCHAR) AS via FROM manifests WHERE FALSE",
+        "SELECT repository, digest, CAST(0 AS INTEGER) AS depth, CAST(NULL AS VARCHAR) AS via "
+        "FROM manifests WHERE FALSE",
         replace=True,
     )
 

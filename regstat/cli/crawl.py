@@ -36,16 +36,20 @@ from .options import command, quiet_option, repository_option
     help="Storage trees: read every revision and _layers link file, not only check its size "
     "(one more read per link; costly on S3).",
 )
-@click.option("--endpoint-url", metavar="URL", help="S3 or ECR endpoint (MinIO, Ceph, moto). Default: AWS_ENDPOINT_URL, else AWS.")
+@click.option("--endpoint-url", metavar="URL",
+              help="S3 or ECR endpoint (MinIO, Ceph, moto). Default: AWS_ENDPOINT_URL, else AWS.")
 @click.option("--username", metavar="NAME", help="Registry API: user for basic or token auth.")
 @click.option(
     "--password-stdin", is_flag=True, help="Registry API: read the password (or token) from standard input."
 )
 @click.option("--insecure", is_flag=True, help="Registry API: allow plain HTTP and skip TLS verification.")
-@click.option("--ca-file", metavar="PEM", type=click.Path(exists=True, dir_okay=False), help="Registry API: trust these CA certificates.")
-@click.option("--registry-id", metavar="ACCOUNT", help="ECR: the registry (account id) to crawl. Default: the caller's.")
+@click.option("--ca-file", metavar="PEM", type=click.Path(exists=True, dir_okay=False),
+              help="Registry API: trust these CA certificates.")
+@click.option("--registry-id", metavar="ACCOUNT",
+              help="ECR: the registry (account id) to crawl. Default: the caller's.")
 @click.option("--name", metavar="REPOSITORY", help="OCI layout: the repository name. Default: the directory's name.")
-@click.option("--force", is_flag=True, help="Replace DIR if it is a regstat snapshot or an empty directory (nothing else).")
+@click.option("--force", is_flag=True,
+              help="Replace DIR if it is a regstat snapshot or an empty directory (nothing else).")
 @click.option(
     "--resume",
     is_flag=True,
@@ -185,10 +189,10 @@ def _summarise(result: CrawlResult, reporter: Progress, as_json: bool, quiet: bo
             click.echo(f"  ... and {len(info.errors) - 5:,} more in {result.path}/snapshot.json", err=True)
     if as_json:
         doc = info.to_json()
-        summary = {k: doc[k] for k in ("id", "complete", "partial", "counts", "incomplete_repositories")}
-        summary["path"] = str(result.path)
-        summary["errors"] = len(info.errors)
-        summary["resumed_at"] = doc["resumed_at"]
-        summary["work"] = result.stats  # jobs run in this process, jobs a resume kept, items read
-        click.echo(json.dumps(summary, indent=1))
+        json_summary = {k: doc[k] for k in ("id", "complete", "partial", "counts", "incomplete_repositories")}
+        json_summary["path"] = str(result.path)
+        json_summary["errors"] = len(info.errors)
+        json_summary["resumed_at"] = doc["resumed_at"]
+        json_summary["work"] = result.stats  # jobs run in this process, jobs a resume kept, items read
+        click.echo(json.dumps(json_summary, indent=1))
     sys.exit(EXIT_INCOMPLETE if info.errors else EXIT_OK)

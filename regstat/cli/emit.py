@@ -8,8 +8,9 @@ actions is never held whole."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO, Union
+from typing import TextIO, TypeAlias
 
 import click
 import pyarrow as pa
@@ -19,7 +20,7 @@ from ..snapshot import Snapshot
 from ..snapshot.outputs import check_file_output
 
 # Text, a function writing text to a stream, an Arrow table (Parquet) or a file to copy.
-Content = Union[str, Callable[[TextIO], None], pa.Table, Path]
+Content: TypeAlias = str | Callable[[TextIO], None] | pa.Table | Path
 
 
 def check_output(snapshot: Snapshot, output: str | None) -> None:

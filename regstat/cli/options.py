@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import click
 
@@ -12,7 +13,7 @@ from .edge import Command
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def command(name: str) -> Decorator:
+def command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
     """A regstat command (edge.Command: errors mapped to their message and exit code)."""
     return click.command(name, cls=Command)
 

@@ -28,8 +28,10 @@ from .options import command, format_options, memory_limit_option, quiet_option,
 @click.option("--keep", type=click.IntRange(0), metavar="N",
               help="Of the tags the other rules select in a repository, the N most recently updated stay.")
 @click.option("--delete-tags", metavar="REGEX", help="Select tags matching this regular expression.")
-@click.option("--keep-tags", metavar="REGEX", multiple=True, help="Never delete tags matching this (repeatable; wins over every rule).")
-@click.option("--pulled-within", metavar="DURATION", help="Never delete what was pulled this recently (sources with pull times).")
+@click.option("--keep-tags", metavar="REGEX", multiple=True,
+              help="Never delete tags matching this (repeatable; wins over every rule).")
+@click.option("--pulled-within", metavar="DURATION",
+              help="Never delete what was pulled this recently (sources with pull times).")
 @repository_option("Apply the rules only to these repositories (repeatable; `*` matches `/` too); blobs "
                    "stay judged registry-wide.")
 @click.option("--grace", metavar="DURATION", help="Delete nothing younger than this; 0s turns it off. [default: 24h]")
@@ -65,8 +67,8 @@ def plan_gc_command(
     manifest reaches (index children, referrers) is ever deleted; in an OCI layout, nor is
     any manifest index.json lists, named or not. Blobs no manifest references (in a layout,
     manifest blobs index.json does not reach too) and stale uploads are always planned where
-    the source shows them (storage and OCI layouts) and the snapshot is complete. Exit code 3: the snapshot is incomplete, and
-    the plan restricted itself (see its notes).
+    the source shows them (storage and OCI layouts) and the snapshot is complete. Exit code 3:
+    the snapshot is incomplete, and the plan restricted itself (see its notes).
 
     \b
     Examples:

@@ -32,15 +32,15 @@ def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, re
 
     Every snapshot table is a view by its name: repositories, tags, manifests, descriptors,
     blobs, repository_blobs, uploads; `errors` holds the crawl's recorded errors and
-    `snapshot_info` (one row) its id, source and times (taken_at: when it finished). The
-    table `reachable` holds the manifests tags (and an OCI layout's unnamed index.json
-    entries) reach (computed only when a query reads it),
-    and the analysis views are manifest_edges, manifest_references, repository_references,
-    blob_references, manifest_exclusive_bytes, orphan_reasons, orphaned_manifests, unreferenced_blobs, layer_sharing, dedup_summary,
-    repository_usage, media_types, largest_layers and stale_uploads. SQL `-` reads the query from standard
-    input. Only one SELECT (or EXPLAIN of one) runs: COPY, CREATE, ATTACH and the like are
-    refused, so the snapshot is never changed. --format json prints one JSON array of
-    objects; --format parquet writes --output FILE. --repository keeps the rows whose
+    `snapshot_info` (one row) its id, source and times (taken_at: when it finished). The table
+    `reachable` holds the manifests tags (and an OCI layout's unnamed index.json entries)
+    reach (computed only when a query reads it), and the analysis views are manifest_edges,
+    manifest_references, repository_references, blob_references, manifest_exclusive_bytes,
+    orphan_reasons, orphaned_manifests, unreferenced_blobs, layer_sharing, dedup_summary,
+    repository_usage, media_types, largest_layers and stale_uploads. SQL `-` reads the query
+    from standard input. Only one SELECT (or EXPLAIN of one) runs: COPY, CREATE, ATTACH and
+    the like are refused, so the snapshot is never changed. --format json prints one JSON
+    array of objects; --format parquet writes --output FILE. --repository keeps the rows whose
     `repository` column it selects (the query itself sees every repository: a sum over all of
     them stays one); a query with no such column is refused (exit code 2).
 

@@ -16,8 +16,9 @@ ranged queries run on the ids: their joins are on integers, and none of them joi
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 import pyarrow as pa
@@ -272,7 +273,7 @@ def _restrict(con: duckdb.DuckDBPyConnection, column: str | None, bounds: Bounds
 def _split(boundaries: list) -> list[Bounds]:
     """Consecutive ranges that cover every value: (None, b1), [b1, b2), ..., [bn, None)."""
     edges: list = [None, *boundaries, None]
-    return list(zip(edges[:-1], edges[1:]))
+    return list(pairwise(edges))
 
 
 def _repository_ranges(con: duckdb.DuckDBPyConnection) -> list[Bounds]:

@@ -27,7 +27,8 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Protocol, Self
+from collections.abc import Callable, Mapping
 
 from .. import __version__
 from ..errors import CrawlError, NotResumable, SnapshotError
@@ -72,13 +73,23 @@ def _lookup(name: str) -> Any:
     return target
 
 
+class SharedState(Protocol):
+    """State a repository's jobs share (a source's RepositoryState): the journal records its
+    `resume_key`, and a resumed crawl rebuilds it with `resumed`."""
+
+    def resume_key(self) -> str: ...
+
+    @classmethod
+    def resumed(cls, key: str, revisions: Mapping[str, set[str]]) -> Self: ...
+
+
 class JobCodec:
     """Encodes jobs as JSON and back, given the source they belong to."""
 
     def __init__(
         self,
         source: Source,
-        shared: Callable[[type, str], Any] | None = None,
+        shared: Callable[[type[SharedState], str], SharedState] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> None:
         live = {k: v for k, v in vars(source).items() if not isinstance(v, (*_PLAIN, tuple, list))}
@@ -237,7 +248,8 @@ class JournalWriter:
     def give_up(self, reason: str) -> None:
         """Record that this crawl cannot be resumed, and journal nothing more."""
         if not self.broken:
-            write_json_durably(self.directory / f"{self.number:08d}.json", {"checkpoint": self.number, "broken": reason})
+            write_json_durably(self.directory / f"{self.number:08d}.json",
+                               {"checkpoint": self.number, "broken": reason})
             self.broken = reason
 
 

@@ -64,7 +64,7 @@ class DigestSet:
             values = ",".join([f"(?,{written})"] * len(chunk))
             returned.update(row[0] for row in self._con.execute(sql.format(values=values), chunk))
         out = []
-        for digest, key in zip(digests, keys):
+        for digest, key in zip(digests, keys, strict=True):
             if key in returned:
                 returned.discard(key)
                 out.append(digest)
@@ -115,10 +115,11 @@ class DigestSet:
             chunk = keys[i : i + self.BATCH]
             marks = ",".join("?" * len(chunk))
             written.update(
-                row[0] for row in self._con.execute(f"SELECT key FROM digests WHERE written = 1 AND key IN ({marks})", chunk)
+                row[0]
+                for row in self._con.execute(f"SELECT key FROM digests WHERE written = 1 AND key IN ({marks})", chunk)
             )
         out, seen = [], set()
-        for digest, key in zip(digests, keys):
+        for digest, key in zip(digests, keys, strict=True):
             if key not in written and key not in seen:
                 seen.add(key)
                 out.append(digest)

@@ -21,7 +21,8 @@ from types import MappingProxyType
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import pyarrow.parquet as pq
 
@@ -36,6 +37,7 @@ from .checkpoint import (
     JobCodec,
     JournalState,
     JournalWriter,
+    SharedState,
     fsync_directory,
     fsync_file,
     mark_resumed,
@@ -89,7 +91,7 @@ class Crawl:
         self.jobs_run = self.jobs_reused = self.items = 0
         self._every = _checkpoint_seconds()
         self._checkpointed = time.monotonic()
-        self._shared: dict[tuple[type, str], Any] = {}
+        self._shared: dict[tuple[type, str], SharedState] = {}
         self._revisions: dict[str, set[str]] | None = None
         self._journaled_errors: set[CrawlError] = set()
         self.resumed = resumed
@@ -153,7 +155,7 @@ class Crawl:
             first[name] = max(numbers, default=-1) + 1
         return first
 
-    def _shared_state(self, cls: type, key: str) -> Any:
+    def _shared_state(self, cls: type[SharedState], key: str) -> SharedState:
         """State a repository's pending jobs share, rebuilt from what its finished jobs wrote."""
         if (cls, key) not in self._shared:
             self._shared[(cls, key)] = cls.resumed(key, self._staged_revisions())
@@ -164,7 +166,7 @@ class Crawl:
             self._revisions = {}
             for part in sorted((self.stage / "revisions").glob("*.parquet")):
                 table = pq.read_table(part, columns=["repository", "digest"])
-                for repository, digest in zip(*(c.to_pylist() for c in table.columns)):
+                for repository, digest in zip(*(c.to_pylist() for c in table.columns), strict=True):
                     self._revisions.setdefault(repository, set()).add(digest)
         return self._revisions
 
@@ -324,7 +326,7 @@ class Crawl:
         digests = [parsed[0] if isinstance(parsed, tuple) else parsed.digest for parsed in result.parsed]
         fresh = set(self._digests.mark_written(digests))
         written = 0
-        for digest, parsed in zip(digests, result.parsed):
+        for digest, parsed in zip(digests, result.parsed, strict=True):
             if digest not in fresh:
                 continue
             fresh.discard(digest)  # the same digest twice in one result: written once

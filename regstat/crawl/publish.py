@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import OutputExistsError, OutputRefusedError, SnapshotError
 from ..snapshot import PARTIAL_MARK, ROWS_PER_PART, STORED_SCHEMAS, STORED_TABLES, PartWriter, SnapshotInfo
@@ -30,7 +30,7 @@ class PendingSnapshot:
         self.path.mkdir()
 
     @classmethod
-    def take_over(cls, output: str | os.PathLike[str], partial: Path, *, force: bool = False) -> "PendingSnapshot":
+    def take_over(cls, output: str | os.PathLike[str], partial: Path, *, force: bool = False) -> PendingSnapshot:
         """Continue writing the hidden directory an interrupted crawl to OUTPUT left.
 
         It is renamed to this process's name, so other crawls see a live owner; the other

@@ -144,7 +144,8 @@ def _chain(con: duckdb.DuckDBPyConnection, repository: str, digest: str, *, plan
             steps.insert(0, f"protected ({reason[0][0] if reason else 'by the policy'}): {current}")
             return steps
         con.register("explain_targets", pa.Table.from_pylist([{"repository": repository, "digest": current}]))
-        parents = [p for p in con.execute(queries.load("explain_edges")).fetchall() if p[4] == depth - 1 and p[3] == via]
+        edges = con.execute(queries.load("explain_edges")).fetchall()
+        parents = [p for p in edges if p[4] == depth - 1 and p[3] == via]
         con.unregister("explain_targets")
         if not parents:
             return steps or None
@@ -156,7 +157,8 @@ def _chain(con: duckdb.DuckDBPyConnection, repository: str, digest: str, *, plan
 
 def _kept_tags(con: duckdb.DuckDBPyConnection, repository: str, digest: str, plan_mode: bool) -> list[str]:
     if plan_mode:
-        sql = "SELECT tag FROM plan_tags WHERE repository = ? AND digest = ? AND NOT deleted AND NOT follows ORDER BY tag"
+        sql = ("SELECT tag FROM plan_tags WHERE repository = ? AND digest = ? AND NOT deleted AND NOT follows "
+               "ORDER BY tag")
     else:
         sql = "SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag"
     tags = [r[0] for r in con.execute(sql, [repository, digest]).fetchall()]
@@ -166,7 +168,7 @@ def _kept_tags(con: duckdb.DuckDBPyConnection, repository: str, digest: str, pla
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     cursor = con.execute(sql, params)
     columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -198,7 +200,8 @@ def render_text(result: dict[str, Any]) -> str:
         blob = result["blob"]
         stored = (f"{human_bytes(blob['size'])}, {'stored' if blob['stored'] else 'not seen stored'}"
                   if blob else "not in the blobs table")
-        lines.append(f"  blob ({stored}); referenced by {len(result['references'])} other (repository, manifest) pair(s)")
+        lines.append(f"  blob ({stored}); referenced by {len(result['references'])} other "
+                     "(repository, manifest) pair(s)")
         for r in result["references"][:20]:
             state = "kept" if r["kept_now"] else "orphaned"
             if "deleted_by_plan" in r:

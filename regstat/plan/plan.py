@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,8 @@ class Plan:
     summary: dict[str, Any]
     notes: list[str]
     actions_file: Path
+    # Removes the actions file's directory once, on close() or when the plan is collected.
+    _remove: weakref.finalize[..., None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_remove", weakref.finalize(
@@ -103,7 +105,8 @@ class Plan:
         shapes = {"snapshot": dict, "policy": dict, "summary": dict, "notes": list, "actions": list}
         wrong = [key for key, shape in shapes.items() if not isinstance(doc.get(key), shape)]
         if wrong or not isinstance(doc["snapshot"].get("id"), str):
-            raise PlanFileError(f"{path}: a damaged regstat plan ({', '.join(wrong) or 'snapshot id'} missing or wrong)")
+            raise PlanFileError(
+                f"{path}: a damaged regstat plan ({', '.join(wrong) or 'snapshot id'} missing or wrong)")
         directory = Path(tempfile.mkdtemp(prefix="regstat-plan-"))
         try:
             actions_file = _write_loaded(doc["actions"], directory / "actions.parquet")

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,9 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
                 actions_file=actions_file)
 
 
-def _create(con: duckdb.DuckDBPyConnection, table: str, query: str | None = None, params: list[Any] | None = None) -> None:
+def _create(
+    con: duckdb.DuckDBPyConnection, table: str, query: str | None = None, params: list[Any] | None = None
+) -> None:
     """Create the table `table` from sql/QUERY.sql (QUERY defaults to the table's name)."""
     engine.create_table(con, table, queries.load(query or table), params or ())
 
@@ -112,7 +114,7 @@ def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> 
     plan keeps; `reachable_now` keeps the current reachability, `plan_protected` the
     protections. Return the tag decisions and the repositories the plan may not touch."""
     info = snapshot.info
-    taken_at = info.finished_at or datetime.now(timezone.utc)
+    taken_at = info.finished_at or datetime.now(UTC)
     _check_policy_fits(policy, info)
     engine.copy_table(con, reachability.TABLE, "reachable_now")
     blocked = _blocked_repositories(con, info)
@@ -157,7 +159,8 @@ def _blocked_repositories(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) ->
     unreadable = 0
     for repository, has_errors, count, status in protections.blocked(con, sorted(info.errored_repositories)):
         if count:
-            reasons[repository] = f"a manifest in this repository could not be read ({status}): it may reference anything"
+            reasons[repository] = (f"a manifest in this repository could not be read ({status}): "
+                                   "it may reference anything")
             unreadable += count
         else:
             reasons[repository] = "the crawl recorded errors in this repository"
@@ -209,7 +212,9 @@ def _tags_schema(digest: pa.DataType) -> pa.Schema:
                       ("reason", pa.string()), ("rule", pa.string())])
 
 
-def _decide_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str], taken_at: datetime) -> pa.Table:
+def _decide_tags(
+    con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str], taken_at: datetime
+) -> pa.Table:
     """One row per tag: deleted or not, and why. Tags whose verdict their repository alone
     decides (outside the policy, blocked: the protection says why; no tag rule) are decided
     column-wise; the others (tag rules, tags on referrers) one by one."""
@@ -217,7 +222,7 @@ def _decide_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[s
     repositories = pc.unique(tags.column("repository"))
     rules = [policy.rule_for(r) for r in repositories.to_pylist()]
     closed, names, by_rule, open_to_referrers = [], [], [], []
-    for repository, rule in zip(repositories.to_pylist(), rules):
+    for repository, rule in zip(repositories.to_pylist(), rules, strict=True):
         closed.append(rule is None or repository in blocked)
         names.append(rule.name if rule else None)
         by_rule.append(bool(rule and rule.selects_tags and repository not in blocked))
@@ -225,7 +230,8 @@ def _decide_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[s
     index = pc.index_in(tags.column("repository"), value_set=repositories)
     one_by_one = pc.or_(
         pc.take(pa.array(by_rule, pa.bool_()), index),
-        pc.and_(pc.fill_null(tags.column("is_referrer"), False), pc.take(pa.array(open_to_referrers, pa.bool_()), index)),
+        pc.and_(pc.fill_null(tags.column("is_referrer"), False),
+                pc.take(pa.array(open_to_referrers, pa.bool_()), index)),
     )
     constant = tags.filter(pc.invert(one_by_one))
     constant_index = pc.index_in(constant.column("repository"), value_set=repositories)
@@ -249,7 +255,7 @@ def _decide_one_by_one(tags: pa.Table, policy: Policy, taken_at: datetime) -> pa
     by_repository: dict[str, list[tuple]] = defaultdict(list)
     for row in zip(*(tags.column(c).to_pylist() for c in (
         "repository", "tag", "digest", "updated_at", "size", "is_referrer", "protection"
-    ))):
+    )), strict=True):
         by_repository[row[0]].append(row)
     out = []
     for repository, rows in by_repository.items():
@@ -287,7 +293,7 @@ def _keep_newest(keep: int, candidates: list[tuple], verdicts: dict[str, str]) -
 def _newest_first(tags: list[tuple]) -> list[str]:
     """The tags' names, most recently updated first; a tag without a time counts as newest (it
     is never what `keep` gives up first), and equal times go by name (code points, ascending)."""
-    far_future = datetime.max.replace(tzinfo=timezone.utc)
+    far_future = datetime.max.replace(tzinfo=UTC)
     return [t[1] for t in sorted(tags, key=lambda t: (-(t[3] or far_future).timestamp(), t[1]))]
 
 
@@ -361,7 +367,7 @@ def _order(con: duckdb.DuckDBPyConnection) -> None:
     while engine.insert(con, "plan_order", queries.load("plan_order_step")):
         pass
     cursor = con.execute(queries.load("plan_unordered"))
-    first = [dict(zip(("repository", "digest"), row)) for row in cursor.fetchmany(3)]
+    first = [dict(zip(("repository", "digest"), row, strict=True)) for row in cursor.fetchmany(3)]
     left = [(r["repository"], r["digest"]) for r in digest_ids.decode_rows(con, first)]
     if left:
         raise PlanError(f"the manifests to delete reference each other in a cycle (e.g. {left}): "
@@ -381,7 +387,7 @@ def _summary(con: duckdb.DuckDBPyConnection, estimated: bool) -> dict[str, Any]:
         if not estimated:  # an estimate frees bytes, but the plan deletes no blob
             counts[row["repository"]]["blobs"] = row["blobs"]
         counts[row["repository"]]["bytes_reclaimed"] += row["bytes"]
-    blob_bytes, upload_bytes = con.execute(queries.load("plan_bytes")).fetchone()
+    blob_bytes, upload_bytes = engine.one_row(con.execute(queries.load("plan_bytes")))
     return {
         **{summary_key(kind): totals.get(kind, 0) for kind in KINDS},
         "bytes_reclaimed": int(blob_bytes) + int(upload_bytes),
@@ -403,4 +409,4 @@ def _identity(info: SnapshotInfo) -> dict[str, Any]:
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     cursor = con.execute(sql)
     columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

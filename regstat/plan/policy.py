@@ -113,7 +113,7 @@ class Policy:
     def all_rules(self) -> tuple[Rule, ...]:
         return (*self.rules, self.default)
 
-    def with_protections(self, keep_tags: tuple[str, ...], pulled_within: timedelta | None) -> "Policy":
+    def with_protections(self, keep_tags: tuple[str, ...], pulled_within: timedelta | None) -> Policy:
         """This policy with protections added to every rule (flags given beside --policy)."""
 
         def protect(rule: Rule) -> Rule:

@@ -32,7 +32,7 @@ import re
 import tomllib
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from ..durations import DEFAULT_GRACE
 from .policy import Policy, PolicyError, Rule, checked_regex, from_flags, parse_duration
@@ -181,7 +181,8 @@ class _Reader:
         if not isinstance(keep_tags, (str, list)):
             self.fail(index, "keep_tags", f"keep_tags = {_toml(keep_tags)}: must be a regular expression string "
                       "or a list of them")
-        keep_tags = tuple(self.regex(p, index, "keep_tags") for p in ([keep_tags] if isinstance(keep_tags, str) else keep_tags))
+        patterns = [keep_tags] if isinstance(keep_tags, str) else keep_tags
+        keep_tags = tuple(self.regex(p, index, "keep_tags") for p in patterns)
         if delete_tags is not None and delete_tags in keep_tags:
             self.fail(index, "keep_tags", f"keep_tags protects exactly what delete_tags selects ({delete_tags!r}): "
                       "the rule can delete no tag; drop one of them")
@@ -198,7 +199,8 @@ class _Reader:
             keep=keep,
             delete_tags=delete_tags,
             keep_tags=keep_tags,
-            pulled_within=self.duration(doc["pulled_within"], index, "pulled_within") if "pulled_within" in doc else None,
+            pulled_within=(self.duration(doc["pulled_within"], index, "pulled_within")
+                           if "pulled_within" in doc else None),
             description=description,
         )
 
@@ -261,7 +263,7 @@ class _Reader:
         except PolicyError as e:
             self.fail(index, key, str(e))
 
-    def fail(self, index: int | None, key: str | None, message: str, *, label: bool = True) -> Any:
+    def fail(self, index: int | None, key: str | None, message: str, *, label: bool = True) -> NoReturn:
         line = self.line_of(index, key)
         where = f"{self.path}:{line}" if line else self.path
         if label and index is not None:

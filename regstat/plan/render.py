@@ -77,7 +77,7 @@ def render_text(plan: Plan, *, limit: int = 20) -> str:
                          f"{r.get('uploads', 0):>7} {_bytes(r['bytes_reclaimed']):>10}")
         if len(largest) > limit:
             lines.append(f"  ... {len(largest) - limit:,} more repositories (the JSON plan lists them all)")
-    for kind, title in zip(KINDS, ("Tags", "Manifests", "Blobs", "Uploads")):
+    for kind, title in zip(KINDS, ("Tags", "Manifests", "Blobs", "Uploads"), strict=True):
         count = s[summary_key(kind)]
         if not count:
             continue

@@ -4,7 +4,8 @@ figures and cells, notes and sections. The formats import these, never each othe
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from ..render import human_bytes, human_time, short_digest
 from .numbers import Report, counted
@@ -73,7 +74,8 @@ def stale_uploads_text(report: Report) -> str:
         return "none"
     size = human_bytes(stale["upload_bytes"])
     if stale["unsized"]:
-        size = "size unknown" if stale["unsized"] == stale["uploads"] else f"{size} + {stale['unsized']:,} of unknown size"
+        size = ("size unknown" if stale["unsized"] == stale["uploads"]
+                else f"{size} + {stale['unsized']:,} of unknown size")
     return f"{stale['uploads']:,} ({size}), the oldest started {human_time(stale['oldest_at'])}"
 
 

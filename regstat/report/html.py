@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from ..render import human_bytes, human_time, safe_text
 from .common import (
@@ -140,7 +141,8 @@ def _summary(report: Report) -> str:
     rows = []
     for name, label in SUMMARY_LABELS + COUNT_LABELS:
         text = figure(report, name)
-        kind = ' class="num unknown"' if report.summary.get(name) is None or name in report.estimates else ' class="num"'
+        unknown = report.summary.get(name) is None or name in report.estimates
+        kind = ' class="num unknown"' if unknown else ' class="num"'
         rows.append(f"<tr><td>{esc(label)}</td><td{kind}>{value_text(text)}</td></tr>")
     kind = ' class="num unknown"' if report.stale_uploads is None else ' class="num"'
     rows.append(f"<tr><td>{esc(stale_uploads_label(report))}</td><td{kind}>{value_text(stale_uploads_text(report))}</td></tr>")
@@ -157,12 +159,13 @@ def _table(columns: Sequence[tuple[str, str]], rows: list[dict[str, Any]] | None
         return "<p>(none)</p>"
     numeric = [key not in ("repository", "digest", "media_type") for key, _ in columns]
     head = "".join(
-        ('<th class="num">' if num else "<th>") + f"{esc(label)}</th>" for (_, label), num in zip(columns, numeric)
+        ('<th class="num">' if num else "<th>") + f"{esc(label)}</th>"
+        for (_, label), num in zip(columns, numeric, strict=True)
     )
     body = []
     for row in rows:
         cells = []
-        for (key, _), num in zip(columns, numeric):
+        for (key, _), num in zip(columns, numeric, strict=True):
             value = row.get(key)
             classes = " ".join(c for c in ("num" if num else "", "unknown" if value is None else "") if c)
             attr = f' class="{classes}"' if classes else ""

@@ -143,6 +143,7 @@ def build_report(
         histogram = _all(con, queries.load("sharing_histogram"))
         largest = _all(con, queries.load("largest_layers"), limit=top)
         shared = _all(con, queries.load("most_shared_layers"), limit=top)
+        by_repository: list[dict[str, Any]] | None
         by_repository = _all(con, queries.load("orphaned_by_repository"), limit=None if repositories else top)
         by_repository = [row for row in by_repository if repository_selected(row["repository"], repositories)][:top]
         bind_settings(con, info)
@@ -317,4 +318,4 @@ def _all(con: duckdb.DuckDBPyConnection, sql: str, *, limit: int | None = None) 
         sql = f"SELECT * FROM ({sql}) AS q LIMIT {int(limit)}"
     cursor = con.execute(sql)
     columns = [d[0] for d in cursor.description]
-    return digest_ids.decode_rows(con, [dict(zip(columns, row)) for row in cursor.fetchall()])
+    return digest_ids.decode_rows(con, [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()])

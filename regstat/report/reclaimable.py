@@ -19,7 +19,7 @@ release, as an estimate. A test holds the two equal on several snapshots.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 import duckdb
@@ -65,7 +65,7 @@ def bind_settings(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> None:
     """Register the planner's `plan_settings` under this policy: the default grace, measured
     from when the crawl finished, or from now if snapshot.json does not say (as the planner
     measures it), and locked manifests protected."""
-    taken_at = info.finished_at or datetime.now(timezone.utc)
+    taken_at = info.finished_at or datetime.now(UTC)
     protections.bind_settings(con, taken_at=taken_at, grace_cutoff=taken_at - DEFAULT_GRACE, include_locked=False)
 
 
@@ -80,7 +80,8 @@ def reclaimable_now(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> Recla
     # The planner's protections, seed and closure, under this policy.
     protections.bind(con, [
         {"repository": r, "rule": RULE, "untagged": True,
-         "blocked": "the plan may not touch it (crawl errors, a manifest that could not be read)" if r in blocked else None}
+         "blocked": ("the plan may not touch it (crawl errors, a manifest that could not be read)"
+                     if r in blocked else None)}
         for r in protections.repository_names(con)
     ])
     _create(con, "plan_tags", "reclaimable_tags")
@@ -93,7 +94,7 @@ def reclaimable_now(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> Recla
     _create(con, "reclaim_released", "reclaimable_blobs")
     _create(con, "reclaim_uploads", "plan_uploads")
     cursor = con.execute(queries.load("reclaimable_now"))
-    row = dict(zip([d[0] for d in cursor.description], cursor.fetchone()))
+    row = dict(zip([d[0] for d in cursor.description], engine.one_row(cursor), strict=True))
     errored = sum(1 for e, _ in blocked.values() if e)
     unreadable = sum(u for _, u in blocked.values())
     estimate = restrictions(info, errored, unreadable)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from ..render import human_time, safe_text
 from .common import (
@@ -28,10 +29,10 @@ def render_text(report: Report) -> str:
     for warning in report.warnings:
         out.append(f"!! {safe_text(warning)}")
     out += ["", headline(report), f"  {headline_detail(report)}", ""]
-    rows = [*((label, figure(report, name)) for name, label in SUMMARY_LABELS + COUNT_LABELS),
-            (stale_uploads_label(report), stale_uploads_text(report))]
-    width = max(len(label) for label, _ in rows)
-    for label, value in rows:
+    figures = [*((label, figure(report, name)) for name, label in SUMMARY_LABELS + COUNT_LABELS),
+               (stale_uploads_label(report), stale_uploads_text(report))]
+    width = max(len(label) for label, _ in figures)
+    for label, value in figures:
         out.append(f"  {label.ljust(width)}  {value}")
     for line in notes(report):
         out.append(f"  * {safe_text(line)}")
@@ -50,7 +51,9 @@ def _text_table(columns: Sequence[tuple[str, str]], rows: list[dict[str, Any]] |
     headers = [label for _, label in columns]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     numeric = [key not in ("repository", "digest", "media_type") for key, _ in columns]
-    lines = ["  " + "  ".join(h.rjust(w) if num else h.ljust(w) for h, w, num in zip(headers, widths, numeric))]
+    aligned = zip(headers, widths, numeric, strict=True)
+    lines = ["  " + "  ".join(h.rjust(w) if num else h.ljust(w) for h, w, num in aligned)]
     for r in cells:
-        lines.append("  " + "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric)))
+        aligned = zip(r, widths, numeric, strict=True)
+        lines.append("  " + "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in aligned))
     return [line.rstrip() for line in lines]

@@ -149,7 +149,7 @@ def bind(
     stored = {}
     for name, glob in globs.items():
         relation = f"read_parquet('{quote(glob)}')"
-        if (missing or {}).get(name):
+        if missing and missing.get(name):
             values = ", ".join(f"{value} AS {column}" for column, value in missing[name].items())
             relation = f"(SELECT *, {values} FROM {relation})"
         stored[name] = relation

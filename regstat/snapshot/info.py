@@ -43,7 +43,7 @@ def _names(kind: type | tuple[type, ...]) -> str:
 
 
 def _object(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    return _take(doc, key, dict, {}, "")  # type: ignore[no-any-return]
+    return _take(doc, key, dict, {}, "")
 
 
 def _texts(doc: Mapping[str, Any], key: str, where: str = "") -> tuple[str, ...]:
@@ -159,7 +159,7 @@ def _error(doc: Any) -> CrawlError:
 
 def _counts(doc: Mapping[str, Any]) -> Mapping[str, int]:
     counts = _object(doc, "counts")
-    for table, n in counts.items():
+    for table in counts:
         _take(counts, table, int, 0, "counts.")
     return MappingProxyType(dict(counts))
 

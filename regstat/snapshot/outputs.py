@@ -48,7 +48,8 @@ def check_crawl_output(output: str | os.PathLike[str], source: Path | None) -> N
     path = Path(output).absolute()
     snapshot = enclosing_snapshot(path.parent)  # DIR itself may be a snapshot, for --force
     if snapshot is not None:
-        raise OutputRefusedError(f"{output}: inside the snapshot {snapshot}, which is never written; choose a DIR outside it")
+        raise OutputRefusedError(
+            f"{output}: inside the snapshot {snapshot}, which is never written; choose a DIR outside it")
     if source is None:
         return
     inside, around = within(path, source), within(source, path)
@@ -70,7 +71,8 @@ def check_file_output(snapshot: Snapshot, path: str | os.PathLike[str]) -> Path:
     else:
         enclosing = enclosing_snapshot(target)
     if enclosing is not None:
-        raise OutputRefusedError(f"{path}: inside the snapshot {enclosing}, which is never written; choose a path outside it")
+        raise OutputRefusedError(
+            f"{path}: inside the snapshot {enclosing}, which is never written; choose a path outside it")
     source = snapshot.info.source.local_directory
     if source is not None and within(target, source):
         raise OutputRefusedError(

@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -29,7 +29,7 @@ class Snapshot:
     info: SnapshotInfo
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> "Snapshot":
+    def open(cls, path: str | os.PathLike[str]) -> Snapshot:
         directory = Path(path)
         if PARTIAL_MARK in directory.name:
             raise SnapshotError(f"{path}: an unfinished crawl's directory, not a snapshot")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,7 +46,7 @@ class PartWriter:
 
     def _flush(self) -> None:
         if self._buffer:
-            columns = list(zip(*self._buffer))
+            columns = list(zip(*self._buffer, strict=True))
             self._write(pa.table(columns, schema=self.schema))
             self._buffer = []
 

@@ -10,7 +10,8 @@ every source produces the same snapshot tables.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable, Mapping
 
 from ..errors import CrawlError
 from ..model import Manifest
@@ -79,7 +80,7 @@ class SharedJobState(Protocol):
     def resume_key(self) -> str: ...
 
     @classmethod
-    def resumed(cls, key: str, revisions: Mapping[str, set[str]]) -> "SharedJobState": ...
+    def resumed(cls, key: str, revisions: Mapping[str, set[str]]) -> SharedJobState: ...
 
 
 class Source(Protocol):

@@ -26,8 +26,9 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from datetime import datetime, timedelta, UTC
+from typing import Any
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import boto3
@@ -71,7 +72,7 @@ CAPABILITIES = Capabilities(
 
 _REGISTRY_ID = re.compile(r"[0-9]{12}")  # an AWS account id
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ERROR = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 _EVERY_IMAGE = {"tagStatus": "ANY", "imageStatus": "ANY"}
 _SERVED = (None, "ACTIVE")  # image statuses whose manifest BatchGetImage returns
@@ -404,7 +405,7 @@ def _micros(moment: datetime | None) -> int | None:
     if not isinstance(moment, datetime):
         return None
     if moment.tzinfo is None:  # botocore gives aware times; a naive one would be UTC
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 

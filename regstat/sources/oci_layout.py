@@ -28,7 +28,7 @@ import os
 import stat
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..errors import CrawlError, SourceError
 from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest

@@ -78,7 +78,10 @@ def parse_challenges(values: list[str]) -> list[Challenge]:
     challenges = []
     for value in values:
         scheme, _, rest = value.strip().partition(" ")
-        params = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3) for m in _CHALLENGE_PARAM.finditer(rest)}
+        params = {
+            m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+            for m in _CHALLENGE_PARAM.finditer(rest)
+        }
         challenges.append(Challenge(scheme.lower(), {k: v.replace('\\"', '"') for k, v in params.items()}))
     return challenges
 
@@ -87,7 +90,11 @@ class Authenticator:
     """Authorization headers for requests to one registry, by scope; thread-safe."""
 
     def __init__(
-        self, http: HttpClient, registry_url: str, explicit: Credentials | None, realm_hosts: frozenset[str] = frozenset()
+        self,
+        http: HttpClient,
+        registry_url: str,
+        explicit: Credentials | None,
+        realm_hosts: frozenset[str] = frozenset(),
     ) -> None:
         self.http = http
         self.registry = origin(registry_url)

@@ -11,7 +11,7 @@ import base64
 import json
 import re
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import quote, urljoin
 
 from ...errors import ApiProblem, AuthError, SourceError, TransportError

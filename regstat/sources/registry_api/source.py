@@ -33,7 +33,8 @@ import ipaddress
 import os
 import ssl
 import threading
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
 from ...errors import ApiProblem, CrawlError, SourceError
@@ -68,7 +69,7 @@ TAGS_PER_JOB = 64
 _GLOB_CHARACTERS = frozenset("*?[")
 
 
-def open_distribution_api(source: str, options: CrawlOptions) -> "DistributionApiSource":
+def open_distribution_api(source: str, options: CrawlOptions) -> DistributionApiSource:
     """Open a registry by URL and check that it answers `/v2/`; raise SourceError if not."""
     location = parse_location(source, options.insecure)
     if options.password is not None and not options.username:
@@ -80,7 +81,10 @@ def open_distribution_api(source: str, options: CrawlOptions) -> "DistributionAp
     except (OSError, ssl.SSLError) as e:
         raise SourceError(f"cannot load --ca-file {options.ca_file}: {type(e).__name__}: {e}") from None
     http = HttpClient(context)
-    explicit = Credentials(options.username, options.password) if options.username and options.password is not None else None
+    explicit = (
+        Credentials(options.username, options.password)
+        if options.username and options.password is not None else None
+    )
     authenticator = Authenticator(http, location, explicit, realm_hosts())
     client = RegistryClient(location, http, authenticator, page_size())
     client.probe()
@@ -93,7 +97,7 @@ def parse_location(source: str, insecure: bool) -> str:
     if "@" in parts.netloc:  # never echo it: it holds a password
         raise SourceError("credentials do not belong in SOURCE: use --username and --password-stdin")
     try:
-        parts.port
+        _ = parts.port  # read for its check: a port that is not a number raises
     except ValueError:
         raise SourceError(f"not a registry address: {source!r}") from None
     if not parts.hostname or parts.path.rstrip("/") not in ("", "/v2") or parts.query or parts.fragment:
@@ -166,10 +170,10 @@ def list_repositories(client: RegistryClient, globs: tuple[str, ...]) -> JobResu
     listed = True
     try:
         for page in client.pages("/v2/_catalog", CATALOG_SCOPE):
-            listed = page.get("repositories") or []
-            if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
+            page_names = page.get("repositories") or []
+            if not isinstance(page_names, list) or not all(isinstance(n, str) for n in page_names):
                 raise ApiProblem("/v2/_catalog", "invalid_response", "`repositories` is not a list of names")
-            names += listed
+            names += page_names
     except ApiProblem as p:
         if names or p.kind not in ("denied", "read_error") or p.status not in (401, 403, 404):
             result.errors.append(CrawlError(None, p.path, p.kind, p.message))
@@ -214,7 +218,7 @@ class RepositoryState:
         return self.name
 
     @classmethod
-    def resumed(cls, key: str, revisions: Mapping[str, set[str]]) -> "RepositoryState":
+    def resumed(cls, key: str, revisions: Mapping[str, set[str]]) -> RepositoryState:
         """After an interruption: what the repository's finished jobs fetched stays claimed."""
         state = cls(key)
         state._claimed.update(revisions.get(key, ()))
@@ -234,10 +238,10 @@ def crawl_repository(client: RegistryClient, name: str, listed: bool = True) -> 
     tags: list[str] = []
     try:
         for page in client.pages(path, repository_scope(name)):
-            listed = page.get("tags") or []
-            if not isinstance(listed, list) or not all(isinstance(t, str) for t in listed):
+            page_tags = page.get("tags") or []
+            if not isinstance(page_tags, list) or not all(isinstance(t, str) for t in page_tags):
                 raise ApiProblem(path, "invalid_response", "`tags` is not a list of names")
-            tags += listed
+            tags += page_tags
     except ApiProblem as p:
         if not (listed and p.status == 404 and p.code == "NAME_UNKNOWN"):
             result.errors.append(CrawlError(name, p.path, p.kind, p.message))
@@ -389,9 +393,10 @@ class _Walk:
                 self.client.referrers_api = True
                 entries = page.get("manifests") or []
                 found = [e.get("digest") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-                if not isinstance(entries, list) or len(found) != len(entries) or not all(map(is_digest, found)):
+                digests = [d for d in found if isinstance(d, str) and is_digest(d)]
+                if not isinstance(entries, list) or len(digests) != len(entries):
                     raise ApiProblem(path, "invalid_response", "the referrers are not a list of descriptors")
-                self.children += found
+                self.children += digests
         except ApiProblem as p:
             # A registry with the API never answers 404 (OCI distribution spec 1.1); one
             # without it (distribution 2.8) does: then the sha256-<hex> tags are the referrers.

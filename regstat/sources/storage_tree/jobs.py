@@ -162,7 +162,7 @@ def list_blobs(storage: PagedStorage, prefix: str) -> JobResult:
     if more:
         # S3 may answer with an empty page that says more follow: then list from the start.
         bounds = blob_ranges(prefix, entries[-1].path, len(entries)) if entries else [""]
-        for after, until in zip(bounds, [*bounds[1:], None]):
+        for after, until in zip(bounds, [*bounds[1:], None], strict=True):
             result.jobs.append((list_blob_range, (storage, prefix, after, until)))
     return result
 

@@ -21,8 +21,11 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator
+from functools import partial
+from itertools import pairwise
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -119,7 +122,8 @@ class S3Storage:
 
     def listdir(self, prefix: str) -> tuple[list[str], list[Entry]]:
         key_prefix = self._base + prefix.strip("/") + "/"
-        directories, files = [], []
+        directories: list[str] = []
+        files: list[Entry] = []
         for page in self._pages(key_prefix, delimiter="/"):
             for common in page.get("CommonPrefixes", []):
                 directories.append(common["Prefix"][len(key_prefix) :].rstrip("/"))
@@ -132,7 +136,7 @@ class S3Storage:
         for page in self.walk_pages(prefix):
             yield from page
 
-    def walk_pages(self, prefix: str, after: str | None = None) -> Iterator[list[Entry]]:
+    def walk_pages(self, prefix: str, after: str | None = None) -> Generator[list[Entry], None, None]:
         """`walk`, a listing page at a time, from the first path past `after`: what one page
         holds was listed at one moment, what two pages hold may straddle a change."""
         key_prefix = self._base + prefix.strip("/") + "/"
@@ -158,7 +162,7 @@ class S3Storage:
             except OSError as e:
                 return e
 
-        return dict(zip(paths, self._readers.map(read, paths)))
+        return dict(zip(paths, self._readers.map(read, paths), strict=True))
 
     def _read(self, path: str, limit: int) -> bytes:
         try:
@@ -189,7 +193,7 @@ class S3Storage:
         token, after = None, start_after
         while True:
             try:
-                page = _retrying(lambda: self._list_page(prefix, delimiter, token, after))
+                page = _retrying(partial(self._list_page, prefix, delimiter, token, after))
             except botocore.exceptions.ClientError as e:
                 raise OSError(f"listing {prefix}: {_message(e)}") from None
             except _FAILURES as e:
@@ -231,7 +235,7 @@ def page_problem(page: dict, prefix: str, after: str) -> str | None:
     if page.get("IsTruncated") and not page.get("NextContinuationToken"):
         return "truncated page without a continuation token"
     for names in (keys, prefixes):
-        if any(b <= a for a, b in zip(names, names[1:])):
+        if any(b <= a for a, b in pairwise(names)):
             return "names out of order"
         if names and names[0] <= after:
             return f"{names[0]!r} does not come after the previous page's {after!r}"

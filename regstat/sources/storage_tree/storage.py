@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import stat
 from stat import S_ISLNK, S_ISREG
-from typing import Callable, Iterator, NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
+from collections.abc import Callable, Generator, Iterator
 
 from ...errors import SourceError
 from ...snapshot.info import SourceInfo
@@ -81,8 +82,9 @@ class PagedStorage(Storage, Protocol):
         """The first page of `walk(prefix)`, and whether more follow."""
         ...
 
-    def walk_pages(self, prefix: str, after: str | None = None) -> Iterator[list[Entry]]:
-        """`walk(prefix)` a page at a time, from the first path past `after`."""
+    def walk_pages(self, prefix: str, after: str | None = None) -> Generator[list[Entry], None, None]:
+        """`walk(prefix)` a page at a time, from the first path past `after`; closing the
+        generator stops the listing (list_blob_range stops at the end of its range)."""
         ...
 
 

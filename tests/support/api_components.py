@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from components import LOOPBACK, ComponentError
+from .components import LOOPBACK, ComponentError
 
 Canned = tuple[int, dict[str, str], bytes]  # status, headers, body
 

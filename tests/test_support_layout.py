@@ -1,4 +1,5 @@
-"""The tests' own layout: what test modules share lives in tests/support/, never in a test module.
+"""The tests' own layout: what test modules share lives in tests/support/, never in a test
+module, and every loopback HTTP server of tests and benchmarks stands on one base.
 
 A test module importing another (`from test_analysis import write_snapshot`) runs the other's
 module-level code and collects its fixtures and tests a second time, and ties the two
@@ -10,7 +11,14 @@ imports inside functions included.
 from __future__ import annotations
 
 import ast
+import importlib.util
+import re
 from pathlib import Path
+
+from support.api_components import FaultProxy, TokenServer
+from support.ecr_proxy import EcrProxy
+from support.proxy import LoopbackServer, Proxy
+from support.s3_fault_proxy import S3FaultProxy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCANNED = ("tests", "benchmarks", "scripts")
@@ -64,3 +72,21 @@ def test_the_check_catches_each_breach(tmp_path: Path) -> None:
         "scripts/make.py:1: imports the test module tests.test_b: move what it needs to tests/support/",
         "tests/helpers.py: a helper outside tests/support/",
     ]
+
+
+def test_one_proxy_base_serves_the_tests_and_the_benchmarks() -> None:
+    spec = importlib.util.spec_from_file_location("latency_proxy", REPO_ROOT / "benchmarks" / "latency_proxy.py")
+    assert spec is not None and spec.loader is not None
+    latency_proxy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(latency_proxy)
+    for proxy in (S3FaultProxy, EcrProxy, FaultProxy, latency_proxy.LatencyProxy):
+        assert issubclass(proxy, Proxy), proxy
+    assert issubclass(TokenServer, LoopbackServer)
+    # No other module starts an HTTP server of its own.
+    starts_a_server = re.compile(r"from (http\.server|socketserver) import .*Server|(http\.server|socketserver)\.\w*Server")
+    servers = [
+        str(path.relative_to(REPO_ROOT))
+        for directory in SCANNED for path in sorted((REPO_ROOT / directory).rglob("*.py"))
+        if starts_a_server.search(path.read_text())
+    ]
+    assert servers == ["tests/support/proxy.py"]

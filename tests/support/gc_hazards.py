@@ -23,7 +23,7 @@ live (reached from a tag, through an index or a ``subject``) and what the regist
 
 :func:`compare` crawls and plans with regstat and runs the registry's GC dry run on the
 same registry; :func:`gc_damage` runs the GC for real on a copy. tests/test_plan_registry.py
-asserts on them; ``benchmarks/compare_gc.py`` prints their numbers for README.
+asserts on them; ``benchmarks/compare_gc.py`` prints their numbers for docs/plan-gc.md.
 """
 
 from __future__ import annotations

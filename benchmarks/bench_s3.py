@@ -41,7 +41,7 @@ import bench_common as common  # noqa: E402  (siblings, not a package)
 import make_tree  # noqa: E402
 from bench_common import CODE, code_env, timed  # noqa: E402
 from latency_proxy import LatencyProxy  # noqa: E402
-from components import MotoServer, S3Storage, isolated_env  # noqa: E402  (tests/)
+from support.components import MotoServer, S3Storage, isolated_env  # noqa: E402  (tests/support)
 
 # ~680 manifests and ~7,600 keys: of the generator's trees the closest to issue 6's
 # 668-manifest, 9,300-key registry (the generator makes ~11 keys per manifest, not 14).

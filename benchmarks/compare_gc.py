@@ -5,7 +5,7 @@
 ```
 
 Starts Debian's `docker-registry` (distribution 2.8.2) on 127.0.0.1 with a temporary
-filesystem storage, fills it with the hazardous shapes of tests/test_plan_registry.py (a
+filesystem storage, fills it with the hazardous shapes of tests/support/gc_hazards.py (a
 tagged multi-arch index with untagged children, an untagged signature of a tagged image, a tag
 overwritten with the old image's own signature left behind, digest-only pushes, layers shared
 by cross-repository mounts, an unreferenced blob, a stale upload), then:
@@ -32,8 +32,8 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
-from components import Registry  # noqa: E402  (tests/ is not a package)
-from test_plan_registry import compare, fill, format_numbers, gc_damage  # noqa: E402
+from support.components import Registry  # noqa: E402  (the tests' helpers)
+from support.gc_hazards import compare, fill, format_numbers, gc_damage  # noqa: E402
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ check a crawl of the committed tree without a registry.
   pushes, for the README's first command. ``sample_data/AGES`` holds each file's age as the
   history gave it (seconds before now); ``scripts/restore_sample_ages.py`` applies them, since
   git keeps no modification times.
-- ``tests/scenario_tree/``: the tests' standard scenario (``tests/scenario.py``), which tests
+- ``tests/scenario_tree/``: the tests' standard scenario (``tests/support/scenario.py``), which tests
   reason about exactly; they set its file times themselves.
 
 Content is deterministic (fixed layer bytes, configs and manifests, so fixed digests, and
@@ -33,14 +33,14 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "tests"))  # tests/ is not a package: import its modules
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # the tests' helpers: the support package
 
 import sample_registry  # noqa: E402
-import scenario  # noqa: E402
-from components import Registry  # noqa: E402
-from expected import Expected  # noqa: E402
 from restore_sample_ages import AGES, restore  # noqa: E402
-from storage_check import FilesystemView, verify_storage, verify_tree  # noqa: E402
+from support import scenario  # noqa: E402
+from support.components import Registry  # noqa: E402
+from support.expected import Expected  # noqa: E402
+from support.storage_check import FilesystemView, verify_storage, verify_tree  # noqa: E402
 
 
 def build_tree(workdir: Path, sample: bool) -> tuple[Path, dict, dict[str, int] | None]:

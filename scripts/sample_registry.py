@@ -19,11 +19,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import images
-from components import Registry
-from expected import Expected, _Recorder
-from images import Image, Index, Manifest, Platform
-from scenario import filler
+from support import images
+from support.components import Registry
+from support.expected import Expected, _Recorder
+from support.images import Image, Index, Manifest, Platform
+from support.scenario import filler
 
 HOUR = 3600
 DAY = 24 * HOUR

@@ -1,6 +1,7 @@
 """Shared fixtures: a moto S3 server, docker-registry instances and the standard scenario.
 
-Fixtures (see ``tests/components.py`` and ``tests/expected.py`` for the classes they yield):
+Fixtures (see ``tests/support/components.py`` and ``tests/support/expected.py`` for the
+classes they yield):
 
 - ``moto_server`` (session): a :class:`MotoServer`.
 - ``make_registry`` (function): a factory ``make_registry(storage="fs"|"s3", schema1=False)``
@@ -19,16 +20,15 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
-from components import AWS_VARIABLES_TO_DROP, DUMMY_CREDENTIALS, MotoServer, Registry, S3Storage
-from expected import Expected, Populated
-from scenario import populate as populate_scenario
+from support.components import AWS_VARIABLES_TO_DROP, DUMMY_CREDENTIALS, MotoServer, Registry, S3Storage
+from support.expected import Expected, Populated
+from support.scenario import populate as populate_scenario
+from support.tools import require_tools
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,26 +45,6 @@ def _no_real_aws_credentials() -> Iterator[None]:
         mp.setenv("AWS_CONFIG_FILE", os.devnull)
         mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
         yield
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
-
-
-def require_tools(*names: str) -> None:
-    """Skip (or, under CI, fail) the calling test when an executable is missing."""
-    missing = [name for name in names if _find(name) is None]
-    if not missing:
-        return
-    message = f"not installed: {', '.join(missing)}"
-    if in_ci():
-        pytest.fail(f"{message} (CI=true: registry tests must run, not skip)", pytrace=False)
-    pytest.skip(message)
-
-
-def _find(name: str) -> str | None:
-    beside = Path(sys.executable).parent / name  # the venv's moto_server
-    return str(beside) if beside.exists() else shutil.which(name)
 
 
 @pytest.fixture(scope="session")
@@ -153,5 +133,5 @@ def populated_s3(_module_registries: RegistryFactory) -> Populated:
 
 @pytest.fixture
 def populate() -> Callable[..., Expected]:
-    """``populate(registry, schema1=False) -> Expected`` (from tests/scenario.py)."""
+    """``populate(registry, schema1=False) -> Expected`` (from tests/support/scenario.py)."""
     return populate_scenario

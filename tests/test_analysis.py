@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections import defaultdict
 from importlib import resources
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
@@ -21,6 +19,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
+from support.model import Model
+from support.snapshots import BLOBS, MANIFESTS, NAMES, SAMPLE, build, rows, write_snapshot
 
 from regstat.analysis import connection as analysis, reachability
 from regstat.snapshot import digest_ids
@@ -28,10 +28,8 @@ from regstat.cli import main
 from regstat.errors import EXIT_OK
 from regstat.analysis.reachability import ReachabilityError
 from regstat.errors import SnapshotError
-from regstat.snapshot import ADDED_COLUMNS, FORMAT, SCHEMA_VERSION, SCHEMAS, TABLES, Snapshot
+from regstat.snapshot import ADDED_COLUMNS, SCHEMA_VERSION, TABLES, Snapshot
 
-SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
-NAMES = json.loads((SAMPLE / "EXPECTED.json").read_text())["names"]
 SQL_FILES = sorted(p for p in resources.files("regstat.sql").iterdir() if p.name.endswith(".sql"))
 DIALECTS = ("duckdb", "spark", "trino")
 
@@ -141,115 +139,6 @@ def test_engine_specific_statements_live_in_one_module() -> None:
         if _ENGINE_STATEMENT.search(line) and path.name != "engine.py"
     ]
     assert found == []
-
-
-# --- an independent implementation of docs/design.md's definitions --------------------------------
-
-
-class Model:
-    """The definitions of docs/design.md over plain rows (dicts shaped like the snapshot tables)."""
-
-    def __init__(self, tables: dict[str, list[dict]]) -> None:
-        self.tables = tables
-        self.present = {(m["repository"], m["digest"]) for m in tables["manifests"]}
-        self.blob_size = {b["digest"]: b["size"] for b in tables["blobs"]}
-        # pair -> blobs it keeps alive: its own manifest blob, config, layers, index children
-        self.refs: dict[tuple[str, str], set[str]] = defaultdict(set)
-        self.layers: dict[tuple[str, str], set[str]] = defaultdict(set)
-        self.children: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for m in tables["manifests"]:
-            self.refs[(m["repository"], m["digest"])].add(m["digest"])
-        for d in tables["descriptors"]:
-            pair = (d["repository"], d["manifest_digest"])
-            if d["role"] in ("config", "layer", "manifest"):
-                self.refs[pair].add(d["digest"])
-            if d["role"] in ("config", "layer"):
-                self.layers[pair].add(d["digest"])
-            if d["role"] == "manifest":
-                self.children[pair].add(d["digest"])
-
-    def size(self, digest: str) -> int:
-        return self.blob_size[digest]
-
-    def reachable(self) -> dict[tuple[str, str], int]:
-        """(repository, digest) -> steps from the nearest tag or root, by a plain fixed point."""
-        depth = {(t["repository"], t["digest"]): 0 for t in self.tables["tags"]}
-        depth |= {(m["repository"], m["digest"]): 0 for m in self.tables["manifests"] if m.get("root")}
-        depth = {k: v for k, v in depth.items() if k in self.present}
-        changed = True
-        while changed:
-            changed = False
-            for repo, digest in sorted(self.present):
-                candidates = [
-                    depth[(repo, parent)] + 1
-                    for (r, parent), kids in self.children.items()
-                    if r == repo and digest in kids and (repo, parent) in depth
-                ]
-                subject = self._subject(repo, digest)
-                if subject is not None and (repo, subject) in depth:
-                    candidates.append(depth[(repo, subject)] + 1)
-                if candidates and min(candidates) < depth.get((repo, digest), 1 << 30):
-                    depth[(repo, digest)] = min(candidates)
-                    changed = True
-        return depth
-
-    def _subject(self, repo: str, digest: str) -> str | None:
-        for m in self.tables["manifests"]:
-            if m["repository"] == repo and m["digest"] == digest:
-                return m["subject_digest"]
-        return None
-
-    def orphans(self) -> set[tuple[str, str]]:
-        return self.present - set(self.reachable())
-
-    def exclusive_bytes(self, pairs: set[tuple[str, str]]) -> int:
-        inside = set().union(*(self.refs[p] for p in pairs)) if pairs else set()
-        outside = set().union(*(blobs for p, blobs in self.refs.items() if p not in pairs))
-        return sum(self.size(b) for b in inside - outside)
-
-    def layer_sharing(self) -> dict[str, tuple[int, int, int, int]]:
-        """digest -> (size, manifests, repositories, savings_bytes)."""
-        pairs_of: dict[str, set[tuple[str, str]]] = defaultdict(set)
-        for pair, blobs in self.layers.items():
-            for b in blobs:
-                pairs_of[b].add(pair)
-        return {
-            b: (self.size(b), len(ps), len({r for r, _ in ps}), self.size(b) * (len(ps) - 1))
-            for b, ps in pairs_of.items()
-        }
-
-    def dedup_summary(self) -> tuple[int, int, int]:
-        physical = sum(b["size"] for b in self.tables["blobs"] if b["stored"])
-        logical = sum(self.size(b) for blobs in self.layers.values() for b in blobs)
-        savings = sum(s for _, _, _, s in self.layer_sharing().values())
-        return physical, logical, savings
-
-    def unreferenced_blobs(self) -> set[str]:
-        named = {d["digest"] for d in self.tables["descriptors"] if d["role"] in ("config", "layer", "manifest")}
-        manifests = {digest for _, digest in self.present}
-        return {b["digest"] for b in self.tables["blobs"] if b["stored"]} - named - manifests
-
-    def repository_usage(self) -> dict[str, tuple[int, ...]]:
-        orphans = self.orphans()
-        usage = {}
-        for r in (row["repository"] for row in self.tables["repositories"]):
-            pairs = {p for p in self.present if p[0] == r}
-            referenced = set().union(*(self.refs[p] for p in pairs)) if pairs else set()
-            exclusive = self.exclusive_bytes(pairs)
-            usage[r] = (
-                sum(1 for t in self.tables["tags"] if t["repository"] == r),
-                len(pairs),
-                len(pairs & orphans),
-                sum(self.size(b) for p in pairs for b in self.layers[p]),
-                exclusive,
-                sum(self.size(b) for b in referenced) - exclusive,
-                self.exclusive_bytes(pairs & orphans),
-            )
-        return usage
-
-
-def rows(con, sql: str) -> list[tuple]:
-    return con.execute(sql).fetchall()
 
 
 # --- the sample registry -----------------------------------------------------------------------
@@ -396,88 +285,7 @@ def test_regstat_sql_ranks_media_types_only_for_queries_that_read_them(
 
 # --- fake snapshots: random registry graphs ----------------------------------------------------
 
-MANIFESTS = [f"sha256:m{i}" for i in range(7)]
-BLOBS = [f"sha256:b{i}" for i in range(5)]
 REPOS = ["a", "b/c", "d"]
-
-
-def with_repeats(descriptors: list[dict]) -> list[dict]:
-    """The rows with `repeated` as a crawl sets it, where a row does not give it: true when its
-    manifest names the digest more than once as config, layer or child."""
-    named: dict[tuple, int] = defaultdict(int)
-    for d in descriptors:
-        if d["role"] != "subject":
-            named[(d["repository"], d["manifest_digest"], d["digest"])] += 1
-    return [d if "repeated" in d else
-            {**d, "repeated": d["role"] != "subject" and named[(d["repository"], d["manifest_digest"], d["digest"])] > 1}
-            for d in descriptors]
-
-
-def write_snapshot(path: Path, tables: dict[str, list[dict]]) -> Snapshot:
-    """A finished snapshot of `tables` (rows in the readers' form: digests as text), stored as
-    a crawl stores it (regstat.snapshot.digest_ids.write: `digests` plus ids)."""
-    path.mkdir(parents=True)
-    tables = {**tables, "descriptors": with_repeats(tables.get("descriptors", []))}
-    counts = digest_ids.write(
-        path, {name: pa.Table.from_pylist(tables.get(name, []), schema=SCHEMAS[name]) for name in TABLES}
-    )
-    meta = {
-        "format": FORMAT,
-        "schema_version": SCHEMA_VERSION,
-        "regstat_version": "test",
-        "id": "20260101T000000Z-00000000",
-        "source": {"kind": "storage-layout", "driver": "filesystem", "location": "/fake"},
-        "capabilities": {
-            "untagged_manifests": True,
-            "unreferenced_blobs": True,
-            "stored_blob_sizes": True,
-            "push_times": None,
-            "pull_times": None,
-            "locks": None,
-        },
-        "started_at": "2026-01-01T00:00:00Z",
-        "finished_at": "2026-01-01T00:00:01Z",
-        "complete": True,
-        "partial": False,
-        "repository_filter": [],
-        "incomplete_repositories": [],
-        "errors": [],
-        "counts": {name: counts[name] for name in sorted(counts)},
-    }
-    (path / "snapshot.json").write_text(json.dumps(meta))
-    return Snapshot.open(path)
-
-
-def build(contents: dict[str, dict], holdings: dict[str, list[str]], tagged: dict[str, list[str]],
-          roots: dict[str, list[str]] | None = None) -> dict:
-    """Rows for a registry: `contents` gives each manifest digest's content (the same in every
-    repository, as content addressing demands), `holdings` which repository holds which, and
-    `roots` which of them are roots (an OCI layout's unnamed index.json entries)."""
-    tables: dict[str, list[dict]] = {name: [] for name in TABLES}
-    sizes = {d: 100 + i for i, d in enumerate(MANIFESTS)} | {b: 1000 * (i + 1) for i, b in enumerate(BLOBS)}
-    for repo in sorted(holdings):
-        tables["repositories"].append({"repository": repo, "complete": True, "error_count": 0})
-        for digest in sorted(set(holdings[repo])):
-            c = contents[digest]
-            tables["manifests"].append(
-                {"repository": repo, "digest": digest, "media_type": "x", "size": sizes[digest],
-                 "subject_digest": c["subject"], "status": "ok", "root": digest in (roots or {}).get(repo, ())}
-            )
-            roles = [("manifest", k) for k in c["children"]] + [("layer", b) for b in c["layers"]]
-            roles += [("config", c["config"])] if c["config"] else []
-            roles += [("subject", c["subject"])] if c["subject"] else []
-            for position, (role, target) in enumerate(roles):
-                tables["descriptors"].append(
-                    {"repository": repo, "manifest_digest": digest, "role": role, "position": position,
-                     # media types vary with the naming manifest: a blob's smallest one is a choice
-                     "digest": target, "media_type": f"type/{role}/{(position + len(repo)) % 3}",
-                     "size": sizes[target]}
-                )
-        for i, digest in enumerate(sorted(set(tagged.get(repo, [])))):
-            tables["tags"].append({"repository": repo, "tag": f"t{i}", "digest": digest})
-    for digest, size in sizes.items():
-        tables["blobs"].append({"digest": digest, "size": size, "stored": digest != BLOBS[-1]})
-    return tables
 
 
 @st.composite

@@ -19,13 +19,14 @@ from typing import Any, Iterator
 
 import pytest
 
-import images
-from api_components import Canned, Delay, FaultProxy, SeededFaults
-from components import Registry, isolated_env
-from expected import Populated
+from support import images
+from support.api_components import Canned, Delay, FaultProxy, SeededFaults
+from support.components import Registry, isolated_env
+from support.crawls import REPO_ROOT, api_crawl, crawled, tables, without
+from support.expected import Populated
+
 from regstat.snapshot import STORED_TABLES
 from regstat.sources.registry_api.http import ATTEMPTS
-from test_distribution_api import REPO_ROOT, api_crawl, crawled, tables, without
 
 pytestmark = pytest.mark.registry
 

@@ -24,17 +24,15 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import images
-from api_components import Canned, FaultProxy, TokenServer
-from components import Registry, aws_client, free_port, isolated_env
-from regstat.cli import main
-import test_distribution_api as api_tests
-from test_distribution_api import PASSWORD, REPO_ROOT, USER, api_crawl
+from support import images
+from support.api_components import Canned, FaultProxy, TokenServer
+from support.auth_registries import (  # noqa: F401  (the fixtures)
+    PASSWORD, USER, htpasswd_registry, token_registry, token_server,
+)
+from support.components import Registry, aws_client, free_port, isolated_env
+from support.crawls import REPO_ROOT, api_crawl
 
-# The registries with Basic and bearer auth, and the token service, of the API tests.
-htpasswd_registry = api_tests.htpasswd_registry
-token_server = api_tests.token_server
-token_registry = api_tests.token_registry
+from regstat.cli import main
 
 SAMPLE = REPO_ROOT / "tests" / "scenario_tree"
 AWS_SECRET = "regstat-aws-S3CR3T-key-9f1c2e7d0b"

@@ -24,8 +24,8 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from planner_graphs import random_registries
-from planner_graphs import snapshot as graph_snapshot
+from support.planner_graphs import random_registries
+from support.planner_graphs import snapshot as graph_snapshot
 
 from regstat import analysis, queries
 from regstat.cli import main

@@ -9,62 +9,29 @@ auth serve the same storage tree; a proxy (``FaultProxy``) adds faults, pages an
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import pyarrow as pa
 import pytest
 
-from api_components import DROP, FaultProxy, TokenServer, htpasswd_line, tls_certificate
-from components import Registry, free_port, isolated_env
-from conftest import require_tools
-from expected import Populated
-from images import DOCKER_SCHEMA1_SIGNED, OCI_MANIFEST, sha256_digest
-from regstat.snapshot import digest_ids
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("repositories", "tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads")
-USER, PASSWORD = "crawler", "pw-Zq81-never-shown"
+from support.api_components import DROP, FaultProxy, TokenServer, tls_certificate
+from support.auth_registries import (  # noqa: F401  (the fixtures)
+    PASSWORD, USER, htpasswd_registry, same_storage, token_registry, token_server,
+)
+from support.components import Registry, free_port
+from support.crawls import api_crawl, crawled, tables, without
+from support.expected import Populated
+from support.images import DOCKER_SCHEMA1_SIGNED, OCI_MANIFEST, sha256_digest
+from support.tools import require_tools
 
 pytestmark = pytest.mark.registry
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def api_crawl(
-    url: str,
-    out: Path,
-    *args: str,
-    password: str | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """``python -m regstat crawl URL --output OUT ARGS``; the password goes to stdin. The
-    machine's Docker configuration is never read (DOCKER_CONFIG points at an empty place)."""
-    argv = [sys.executable, "-m", "regstat", "crawl", url, "--output", str(out), *args]
-    if password is not None:
-        argv += ["--username", USER, "--password-stdin"]
-    extra = {"DOCKER_CONFIG": str(out.parent / "no-docker-config"), **(env or {})}
-    return subprocess.run(
-        argv,
-        input=f"{password}\n" if password is not None else "",
-        capture_output=True,
-        text=True,
-        env=isolated_env(extra),
-        cwd=REPO_ROOT,
-        timeout=120,
-    )
-
-
-def crawled(result: subprocess.CompletedProcess[str], out: Path, code: int = 0) -> dict[str, Any]:
-    assert result.returncode == code, f"exit {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    return json.loads((out / "snapshot.json").read_text())
 
 
 def refused(result: subprocess.CompletedProcess[str], out: Path, *words: str) -> str:
@@ -76,16 +43,6 @@ def refused(result: subprocess.CompletedProcess[str], out: Path, *words: str) ->
         assert word in lines[0], lines[0]
     assert not out.exists() and not list(out.parent.glob(f".{out.name}*")), "something was written"
     return lines[0]
-
-
-def tables(snapshot: Path) -> dict[str, list[dict[str, Any]]]:
-    """Every table without its timestamp columns, rows sorted."""
-    out = {}
-    for name in TABLES:
-        data = digest_ids.read(snapshot, name)
-        keep = [f.name for f in data.schema if not pa.types.is_timestamp(f.type)]
-        out[name] = sorted(data.select(keep).to_pylist(), key=lambda r: json.dumps(r, default=str))
-    return out
 
 
 def reachable(snapshot: Path) -> dict[str, list[dict[str, Any]]]:
@@ -112,10 +69,6 @@ def reachable(snapshot: Path) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def without(rows: list[dict[str, Any]], repository: str) -> list[dict[str, Any]]:
-    return [r for r in rows if r.get("repository") != repository]
-
-
 # --- fixtures -------------------------------------------------------------------------------
 
 
@@ -125,44 +78,6 @@ def baseline(populated_fs: Populated, tmp_path_factory: pytest.TempPathFactory) 
     out = tmp_path_factory.mktemp("baseline") / "snap"
     crawled(api_crawl(populated_fs.registry.url, out, "--insecure"), out)
     return tables(out)
-
-
-@contextlib.contextmanager
-def _same_storage(
-    populated: Populated, workdir: Path, auth: dict[str, object] | None = None, tls: tuple[Path, Path] | None = None
-) -> Iterator[Registry]:
-    """A second registry process, with auth or TLS, serving the populated registry's storage tree."""
-    registry = Registry(root=populated.registry.root, workdir=workdir, auth=auth, tls=tls)
-    registry.start()
-    try:
-        yield registry
-    finally:
-        registry.stop()
-
-
-@pytest.fixture(scope="module")
-def htpasswd_registry(populated_fs: Populated, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    require_tools("htpasswd")
-    workdir = tmp_path_factory.mktemp("htpasswd")
-    (workdir / "htpasswd").write_text(htpasswd_line(USER, PASSWORD))
-    auth = {"htpasswd": {"realm": "regstat-test", "path": str(workdir / "htpasswd")}}
-    with _same_storage(populated_fs, workdir, auth) as registry:
-        yield registry
-
-
-@pytest.fixture(scope="module")
-def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
-    require_tools("openssl")
-    with TokenServer(tmp_path_factory.mktemp("token"), {USER: PASSWORD}) as server:
-        yield server  # type: ignore[misc]
-
-
-@pytest.fixture(scope="module")
-def token_registry(
-    populated_fs: Populated, token_server: TokenServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Registry]:
-    with _same_storage(populated_fs, tmp_path_factory.mktemp("token-registry"), token_server.registry_auth()) as registry:
-        yield registry
 
 
 @pytest.fixture
@@ -420,7 +335,7 @@ def test_unreachable_or_unsafe_sources_are_refused(tmp_path: Path) -> None:
 def test_tls_is_verified_unless_insecure(populated_fs: Populated, baseline: dict, tmp_path: Path) -> None:
     require_tools("openssl")
     cert, key = tls_certificate(tmp_path / "tls")
-    with _same_storage(populated_fs, tmp_path / "registry", tls=(cert, key)) as registry:
+    with same_storage(populated_fs, tmp_path / "registry", tls=(cert, key)) as registry:
         assert registry.url.startswith("https://")
         out = tmp_path / "snap"
         refused(api_crawl(registry.url, out), out, "TLS verification failed")
@@ -528,7 +443,7 @@ def test_credentials_never_go_to_a_plain_http_realm_on_another_host(
     with the user's consent to that host."""
     require_tools("openssl")
     with TokenServer(tmp_path / "token", {USER: PASSWORD}, realm_host="localhost") as server:
-        with _same_storage(populated_fs, tmp_path / "registry", server.registry_auth()) as registry:  # type: ignore[attr-defined]
+        with same_storage(populated_fs, tmp_path / "registry", server.registry_auth()) as registry:  # type: ignore[attr-defined]
             for consent in ({}, {"REGSTAT_REALM_HOSTS": "localhost"}):
                 out = tmp_path / "snap"
                 line = refused(
@@ -547,7 +462,7 @@ def test_credentials_go_to_an_https_realm_on_another_host_only_with_consent(
     cert, key = tls_certificate(tmp_path / "tls", dns_name="localhost")
     with TokenServer(tmp_path / "token", {USER: PASSWORD}, realm_host="localhost", tls=(cert, key)) as server:
         assert server.realm.startswith("https://localhost:")  # type: ignore[attr-defined]
-        with _same_storage(populated_fs, tmp_path / "registry", server.registry_auth()) as registry:  # type: ignore[attr-defined]
+        with same_storage(populated_fs, tmp_path / "registry", server.registry_auth()) as registry:  # type: ignore[attr-defined]
             out = tmp_path / "refused"
             line = refused(api_crawl(registry.url, out, "--ca-file", str(cert), password=PASSWORD), out)
             assert "not sending credentials" in line and "REGSTAT_REALM_HOSTS=localhost" in line

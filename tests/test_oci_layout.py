@@ -26,10 +26,11 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import images
-from components import isolated_env
-from expected import BlobRow, Populated
-from oci_layouts import (
+from support import images
+from support.components import isolated_env
+from support.crawls import assert_snapshot_matches
+from support.expected import BlobRow, Populated
+from support.oci_layouts import (
     REF_NAME,
     add_blob,
     add_manifest,
@@ -41,6 +42,8 @@ from oci_layouts import (
     skopeo_to_layout,
     write_index_json,
 )
+from support.scenario import standard_scenario
+
 from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.crawl import crawl_source
@@ -50,8 +53,6 @@ from regstat.snapshot import STORED_TABLES
 from regstat.sources import oci_layout
 from regstat.sources.base import CrawlOptions
 from regstat.sources.oci_layout import MAX_DEPTH, close_over_indexes, open_oci_layout
-from scenario import standard_scenario
-from test_crawl_registry import assert_snapshot_matches
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -17,11 +17,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from support.snapshots import write_snapshot
 
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SNAPSHOT, EXIT_USAGE
 from regstat.snapshot import FORMAT, SCHEMA_VERSION
-from test_analysis import write_snapshot
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 EXPECTED = json.loads((SAMPLE / "EXPECTED.json").read_text())

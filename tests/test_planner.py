@@ -1,6 +1,6 @@
 """`regstat.plan.planner.plan_gc`: the safety rules of docs/design.md and issue 5, one hand-built snapshot
 each with the exact actions expected, the hazardous shapes the registry's own GC gets wrong,
-and properties over random registry graphs (tests/planner_graphs.py) checked by applying the
+and properties over random registry graphs (tests/support/planner_graphs.py) checked by applying the
 plan to the tables, step by step, and against a plain-Python model of the rules.
 
 Times are relative to the snapshot's finished_at (planner_graphs.TAKEN); OLD is past every
@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from planner_graphs import DAY, TAKEN, YOUNG, Pair, PlanModel, Registry, random_registries, snapshot
+from support.planner_graphs import (
+    DAY, TAKEN, YOUNG, Meta, Pair, PlanModel, Registry, blobs, d, image, index, random_registries, referrer, snapshot,
+)
 
 from regstat import analysis
 from regstat.plan import plan as plan_module
@@ -31,10 +33,6 @@ from regstat.plan.policy import Policy, PolicyError, Rule, from_flags
 from regstat.plan.render import render_json, render_text
 
 _dirs = itertools.count()
-
-
-def d(name: str) -> str:
-    return f"sha256:{name}"
 
 
 def T(repo: str, tag: str) -> tuple:
@@ -83,27 +81,6 @@ def deleted(plan: Plan) -> set[tuple]:
 
 def reasons(plan: Plan) -> dict[tuple, str]:
     return dict(zip(actions(plan), (a["reason"] for a in plan.actions)))
-
-
-def image(reg: Registry, repo: str, name: str, size: int = 100, *, config: str | None = None,
-          layers: tuple[str, ...] = (), **kw: Any) -> Registry:
-    return reg.manifest(repo, d(name), size, config=d(config) if config else None,
-                        layers=tuple(d(x) for x in layers), **kw)
-
-
-def index(reg: Registry, repo: str, name: str, children: tuple[str, ...], size: int = 100, **kw: Any) -> Registry:
-    return reg.manifest(repo, d(name), size, children=tuple(d(c) for c in children), **kw)
-
-
-def referrer(reg: Registry, repo: str, name: str, subject: str, size: int = 100, *, layers: tuple[str, ...] = (),
-             **kw: Any) -> Registry:
-    return reg.manifest(repo, d(name), size, subject=d(subject), layers=tuple(d(x) for x in layers), **kw)
-
-
-def blobs(reg: Registry, **sizes: int) -> Registry:
-    for name, size in sizes.items():
-        reg.blob(d(name), size)
-    return reg
 
 
 UNTAGGED = {"untagged": True}
@@ -798,15 +775,6 @@ def policies(draw: st.DrawFn) -> Policy:
     )
 
 
-Meta = st.sampled_from([
-    {},
-    {},
-    {},
-    {"source": "ecr"},
-    {"source": "api"},
-    {"complete": False, "errors": [{"repository": "d", "message": "x"}], "incomplete_repositories": ["d"]},
-    {"partial": True},
-])
 
 
 class Applied:

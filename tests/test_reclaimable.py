@@ -1,6 +1,6 @@
 """The report's headline, reclaimable now, is what `plan-gc --untagged` with the default grace
 frees (`summary.bytes_reclaimed`): on random registry graphs with times, locks, unreadable
-manifests and crawl errors (tests/planner_graphs.py), and on crawls of real storage trees
+manifests and crawl errors (tests/support/planner_graphs.py), and on crawls of real storage trees
 whose files were aged with os.utime (the standard scenario, sample_data; complete, with
 errors, partial). The report computes it from its own views; these tests run the planner.
 """
@@ -19,11 +19,10 @@ from typing import Callable
 
 import pytest
 from click.testing import CliRunner
-from expected import Populated
 from hypothesis import HealthCheck, given, settings
-from planner_graphs import YOUNG, Registry, random_registries, snapshot
-from test_analysis import SAMPLE
-from test_planner import Meta, d, image, referrer
+from support.expected import Populated
+from support.planner_graphs import YOUNG, Meta, Registry, d, image, random_registries, referrer, snapshot
+from support.snapshots import SAMPLE
 
 from regstat.cli import main
 from regstat.plan.planner import plan_gc

@@ -1,9 +1,9 @@
 """`regstat report`: exact figures on hand-built snapshots, one per rule of docs/design.md, and on
 scenario_tree; unknowns never shown as zero; the HTML's charts, self-containment and escaping.
 
-Expected numbers are worked out by hand here (sizes from test_analysis.build: manifest m<i>
-is 100 + i bytes, blob b<i> is 1000 * (i + 1); every manifest and blob is stored except b4),
-or for scenario_tree by test_analysis.Model, never by running the report's SQL.
+Expected numbers are worked out by hand here (sizes from support.snapshots.build: manifest
+m<i> is 100 + i bytes, blob b<i> is 1000 * (i + 1); every manifest and blob is stored except
+b4), or for scenario_tree by support.model.Model, never by running the report's SQL.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from expected import Populated
-from test_analysis import BLOBS, MANIFESTS, NAMES, SAMPLE, Model, build, write_snapshot
-from test_crawl_registry import crawl_ok
+from support.crawls import crawl_ok
+from support.expected import Populated
+from support.model import Model
+from support.snapshots import BLOBS, MANIFESTS, NAMES, SAMPLE, build, write_snapshot
 
 from regstat.snapshot import digest_ids
 from regstat.cli import main
@@ -324,7 +325,7 @@ def test_json_writes_a_repository_a_line_and_the_same_document(sample: Path) -> 
 @pytest.mark.registry
 def test_report_on_a_crawl_of_the_real_registry(populated_fs: Populated, tmp_path: Path) -> None:
     """The registry the tests fill with skopeo and the HTTP API: the report agrees with the
-    definitions applied to what was pushed (tests/expected.py), not to what the crawl read."""
+    definitions applied to what was pushed (tests/support/expected.py), not to what the crawl read."""
     out = tmp_path / "snap"
     crawl_ok(populated_fs.registry, out)
     expected = populated_fs.expected

@@ -20,10 +20,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from api_components import FaultProxy
-from components import REGION
-from expected import Populated
-from test_ecr import account, push_scenario  # noqa: F401  (account: the fixture)
+from support.api_components import FaultProxy
+from support.components import REGION
+from support.ecr_accounts import account, push_scenario  # noqa: F401  (account: the fixture)
+from support.expected import Populated
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT
 from regstat.crawl.checkpoint import JobCodec
 from regstat.snapshot import STORED_TABLES, Snapshot
@@ -267,8 +267,8 @@ def test_ecr_crawl_resumes(account: Any, tmp_path: Path) -> None:  # noqa: F811 
 
 
 def test_oci_layout_crawl_resumes(tmp_path: Path) -> None:
-    import images
-    from scenario import standard_scenario
+    from support import images
+    from support.scenario import standard_scenario
 
     scenario = standard_scenario()
     layout = images.write_oci_layout(tmp_path / "layout", {"alpine": scenario.alpine, "cli": scenario.cli_index})

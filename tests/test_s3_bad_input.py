@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from components import MotoServer, free_port
+from support.components import MotoServer, free_port
 from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SOURCE

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from components import MotoServer
+from support.components import MotoServer
 from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK
 from regstat.snapshot import STORED_TABLES, TABLES
 from regstat.sources.storage_tree.s3 import page_problem
-from s3_fault_proxy import FAULTS, S3FaultProxy
+from support.s3_fault_proxy import FAULTS, S3FaultProxy
 
 pytestmark = pytest.mark.s3
 

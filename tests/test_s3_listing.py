@@ -1,6 +1,7 @@
-"""How an S3 crawl lists (a moto_server on loopback, behind tests/s3_fault_proxy.py): blobs/
-flat then in StartAfter ranges that together hold every key once, a repository directory
-that fits one page in one request, and no read of a revision link without --verify-links."""
+"""How an S3 crawl lists (a moto_server on loopback, behind tests/support/s3_fault_proxy.py):
+blobs/ flat then in StartAfter ranges that together hold every key once, a repository
+directory that fits one page in one request, and no read of a revision link without
+--verify-links."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from components import MotoServer
+from support.components import MotoServer
 from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_OK
 from regstat.sources.storage_tree import jobs as storage_jobs
 from regstat.sources.storage_tree.jobs import blob_ranges
-from s3_fault_proxy import S3FaultProxy
+from support.s3_fault_proxy import S3FaultProxy
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 PREFIX = "reg"

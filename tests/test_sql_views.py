@@ -16,7 +16,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from test_analysis import rows, write_snapshot
+from support.snapshots import rows, write_snapshot
 
 from regstat import analysis, queries
 from regstat.snapshot import digest_ids

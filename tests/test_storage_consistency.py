@@ -23,13 +23,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from components import MotoServer
+from support.components import MotoServer
 from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK
 from regstat.model import digest_of
 from regstat.sources.storage_tree.storage import FilesystemStorage
-from s3_fault_proxy import S3FaultProxy, S3Request
+from support.s3_fault_proxy import S3FaultProxy, S3Request
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
 PREFIX = "reg"

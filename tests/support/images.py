@@ -2,7 +2,7 @@
 
 Every builder returns plain data (the manifest bytes and every blob it references), so a test
 knows exactly what it pushed: digests, sizes and descriptors. Nothing here talks to a
-registry; see ``tests/scenario.py`` for pushing.
+registry; see ``tests/support/scenario.py`` for pushing.
 
 Determinism matters because ``tests/scenario_tree/`` and ``sample_data/`` are regenerated
 from these builders: layers are tar archives with sorted entries, fixed owners, modes and

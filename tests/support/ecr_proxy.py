@@ -17,14 +17,11 @@ batch sizes. Calls to other services (STS) pass through untouched.
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
-from urllib.parse import urlsplit
+from typing import Callable
 
-from components import LOOPBACK
+from .proxy import Proxy, ProxyHandler
 
 PAGED = {"DescribeRepositories": "repositories", "DescribeImages": "imageDetails", "ListImages": "imageIds"}
 DEFAULT_MAX_RESULTS = 100
@@ -35,11 +32,11 @@ _JSON = "application/x-amz-json-1.1"
 Rewrite = Callable[[dict, dict], None]  # (request, response) -> None, edits response in place
 
 
-class EcrProxy:
+class EcrProxy(Proxy):
     """A loopback HTTP server forwarding to ``upstream`` (moto), as a context manager."""
 
     def __init__(self, upstream: str, *, page_sizes: dict[str, int] | None = None) -> None:
-        self.upstream = urlsplit(upstream)
+        super().__init__(upstream, _Handler)
         self.page_sizes = dict(page_sizes or {})
         self.calls: list[tuple[str, dict]] = []
         self.throttle: dict[str, int] = {}  # operation -> how many more calls to throttle
@@ -47,21 +44,6 @@ class EcrProxy:
         self.throttled: list[tuple[str, dict]] = []
         self.rewrite: dict[str, Rewrite] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}"
-
-    def __enter__(self) -> "EcrProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def operations(self, name: str) -> list[dict]:
         """The requests of every call to operation ``name``, in order."""
@@ -117,41 +99,21 @@ def _error(code: str, message: str) -> tuple[int, bytes]:
     return 400, json.dumps({"__type": code, "message": message}).encode()
 
 
-def _handler(proxy: EcrProxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, like ECR; every answer has a length
+class _Handler(ProxyHandler):
+    proxy: EcrProxy  # type: ignore[assignment]
 
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            target = self.headers.get("X-Amz-Target", "")
-            if not target.startswith("AmazonEC2ContainerRegistry"):
-                status, content_type, answer = self._forward(body)
-            else:
-                operation = target.rsplit(".", 1)[-1]
-                status, answer = proxy.answer(operation, json.loads(body or b"{}"), self._forward_json)
-                content_type = _JSON
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+    def handle_method(self, method: str) -> None:
+        body = self.request_body() or b""
+        target = self.headers.get("X-Amz-Target", "")
+        if method != "POST" or not target.startswith("AmazonEC2ContainerRegistry"):
+            status, headers, answer = self.forward(method, self.path, self.request_headers(), body or None)
+            self.answer(method, status, headers, answer)
+            return
+        operation = target.rsplit(".", 1)[-1]
+        status, answer = self.proxy.answer(operation, json.loads(body or b"{}"), self._forward_json)
+        self.answer(method, status, [("Content-Type", _JSON)], answer)
 
-        def _forward_json(self, request: dict) -> tuple[int, bytes]:
-            status, _, body = self._forward(json.dumps(request).encode())
-            return status, body
-
-        def _forward(self, body: bytes) -> tuple[int, str, bytes]:
-            # moto checks no signatures, so a request whose body changed still goes through.
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
-            connection = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
-            try:
-                connection.request("POST", self.path, body=body, headers=headers)
-                response = connection.getresponse()
-                return response.status, response.getheader("Content-Type", _JSON), response.read()
-            finally:
-                connection.close()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: pytest shows failures, not every request
-
-    return Handler
+    def _forward_json(self, request: dict) -> tuple[int, bytes]:
+        # moto checks no signatures, so a request whose body changed still goes through.
+        status, _, body = self.forward("POST", self.path, self.request_headers(), json.dumps(request).encode())
+        return status, body

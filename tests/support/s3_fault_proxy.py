@@ -24,22 +24,18 @@ order, so a run is reproducible under concurrency (each prefix is listed by one 
 
 from __future__ import annotations
 
-import http.client
 import random
 import re
-import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-LOOPBACK = "127.0.0.1"
+from .proxy import Proxy, ProxyHandler
+
 FAULTS = ("slowdown", "reset", "short_body", "reset_mid_body", "cut_listing", "dropped_entries", "slow")
 LISTING_FAULTS = {"cut_listing", "dropped_entries"}
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "host"}
 _ENTRY = re.compile(rb"<(Contents|CommonPrefixes)>.*?</\1>", re.S)
 SLOWDOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
@@ -77,12 +73,12 @@ def parse_request(method: str, raw_path: str, count: int) -> S3Request:
     return S3Request(method, raw_path, bucket, unquote(key) if key else None, dict(parse_qsl(parts.query)), count)
 
 
-class S3FaultProxy:
+class S3FaultProxy(Proxy):
     """The proxy, on 127.0.0.1:<free port> in daemon threads; a context manager."""
 
     def __init__(self, upstream: str, *, seed: int = 0, rate: float = 0.0, faults: tuple[str, ...] = FAULTS,
                  page_size: int | None = None, slow_seconds: float = 0.3) -> None:
-        self.upstream = urlsplit(upstream)
+        super().__init__(upstream, _Handler)
         self.seed, self.rate, self.faults = seed, rate, faults
         self.page_size = page_size
         self.slow_seconds = slow_seconds
@@ -91,23 +87,6 @@ class S3FaultProxy:
         self.log: list[tuple[S3Request, str | None]] = []
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((LOOPBACK, 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.owner = self  # type: ignore[attr-defined]
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def __enter__(self) -> "S3FaultProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
     def faults_injected(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -143,15 +122,6 @@ class S3FaultProxy:
         query["max-keys"] = str(min(int(query.get("max-keys", 1000)), self.page_size))
         return f"{urlsplit(request.raw_path).path}?{urlencode(query)}"
 
-    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> tuple[int, list, bytes]:
-        connection = http.client.HTTPConnection(self.upstream.hostname or LOOPBACK, self.upstream.port, timeout=30)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.getheaders(), response.read()
-        finally:
-            connection.close()
-
 
 def drop_last_entry(body: bytes) -> bytes | None:
     """The listing without its last entry, still valid XML; None when it has no entry."""
@@ -162,47 +132,21 @@ def drop_last_entry(body: bytes) -> bytes | None:
     return body[: last.start()] + body[last.end() :]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(ProxyHandler):
+    proxy: S3FaultProxy  # type: ignore[assignment]
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except (OSError, ValueError):
-            pass  # the socket was reset on purpose
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_HEAD(self) -> None:
-        self._handle("HEAD")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def _handle(self, method: str) -> None:
-        proxy: S3FaultProxy = self.server.owner  # type: ignore[attr-defined]
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
+    def handle_method(self, method: str) -> None:
+        proxy = self.proxy
+        body = self.request_body()
         request = proxy.request(method, self.path)
         fault = proxy.choose(request)
         if proxy.before is not None:
             proxy.before(request)
         if fault == "reset":
             proxy.record(request, fault)
-            self._reset()
+            self.reset()
             return
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-        status, got, data = proxy.forward(method, proxy.upstream_path(request), headers, body)
+        status, got, data = self.forward(method, proxy.upstream_path(request), self.request_headers(), body)
         if fault == "slowdown":
             status, got, data = 503, [("Content-Type", "application/xml")], SLOWDOWN
         elif fault == "slow":
@@ -212,7 +156,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault in ("short_body", "reset_mid_body") and (method == "HEAD" or len(data) < 2):
             fault = None  # nothing to cut
         proxy.record(request, fault)
-        self._answer(method, status, got, data, fault)
+        if fault not in ("short_body", "reset_mid_body"):
+            self.answer(method, status, got, data)
+            return
+        self.answer(method, status, got, data, sent=data[: len(data) // 2])
+        if fault == "reset_mid_body":
+            self.reset()
+        self.close_connection = True
 
     def _damage_listing(self, fault: str, status: int, data: bytes) -> tuple[bytes, str | None]:
         if status != 200:
@@ -221,30 +171,3 @@ class _Handler(BaseHTTPRequestHandler):
             return data[: len(data) // 2], fault
         dropped = drop_last_entry(data)
         return (data, None) if dropped is None else (dropped, fault)
-
-    def _answer(self, method: str, status: int, headers: list, data: bytes, fault: str | None) -> None:
-        self.send_response(status)
-        for name, value in headers:
-            if name.lower() not in _HOP_BY_HOP:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if method == "HEAD":
-            return
-        if fault in ("short_body", "reset_mid_body"):
-            self.wfile.write(data[: len(data) // 2])
-            self.wfile.flush()
-            if fault == "reset_mid_body":
-                self._reset()
-            self.close_connection = True
-            return
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    def _reset(self) -> None:
-        """Close with RST (SO_LINGER 0), not FIN: what a dropped connection looks like."""
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.connection.close()
-        self.close_connection = True

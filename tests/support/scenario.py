@@ -12,11 +12,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import images
-from components import Registry
-from expected import Expected, _Recorder
-from images import Image, Index
-from skopeo import adopt_stored, check_stored, push_schema1, skopeo_copy
+from . import images
+from .components import Registry
+from .expected import Expected, _Recorder
+from .images import Image, Index
+from .skopeo import adopt_stored, check_stored, push_schema1, skopeo_copy
 
 
 def filler(seed: str, size: int) -> bytes:

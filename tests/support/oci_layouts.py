@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from components import ComponentError, Registry, isolated_env
-from expected import BlobRow, Expected, RepositoryRow, TagRow
-from images import OCI_INDEX, Descriptor, Image, Index, canonical_json, sha256_digest
+from .components import ComponentError, Registry, isolated_env
+from .expected import BlobRow, Expected, RepositoryRow, TagRow
+from .images import OCI_INDEX, Descriptor, Image, Index, canonical_json, sha256_digest
 
 REF_NAME = "org.opencontainers.image.ref.name"
 

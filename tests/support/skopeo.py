@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
-import images
-from components import ComponentError, Registry, isolated_env
-from images import Descriptor, Image, Manifest, sha256_digest
+from . import images
+from .components import ComponentError, Registry, isolated_env
+from .images import Descriptor, Image, Manifest, sha256_digest
 
 _SKOPEO_POLICY = {"default": [{"type": "insecureAcceptAnything"}]}
 

@@ -2,7 +2,7 @@
 registry graphs with times, locks and uploads, and `PlanModel`, a plain-Python reading of
 the planner's rules (docs/design.md "Safety rules of the planner", issue 5) that never runs SQL.
 
-Times are relative to TAKEN, the `finished_at` that test_analysis.write_snapshot records:
+Times are relative to TAKEN, the `finished_at` that snapshots.write_snapshot records:
 the planner measures every age to it.
 """
 
@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
-from test_analysis import write_snapshot
 
 from regstat.plan.policy import Policy
 from regstat.snapshot import TABLES, Snapshot
 from regstat.sources import ecr, oci_layout
 from regstat.sources.storage_tree import jobs as storage_jobs
 from regstat.sources.registry_api import source as distribution_api
+
+from .snapshots import write_snapshot
 
 TAKEN = datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -107,6 +108,34 @@ class Registry:
         return self
 
 
+# Hand builders: manifests and blobs named by short names (`d("img")` is "sha256:img").
+
+
+def d(name: str) -> str:
+    return f"sha256:{name}"
+
+
+def image(reg: Registry, repo: str, name: str, size: int = 100, *, config: str | None = None,
+          layers: tuple[str, ...] = (), **kw: Any) -> Registry:
+    return reg.manifest(repo, d(name), size, config=d(config) if config else None,
+                        layers=tuple(d(x) for x in layers), **kw)
+
+
+def index(reg: Registry, repo: str, name: str, children: tuple[str, ...], size: int = 100, **kw: Any) -> Registry:
+    return reg.manifest(repo, d(name), size, children=tuple(d(c) for c in children), **kw)
+
+
+def referrer(reg: Registry, repo: str, name: str, subject: str, size: int = 100, *, layers: tuple[str, ...] = (),
+             **kw: Any) -> Registry:
+    return reg.manifest(repo, d(name), size, subject=d(subject), layers=tuple(d(x) for x in layers), **kw)
+
+
+def blobs(reg: Registry, **sizes: int) -> Registry:
+    for name, size in sizes.items():
+        reg.blob(d(name), size)
+    return reg
+
+
 # --- random registry graphs -----------------------------------------------------------------
 
 N_MANIFESTS = 8
@@ -159,6 +188,19 @@ def random_registries(draw: st.DrawFn) -> dict[str, list[dict]]:
         for n in range(draw(st.integers(0, 2))):
             reg.upload(repo, f"u{n}", 7 * (n + 1), draw(st.sampled_from(TIMES)))
     return reg.tables
+
+
+# snapshot.json changes (`snapshot(**meta)`): most complete, some partial or from sources
+# that cannot see untagged manifests or blobs.
+Meta = st.sampled_from([
+    {},
+    {},
+    {},
+    {"source": "ecr"},
+    {"source": "api"},
+    {"complete": False, "errors": [{"repository": "d", "message": "x"}], "incomplete_repositories": ["d"]},
+    {"partial": True},
+])
 
 
 # --- the planner's rules in plain Python ----------------------------------------------------

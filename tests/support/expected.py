@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple
 
-import images
-from components import Registry
-from images import Descriptor, Image, Index, Manifest, sha256_digest
+from . import images
+from .components import Registry
+from .images import Descriptor, Image, Index, Manifest, sha256_digest
 
 # Row types name their fields after the snapshot's columns (docs/snapshot.md), so a test can
 # select exactly these columns from a snapshot table and compare sets of tuples.

@@ -17,22 +17,21 @@ Nothing here depends on pytest.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import random
 import re
 import secrets
-import ssl
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Callable, Mapping
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from components import LOOPBACK, ComponentError
+from .components import LOOPBACK, ComponentError
+from .proxy import LoopbackServer, Proxy, ProxyHandler
 
 Canned = tuple[int, dict[str, str], bytes]  # status, headers, body
 
@@ -62,37 +61,6 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-class _Server:
-    """A ThreadingHTTPServer on 127.0.0.1:<free port> in a daemon thread; HTTPS with `tls`
-    (certificate, key)."""
-
-    def __init__(self, handler: type[BaseHTTPRequestHandler], tls: tuple[Path, Path] | None = None) -> None:
-        self._httpd = ThreadingHTTPServer((LOOPBACK, 0), handler)
-        self._httpd.daemon_threads = True
-        self.tls = tls
-        if tls is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(str(tls[0]), str(tls[1]))
-            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
-        self._httpd.owner = self  # type: ignore[attr-defined]
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def start(self) -> "_Server":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> "_Server":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
 # --- token service --------------------------------------------------------------------------
 
 
@@ -105,7 +73,7 @@ class Issued:
     token: str = field(repr=False)
 
 
-class TokenServer(_Server):
+class TokenServer(LoopbackServer):
     """The registry's token realm: ``GET /token?service=…&scope=…`` with optional Basic auth.
 
     Known users get what they ask for; anonymous callers get a token with no access (which
@@ -120,7 +88,7 @@ class TokenServer(_Server):
     def __init__(
         self, workdir: Path, users: dict[str, str], realm_host: str = LOOPBACK, tls: tuple[Path, Path] | None = None
     ) -> None:
-        super().__init__(_TokenHandler, tls)
+        super().__init__(_TokenHandler, tls=tls)
         self.users = dict(users)
         self.realm_host = realm_host
         self.jwt_lifetime = 300
@@ -225,7 +193,6 @@ class _TokenHandler(BaseHTTPRequestHandler):
 # --- fault proxy ----------------------------------------------------------------------------
 
 _TAGS_LIST = re.compile(r"^/v2/(.+)/tags/list$")
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
 DROP = "drop"  # a fault that closes the connection without answering
 TRUNCATE = "truncate"  # the whole Content-Length announced, half the body sent, then close
 
@@ -240,7 +207,7 @@ class Delay:
 Fault = Canned | str | Delay  # what FaultProxy.fault may return besides None
 
 
-class FaultProxy(_Server):
+class FaultProxy(Proxy):
     """A proxy in front of a registry (``upstream``: http://127.0.0.1:PORT).
 
     - ``fault(method, path_with_query, count)``: return a canned answer, :data:`DROP`,
@@ -259,8 +226,7 @@ class FaultProxy(_Server):
     """
 
     def __init__(self, upstream: str) -> None:
-        super().__init__(_ProxyHandler)
-        self.upstream = urlsplit(upstream)
+        super().__init__(upstream, _ProxyHandler)
         self.fault: Callable[[str, str, int], Fault | None] | None = None
         self.respond: Callable[[str, str, Mapping[str, str]], Canned | None] | None = None
         self.canned: dict[tuple[str, str], Canned] = {}
@@ -272,10 +238,6 @@ class FaultProxy(_Server):
         self.faults: list[tuple[str, str, str]] = []
         self._counts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
 
     def count(self, method: str, path: str) -> int:
         with self._lock:
@@ -289,21 +251,9 @@ class FaultProxy(_Server):
             if fault is not None:
                 self.faults.append((fault, method, path))
 
-    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Canned:
-        connection = http.client.HTTPConnection(self.upstream.hostname or LOOPBACK, self.upstream.port, timeout=30)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-            return response.status, {k: v for k, v in response.getheaders()}, data
-        except OSError as e:
-            raise ComponentError(f"proxy: {method} {path}: {e}") from None
-        finally:
-            connection.close()
-
-    def tag_page(self, repository: str, query: dict[str, str], headers: dict[str, str]) -> Canned:
-        """The registry's whole tag list (plus extra tags), served a page at a time."""
-        status, got, body = self.forward("GET", f"/v2/{repository}/tags/list", headers, None)
+    def tag_page(self, repository: str, query: dict[str, str], tag_list: Callable[[], Canned]) -> Canned:
+        """The registry's whole tag list (``tag_list()``, plus extra tags), served a page at a time."""
+        status, got, body = tag_list()
         if status != 200:
             return status, got, body
         listed = (json.loads(body).get("tags") or []) + self.extra_tags.get(repository, [])
@@ -353,21 +303,11 @@ class SeededFaults:
         return kind
 
 
-class _ProxyHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _ProxyHandler(ProxyHandler):
+    proxy: FaultProxy  # type: ignore[assignment]
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_HEAD(self) -> None:
-        self._handle("HEAD")
-
-    def _handle(self, method: str) -> None:
-        proxy: FaultProxy = self.server.owner  # type: ignore[attr-defined]
-        path = self.path
+    def handle_method(self, method: str) -> None:
+        proxy, path = self.proxy, self.path
         fault = proxy.fault(method, path, proxy.count(method, path)) if proxy.fault else None
         if fault == TRUNCATE and method == "HEAD":
             fault = DROP  # no body to cut short
@@ -384,39 +324,34 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             answer = proxy.canned.get((method, urlsplit(path).path))
         if answer is None:
             try:
-                answer = self._upstream(proxy, method, path)
+                answer = self._upstream_answer(method, path)
             except ComponentError:  # the registry is gone (stopped after a test): say so, as a proxy does
                 answer = 502, {}, b""
         status, headers, body = answer
         named = "slow" if isinstance(fault, Delay) else (str(status) if isinstance(fault, tuple) else fault)
         proxy.record(method, path, status, named)  # type: ignore[arg-type]
-        self.send_response(status)
-        for name, value in headers.items():
-            if name.lower() not in _HOP_BY_HOP:
-                self.send_header(name, value)
-        length = headers.get("Content-Length") if method == "HEAD" and not body else None
-        self.send_header("Content-Length", length or str(len(body)))
-        self.end_headers()
-        if method == "HEAD":
-            return
-        try:
-            self.wfile.write(body[: len(body) // 2] if fault == TRUNCATE else body)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client hung up mid-body: regstat does so on a manifest over 4 MiB.
-            self.close_connection = True
+        self.answer(method, status, headers.items(), body, sent=body[: len(body) // 2] if fault == TRUNCATE else None)
         if fault == TRUNCATE:
             self.close_connection = True
 
-    def _upstream(self, proxy: FaultProxy, method: str, path: str) -> Canned:
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
+    def _from_upstream(self, method: str, path: str) -> Canned:
+        status, headers, body = self.forward(method, path, self.request_headers(), None)
+        return status, dict(headers), body
+
+    def _upstream_answer(self, method: str, path: str) -> Canned:
+        proxy = self.proxy
         parts = urlsplit(path)
         tags = _TAGS_LIST.match(parts.path)
         repository = tags.group(1) if tags else ""
         edited = repository in proxy.extra_tags or repository in proxy.hidden_tags
         if method == "GET" and tags and (proxy.tag_page_size or edited):
-            status, got, body = proxy.tag_page(repository, dict(parse_qsl(parts.query)), headers)
+
+            def whole_list() -> Canned:
+                return self._from_upstream("GET", f"/v2/{repository}/tags/list")
+
+            status, got, body = proxy.tag_page(repository, dict(parse_qsl(parts.query)), whole_list)
         else:
-            status, got, body = proxy.forward(method, path, headers, None)
+            status, got, body = self._from_upstream(method, path)
         if proxy.foreign_link and "Link" in got:
             got["Link"] = re.sub(r"<(/[^>]*)>", lambda m: f"<{proxy.foreign_link}{m.group(1)}>", got["Link"])
         return status, got, body

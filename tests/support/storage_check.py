@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components import ComponentError, Registry, S3Storage, aws_client
-from expected import Expected
+from .components import ComponentError, Registry, S3Storage, aws_client
+from .expected import Expected
 
 LAYOUT_PREFIX = "docker/registry/v2/"
 

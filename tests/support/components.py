@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Mapping, Sequence
 
-from images import ALL_MANIFEST_TYPES, Image, Index, sha256_digest
+from .images import ALL_MANIFEST_TYPES, Image, Index, sha256_digest
 
 LOOPBACK = "127.0.0.1"
 
@@ -88,12 +88,14 @@ def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _executable(name: str) -> str:
+def find_executable(name: str) -> str | None:
     """``name`` from the running interpreter's bin directory (the venv), else from PATH."""
     beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return str(beside)
-    found = shutil.which(name)
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+def _executable(name: str) -> str:
+    found = find_executable(name)
     if found is None:
         raise ComponentError(f"{name} not found next to {sys.executable} or on PATH")
     return found

@@ -65,9 +65,9 @@ import shutil
 import sys
 import time
 import uuid
-from datetime import datetime, UTC
-from pathlib import Path
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)

@@ -5,8 +5,8 @@ failure or a kill leaves nothing at the path."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from .errors import RegstatError
 

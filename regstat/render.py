@@ -14,10 +14,10 @@ import html
 import io
 import json
 import re
-from datetime import date, datetime, UTC
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
-from collections.abc import Iterable, Sequence
 
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -29,6 +29,11 @@ from support.components import AWS_VARIABLES_TO_DROP, DUMMY_CREDENTIALS, MotoSer
 from support.expected import Expected, Populated
 from support.scenario import populate as populate_scenario
 from support.tools import require_tools
+
+# Fixtures defined in tests/support/, offered to every test module: a test names them as
+# parameters without importing them (an imported fixture reads to pyflakes as a name the
+# parameter redefines, F811, which stays on to catch two tests of the same name).
+pytest_plugins = ["support.auth_registries", "support.ecr_accounts"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -316,7 +316,8 @@ def test_random_graphs_agree_with_the_python_fixed_point(tables: dict, tmp_path_
         got = {(r, d): depth for r, d, depth in rows(con, "SELECT repository, digest, depth FROM reachable")}
         assert len(got) == len(rows(con, "SELECT 1 FROM reachable"))  # one row per manifest
         assert got == model.reachable()
-        orphans = {(r, d): x for r, d, x in rows(con, "SELECT repository, digest, exclusive_bytes FROM orphaned_manifests")}
+        query = "SELECT repository, digest, exclusive_bytes FROM orphaned_manifests"
+        orphans = {(r, d): x for r, d, x in rows(con, query)}
         assert set(orphans) == model.orphans()
         assert all(x == model.exclusive_bytes({p}) for p, x in orphans.items())
         assert set(d for (d,) in rows(con, "SELECT digest FROM unreferenced_blobs")) == model.unreferenced_blobs()
@@ -398,7 +399,8 @@ def test_snapshots_of_other_versions_are_refused(tmp_path: Path) -> None:
     meta = json.loads((snapshot.path / "snapshot.json").read_text())
     for version in (1, SCHEMA_VERSION + 1):
         (snapshot.path / "snapshot.json").write_text(json.dumps({**meta, "schema_version": version}))
-        with pytest.raises(SnapshotError, match=f"schema version {version} is not supported.*reads versions 2, 3, 4\\)"):
+        unsupported = f"schema version {version} is not supported.*reads versions 2, 3, 4\\)"
+        with pytest.raises(SnapshotError, match=unsupported):
             Snapshot.open(snapshot.path)
 
 

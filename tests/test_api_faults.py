@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -153,7 +154,8 @@ class Moves:
         a, c = self.image["a"], self.image["c"]
         change = {
             ("HEAD", "/v2/moves/early/manifests/stable"): lambda: self.registry.push_image("moves/early", c, "stable"),
-            ("GET", f"/v2/moves/late/manifests/{a.digest}"): lambda: self.registry.push_image("moves/late", c, "stable"),
+            ("GET", f"/v2/moves/late/manifests/{a.digest}"):
+                lambda: self.registry.push_image("moves/late", c, "stable"),
             ("GET", f"/v2/moves/deleted/manifests/{a.digest}"): lambda: self.registry.delete_manifest(
                 "moves/deleted", a.digest
             ),
@@ -230,7 +232,8 @@ HOSTILE_TAGS = ["..", "../../_catalog", "a/b", "%2F..", "tag\nx", "ü", "-leadin
 def _requests_stay_inside(log: list[tuple[str, str, int]], repositories: list[str]) -> None:
     for _, path, _ in log:
         assert (
-            path == "/v2/" or path.startswith("/v2/_catalog?") or any(path.startswith(f"/v2/{r}/") for r in repositories)
+            path == "/v2/" or path.startswith("/v2/_catalog?")
+            or any(path.startswith(f"/v2/{r}/") for r in repositories)
         ), path
         assert ".." not in path and "%2F" not in path.upper() and path.isascii() and path.isprintable(), path
 
@@ -249,7 +252,8 @@ def test_hostile_repository_names_in_the_catalog(proxy: FaultProxy, clean: Path,
     )
     _requests_stay_inside(proxy.log, valid)
     got, want = tables(out), tables(clean)
-    assert {k: v for k, v in got.items() if k != "repositories"} == {k: v for k, v in want.items() if k != "repositories"}
+    assert ({k: v for k, v in got.items() if k != "repositories"}
+            == {k: v for k, v in want.items() if k != "repositories"})
     # The snapshot stays usable: the report runs over it.
     for fmt in ("text", "json", "markdown", "html"):
         done = regstat("report", str(out), "--format", fmt)
@@ -269,7 +273,8 @@ def test_hostile_tag_names_are_never_requested(proxy: FaultProxy, clean: Path, t
     }
     _requests_stay_inside(proxy.log, sorted(r["repository"] for r in tables(clean)["repositories"]))
     got, want = tables(out), tables(clean)
-    assert {k: v for k, v in got.items() if k != "repositories"} == {k: v for k, v in want.items() if k != "repositories"}
+    assert ({k: v for k, v in got.items() if k != "repositories"}
+            == {k: v for k, v in want.items() if k != "repositories"})
 
 
 def test_answers_slower_than_the_timeout_are_retried(

@@ -164,7 +164,8 @@ def problems(root: Path = PACKAGE) -> list[str]:
             out.append(f"{e.source}:{e.line}: uses {e.private}, private to {e.target}")
     for directory in sorted({path.parent for path in found.values()}):
         if not (directory / "__init__.py").is_file():
-            out.append(f"{directory.relative_to(root.parent)}: no __init__.py (a namespace package: the wheel leaves it out)")
+            out.append(f"{directory.relative_to(root.parent)}: no __init__.py "
+                       "(a namespace package: the wheel leaves it out)")
     for name, path in found.items():
         lines = len(path.read_text().splitlines())
         if lines > MAX_LINES:

@@ -58,7 +58,8 @@ def test_ranges_cover_every_string_once() -> None:
     ranges = assemble._split(["b", "d"])
     assert ranges == [(None, "b"), ("b", "d"), ("d", None)]
     for value in ("", "a", "b", "c", "d", "zz"):
-        holding = [(low, high) for low, high in ranges if (low is None or value >= low) and (high is None or value < high)]
+        holding = [(low, high) for low, high in ranges
+                   if (low is None or value >= low) and (high is None or value < high)]
         assert len(holding) == 1, value
 
 

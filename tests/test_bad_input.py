@@ -157,7 +157,8 @@ def test_revision_whose_blob_is_missing(tree: Path, tmp_path: Path) -> None:
 
 
 def test_manifest_that_does_not_parse(tree: Path, tmp_path: Path) -> None:
-    digest = add_blob(tree, b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": 7}')
+    digest = add_blob(
+        tree, b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": 7}')
     add_revision(tree, "apps/web", digest)
     code, meta = crawl(tree, tmp_path / "snap")
     assert code == EXIT_INCOMPLETE

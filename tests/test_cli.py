@@ -47,7 +47,8 @@ def test_tables_have_the_documented_schemas(snapshot: Path) -> None:
 
 
 def test_sql_json_is_one_array_of_objects(snapshot: Path) -> None:
-    result = sql(str(snapshot), "SELECT repository, tag, digest, updated_at FROM tags ORDER BY 1, 2", "--format", "json")
+    query = "SELECT repository, tag, digest, updated_at FROM tags ORDER BY 1, 2"
+    result = sql(str(snapshot), query, "--format", "json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     expected = digest_ids.read(snapshot, "tags").to_pylist()
@@ -68,7 +69,8 @@ def test_sql_csv_and_table(snapshot: Path) -> None:
 
 
 def test_sql_from_stdin_and_errors_view(snapshot: Path) -> None:
-    result = CliRunner().invoke(main, ["sql", str(snapshot), "-", "-f", "json"], input="SELECT count(*) AS n FROM errors")
+    result = CliRunner().invoke(main, ["sql", str(snapshot), "-", "-f", "json"],
+                                input="SELECT count(*) AS n FROM errors")
     assert json.loads(result.stdout) == [{"n": 0}]
 
 
@@ -207,7 +209,7 @@ def test_a_signal_stops_the_crawl_cleanly(big_root: Path, tmp_path: Path, number
 
 
 def test_every_command_has_help_with_examples() -> None:
-    for name, command in main.commands.items():
+    for name in main.commands:
         result = CliRunner().invoke(main, [name, "--help"])
         assert result.exit_code == 0 and "Examples:" in result.stdout, name
         assert f"regstat {name}" in (Path(__file__).parent.parent / "README.md").read_text(), name

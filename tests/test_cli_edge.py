@@ -153,7 +153,8 @@ def json_error(result) -> dict:
 def test_a_fatal_error_prints_json_on_stdout_with_json_formats(snap: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     for args in (("report", missing, "-f", "json"), ("sql", missing, "SELECT 1", "--format", "json"),
-                 ("explain", missing, NAMES["web_new"], "-f", "json"), ("plan-gc", missing, "--untagged", "-f", "json")):
+                 ("explain", missing, NAMES["web_new"], "-f", "json"),
+                 ("plan-gc", missing, "--untagged", "-f", "json")):
         result = invoke(*args)
         assert result.exit_code == EXIT_SNAPSHOT, (args, result.stderr)
         payload = json_error(result)
@@ -195,7 +196,8 @@ def test_sql_repository_keeps_the_rows_whose_repository_matches(snap: Path, tmp_
     every = rows(snap, "SELECT repository, tag FROM tags ORDER BY 1, 2")
     assert {r["repository"] for r in every} >= {"apps/web", "base/alpine"}
     chosen = rows(snap, "SELECT repository, tag FROM tags ORDER BY 1, 2", "-r", "apps/*", "-r", "tools/cli")
-    assert chosen == [r for r in every if fnmatch.fnmatchcase(r["repository"], "apps/*") or r["repository"] == "tools/cli"]
+    assert chosen == [r for r in every
+                      if fnmatch.fnmatchcase(r["repository"], "apps/*") or r["repository"] == "tools/cli"]
     assert chosen and len(chosen) < len(every)
     # Parquet goes through the same filter.
     out = tmp_path / "tags.parquet"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pyarrow.parquet as pq
 import pytest

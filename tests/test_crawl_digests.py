@@ -13,7 +13,8 @@ from regstat.crawl.digest_set import DigestSet
 DIGESTS = [f"sha256:{c * 64}" for c in "0123abcd"] + ["sha512:" + "e" * 128]
 
 operations = st.lists(
-    st.tuples(st.sampled_from(["add_new", "mark_written", "unwritten"]), st.lists(st.sampled_from(DIGESTS), max_size=6)),
+    st.tuples(st.sampled_from(["add_new", "mark_written", "unwritten"]),
+              st.lists(st.sampled_from(DIGESTS), max_size=6)),
     max_size=25,
 )
 

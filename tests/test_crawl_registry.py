@@ -9,8 +9,9 @@ checked the same way against their ``EXPECTED.json``, without a registry.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 import pytest

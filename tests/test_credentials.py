@@ -17,8 +17,9 @@ import base64
 import json
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -26,9 +27,7 @@ from click.testing import CliRunner
 
 from support import images
 from support.api_components import Canned, FaultProxy, TokenServer
-from support.auth_registries import (  # noqa: F401  (the fixtures)
-    PASSWORD, USER, htpasswd_registry, token_registry, token_server,
-)
+from support.auth_registries import PASSWORD, USER
 from support.components import Registry, aws_client, free_port, isolated_env
 from support.crawls import REPO_ROOT, api_crawl
 
@@ -73,8 +72,10 @@ class Outputs:
             for argv in commands:
                 result = runner.invoke(main, argv)
                 assert result.exit_code == 0 and result.exception is None, (argv, result.output, result.exception)
-                self.found += [(" ".join(argv), result.stdout.encode()), (" ".join(argv) + " stderr", result.stderr.encode())]
-            self.found += [(str(saved), saved.read_bytes()), (f"{saved} rows", str(pq.read_table(saved).to_pylist()).encode())]
+                self.found += [(" ".join(argv), result.stdout.encode()),
+                               (" ".join(argv) + " stderr", result.stderr.encode())]
+            self.found += [(str(saved), saved.read_bytes()),
+                           (f"{saved} rows", str(pq.read_table(saved).to_pylist()).encode())]
 
     def assert_free_of(self, secrets: Mapping[str, str]) -> None:
         assert len(self.found) > 50 and self.snapshots
@@ -87,7 +88,8 @@ class Outputs:
 def forms(name: str, secret: str) -> dict[str, str]:
     """A secret and its base64 forms (standard and URL-safe, unpadded)."""
     encoded = base64.b64encode(secret.encode()).decode()
-    return {name: secret, f"{name} base64": encoded.rstrip("="), f"{name} base64url": encoded.translate(str.maketrans("+/", "-_")).rstrip("=")}
+    return {name: secret, f"{name} base64": encoded.rstrip("="),
+            f"{name} base64url": encoded.translate(str.maketrans("+/", "-_")).rstrip("=")}
 
 
 def token_forms(number: int, token: str) -> dict[str, str]:
@@ -105,7 +107,8 @@ def echo_authorization(repository: str) -> Any:
         scheme, _, value = sent.partition(" ")
         pair = base64.b64decode(value).decode() if scheme == "Basic" else ""
         message = f"denied: you sent {sent!s} ({pair})"
-        return 403, {"Content-Type": "application/json"}, json.dumps({"errors": [{"code": "DENIED", "message": message}]}).encode()
+        body = json.dumps({"errors": [{"code": "DENIED", "message": message}]}).encode()
+        return 403, {"Content-Type": "application/json"}, body
 
     return respond
 
@@ -157,7 +160,8 @@ def test_aws_secrets_never_appear(moto_server: Any, tmp_path: Path) -> None:
     for path in (SAMPLE / "docker").rglob("*"):
         if path.is_file():
             s3.put_object(Bucket=bucket, Key=f"reg/{path.relative_to(SAMPLE)}", Body=path.read_bytes())
-    s3.put_object(Bucket=bucket, Key="reg/docker/registry/v2/repositories/apps/web/_manifests/tags/x/current/link", Body=b"garbage")
+    s3.put_object(Bucket=bucket, Key="reg/docker/registry/v2/repositories/apps/web/_manifests/tags/x/current/link",
+                  Body=b"garbage")
     image = images.build_image([images.make_layer({"etc/motd": b"credentials\n"})])
     ecr = aws_client("ecr", moto_server.endpoint_url)
     ecr.create_repository(repositoryName=f"credentials/app-{bucket}")

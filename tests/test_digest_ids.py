@@ -13,9 +13,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -119,7 +120,7 @@ def test_every_id_resolves_to_the_digest_the_crawl_staged(crawled: tuple[Path, d
         stored = pq.read_table(out / name).to_pylist()
         want = staged[name].to_pylist()
         assert len(stored) == len(want) > 0, name
-        for got_row, want_row in zip(stored, want):  # both in the table's sort order
+        for got_row, want_row in zip(stored, want, strict=True):  # both in the table's sort order
             for column, id_column in keys.items():
                 got = got_row[id_column]
                 if want_row[column] is None:
@@ -157,7 +158,7 @@ def test_readers_see_what_the_crawl_staged(crawled: tuple[Path, dict[str, pa.Tab
 # --- write / read round trip ---------------------------------------------------------------------
 
 _DIGESTS = [f"sha256:{c * 4}" for c in "0ab9f"]  # a small alphabet: repeats are the rule
-_TIMES = [datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=s, microseconds=s) for s in (0, 1, 86400)]
+_TIMES = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=s, microseconds=s) for s in (0, 1, 86400)]
 _DIGEST_NAMES = {name: set(keys) for name, keys in DIGEST_COLUMNS.items()}
 
 

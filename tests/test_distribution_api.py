@@ -9,19 +9,19 @@ auth serve the same storage tree; a proxy (``FaultProxy``) adds faults, pages an
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from support.api_components import DROP, FaultProxy, TokenServer, tls_certificate
-from support.auth_registries import (  # noqa: F401  (the fixtures)
-    PASSWORD, USER, htpasswd_registry, same_storage, token_registry, token_server,
-)
+from support.auth_registries import PASSWORD, USER, same_storage
 from support.components import Registry, free_port
 from support.crawls import api_crawl, crawled, tables, without
 from support.expected import Populated
@@ -125,9 +125,12 @@ def test_schema1_manifest_digest_is_its_payload(make_registry: Any, populate: An
     crawled(api_crawl(registry.url, api, "--insecure"), api)
     crawled(api_crawl(str(registry.root), storage), storage)
     got, want = tables(api), reachable(storage)
-    for table in ("tags", "manifests", "descriptors"):
+
+    def strip(r: dict) -> dict:
         # Schema 1 layers carry no size; the storage crawl takes it from the stored blob.
-        strip = (lambda r: {**r, "size": None} if r.get("media_type") is None and "role" in r else r)
+        return {**r, "size": None} if r.get("media_type") is None and "role" in r else r
+
+    for table in ("tags", "manifests", "descriptors"):
         assert [strip(r) for r in got[table]] == [strip(r) for r in want[table]], table
     legacy = [m for m in got["manifests"] if m["digest"] == expected.names["legacy"]]
     assert legacy and legacy[0]["media_type"] == DOCKER_SCHEMA1_SIGNED and legacy[0]["status"] == "ok"
@@ -177,7 +180,9 @@ def test_referrers_api_where_the_registry_offers_it(
     assert asked == {m["digest"] for m in baseline["manifests"]}  # every manifest, once
 
 
-def test_repository_split_into_several_jobs(populated_fs: Populated, baseline: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_repository_split_into_several_jobs(
+    populated_fs: Populated, baseline: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One tag per job: a repository's jobs share what they fetched, and nothing is lost or doubled."""
     from regstat.crawl import crawl_source
     from regstat.sources.registry_api import source as distribution_api
@@ -447,7 +452,8 @@ def test_credentials_never_go_to_a_plain_http_realm_on_another_host(
             for consent in ({}, {"REGSTAT_REALM_HOSTS": "localhost"}):
                 out = tmp_path / "snap"
                 line = refused(
-                    api_crawl(registry.url, out, "--insecure", password=PASSWORD, env=consent), out, "not sending credentials"
+                    api_crawl(registry.url, out, "--insecure", password=PASSWORD, env=consent), out,
+                    "not sending credentials"
                 )
                 assert "neither HTTPS nor the registry's own host" in line
         assert server.authorization_seen == []  # type: ignore[attr-defined]
@@ -486,8 +492,10 @@ def test_credentials_never_follow_a_link_to_another_host(
         out = tmp_path / "snap"
         meta = crawled(api_crawl(proxy.url, out, password=PASSWORD), out, code=3)  # type: ignore[attr-defined]
         assert elsewhere.log == []  # type: ignore[attr-defined]
-    several = sorted({t["repository"] for t in baseline["tags"] if sum(u["repository"] == t["repository"] for u in baseline["tags"]) > 1})
-    assert several and sorted((e["repository"], e["kind"]) for e in meta["errors"]) == [(r, "foreign_link") for r in several]
+    tag_counts = collections.Counter(t["repository"] for t in baseline["tags"])
+    several = sorted(r for r, n in tag_counts.items() if n > 1)
+    assert several
+    assert sorted((e["repository"], e["kind"]) for e in meta["errors"]) == [(r, "foreign_link") for r in several]
     assert all(e["path"] == f"/v2/{e['repository']}/tags/list" for e in meta["errors"])
 
 

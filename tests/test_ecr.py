@@ -19,16 +19,16 @@ import base64
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
 
 from support import images
 from support.components import REGION, free_port
-from support.ecr_accounts import Account, account, ecr_view, push_scenario  # noqa: F401  (account: the fixture)
+from support.ecr_accounts import Account, ecr_view, push_scenario
 from support.ecr_proxy import PAGED, EcrProxy
 from support.expected import ROW_TYPES, Expected, _Recorder
 from support.images import sha256_digest
@@ -161,7 +161,8 @@ def test_paging_batches_and_pull_times(account: Account, proxy: EcrProxy, tmp_pa
     assert [r.get("nextToken") for r in listing] == [None, "page-2", "page-4"]
     bulk_pages = [r for r in proxy.operations("DescribeImages") if r["repositoryName"] == "bulk/many"]
     assert len(bulk_pages) == 5 and all(r["maxResults"] == 1000 for r in bulk_pages)
-    batches = sorted(len(r["imageIds"]) for r in proxy.operations("BatchGetImage") if r["repositoryName"] == "bulk/many")
+    batches = sorted(len(r["imageIds"]) for r in proxy.operations("BatchGetImage")
+                     if r["repositoryName"] == "bulk/many")
     assert batches == [1, 100]
     accepted = set(proxy.operations("BatchGetImage")[0]["acceptedMediaTypes"])
     assert {images.OCI_MANIFEST, images.OCI_INDEX, images.DOCKER_MANIFEST, images.DOCKER_MANIFEST_LIST} <= accepted

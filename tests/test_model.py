@@ -116,7 +116,8 @@ def test_unknown_media_type_is_kept_and_marked() -> None:
 def test_unfamiliar_layer_types_parse_normally() -> None:
     m = parse({"schemaVersion": 2, "mediaType": MediaType.OCI_MANIFEST,
                "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": A, "size": 1},
-               "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": B, "size": 3}]})
+               "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": B,
+                           "size": 3}]})
     assert m.status == "ok" and len(m.descriptors) == 2
 
 
@@ -126,9 +127,12 @@ def test_unfamiliar_layer_types_parse_normally() -> None:
         (b"not json", "invalid"),
         (b"[1, 2]", "invalid"),
         (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}', "invalid"),
-        (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [{"digest": "sha256:zz", "size": 1}]}', "invalid"),
-        (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {"digest": "' + A.encode() + b'", "size": -1}, "layers": []}', "invalid"),
-        (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {"digest": "' + A.encode() + b'", "size": true}, "layers": []}', "invalid"),
+        (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", '
+         b'"manifests": [{"digest": "sha256:zz", "size": 1}]}', "invalid"),
+        (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", '
+         b'"config": {"digest": "' + A.encode() + b'", "size": -1}, "layers": []}', "invalid"),
+        (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", '
+         b'"config": {"digest": "' + A.encode() + b'", "size": true}, "layers": []}', "invalid"),
         (b"[" * 100_000 + b"]" * 100_000, "invalid"),
     ],
 )

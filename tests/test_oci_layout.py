@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ from regstat.sources.base import CrawlOptions
 from regstat.sources.oci_layout import MAX_DEPTH, close_over_indexes, open_oci_layout
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -221,7 +221,9 @@ def test_a_directory_is_not_a_file_to_replace(tmp_path: Path, snap: Path) -> Non
     assert_refused(tmp_path, ["export-db", snap, folder, "--force"], "is a directory")
 
 
-def test_plan_gc_sql_and_export_db_keep_out_of_snapshots_and_the_source(tmp_path: Path, storage: Path, snap: Path) -> None:
+def test_plan_gc_sql_and_export_db_keep_out_of_snapshots_and_the_source(
+    tmp_path: Path, storage: Path, snap: Path
+) -> None:
     other = tmp_path / "other"
     assert regstat("crawl", storage, "-o", other).exit_code == EXIT_OK
     for where, why in ((other, "inside the snapshot"), (storage, "the SOURCE the snapshot was crawled from")):
@@ -238,7 +240,8 @@ def test_a_bind_mount_of_the_source_is_the_source(tmp_path: Path, storage: Path)
     before = tree(tmp_path)
     mount = 'mount --bind "$1" "$2"'
     try:
-        probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount, "sh", storage, alias], capture_output=True, timeout=60)
+        probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount, "sh", storage, alias],
+                               capture_output=True, timeout=60)
     except FileNotFoundError:
         pytest.skip("no unshare")
     if probe.returncode != 0:

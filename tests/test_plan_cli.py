@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -120,7 +120,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A crawl of a copy of scenario_tree whose every file is two hours old."""
     base = tmp_path_factory.mktemp("fresh")
-    two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
     return crawl(copy_sample(base / "tree", two_hours_ago), base / "snap")
 
 
@@ -128,7 +128,7 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def aged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A crawl of a copy of scenario_tree 60 days old, but for apps/web:latest, moved 2 days ago."""
     base = tmp_path_factory.mktemp("aged")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     tree = copy_sample(base / "tree", now - timedelta(days=60),
                        newer={"apps/web/_manifests/tags/latest/current/link": now - timedelta(days=2)})
     return crawl(tree, base / "snap")
@@ -287,7 +287,7 @@ def test_parquet_holds_the_same_actions_in_the_same_order(sample: Path, tmp_path
     actions = plan_json(*args)["actions"]
     assert len(rows) == len(actions) and {a["action"] for a in actions} >= {
         "delete_tag", "delete_manifest", "delete_blob", "delete_upload"}
-    for i, (row, action) in enumerate(zip(rows, actions)):
+    for i, (row, action) in enumerate(zip(rows, actions, strict=True)):
         assert row["position"] == i
         for key in ("action", "repository", "tag", "digest", "uuid", "size", "bytes_freed", "reason", "rule"):
             assert row[key] == action.get(key), (i, key)
@@ -471,7 +471,7 @@ def test_a_policy_file_with_flags_on_top(sample: Path, tmp_path: Path) -> None:
 
 # --- --keep as acr purge counts it: v1-a (15 min), v1-b (1 day), v1-c (2 days), v2 (3 days) -------
 
-TAKEN = datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc)  # write_snapshot's finished_at
+TAKEN = datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC)  # write_snapshot's finished_at
 ACR_AGES = {"v1-a": timedelta(minutes=15), "v1-b": timedelta(days=1), "v1-c": timedelta(days=2),
             "v2": timedelta(days=3)}
 
@@ -532,7 +532,7 @@ def test_keep_untagged_from_the_command_line_and_a_policy_file(acr_example: Path
 EVIL_REPO = "evil\x1b]0;owned\x07/app"
 EVIL_TAG = "t\x1b[31mred"
 BROKEN_REPO = "broken\x1b[2J"
-OLD = datetime(2025, 1, 1, tzinfo=timezone.utc)
+OLD = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")

@@ -80,7 +80,7 @@ def deleted(plan: Plan) -> set[tuple]:
 
 
 def reasons(plan: Plan) -> dict[tuple, str]:
-    return dict(zip(actions(plan), (a["reason"] for a in plan.actions)))
+    return dict(zip(actions(plan), (a["reason"] for a in plan.actions), strict=True))
 
 
 UNTAGGED = {"untagged": True}
@@ -802,7 +802,8 @@ class Applied:
 
     def dangling(self) -> list[str]:
         present, stored = self.first
-        out = [f"tag {k} -> {v}" for k, v in self.tags.items() if (k[0], v) in present and (k[0], v) not in self.manifests]
+        out = [f"tag {k} -> {v}" for k, v in self.tags.items()
+               if (k[0], v) in present and (k[0], v) not in self.manifests]
         for pair in self.manifests:
             repo = pair[0]
             out += [f"{pair} child {c}" for c in self.model.children[pair]

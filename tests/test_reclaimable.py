@@ -13,9 +13,9 @@ import os
 import shutil
 import subprocess
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from click.testing import CliRunner
@@ -91,7 +91,7 @@ def age(root: Path, old: Callable[[str], bool]) -> None:
             continue
         moment = now - DAYS_AGO * 86400 if old(path.relative_to(root).as_posix()) else now
         if path.name == "startedat":
-            path.write_text(datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            path.write_text(datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         os.utime(path, (moment, moment))
 
 

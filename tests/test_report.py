@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -56,7 +56,8 @@ def report_of(tmp_path: Path, tables: dict, **meta_changes) -> Report:
 
 
 def usage(report: Report) -> dict[str, tuple]:
-    keys = ("tags", "manifests", "orphaned_manifests", "logical_bytes", "exclusive_bytes", "shared_bytes", "orphaned_bytes")
+    keys = ("tags", "manifests", "orphaned_manifests", "logical_bytes", "exclusive_bytes", "shared_bytes",
+            "orphaned_bytes")
     return {r["repository"]: tuple(r[k] for k in keys) for r in report.repositories}
 
 
@@ -212,8 +213,8 @@ def test_unknown_is_never_zero(tmp_path: Path) -> None:
 
 
 PARTIAL = {"complete": False, "partial": True, "repository_filter": ["a"],
-           "capabilities": {"untagged_manifests": True, "unreferenced_blobs": False, "stored_blob_sizes": True, "push_times": "approximate",
-                            "pull_times": None, "locks": None}}
+           "capabilities": {"untagged_manifests": True, "unreferenced_blobs": False, "stored_blob_sizes": True,
+                            "push_times": "approximate", "pull_times": None, "locks": None}}
 ERRORS = {"complete": False, "errors": [{"repository": "a", "path": "x/link", "kind": "bad_link", "message": "empty"}],
           "incomplete_repositories": ["a"]}
 
@@ -297,7 +298,8 @@ def test_sample_report(sample: Path) -> None:
     assert data["orphaned_manifest_bytes"] == model.exclusive_bytes(orphans)
     assert data["unreferenced_blobs"] == len(unreferenced)
     assert data["unreferenced_blob_bytes"] == sum(model.size(d) for d in unreferenced)
-    keys = ("tags", "manifests", "orphaned_manifests", "logical_bytes", "exclusive_bytes", "shared_bytes", "orphaned_bytes")
+    keys = ("tags", "manifests", "orphaned_manifests", "logical_bytes", "exclusive_bytes", "shared_bytes",
+            "orphaned_bytes")
     assert {r["repository"]: tuple(r[k] for k in keys) for r in data["repositories"]} == model.repository_usage()
     assert data["snapshot"]["complete"] is True and data["snapshot"]["source"]["kind"] == "storage-layout"
     assert data["unknown"] == {} and data["estimates"] == {} and data["warnings"] == []
@@ -308,7 +310,7 @@ def test_sample_report(sample: Path) -> None:
 def test_json_writes_a_repository_a_line_and_the_same_document(sample: Path) -> None:
     report = build_report(Snapshot.open(sample))
     # A value the encoder cannot write by itself goes through to_json_value, as elsewhere.
-    odd = {"repository": "z/odd", "seen": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "bytes": Decimal(7)}
+    odd = {"repository": "z/odd", "seen": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "bytes": Decimal(7)}
     with_odd = dataclasses.replace(report, repositories=[*report.repositories, odd])
     for case in (report, with_odd, dataclasses.replace(report, repositories=[])):
         text = render_json(case)
@@ -348,7 +350,8 @@ def test_report_on_a_crawl_of_the_real_registry(populated_fs: Populated, tmp_pat
     assert {names["unreferenced_blob"], names["web_deleted"]} <= unreferenced
     assert data["unreferenced_blobs"] == len(unreferenced)
     assert data["unreferenced_blob_bytes"] == sum(model.size(d) for d in unreferenced)
-    keys = ("tags", "manifests", "orphaned_manifests", "logical_bytes", "exclusive_bytes", "shared_bytes", "orphaned_bytes")
+    keys = ("tags", "manifests", "orphaned_manifests", "logical_bytes", "exclusive_bytes", "shared_bytes",
+            "orphaned_bytes")
     assert {r["repository"]: tuple(r[k] for k in keys) for r in data["repositories"]} == model.repository_usage()
     assert data["top"]["orphaned_by_repository"][0]["repository"] == "apps/web"
     assert data["warnings"] == [] and data["unknown"] == {}
@@ -454,7 +457,8 @@ def test_html_charts_on_sample(sample: Path, tmp_path: Path) -> None:
     assert orphaned["title"].startswith(ORPHANED_TITLE)
     bars = [(r["class"], int(r["data-bytes"])) for r in storage["rects"] if "data-bytes" in r]
     expected = []
-    for repo in sorted(data["repositories"], key=lambda r: (-(r["exclusive_bytes"] + r["shared_bytes"]), r["repository"])):
+    by_size = sorted(data["repositories"], key=lambda r: (-(r["exclusive_bytes"] + r["shared_bytes"]), r["repository"]))
+    for repo in by_size:
         expected += [("exclusive", repo["exclusive_bytes"]), ("shared", repo["shared_bytes"])]
     assert bars == expected
     # layer_sharing on scenario_tree: 9 blobs with one reference, 4 with two, the base layer with 4.
@@ -532,7 +536,7 @@ def table_after(page: str, heading: str) -> list[dict[str, str]]:
     """The rows, as {column: cell text}, of the first table after the <h2> starting `heading`."""
     rest = page[page.index(f"<h2>{heading}"):]
     header, *rows = layout(rest[rest.index("<table"):]).tables[0]["rows"]
-    return [dict(zip(header, row)) for row in rows]
+    return [dict(zip(header, row, strict=True)) for row in rows]
 
 
 NBSP = "\u00a0"

@@ -22,7 +22,7 @@ import pytest
 
 from support.api_components import FaultProxy
 from support.components import REGION
-from support.ecr_accounts import account, push_scenario  # noqa: F401  (account: the fixture)
+from support.ecr_accounts import push_scenario
 from support.expected import Populated
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT
 from regstat.crawl.checkpoint import JobCodec
@@ -118,7 +118,9 @@ def full(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, di
     return out, summary(crawl(str(tree), out))
 
 
-def test_killed_crawl_resumes_to_the_same_tables_reading_less(tree: Path, full: tuple[Path, dict], tmp_path: Path) -> None:
+def test_killed_crawl_resumes_to_the_same_tables_reading_less(
+    tree: Path, full: tuple[Path, dict], tmp_path: Path
+) -> None:
     out = tmp_path / "snap"
     killed(crawl(str(tree), out, kill=("record", 40)))
     assert not out.exists() and len(leftovers(out)) == 1
@@ -131,7 +133,9 @@ def test_killed_crawl_resumes_to_the_same_tables_reading_less(tree: Path, full: 
     assert json.loads((out / "snapshot.json").read_text())["resumed_at"] == resumed["resumed_at"]
 
 
-def test_kill_while_assembling_resumes_without_crawling_again(tree: Path, full: tuple[Path, dict], tmp_path: Path) -> None:
+def test_kill_while_assembling_resumes_without_crawling_again(
+    tree: Path, full: tuple[Path, dict], tmp_path: Path
+) -> None:
     out = tmp_path / "snap"
     killed(crawl(str(tree), out, kill=("assemble", 3)))
     resumed = summary(crawl(str(tree), out, "--resume"))

@@ -34,7 +34,7 @@ def test_blob_ranges_start_past_the_first_page_and_increase() -> None:
         last = f"blobs/sha256/{hex_[:2]}/{hex_}/data"
         bounds = blob_ranges("blobs/sha256", last, rng.choice([1, 10, 1000]))
         assert bounds[0] == last
-        assert all(b < c for b, c in zip(bounds, bounds[1:]))
+        assert all(b < c for b, c in itertools.pairwise(bounds))
         assert all(b.startswith("blobs/sha256/") for b in bounds)
         assert len(bounds) <= storage_jobs.MAX_RANGES
 
@@ -75,7 +75,8 @@ def test_blobs_listed_in_ranges_hold_every_key_once(
     crawl(str(SAMPLE), tmp_path / "disk")
     with S3FaultProxy(moto_server.endpoint_url, page_size=3) as proxy:
         crawl(f"s3://{sample_bucket}/{PREFIX}", tmp_path / "s3", "--endpoint-url", proxy.endpoint_url)
-    ranges = [r for r, _ in proxy.log if r.is_listing and r.target == ROOT + "blobs/sha256/" and "start-after" in r.query]
+    ranges = [r for r, _ in proxy.log
+              if r.is_listing and r.target == ROOT + "blobs/sha256/" and "start-after" in r.query]
     assert len({r.query["start-after"] for r in ranges}) > 3
     got = stored_blobs(tmp_path / "s3")
     assert got == stored_blobs(tmp_path / "disk")

@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -245,7 +245,7 @@ def test_largest_layers_in_order(registry_con) -> None:
 
 
 def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def test_stale_uploads_ages_to_the_snapshot_end(tmp_path: Path) -> None:
@@ -283,7 +283,8 @@ def test_listing_without_a_query(sample: Path) -> None:
     names = list(dict.fromkeys(r["name"] for r in listing))
     assert names == [digest_ids.TABLE, *TABLES, *analysis.EXTRA_TABLES, *analysis.VIEWS]
     kinds = {r["name"]: r["kind"] for r in listing}
-    assert kinds["digests"] == kinds["tags"] == "snapshot table" and kinds["reachable"] == "table" and kinds["media_types"] == "view"
+    assert kinds["digests"] == kinds["tags"] == "snapshot table"
+    assert kinds["reachable"] == "table" and kinds["media_types"] == "view"
     columns = [(r["column_name"], r["column_type"]) for r in listing if r["name"] == "media_types"]
     assert columns == [("kind", "VARCHAR"), ("manifests", "BIGINT"), ("digests", "BIGINT"),
                        ("manifest_bytes", "BIGINT"), ("blob_bytes", "BIGINT")]

@@ -15,9 +15,10 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import pyarrow.parquet as pq
 import pytest
@@ -240,7 +241,9 @@ def test_disk_tree_changed_mid_crawl(
     assert_consistent_or_recorded(tmp_path / "snap", meta, disk_before, tmp_path / "after")
 
 
-def test_disk_tag_moved_to_a_new_push_is_recorded(disk_before: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_tag_moved_to_a_new_push_is_recorded(
+    disk_before: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The listing saw the old revisions, the tag names a manifest pushed since: apps/web is
     # incomplete (its old image now looks untagged), and the other repositories are exact.
     root = tmp_path / "root"

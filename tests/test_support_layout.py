@@ -46,7 +46,8 @@ def problems(root: Path = REPO_ROOT) -> list[str]:
             for line, module in imported_modules(path):
                 last = module.rpartition(".")[2]
                 if last.startswith("test_") or last == "conftest":
-                    out.append(f"{where}:{line}: imports the test module {module}: move what it needs to tests/support/")
+                    out.append(f"{where}:{line}: imports the test module {module}: "
+                               "move what it needs to tests/support/")
     for path in sorted((root / "tests").glob("*.py")):
         if not path.name.startswith("test_") and path.name != "conftest.py":
             out.append(f"tests/{path.name}: a helper outside tests/support/")
@@ -83,7 +84,8 @@ def test_one_proxy_base_serves_the_tests_and_the_benchmarks() -> None:
         assert issubclass(proxy, Proxy), proxy
     assert issubclass(TokenServer, LoopbackServer)
     # No other module starts an HTTP server of its own.
-    starts_a_server = re.compile(r"from (http\.server|socketserver) import .*Server|(http\.server|socketserver)\.\w*Server")
+    starts_a_server = re.compile(
+        r"from (http\.server|socketserver) import .*Server|(http\.server|socketserver)\.\w*Server")
     servers = [
         str(path.relative_to(REPO_ROOT))
         for directory in SCANNED for path in sorted((REPO_ROOT / directory).rglob("*.py"))

@@ -8,9 +8,9 @@ Table and view names passed here are regstat's own identifiers, never user input
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 import duckdb
 import pyarrow as pa

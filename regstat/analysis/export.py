@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
-from collections.abc import Callable
 
 import duckdb
 import pyarrow as pa

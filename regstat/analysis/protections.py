@@ -13,9 +13,9 @@ that both bind the same tables and the protections are written in one place, the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
-from collections.abc import Iterable
 
 import duckdb
 import pyarrow as pa

@@ -10,8 +10,8 @@ import os
 import shutil
 import sys
 import threading
-from typing import Any
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 

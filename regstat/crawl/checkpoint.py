@@ -25,10 +25,10 @@ import importlib
 import json
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self
-from collections.abc import Callable, Mapping
 
 from .. import __version__
 from ..errors import CrawlError, NotResumable, SnapshotError

@@ -17,12 +17,12 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from types import MappingProxyType
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import Any
-from collections.abc import Iterator
 
 import pyarrow.parquet as pq
 

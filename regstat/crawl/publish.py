@@ -9,8 +9,8 @@ import json
 import os
 import re
 import shutil
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 from ..errors import OutputExistsError, OutputRefusedError, SnapshotError
 from ..snapshot import PARTIAL_MARK, ROWS_PER_PART, STORED_SCHEMAS, STORED_TABLES, PartWriter, SnapshotInfo

@@ -4,8 +4,8 @@ figures and cells, notes and sections. The formats import these, never each othe
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 from ..render import human_bytes, human_time, short_digest
 from .numbers import Report, counted

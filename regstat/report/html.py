@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 from ..render import human_bytes, human_time, safe_text
 from .common import (

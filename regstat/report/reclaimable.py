@@ -19,7 +19,7 @@ release, as an estimate. A test holds the two equal on several snapshots.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 import pyarrow as pa
 

@@ -9,9 +9,9 @@ every source produces the same snapshot tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from collections.abc import Callable, Mapping
 
 from ..errors import CrawlError
 from ..model import Manifest

@@ -25,10 +25,10 @@ import fnmatch
 import json
 import os
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta, UTC
-from typing import Any
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3

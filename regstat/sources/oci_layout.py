@@ -27,8 +27,8 @@ import json
 import os
 import stat
 from collections import deque
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 from ..errors import CrawlError, SourceError
 from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest

@@ -24,10 +24,10 @@ import secrets
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Callable, Mapping
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from .components import LOOPBACK, ComponentError

@@ -8,8 +8,8 @@ that imports them gets its own.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -55,5 +55,6 @@ def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServ
 def token_registry(
     populated_fs: Populated, token_server: TokenServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Registry]:
-    with same_storage(populated_fs, tmp_path_factory.mktemp("token-registry"), token_server.registry_auth()) as registry:
+    storage = tmp_path_factory.mktemp("token-registry")
+    with same_storage(populated_fs, storage, token_server.registry_auth()) as registry:
         yield registry

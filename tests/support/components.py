@@ -22,10 +22,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .images import ALL_MANIFEST_TYPES, Image, Index, sha256_digest
 
@@ -122,7 +123,7 @@ def _http_status(url: str) -> int | None:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout):
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
 
 
@@ -178,8 +179,8 @@ class _Process:
 class _Service:
     """A process the tests start, with the temporary directory it may own."""
 
-    _process: "_Process | None" = None
-    _tmp: "tempfile.TemporaryDirectory[str] | None" = None
+    _process: _Process | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
 
     def stop(self) -> None:
         if self._process is not None:
@@ -207,7 +208,7 @@ class MotoServer(_Service):
     def endpoint_url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def start(self) -> "MotoServer":
+    def start(self) -> MotoServer:
         if self._log_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="regstat-moto-")
             self._log_dir = Path(self._tmp.name)
@@ -218,7 +219,7 @@ class MotoServer(_Service):
         self._process.wait_until(f"{self.endpoint_url}/moto-api/", {200}, "moto_server")
         return self
 
-    def __enter__(self) -> "MotoServer":
+    def __enter__(self) -> MotoServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -383,7 +384,7 @@ class Registry(_Service):
             config["http"]["tls"] = {"certificate": str(self.tls[0]), "key": str(self.tls[1])}  # type: ignore[index]
         return config
 
-    def start(self) -> "Registry":
+    def start(self) -> Registry:
         if self._workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="regstat-registry-")
             self._workdir = Path(self._tmp.name)
@@ -427,7 +428,7 @@ class Registry(_Service):
                 f"unusable; log {self.log_path}:\n{_log_tail(self.log_path)}"  # type: ignore[arg-type]
             )
 
-    def __enter__(self) -> "Registry":
+    def __enter__(self) -> Registry:
         return self.start()
 
     def __exit__(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .proxy import Proxy, ProxyHandler
 

@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from . import images
 from .components import Registry
@@ -124,7 +125,7 @@ class Expected:
         return out
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> "Expected":
+    def from_json(cls, doc: Mapping[str, Any]) -> Expected:
         tables = {name: {row_type(**row) for row in doc[name]} for name, row_type in ROW_TYPES.items()}
         return cls(**tables, names=dict(doc["names"]))
 
@@ -132,7 +133,7 @@ class Expected:
 class Populated(NamedTuple):
     """A registry holding the standard scenario, and what its storage holds."""
 
-    registry: "Registry"
+    registry: Registry
     expected: Expected
 
 

@@ -35,9 +35,10 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import images
 from .components import ComponentError, Registry, isolated_env

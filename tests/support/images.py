@@ -17,9 +17,10 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import TypeAlias
 
 # --- media types -------------------------------------------------------------------------
 
@@ -99,7 +100,7 @@ class Descriptor:
     artifact_type: str | None = None
 
     @classmethod
-    def of(cls, media_type: str, data: bytes, **kwargs: object) -> "Descriptor":
+    def of(cls, media_type: str, data: bytes, **kwargs: object) -> Descriptor:
         """The descriptor of ``data`` (digest and size computed)."""
         return cls(media_type, sha256_digest(data), len(data), **kwargs)  # type: ignore[arg-type]
 
@@ -219,7 +220,7 @@ class Index:
         return Descriptor(self.media_type, self.digest, self.size)
 
 
-Manifest = Union[Image, Index]
+Manifest: TypeAlias = Image | Index
 
 
 def build_image(

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .components import ComponentError, Registry, isolated_env
 from .expected import BlobRow, Expected, RepositoryRow, TagRow

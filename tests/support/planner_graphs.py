@@ -12,7 +12,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from regstat.sources.registry_api import source as distribution_api
 
 from .snapshots import write_snapshot
 
-TAKEN = datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc)
+TAKEN = datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 OLD = TAKEN - 60 * DAY  # older than every grace period the tests use
 YOUNG = TAKEN - timedelta(hours=1)  # inside the default 24h grace
@@ -156,7 +156,8 @@ def random_registries(draw: st.DrawFn) -> dict[str, list[dict]]:
     not be read."""
     reg = Registry()
     for i, b in enumerate(BLOBS):
-        reg.blob(b, 1000 * (i + 1), stored=draw(st.booleans() | st.just(True)), modified_at=draw(st.sampled_from(TIMES)))
+        reg.blob(b, 1000 * (i + 1), stored=draw(st.booleans() | st.just(True)),
+                 modified_at=draw(st.sampled_from(TIMES)))
     contents = {}
     for i, d in enumerate(MANIFESTS):
         later = MANIFESTS[i + 1:]
@@ -349,7 +350,8 @@ class PlanModel:
         kept_refs = set().union(*(self.refs[p] for p in kept))
         all_refs = set().union(*(self.refs[p] for p in self.present))
         if self.may_delete_blobs():
-            blobs = {d for d, b in self.blob.items() if b["stored"] and not young(b["modified_at"]) and d not in kept_refs}
+            blobs = {d for d, b in self.blob.items()
+                     if b["stored"] and not young(b["modified_at"]) and d not in kept_refs}
             repos = {r["repository"] for r in self.tables["repositories"]} | {p[0] for p in self.present}
             repos |= {t["repository"] for t in self.tables["tags"]}
             uploads = {(u["repository"], u["uuid"]): u["size"] for u in self.tables["uploads"]
@@ -400,6 +402,7 @@ class PlanModel:
             rule = policy.rule_for(repo)
             if rule is None or not rule.untagged or not rule.keep_untagged:
                 continue
-            orphans.sort(key=lambda m: (m["pushed_at"] is not None, -(m["pushed_at"] or TAKEN).timestamp(), m["digest"]))
+            orphans.sort(
+                key=lambda m: (m["pushed_at"] is not None, -(m["pushed_at"] or TAKEN).timestamp(), m["digest"]))
             spared |= {(repo, m["digest"]) for m in orphans[:rule.keep_untagged]}
         return spared

@@ -23,9 +23,10 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterable, Self
+from typing import Self
 from urllib.parse import urlsplit
 
 from .components import LOOPBACK, ComponentError

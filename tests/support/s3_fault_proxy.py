@@ -28,8 +28,8 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from .proxy import Proxy, ProxyHandler

@@ -30,7 +30,8 @@ def with_repeats(descriptors: list[dict]) -> list[dict]:
         if d["role"] != "subject":
             named[(d["repository"], d["manifest_digest"], d["digest"])] += 1
     return [d if "repeated" in d else
-            {**d, "repeated": d["role"] != "subject" and named[(d["repository"], d["manifest_digest"], d["digest"])] > 1}
+            {**d, "repeated": d["role"] != "subject"
+             and named[(d["repository"], d["manifest_digest"], d["digest"])] > 1}
             for d in descriptors]
 
 

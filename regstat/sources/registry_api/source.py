@@ -33,8 +33,8 @@ import ipaddress
 import os
 import ssl
 import threading
-from typing import Any
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ...errors import ApiProblem, CrawlError, SourceError

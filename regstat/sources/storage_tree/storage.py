@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable, Generator, Iterator
 from stat import S_ISLNK, S_ISREG
 from typing import NamedTuple, Protocol, runtime_checkable
-from collections.abc import Callable, Generator, Iterator
 
 from ...errors import SourceError
 from ...snapshot.info import SourceInfo

@@ -14,18 +14,18 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.api_components import DROP, FaultProxy, TokenServer, tls_certificate
+from support.api_components import DROP, Canned, FaultProxy, TokenServer, tls_certificate
 from support.auth_registries import PASSWORD, USER, same_storage
 from support.components import Registry, free_port
 from support.crawls import api_crawl, crawled, tables, without
 from support.expected import Populated
-from support.images import DOCKER_SCHEMA1_SIGNED, OCI_MANIFEST, sha256_digest
+from support.images import DOCKER_SCHEMA1_SIGNED, OCI_INDEX, OCI_MANIFEST, sha256_digest
 from support.tools import require_tools
 
 pytestmark = pytest.mark.registry
@@ -223,6 +223,53 @@ def test_a_repository_without_tags_is_empty_not_an_error(proxy: FaultProxy, base
     assert [(e["repository"], e["kind"]) for e in meta["errors"]] == [("untagged/only", "read_error")]
     assert "NAME_UNKNOWN" in meta["errors"][0]["message"]
     assert meta["source_repositories"] is None  # no catalog: unknown
+
+
+def test_a_catalog_ending_in_an_empty_page_still_lists_its_repositories(
+    proxy: FaultProxy, baseline: dict, tmp_path: Path
+) -> None:
+    """A catalog whose last page is empty (distribution links to one more page when the
+    repositories fill the one before exactly): its repositories are still listed ones, so a
+    tagless one among them is empty, not an error."""
+    names = sorted([r["repository"] for r in baseline["repositories"]] + ["untagged/only"])
+    json_type = {"Content-Type": "application/json"}
+
+    def catalog(method: str, path: str, headers: Mapping[str, str]) -> Canned | None:
+        if not path.startswith("/v2/_catalog"):
+            return None
+        if "last=" in path:
+            return 200, json_type, json.dumps({"repositories": []}).encode()
+        link = {"Link": f'</v2/_catalog?last={names[-1]}&n={len(names)}>; rel="next"'}
+        return 200, {**json_type, **link}, json.dumps({"repositories": names}).encode()
+
+    proxy.respond = catalog
+    unknown = {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}]}
+    proxy.canned[("GET", "/v2/untagged/only/tags/list")] = (404, {}, json.dumps(unknown).encode())
+    out = tmp_path / "snap"
+    meta = crawled(api_crawl(proxy.url, out, "--insecure"), out)
+    assert any("last=" in path for _, path, _ in proxy.log)  # the empty page was read
+    assert meta["errors"] == []
+    assert {r["repository"]: r["complete"] for r in tables(out)["repositories"]}["untagged/only"] is True
+
+
+def test_a_referrer_without_a_digest_is_an_invalid_answer(proxy: FaultProxy, tmp_path: Path) -> None:
+    """A referrers list holding a descriptor with no digest is recorded as an invalid answer
+    for the manifest it was asked about; the crawl goes on."""
+
+    def referrers(method: str, path: str, headers: Mapping[str, str]) -> Canned | None:
+        if "/referrers/" not in path:
+            return None
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI_MANIFEST, "size": 2}]}
+        return 200, {"Content-Type": OCI_INDEX}, json.dumps(index).encode()
+
+    proxy.respond = referrers
+    out = tmp_path / "snap"
+    result = api_crawl(proxy.url, out, "--insecure")
+    meta = crawled(result, out, code=3)
+    assert "Traceback" not in result.stderr
+    assert meta["errors"] and {(e["kind"], e["message"]) for e in meta["errors"]} == {
+        ("invalid_response", "the referrers are not a list of descriptors")
+    }
 
 
 def test_link_to_another_host_is_not_followed(proxy: FaultProxy, tmp_path: Path) -> None:

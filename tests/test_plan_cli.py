@@ -579,3 +579,17 @@ def test_parquet_keeps_hostile_names_exactly(hostile: Path, tmp_path: Path) -> N
     rows = pq.read_table(out).to_pylist()
     assert [(r["action"], r["repository"], r["tag"]) for r in rows] == [
         ("delete_tag", EVIL_REPO, EVIL_TAG), ("delete_manifest", EVIL_REPO, None)]
+
+
+def test_a_partial_crawl_says_why_no_blob_goes_once(tmp_path: Path) -> None:
+    """A partial crawl of a storage tree sees no unreferenced blobs (its capabilities say so),
+    but the reason is the repositories left out, never a registry that frees blobs itself."""
+    snap = tmp_path / "part"
+    assert invoke("crawl", str(SAMPLE), "-o", str(snap), "-r", "apps/*").exit_code == EXIT_OK
+    out = tmp_path / "plan.json"
+    result = invoke("plan-gc", str(snap), "--untagged", "--grace", "0s", "-o", str(out))
+    assert result.exit_code == EXIT_INCOMPLETE, result.stderr
+    plan = json.loads(out.read_text())
+    assert kinds(plan, "delete_blob") == [] and kinds(plan, "delete_manifest")
+    assert [n for n in plan["notes"] if "partial snapshot" in n] and plan["summary"]["bytes_estimated"]
+    assert not [n for n in plan["notes"] if "frees blobs itself" in n], plan["notes"]

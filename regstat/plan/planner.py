@@ -334,10 +334,11 @@ def _keep_reachable(con: duckdb.DuckDBPyConnection) -> None:
 def _blob_restrictions(info: SnapshotInfo, blocked: Blocked) -> list[str]:
     """Why this plan may not delete blobs (docs/design.md rules 5 and 6); empty when it may."""
     why = []
-    if not (info.capabilities.unreferenced_blobs and info.capabilities.stored_blob_sizes):
-        why.append(f"the source ({info.source.kind}) frees blobs itself: no blob deletions; bytes are an estimate")
+    # A partial crawl of a storage tree sees no unreferenced blobs either: its own reason says why.
     if info.partial:
         why.append("partial snapshot (--repository): other repositories may use any blob, so no blob deletions")
+    elif not (info.capabilities.unreferenced_blobs and info.capabilities.stored_blob_sizes):
+        why.append(f"the source ({info.source.kind}) frees blobs itself: no blob deletions; bytes are an estimate")
     # A partial snapshot is not complete either, but has its own reason above.
     if info.errors or blocked.errored or not (info.complete or info.partial):
         why.append("the snapshot is incomplete (crawl errors): no blob deletions")

@@ -1,7 +1,7 @@
 -- Reachability, one step: the manifests that the frontier (the rows of `reachable` at its
 -- greatest depth) reaches within its repository along manifest_edges, as index children
 -- (via 'index') or as referrers whose subject it is (via 'referrer'), and that `reachable`
--- does not hold yet. regstat.reachability appends them at depth + 1 and repeats until a step
+-- does not hold yet. regstat.analysis.reachability appends them at depth + 1 and repeats until a step
 -- adds nothing. Only manifests the repository holds are reached. One row per
 -- (repository, digest).
 -- Binds: reachable (repository, digest, depth, via), manifest_edges, manifests.

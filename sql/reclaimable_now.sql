@@ -1,5 +1,5 @@
 -- Query `reclaimable_now` (regstat report): one row, what `plan-gc --untagged` with the
--- default grace frees, in its parts (DESIGN.md "reclaimable now"). regstat.reclaimable adds
+-- default grace frees, in its parts (DESIGN.md "reclaimable now"). regstat.report.reclaimable adds
 -- them up as the planner does: the deleted blobs and stale uploads, or, where the plan may
 -- delete no blobs, the released blobs as an estimate.
 --   manifests: the manifests it deletes (reclaim_deleted);

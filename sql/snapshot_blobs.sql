@@ -1,7 +1,7 @@
 -- Snapshot table `blobs`: every stored blob, plus blobs that manifests name but the store lacks
 -- (stored = FALSE, size from the largest descriptor that names them).
 -- Binds: stage_stored_blobs, stage_manifest_descriptors, stage_manifest_info, stage_revisions.
--- Unsorted: regstat.assemble sorts the rows by the table's key (snapshot.SORT_KEYS), once.
+-- Unsorted: regstat.crawl.assemble sorts the rows by the table's key (snapshot.SORT_KEYS), once.
 SELECT digest, size, stored, modified_at
 FROM (
     SELECT digest, size, TRUE AS stored, modified_at

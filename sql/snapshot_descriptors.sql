@@ -1,10 +1,10 @@
 -- Snapshot table `descriptors`: every descriptor of every manifest, once per repository holding it.
 -- Schema 1 layers carry no size: take the stored blob's (stage_unsized_blobs).
--- The range's revisions come second, and the unsized blobs last: regstat.assemble runs this
+-- The range's revisions come second, and the unsized blobs last: regstat.crawl.assemble runs this
 -- query with the joins in this order, so that those are the hash tables (one range, a few
 -- blobs), never every staged descriptor.
 -- Binds: stage_revisions, stage_manifest_descriptors, stage_unsized_blobs.
--- Unsorted: regstat.assemble sorts the rows by the table's key (snapshot.SORT_KEYS), once.
+-- Unsorted: regstat.crawl.assemble sorts the rows by the table's key (snapshot.SORT_KEYS), once.
 SELECT
     r.repository,
     d.manifest_digest,

@@ -2,7 +2,7 @@
 -- Binds: stage_revisions (a manifest in a repository, with the times and lock the source knows),
 -- stage_manifest_info (what parsing found, one row per digest), stage_roots (manifests the
 -- source keeps whatever their tags: an OCI layout's unnamed index.json entries).
--- Unsorted: regstat.assemble sorts the rows by the table's key (snapshot.SORT_KEYS), once.
+-- Unsorted: regstat.crawl.assemble sorts the rows by the table's key (snapshot.SORT_KEYS), once.
 SELECT
     r.repository,
     r.digest,

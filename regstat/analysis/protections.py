@@ -14,6 +14,7 @@ that both bind the same tables and the protections are written in one place, the
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,8 @@ import duckdb
 import pyarrow as pa
 
 from .. import queries
-from . import engine
+from ..snapshot import SnapshotInfo
+from . import engine, reachability
 
 _TIME = pa.timestamp("us", tz="UTC")
 SETTINGS = pa.schema([("taken_at", _TIME), ("grace_cutoff", _TIME), ("include_locked", pa.bool_())])
@@ -37,11 +39,35 @@ def repository_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute(queries.load("plan_repository_names")).fetchall()]
 
 
-def blocked(con: duckdb.DuckDBPyConnection, incomplete: Iterable[str]) -> list[tuple[str, bool, int, str | None]]:
-    """The repositories where a plan deletes nothing (sql/plan_blocked.sql), given snapshot.json's
-    incomplete_repositories: (repository, crawl errors, unreadable manifests, their least status)."""
-    con.register("plan_incomplete", pa.table({"repository": pa.array(list(incomplete), pa.string())}))
-    return con.execute(queries.load("plan_blocked")).fetchall()
+@dataclass(frozen=True)
+class Blocked:
+    """The repositories a plan may not touch (docs/design.md rules 5 and 6): `reasons` says why for
+    each; `errored` had crawl errors; `unreadable_manifests` counts manifests that could not
+    be read, anywhere (either stops every blob deletion)."""
+
+    reasons: dict[str, str]
+    errored: frozenset[str]
+    unreadable_manifests: int
+
+
+def blocked_repositories(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> Blocked:
+    """Read sql/plan_blocked.sql. The repositories table records crawl errors too, beside
+    snapshot.json's errors and incomplete_repositories: fail closed if they disagree."""
+    incomplete = sorted(info.errored_repositories)
+    con.register("plan_incomplete", pa.table({"repository": pa.array(incomplete, pa.string())}))
+    reasons: dict[str, str] = {}
+    errored = set()
+    unreadable = 0
+    for repository, has_errors, count, status in con.execute(queries.load("plan_blocked")).fetchall():
+        if count:
+            reasons[repository] = (f"a manifest in this repository could not be read ({status}): "
+                                   "it may reference anything")
+            unreadable += count
+        else:
+            reasons[repository] = "the crawl recorded errors in this repository"
+        if has_errors:
+            errored.add(repository)
+    return Blocked(reasons, frozenset(errored), unreadable)
 
 
 def bind_settings(con: duckdb.DuckDBPyConnection, *, taken_at: datetime, grace_cutoff: datetime | None,
@@ -62,3 +88,13 @@ def bind(
     # Read twice (the tags' rows, then the manifests'): computed once.
     for table in ("plan_protections", "plan_protected"):
         engine.create_table(con, table, queries.load(table), replace=True)
+
+
+def close_kept(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill `reachable` with what the plan keeps: the closure of plan_seed, then of the
+    subjects of kept referrers, until nothing is added (sql/plan_kept_subjects.sql)."""
+    kept_subjects = queries.load("plan_kept_subjects")
+    while True:
+        reachability.materialise(con, seed="plan_seed")
+        if not engine.insert(con, "plan_protected", kept_subjects):
+            return

@@ -27,7 +27,6 @@ import re
 import shutil
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -109,7 +108,9 @@ def _create(
     engine.create_table(con, table, queries.load(query or table), params or ())
 
 
-def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> tuple[pa.Table, Blocked]:
+def keep(
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy
+) -> tuple[pa.Table, protections.Blocked]:
     """Decide tags and fill `reachable` (in a connection from analysis.connect) with what the
     plan keeps; `reachable_now` keeps the current reachability, `plan_protected` the
     protections. Return the tag decisions and the repositories the plan may not touch."""
@@ -117,7 +118,7 @@ def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> 
     taken_at = info.finished_at or datetime.now(UTC)
     _check_policy_fits(policy, info)
     engine.copy_table(con, reachability.TABLE, "reachable_now")
-    blocked = _blocked_repositories(con, info)
+    blocked = protections.blocked_repositories(con, info)
     protections.bind_settings(con, taken_at=taken_at, grace_cutoff=policy.grace_cutoff(taken_at),
                               include_locked=policy.include_locked)
     protections.bind(con, _repositories(policy, protections.repository_names(con), blocked.reasons, taken_at),
@@ -125,7 +126,7 @@ def keep(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy) -> 
     tags = _decide_tags(con, policy, blocked.reasons, taken_at)
     con.register("plan_tags", tags)
     engine.insert(con, "plan_protected", queries.load("plan_kept_orphans"))
-    _keep_reachable(con)
+    protections.close_kept(con)
     return tags, blocked
 
 
@@ -138,35 +139,6 @@ def _check_policy_fits(policy: Policy, info: SnapshotInfo) -> None:
             f"pulled_within needs pull times, and the snapshot's source ({info.source.kind}) has none: "
             "drop --pulled-within, or plan on a snapshot of a source that records pulls (ECR)"
         )
-
-
-@dataclass(frozen=True)
-class Blocked:
-    """The repositories the plan may not touch (docs/design.md rules 5 and 6): `reasons` says why for
-    each; `errored` had crawl errors; `unreadable_manifests` counts manifests that could not
-    be read, anywhere (either stops every blob deletion)."""
-
-    reasons: dict[str, str]
-    errored: frozenset[str]
-    unreadable_manifests: int
-
-
-def _blocked_repositories(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> Blocked:
-    """Read sql/plan_blocked.sql. The repositories table records crawl errors too, beside
-    snapshot.json's errors and incomplete_repositories: fail closed if they disagree."""
-    reasons: dict[str, str] = {}
-    errored = set()
-    unreadable = 0
-    for repository, has_errors, count, status in protections.blocked(con, sorted(info.errored_repositories)):
-        if count:
-            reasons[repository] = (f"a manifest in this repository could not be read ({status}): "
-                                   "it may reference anything")
-            unreadable += count
-        else:
-            reasons[repository] = "the crawl recorded errors in this repository"
-        if has_errors:
-            errored.add(repository)
-    return Blocked(reasons, frozenset(errored), unreadable)
 
 
 def _repositories(
@@ -319,19 +291,10 @@ def _tag_verdict(
     return protection or "selected: " + ", ".join(why)
 
 
-def _keep_reachable(con: duckdb.DuckDBPyConnection) -> None:
-    """Fill `reachable` with what the plan keeps: the closure of plan_seed, then of the
-    subjects of kept referrers, until nothing is added (sql/plan_kept_subjects.sql)."""
-    while True:
-        reachability.materialise(con, seed="plan_seed")
-        if not engine.insert(con, "plan_protected", queries.load("plan_kept_subjects")):
-            return
-
-
 # --- restrictions -----------------------------------------------------------------------------
 
 
-def _blob_restrictions(info: SnapshotInfo, blocked: Blocked) -> list[str]:
+def _blob_restrictions(info: SnapshotInfo, blocked: protections.Blocked) -> list[str]:
     """Why this plan may not delete blobs (docs/design.md rules 5 and 6); empty when it may."""
     why = []
     # A partial crawl of a storage tree sees no unreferenced blobs either: its own reason says why.

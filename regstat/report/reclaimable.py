@@ -74,30 +74,21 @@ def reclaimable_now(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> Recla
     reads the report's own `reachable` has run: this renames it `reachable_now`, as the
     planner keeps it, and fills `reachable` with what the plan keeps. `blob_references` must
     be a table already (engine.materialise_view), and `plan_settings` bound (bind_settings)."""
-    blocked = {r: (errored, unreadable)
-               for r, errored, unreadable, _ in protections.blocked(con, sorted(info.errored_repositories))}
+    blocked = protections.blocked_repositories(con, info)
     engine.rename_table(con, reachability.TABLE, "reachable_now")
     # The planner's protections, seed and closure, under this policy.
     protections.bind(con, [
-        {"repository": r, "rule": RULE, "untagged": True,
-         "blocked": ("the plan may not touch it (crawl errors, a manifest that could not be read)"
-                     if r in blocked else None)}
+        {"repository": r, "rule": RULE, "untagged": True, "blocked": blocked.reasons.get(r)}
         for r in protections.repository_names(con)
     ])
     _create(con, "plan_tags", "reclaimable_tags")
-    kept_subjects = queries.load("plan_kept_subjects")
-    while True:
-        reachability.materialise(con, seed="plan_seed")
-        if not engine.insert(con, "plan_protected", kept_subjects):
-            break
+    protections.close_kept(con)
     _create(con, "reclaim_deleted", "reclaimable_manifests")
     _create(con, "reclaim_released", "reclaimable_blobs")
     _create(con, "reclaim_uploads", "plan_uploads")
     cursor = con.execute(queries.load("reclaimable_now"))
     row = dict(zip([d[0] for d in cursor.description], engine.one_row(cursor), strict=True))
-    errored = sum(1 for e, _ in blocked.values() if e)
-    unreadable = sum(u for _, u in blocked.values())
-    estimate = restrictions(info, errored, unreadable)
+    estimate = restrictions(info, len(blocked.errored), blocked.unreadable_manifests)
     if estimate:  # no blob or upload deletions: the bytes the deleted manifests release
         parts = (row["released_bytes"], 0, 0, 0, 0)
     else:

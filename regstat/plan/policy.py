@@ -24,6 +24,7 @@ from typing import Any
 
 from ..durations import DEFAULT_GRACE, UNITS, format_duration
 from ..errors import RegstatError
+from ..model import repository_selected
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _LONGEST = timedelta(days=36500)  # ages are measured back from the snapshot: a century is plenty
@@ -100,7 +101,7 @@ class Policy:
         """The rule governing `repository`, or None when it is outside the scope."""
         if repository not in self._cache:
             rule: Rule | None = None
-            if not self.scope or any(fnmatch.fnmatchcase(repository, g) for g in self.scope):
+            if repository_selected(repository, self.scope):
                 rule = next((r for r in self.rules if r.matches(repository)), self.default)
             self._cache[repository] = rule
         return self._cache[repository]

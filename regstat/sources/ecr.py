@@ -21,7 +21,6 @@ large repository is read by several threads and memory stays bounded by the batc
 from __future__ import annotations
 
 import base64
-import fnmatch
 import json
 import os
 import re
@@ -38,7 +37,7 @@ import botocore.session
 
 from .. import __version__
 from ..errors import CrawlError, ManifestError, SourceError
-from ..model import Manifest, MediaType, digest_of, is_digest, parse_manifest
+from ..model import Manifest, MediaType, digest_of, is_digest, parse_manifest, repository_selected
 from ..snapshot.info import Capabilities, SourceInfo
 from .base import CrawlOptions, Job, JobResult, ManifestResult, add_unselected
 
@@ -211,7 +210,7 @@ def plan_ecr(api: EcrApi, globs: tuple[str, ...]) -> JobResult:
         # Not against a repository: the whole snapshot is incomplete (some may be missing).
         result.errors.append(CrawlError(None, api.location, "read_error", f"DescribeRepositories: {_describe(e)}"))
     for name in sorted(set(names)):
-        if not globs or any(fnmatch.fnmatchcase(name, glob) for glob in globs):
+        if repository_selected(name, globs):
             result.jobs.append((list_repository, (api, name)))
         else:
             result.unselected = add_unselected(result.unselected, 1)

@@ -22,7 +22,6 @@ component at a time with O_NOFOLLOW, so a link planted in the layout cannot lead
 from __future__ import annotations
 
 import errno
-import fnmatch
 import json
 import os
 import stat
@@ -31,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..errors import CrawlError, SourceError
-from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest
+from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest, repository_selected
 from ..snapshot.info import Capabilities, SourceInfo
 from .base import CrawlOptions, Job, JobResult, ManifestResult
 from .storage_tree.storage import read_fd
@@ -84,9 +83,7 @@ class OCILayoutSource:
         self.name = name
         self.name_problem = name_problem
         self.index = index
-        self.selected = not options.repositories or any(
-            fnmatch.fnmatchcase(name, glob) for glob in options.repositories
-        )
+        self.selected = repository_selected(name, options.repositories)
 
     def describe(self) -> SourceInfo:
         return SourceInfo(kind="oci-layout", location=self.location, repository=self.name)

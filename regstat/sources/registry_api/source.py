@@ -28,7 +28,6 @@ recorded as `invalid_name` and never requested.
 
 from __future__ import annotations
 
-import fnmatch
 import ipaddress
 import os
 import ssl
@@ -38,7 +37,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ...errors import ApiProblem, CrawlError, SourceError
-from ...model import MAX_MANIFEST_BYTES, TAG, Manifest, MediaType, is_digest
+from ...model import MAX_MANIFEST_BYTES, TAG, Manifest, MediaType, is_digest, repository_selected
 from ...snapshot.info import Capabilities, SourceInfo
 from ..base import CrawlOptions, Job, JobResult, add_unselected
 from .http import HttpClient, tls_context
@@ -186,7 +185,7 @@ def list_repositories(client: RegistryClient, globs: tuple[str, ...]) -> JobResu
                 "name them with --repository"
             ) from None
     for name in sorted(set(names)):
-        if globs and not any(fnmatch.fnmatchcase(name, g) for g in globs):
+        if not repository_selected(name, globs):
             result.unselected = add_unselected(result.unselected, 1)
             continue
         if valid_repository_name(name):

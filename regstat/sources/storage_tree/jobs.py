@@ -7,12 +7,11 @@ serialise it) or threads (S3: every request waits on the network).
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import replace
 from datetime import datetime
 
 from ...errors import CrawlError, ManifestError
-from ...model import MAX_MANIFEST_BYTES, is_digest, parse_manifest
+from ...model import MAX_MANIFEST_BYTES, is_digest, parse_manifest, repository_selected
 from ...snapshot.info import Capabilities, SourceInfo
 from ..base import CrawlOptions, Job, JobResult, ManifestResult
 from .storage import Entry, PagedStorage, Storage
@@ -309,7 +308,7 @@ def _crawl_repositories(
     selected = [
         listings[name]
         for name in sorted(listings)
-        if not globs or any(fnmatch.fnmatchcase(name, g) for g in globs)
+        if repository_selected(name, globs)
     ]
     result.unselected = len(listings) - len(selected)
     # Tag links are read: only their content names the tagged manifest. Revision and layer

@@ -1,0 +1,87 @@
+"""What apply-gc needs of the registry a plan's snapshot was crawled from: the live answers
+its last checks read, and the deletions themselves.
+
+The runner (regstat.apply.runner) decides what may go from a fresh crawl of the source and
+the plan; a Target answers the questions only the live registry can, right before each
+action, and deletes. One Target per source kind (regstat.apply.targets.OPENERS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+# What became of an action.
+DELETED = "deleted"  # this run deleted it
+GONE = "gone"  # already absent (404, file missing): counts as done
+SKIPPED = "skipped"  # its premise no longer holds, or the source cannot do it safely: never an error
+FAILED = "failed"  # the registry refused or kept failing (403, 5xx after retries): exit 3
+WOULD_DELETE = "would_delete"  # a dry run's verdict: verified, not deleted
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action of the plan, as its actions file has it (`position` from 0, in plan order)."""
+
+    position: int
+    kind: str  # delete_tag, delete_manifest, delete_blob or delete_upload
+    repository: str | None
+    tag: str | None
+    digest: str | None
+    uuid: str | None
+    size: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one action: `status` one of the constants above; `reason` a short
+    snake_case word for skipped and failed ones (tag_moved, locked, tag_delete_unsupported,
+    would_delete_image, http_403, ...); `bytes_freed` what left the registry's storage where
+    the target can measure it (storage trees, OCI layouts), else 0."""
+
+    status: str
+    reason: str = ""
+    detail: str = ""
+    bytes_freed: int = 0
+
+
+class Planned(Protocol):
+    """What the plan deletes, for a target's own rules (a tag deleted only with its manifest)."""
+
+    def deletes_tag(self, repository: str, tag: str) -> bool: ...
+
+    def deletes_manifest(self, repository: str, digest: str) -> bool: ...
+
+
+class Live(Protocol):
+    """The registry as the runner's fresh crawl saw it."""
+
+    def tags_naming(self, repository: str, digest: str) -> frozenset[str]:
+        """The tags that named `digest` in `repository` at the fresh crawl."""
+        ...
+
+
+class Target(Protocol):
+    """A registry apply-gc deletes from."""
+
+    # Whether blobs are this source's to delete (storage trees and OCI layouts); registries
+    # behind an API free their blobs themselves, and their plans hold no delete_blob.
+    deletes_blobs: bool
+
+    def live_tag(self, repository: str, tag: str) -> str | None:
+        """The digest `tag` names now (asked right before deleting it), None if it is gone."""
+        ...
+
+    def refusal(self, action: Action, planned: Planned, live: Live) -> Outcome | None:
+        """A SKIPPED outcome when this source cannot run `action` safely (a registry that
+        cannot delete a tag alone, ECR deleting an image with its last tag, a locked item);
+        None when it can."""
+        ...
+
+    def delete(self, actions: Sequence[Action]) -> list[Outcome]:
+        """Delete `actions`, all of one kind and already verified; one Outcome each, in order.
+        A target already absent is GONE, never FAILED."""
+        ...
+
+    def close(self) -> None: ...

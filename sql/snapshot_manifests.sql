@@ -19,6 +19,7 @@ SELECT
         WHEN EXISTS (SELECT 1 FROM stage_roots AS o WHERE o.repository = r.repository AND o.digest = r.digest)
             THEN TRUE
         ELSE FALSE
-    END AS root
+    END AS root,
+    r.updated_at
 FROM stage_revisions AS r
 LEFT JOIN stage_manifest_info AS m ON m.digest = r.digest

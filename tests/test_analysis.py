@@ -399,7 +399,7 @@ def test_snapshots_of_other_versions_are_refused(tmp_path: Path) -> None:
     meta = json.loads((snapshot.path / "snapshot.json").read_text())
     for version in (1, SCHEMA_VERSION + 1):
         (snapshot.path / "snapshot.json").write_text(json.dumps({**meta, "schema_version": version}))
-        unsupported = f"schema version {version} is not supported.*reads versions 2, 3, 4\\)"
+        unsupported = f"schema version {version} is not supported.*reads versions 2, 3, 4, 5\\)"
         with pytest.raises(SnapshotError, match=unsupported):
             Snapshot.open(snapshot.path)
 

@@ -47,6 +47,7 @@ STAGING_SCHEMAS: dict[str, pa.Schema] = {
             ("pushed_at", _TIME),
             ("last_pulled_at", _TIME),
             ("locked", pa.bool_()),
+            ("updated_at", _TIME),
         ]
     ),
     "tag_links": SCHEMAS["tags"],

@@ -11,14 +11,15 @@ import pyarrow as pa
 
 FORMAT = "regstat.snapshot/1"
 # 2: digests stored once, in `digests`; ids elsewhere (regstat.snapshot.digest_ids). 3: descriptors.repeated.
-# 4: manifests.root.
-SCHEMA_VERSION = 4
+# 4: manifests.root. 5: tags.locked, manifests.updated_at (ACR's locks and times).
+SCHEMA_VERSION = 5
 # The columns each later version added, by table, with their DuckDB types: in a snapshot of an
 # older version that regstat still reads (READABLE_VERSIONS) they read as NULL, "unknown",
 # unless LEGACY_VALUES says what the source implies (Snapshot.missing_columns).
 ADDED_COLUMNS: dict[int, dict[str, dict[str, str]]] = {
     3: {"descriptors": {"repeated": "BOOLEAN"}},
     4: {"manifests": {"root": "BOOLEAN"}},
+    5: {"tags": {"locked": "BOOLEAN"}, "manifests": {"updated_at": "TIMESTAMP WITH TIME ZONE"}},
 }
 # What a missing column reads as, by source kind, where NULL would not do. `root` before
 # version 4: only OCI layouts have roots, and every manifest of a layout's snapshot was reached
@@ -27,7 +28,7 @@ ADDED_COLUMNS: dict[int, dict[str, dict[str, str]]] = {
 LEGACY_VALUES: dict[tuple[str, str], dict[str, str]] = {
     ("manifests", "root"): {"oci-layout": "TRUE", "*": "FALSE"},
 }
-READABLE_VERSIONS = (2, 3, 4)
+READABLE_VERSIONS = (2, 3, 4, 5)
 ROWS_PER_PART = 500_000
 PARTIAL_MARK = ".regstat-partial-"
 
@@ -38,7 +39,14 @@ SCHEMAS: dict[str, pa.Schema] = {
         [("repository", pa.string()), ("complete", pa.bool_()), ("error_count", pa.int64())]
     ),
     "tags": pa.schema(
-        [("repository", pa.string()), ("tag", pa.string()), ("digest", pa.string()), ("updated_at", _TIME)]
+        [
+            ("repository", pa.string()),
+            ("tag", pa.string()),
+            ("digest", pa.string()),
+            ("updated_at", _TIME),
+            # The source refuses to delete or overwrite the tag (ACR's changeableAttributes); null: no locks.
+            ("locked", pa.bool_()),
+        ]
     ),
     "manifests": pa.schema(
         [
@@ -56,6 +64,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             # The source keeps it whatever its tags say: an entry of an OCI layout's index.json
             # without a ref.name lists it (a named entry is a tag). False elsewhere.
             ("root", pa.bool_()),
+            # When the source last changed the manifest's record (ACR's lastUpdateTime); null: unknown.
+            ("updated_at", _TIME),
         ]
     ),
     "descriptors": pa.schema(

@@ -312,9 +312,9 @@ def fetch_images(
             message = f"listed, then gone before its manifest was read{tags}"
             result.errors.append(CrawlError(name, where, "image_vanished", message))
             continue
-        result.add("revisions", (name, image.digest, image.pushed_at_us, image.last_pulled_at_us, None))
+        result.add("revisions", (name, image.digest, image.pushed_at_us, image.last_pulled_at_us, None, None))
         for tag in image.tags:
-            result.add("tag_links", (name, tag, image.digest, None))
+            result.add("tag_links", (name, tag, image.digest, None, None))
         if body is None:
             result.parsed.append((image.digest, "unreadable", failure or "BatchGetImage failed"))
             continue

@@ -257,7 +257,7 @@ def crawl_layout(location: str, name: str, name_problem: str | None, index: Layo
     for message in index.problems:
         problem("index.json", "invalid_manifest", message)
     for tag, digest in index.tags:
-        result.add("tag_links", (name, tag, digest, index.modified_us))
+        result.add("tag_links", (name, tag, digest, index.modified_us, None))
     for digest in index.roots if index.unnamed is None else index.unnamed:
         result.add("roots", (name, digest))
     pushed: dict[str, int | None] = {}
@@ -268,7 +268,7 @@ def crawl_layout(location: str, name: str, name_problem: str | None, index: Layo
 
     closure = close_over_indexes(index.roots, read)
     for digest, parsed in closure.manifests.items():
-        result.add("revisions", (name, digest, pushed.get(digest), None, None))
+        result.add("revisions", (name, digest, pushed.get(digest), None, None, None))
         result.parsed.append(parsed)
     for digest, message in closure.problems:
         problem(blob_path(digest), "invalid_manifest", message)

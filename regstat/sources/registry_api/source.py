@@ -319,7 +319,7 @@ class _Walk:
                     raise
                 finally:
                     if linked:
-                        self.result.add("tag_links", (self.name, tag, digest, None))
+                        self.result.add("tag_links", (self.name, tag, digest, None, None))
                 return
         # No digest from HEAD: GET by tag, and take the digest from the body's hash.
         response = self.client.manifest("GET", self.name, tag)
@@ -331,7 +331,7 @@ class _Walk:
         if response.truncated:
             if named is None:
                 raise ApiProblem(path, "manifest_too_large", f"tag {tag}: the manifest is over 4 MiB")
-            self.result.add("tag_links", (self.name, tag, named, None))
+            self.result.add("tag_links", (self.name, tag, named, None, None))
             if self.state.claim(named):
                 self._too_large(named)
             return
@@ -340,7 +340,7 @@ class _Walk:
         if named is not None and named != digest:
             problem = f"tag {tag}: the registry names {named}, the body hashes to {digest}"
             self.result.errors.append(CrawlError(self.name, path, "digest_mismatch", problem))
-        self.result.add("tag_links", (self.name, tag, digest, None))
+        self.result.add("tag_links", (self.name, tag, digest, None, None))
         if self.state.claim(digest):
             self._found(digest, body)
 
@@ -380,7 +380,7 @@ class _Walk:
         self.result.parsed.append((digest, "too_large", "the registry serves it with over 4 MiB, the limit"))
 
     def _revision(self, digest: str) -> None:
-        self.result.add("revisions", (self.name, digest, None, None, None))
+        self.result.add("revisions", (self.name, digest, None, None, None, None))
 
     def _referrers(self, digest: str) -> None:
         """Manifests whose subject is `digest`, from the OCI 1.1 referrers API."""

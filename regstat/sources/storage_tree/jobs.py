@@ -430,7 +430,7 @@ def _repository(listing: RepositoryListing, contents: dict[str, bytes | OSError]
         # nothing it references looks unreferenced (the repository is incomplete anyway).
         if link.expected and is_digest(link.expected):
             revisions.add(link.expected)
-            result.add("revisions", (name, link.expected, link.modified_us, None, None))
+            result.add("revisions", (name, link.expected, link.modified_us, None, None, None))
     result.manifests.extend(sorted(revisions))
     for tag, link in sorted(listing.tags.items()):
         digest = link_digest(link)
@@ -438,7 +438,7 @@ def _repository(listing: RepositoryListing, contents: dict[str, bytes | OSError]
             continue
         if digest not in revisions:
             problem(link.path, "dangling_tag", f"tag {tag} points at {digest}, which {name} does not hold")
-        result.add("tag_links", (name, tag, digest, link.modified_us))
+        result.add("tag_links", (name, tag, digest, link.modified_us, None))
     for link in listing.layers:
         link_digest(link)
         if link.expected and is_digest(link.expected):

@@ -119,9 +119,9 @@ class AcrStandin:
 
     def faults(self, rate: float = 0.2, seed: int = 1, statuses: tuple[int, ...] = (429, 503), *,
                retry_after: int = 0) -> None:
-        """Answer a seeded share ``rate`` of requests with one of ``statuses`` (with ``Retry-After``)."""
-        self.server.fault_rate, self.server.fault_seed = rate, seed
-        self.server.fault_statuses, self.server.retry_after = tuple(statuses), str(retry_after)
+        """Answer a seeded share ``rate`` of requests with one of ``statuses`` (with ``Retry-After``).
+        Which ones depends on (seed, method, path and query, how often asked since this call)."""
+        self.server.set_faults(rate, seed, statuses, retry_after)
 
     @property
     def requests(self) -> list[tuple[str, str, int]]:

@@ -75,6 +75,13 @@ class AcrStandinServer(Proxy):
         self._counts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
+    def set_faults(self, rate: float, seed: int, statuses: tuple[int, ...], retry_after: int) -> None:
+        """Fault a share ``rate`` of requests from now on, counting requests afresh."""
+        with self._lock:
+            self.fault_rate, self.fault_seed = rate, seed
+            self.fault_statuses, self.retry_after = tuple(statuses), str(retry_after)
+            self._counts.clear()
+
     def count(self, method: str, path: str) -> int:
         with self._lock:
             key = (method, path)

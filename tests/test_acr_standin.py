@@ -89,6 +89,16 @@ def all_pages(acr: AcrStandin, path: str, key: str) -> tuple[list, int]:
     return items, pages
 
 
+def claims_of(token: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))  # type: ignore[no-any-return]
+
+
+def refresh_grant(standin: AcrStandin, refresh: str, scope: str) -> tuple[int, str]:
+    status, _, body = call("POST", f"{standin.url}/oauth2/token", data=form({
+        "grant_type": "refresh_token", "service": standin.host, "scope": scope, "refresh_token": refresh}))
+    return status, json.loads(body).get("access_token", "") if status == 200 else ""
+
+
 @pytest.fixture
 def acr(acr_standin: AcrStandin, populate: Callable[..., Expected]) -> tuple[AcrStandin, Expected]:
     return acr_standin, populate(acr_standin.registry)
@@ -230,8 +240,7 @@ def test_a_401_challenge_leads_to_a_token_that_opens_the_resource(acr: tuple[Acr
     assert json.loads(body)["errors"][0]["detail"] == [
         {"Type": "repository", "Name": "apps/web", "Action": "metadata_read"}]
     token = token_for(standin, headers, admin(standin))
-    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
-    assert claims["access"] == [{"Type": "repository", "Name": "apps/web", "Actions": ["metadata_read"]}]
+    assert claims_of(token)["access"] == [{"Type": "repository", "Name": "apps/web", "Actions": ["metadata_read"]}]
     bearer = {"Authorization": f"Bearer {token}"}
     assert call("GET", standin.url + "/acr/v1/apps%2Fweb/_tags", bearer)[0] == 200
     # The token is for that scope only: pulls and other repositories want their own.
@@ -272,7 +281,7 @@ def test_a_scoped_token_gets_only_its_repositories_and_actions(acr: tuple[AcrSta
             "grant_type": "password", "service": standin.host, "scope": scope,
             "username": "reader", "password": "reader-pw"}))
         assert status == 200
-        return json.loads(base64.urlsafe_b64decode(json.loads(body)["access_token"].split(".")[1] + "=="))["access"]
+        return claims_of(json.loads(body)["access_token"])["access"]  # type: ignore[no-any-return]
 
     assert granted("repository:apps/web:metadata_read,pull,delete") == [
         {"Type": "repository", "Name": "apps/web", "Actions": ["metadata_read", "pull"]}]
@@ -319,6 +328,28 @@ def test_an_entra_token_from_the_stub_az_is_exchanged_for_acr_tokens(acr_standin
     assert call("POST", f"{standin.url}/oauth2/token", data=form({
         "grant_type": "refresh_token", "service": standin.host, "scope": "registry:catalog:*",
         "refresh_token": "forged"}))[0] == 401
+
+
+def test_acr_cli_s_wildcard_scope_opens_every_repository_but_not_on_abac(acr: tuple[AcrStandin, Expected]) -> None:
+    standin, _ = acr
+    status, access = refresh_grant(standin, standin.refresh_token(), "registry:catalog:* repository:*:*")
+    assert status == 200
+    bearer = {"Authorization": f"Bearer {access}"}
+    for path in ("/acr/v1/_catalog", "/acr/v1/apps%2Fweb/_tags", "/acr/v1/tools%2Fcli/_manifests",
+                 "/v2/base/alpine/tags/list"):
+        assert call("GET", standin.url + path, bearer)[0] == 200, path
+    assert call("DELETE", standin.url + "/acr/v1/apps%2Fweb/_tags/v2", bearer)[0] == 202
+
+    standin.abac = True  # refresh tokens from now on are an ABAC registry's
+    refresh = json.loads(call("POST", f"{standin.url}/oauth2/exchange", data=form({
+        "grant_type": "access_token", "service": standin.host, "access_token": standin.entra_token}))[2])[
+        "refresh_token"]
+    assert "aad_identity" in claims_of(refresh)
+    _, access = refresh_grant(standin, refresh, "registry:catalog:* repository:*:*")
+    assert claims_of(access)["access"] == [{"Type": "registry", "Name": "catalog", "Actions": ["*"]}]
+    assert call("GET", standin.url + "/acr/v1/apps%2Fweb/_tags", {"Authorization": f"Bearer {access}"})[0] == 401
+    _, access = refresh_grant(standin, refresh, "repository:apps/web:pull,delete,metadata_read,metadata_write")
+    assert call("GET", standin.url + "/acr/v1/apps%2Fweb/_tags", {"Authorization": f"Bearer {access}"})[0] == 200
 
 
 def test_azure_identity_finds_the_stub_az(acr_standin: AcrStandin, tmp_path: Path,

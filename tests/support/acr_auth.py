@@ -8,6 +8,8 @@ token is also a password: with the user name ``00000000-0000-0000-0000-000000000
 Tokens are JWT-shaped (``header.claims.signature``, HMAC-SHA256 with a key of this process),
 with ACR's claims: ``exp``, ``aud`` (the login server), ``grant_type``, and for access tokens
 ``access`` = ``[{"Type", "Name", "Actions"}]``; clients decode ``exp`` to renew early.
+``repository:*:*`` is granted as such (acr-cli asks for it), except on an ABAC registry
+(``abac``), whose Entra refresh tokens carry the ``aad_identity`` claim clients look for.
 Access tokens live ``token_lifetime`` seconds (a test sets it to force expiry).
 
 Nothing here depends on pytest.
@@ -63,12 +65,14 @@ class Scope:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a credential names, and what they may do (None: everything)."""
+    """Who a credential names, and what they may do (None: everything). ``wildcard``: may be
+    granted ``repository:*:…`` (an ABAC registry's Entra identities may not: they ask per repository)."""
 
     subject: str
     repositories: frozenset[str] | None = None
     actions: frozenset[str] | None = None
     catalog: bool = True
+    wildcard: bool = True
 
     def grant(self, scope: Scope) -> Scope | None:
         """The part of ``scope`` this principal is granted (None: nothing)."""
@@ -76,12 +80,12 @@ class Principal:
             return scope if scope.name == "catalog" and self.catalog else None
         if scope.type != "repository":
             return None
+        if scope.name == "*" and not (self.wildcard and self.repositories is None):
+            return None
         if self.repositories is not None and scope.name not in self.repositories:
             return None
-        allowed = tuple(a for a in scope.actions
-                        if (a in REPOSITORY_ACTIONS or a == "*") and (self.actions is None or a in self.actions))
-        if "*" in allowed:
-            allowed = tuple(REPOSITORY_ACTIONS if self.actions is None else sorted(self.actions))
+        asked = REPOSITORY_ACTIONS if "*" in scope.actions else scope.actions
+        allowed = tuple(a for a in asked if a in REPOSITORY_ACTIONS and (self.actions is None or a in self.actions))
         return Scope(scope.type, scope.name, allowed) if allowed else None
 
 
@@ -96,6 +100,7 @@ class AcrAuth:
     tenant: str = "72f988bf-0000-4000-8000-00000000c0de"
     token_lifetime: float = 3600.0
     refresh_lifetime: float = 10800.0
+    abac: bool = False  # an ABAC registry: Entra identities get no `repository:*` grants
     scoped: dict[str, tuple[str, Principal]] = field(default_factory=dict)
     issued: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (subject, granted scopes)
     _key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
@@ -136,19 +141,27 @@ class AcrAuth:
             "repositories": sorted(principal.repositories) if principal.repositories is not None else None,
             "actions": sorted(principal.actions) if principal.actions is not None else None,
             "catalog": principal.catalog,
+            "wildcard": principal.wildcard,
         }
 
     @staticmethod
     def _principal(claims: dict) -> Principal:
         repositories, actions = claims.get("repositories"), claims.get("actions")
         return Principal(claims["sub"], None if repositories is None else frozenset(repositories),
-                         None if actions is None else frozenset(actions), bool(claims.get("catalog", True)))
+                         None if actions is None else frozenset(actions), bool(claims.get("catalog", True)),
+                         bool(claims.get("wildcard", True)))
+
+    def entra_principal(self) -> Principal:
+        return Principal("entra-user", wildcard=not self.abac)
 
     def refresh_token(self, principal: Principal | None = None) -> str:
         now = int(time.time())
+        principal = principal or self.entra_principal()
         claims = {"jti": secrets.token_hex(8), "iat": now, "nbf": now, "exp": now + int(self.refresh_lifetime),
                   "iss": ISSUER, "aud": self.service, "grant_type": "refresh_token", "kind": "refresh",
-                  **self._principal_claims(principal or Principal("entra-user"))}
+                  **self._principal_claims(principal)}
+        if not principal.wildcard:
+            claims["aad_identity"] = {"oid": "5f2b0feb-0000-4000-8000-0000000000e1"}  # how clients spot ABAC
         return self._sign(claims)
 
     def access_token(self, principal: Principal, scopes: list[Scope]) -> str:
@@ -195,7 +208,7 @@ class AcrAuth:
         """``/oauth2/exchange``: an Entra access token for an ACR refresh token."""
         if not hmac.compare_digest(entra_token, self.entra_token) or (tenant and tenant != self.tenant):
             raise Refused("the Entra token is not valid for this registry")
-        return self.refresh_token(Principal("entra-user"))
+        return self.refresh_token(self.entra_principal())
 
     def access(self, token: str) -> tuple[str, dict[tuple[str, str], set[str]]] | None:
         """An access token's subject and grants ((type, name) -> actions); None if invalid or expired."""

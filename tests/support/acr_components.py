@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from .acr_auth import Principal
 from .acr_standin import AcrStandinServer
 from .acr_state import to_ns
 from .azure_cli import write_az_stub
@@ -86,11 +85,20 @@ class AcrStandin:
 
     def refresh_token(self) -> str:
         """An ACR refresh token of an Entra identity allowed everything."""
-        return self.server.auth.refresh_token(Principal("entra-user"))
+        return self.server.auth.refresh_token()
 
     def az_stub(self, directory: Path, *, logged_in: bool = True) -> Path:
         """Write a stub ``az`` printing :attr:`entra_token` into ``directory``; return it."""
         return write_az_stub(directory, self.entra_token, tenant=self.tenant, logged_in=logged_in)
+
+    @property
+    def abac(self) -> bool:
+        """An ABAC registry: Entra identities are granted nothing for ``repository:*``."""
+        return self.server.auth.abac
+
+    @abac.setter
+    def abac(self, on: bool) -> None:
+        self.server.auth.abac = on
 
     @property
     def token_lifetime(self) -> float:

@@ -235,9 +235,10 @@ class _Handler(ProxyHandler):
             access = auth.access(value.strip())
             if access is None:
                 return self.refuse(scope, ',error="invalid_token"')
-            granted = access[1]
-            if scope is None or set(scope.actions) <= granted.get((scope.type, scope.name), set()) or (
-                    scope.type == "registry" and (scope.type, scope.name) in granted):
+            grants = access[1]
+            granted = grants.get((scope.type, scope.name), set()) | grants.get((scope.type, "*"), set()) \
+                if scope is not None else set()
+            if scope is None or set(scope.actions) <= granted:
                 return None
             return self.refuse(scope, ',error="insufficient_scope"')
         if kind.lower() == "basic":
@@ -347,7 +348,7 @@ class _Handler(ProxyHandler):
             return error(405, "UNSUPPORTED", DISALLOWED)
         status, headers, data = self.forwarded("DELETE", target, None)
         if status == 202:
-            server.state.forget_manifest(name, digest)
+            server.state.forget_manifest(name, digest, tags)
         return status, headers, data
 
     # -- /acr/v1

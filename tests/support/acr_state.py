@@ -129,11 +129,15 @@ class AcrState:
         with self._lock:
             return self.deleted_tags.get((repository, tag)) == digest
 
-    def forget_manifest(self, repository: str, digest: str) -> None:
-        """A manifest deleted: its state goes, and so does what the overlay kept of its tags."""
+    def forget_manifest(self, repository: str, digest: str, tags: list[str]) -> None:
+        """A manifest deleted, and with it ``tags`` (distribution drops a manifest's tags): their
+        state goes, and so does what the overlay kept of tags that named it."""
         with self._lock:
             self.manifest_attributes.pop((repository, digest), None)
             self.manifest_times.pop((repository, digest), None)
+            for tag in tags:
+                self.tag_attributes.pop((repository, tag), None)
+                self.tag_times.pop((repository, tag), None)
             for key, named in list(self.deleted_tags.items()):
                 if key[0] == repository and named == digest:
                     del self.deleted_tags[key]

@@ -376,9 +376,14 @@ class _Handler(ProxyHandler):
             return error(400, "INVALID_REQUEST", "the body is not JSON")
         if kind is None:
             return self.repository(method, name, changes)
+        if ref:
+            return (self.tag if kind == "_tags" else self.manifest)(method, name, ref, changes)
         if kind == "_tags":
-            return self.tag(method, name, ref, changes) if ref else self.tag_list(method, name, query)
-        return self.manifest(method, name, ref, changes) if ref else self.manifest_list(method, name, query)
+            docs = [(t.name, server.tag_json(name, t)) for t in server.visible_tags(name).values()
+                    if not query.get("digest") or t.digest == query["digest"]]
+        else:
+            docs = [(str(d["digest"]), d) for d in self.manifest_docs(name)]
+        return self.listing(method, name, kind, docs, query)
 
     def envelope(self, name: str, **rest: object) -> dict[str, object]:
         return {"registry": self.proxy.host, "imageName": name, **rest}
@@ -387,11 +392,8 @@ class _Handler(ProxyHandler):
         server = self.proxy
         if method == "DELETE":
             return error(405, "UNSUPPORTED", "deleting a repository is not supported by the stand-in")
-        if method == "PATCH":
-            try:
-                server.state.update(name, changes)
-            except ValueError as e:
-                return error(400, "INVALID_REQUEST", str(e))
+        if method == "PATCH" and (refused := self.patched(name, changes)):
+            return refused
         manifests = self.manifest_docs(name)
         tags = [server.tag_json(name, t) for t in server.visible_tags(name).values()]
         times = [d["createdTime"] for d in manifests] + [t["createdTime"] for t in tags]
@@ -400,16 +402,22 @@ class _Handler(ProxyHandler):
             name, createdTime=min(times, default=acr_time(0)), lastUpdateTime=max(updates, default=acr_time(0)),
             manifestCount=len(manifests), tagCount=len(tags), changeableAttributes=server.state.attributes(name)))
 
-    def tag_list(self, method: str, name: str, query: dict[str, str]) -> Reply:
+    def listing(self, method: str, name: str, kind: str, docs: list[tuple[str, dict]], query: dict[str, str]) -> Reply:
+        """A page of ``_tags`` or ``_manifests``: ordered, after ``last``, ``Link`` to the next."""
         if method != "GET":
             return error(405, "UNSUPPORTED", "method not allowed")
-        server = self.proxy
-        docs = [(t.name, server.tag_json(name, t)) for t in server.visible_tags(name).values()
-                if not query.get("digest") or t.digest == query["digest"]]
         orderby = query.get("orderby", "")
         chosen, headers = page(ordered(docs, orderby), query, lambda last, n: (
-            f"/acr/v1/{quote(name, safe='')}/_tags?last={quote(last, safe='')}&n={n}&orderby={orderby}"))
-        return ok(self.envelope(name, tags=chosen), headers=headers)
+            f"/acr/v1/{quote(name, safe='')}/{kind}?last={quote(last, safe='')}&n={n}&orderby={orderby}"))
+        return ok(self.envelope(name, **{kind.lstrip("_"): chosen}), headers=headers)
+
+    def patched(self, name: str, changes: dict, **where: str) -> Reply | None:
+        """A PATCH's changeableAttributes applied; an error answer if they are not such."""
+        try:
+            self.proxy.state.update(name, changes, **where)  # type: ignore[arg-type]
+        except ValueError as e:
+            return error(400, "INVALID_REQUEST", str(e))
+        return None
 
     def tag(self, method: str, name: str, tag_name: str, changes: dict) -> Reply:
         server = self.proxy
@@ -421,11 +429,8 @@ class _Handler(ProxyHandler):
                 return error(405, "UNSUPPORTED", DISALLOWED)
             server.state.delete_tag(name, tag_name, tag.digest)
             return 202, {"Content-Length": "0"}, b""
-        if method == "PATCH":
-            try:
-                server.state.update(name, changes, tag=tag_name)
-            except ValueError as e:
-                return error(400, "INVALID_REQUEST", str(e))
+        if method == "PATCH" and (refused := self.patched(name, changes, tag=tag_name)):
+            return refused
         return ok(self.envelope(name, tag=server.tag_json(name, tag)))
 
     def manifest_docs(self, name: str, *, references: bool = False) -> list[dict[str, object]]:
@@ -435,15 +440,6 @@ class _Handler(ProxyHandler):
             tags.setdefault(tag.digest, []).append(tag.name)
         return [server.manifest_json(name, m, tags.get(m.digest, []), references=references)
                 for m in server.manifests(name)]
-
-    def manifest_list(self, method: str, name: str, query: dict[str, str]) -> Reply:
-        if method != "GET":
-            return error(405, "UNSUPPORTED", "method not allowed")
-        docs = [(str(d["digest"]), d) for d in self.manifest_docs(name)]
-        orderby = query.get("orderby", "")
-        chosen, headers = page(ordered(docs, orderby), query, lambda last, n: (
-            f"/acr/v1/{quote(name, safe='')}/_manifests?last={quote(last, safe='')}&n={n}&orderby={orderby}"))
-        return ok(self.envelope(name, manifests=chosen), headers=headers)
 
     def manifest(self, method: str, name: str, reference: str, changes: dict) -> Reply:
         server = self.proxy
@@ -457,9 +453,7 @@ class _Handler(ProxyHandler):
         if not found:
             return error(404, "MANIFEST_UNKNOWN", "manifest unknown", {"name": name, "reference": reference})
         if method == "PATCH":
-            try:
-                server.state.update(name, changes, digest=digest)
-            except ValueError as e:
-                return error(400, "INVALID_REQUEST", str(e))
+            if refused := self.patched(name, changes, digest=digest):
+                return refused
             found = [d for d in self.manifest_docs(name, references=True) if d["digest"] == digest]
         return ok(self.envelope(name, manifest=found[0]))

@@ -12,6 +12,7 @@ import base64
 import json
 import re
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -475,3 +476,64 @@ def test_the_standin_never_uses_regstat() -> None:
     for name in ("acr_standin", "acr_auth", "acr_metadata", "acr_state", "acr_components", "azure_cli"):
         source = (support / f"{name}.py").read_text()
         assert not re.search(r"^\s*(from|import) regstat", source, re.MULTILINE), name
+
+
+def test_a_deleted_repository_loses_its_manifests_and_leaves_the_catalog(acr: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = acr
+    standin.lock("tools/cli", tag="v1", delete=True)
+    assert call("DELETE", standin.url + "/acr/v1/tools%2Fcli", admin(standin))[0] == 405
+    status, _, body = call("DELETE", standin.url + "/acr/v1/apps%2Fweb", admin(standin))
+    assert status == 202
+    assert json.loads(body) == {"manifestsDeleted": sorted(live(expected, "apps/web")),
+                                "tagsDeleted": sorted(tagged(expected, "apps/web"))}
+    remaining = sorted({r.repository for r in expected.repositories} - {"apps/web"})
+    assert get_json(standin, "/acr/v1/_catalog")[0]["repositories"] == remaining
+    v2_names, pages = [], 0
+    next_path: str | None = "/v2/_catalog?n=1"
+    while next_path:
+        doc, headers = get_json(standin, next_path)
+        v2_names += doc["repositories"]
+        pages += 1
+        found = re.fullmatch(r'<(/v2/_catalog\?[^>]+)>; rel="next"', headers.get("link", ""))
+        next_path = found.group(1) if found else None
+    assert v2_names == remaining and pages == len(remaining)
+    for path in ("/acr/v1/apps%2Fweb", "/acr/v1/apps%2Fweb/_manifests", "/v2/apps/web/tags/list"):
+        status, _, body = call("GET", standin.url + path, admin(standin))
+        assert status == 404 and json.loads(body)["errors"][0]["code"] == "NAME_UNKNOWN", path
+    assert standin.registry.tags("apps/web") == []  # gone in the registry itself, not only hidden
+
+    # Pushed to again: back, with only what is new.
+    body, media_type, _ = standin.registry.get_manifest("base/alpine", "latest")
+    for digest in json.loads(body)["layers"] + [json.loads(body)["config"]]:
+        data = standin.registry.request("GET", f"/v2/base/alpine/blobs/{digest['digest']}")[2]
+        standin.registry.put_blob("apps/web", data)
+    standin.registry.put_manifest("apps/web", "again", body, media_type)
+    assert "apps/web" in get_json(standin, "/acr/v1/_catalog")[0]["repositories"]
+    assert [t["name"] for t in get_json(standin, "/acr/v1/apps%2Fweb/_tags")[0]["tags"]] == ["again"]
+
+
+def test_hold_blocks_the_nth_request_until_released(acr: tuple[AcrStandin, Expected]) -> None:
+    standin, _ = acr
+    hold = standin.hold("GET", r"/_tags$", nth=2)
+    assert call("GET", standin.url + "/acr/v1/apps%2Fweb/_tags", admin(standin))[0] == 200
+    answers: list[int] = []
+    second = threading.Thread(target=lambda: answers.append(
+        call("GET", standin.url + "/acr/v1/base%2Falpine/_tags", admin(standin))[0]))
+    second.start()
+    assert hold.reached.wait(timeout=60)
+    assert answers == [] and standin.count("GET", r"/_tags$") == 1  # held, not answered
+    hold.release()
+    second.join(timeout=60)
+    assert answers == [200] and standin.count("GET", r"/_tags$") == 2
+
+
+def test_the_stub_az_exposes_an_acr_refresh_token(acr: tuple[AcrStandin, Expected], tmp_path: Path) -> None:
+    standin, _ = acr
+    bin_dir = standin.az_stub(tmp_path / "bin")
+    done = subprocess.run([str(bin_dir / "az"), "acr", "login", "--name", standin.host, "--expose-token",
+                           "--output", "json"], capture_output=True, text=True, check=True, timeout=60)
+    printed = json.loads(done.stdout)
+    assert printed["loginServer"] == standin.host
+    status, access = refresh_grant(standin, printed["accessToken"], "repository:apps/web:metadata_read")
+    assert status == 200
+    assert call("GET", standin.url + "/acr/v1/apps%2Fweb/_tags", {"Authorization": f"Bearer {access}"})[0] == 200

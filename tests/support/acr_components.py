@@ -9,14 +9,19 @@ data-plane API and auth on its own port:
   actions)``; ``.refresh_token()`` (as ``az acr login --expose-token`` gives); ``.entra_token``
   and ``.az_stub(directory)`` (a stub ``az`` printing it; put the directory on PATH);
 - ``.lock(...)``, ``.set_times(...)``: ACR's changeableAttributes and times;
-- ``.token_lifetime`` (seconds; small values force expiry), ``.faults(rate, seed, statuses)``,
-  ``.requests`` ((method, path, status) of every request) and ``.count(method, pattern)``.
+- ``.token_lifetime`` (seconds; zero or less: tokens are born expired), ``.abac`` (an ABAC
+  registry: no ``repository:*`` grants for Entra identities);
+- ``.faults(rate, seed, statuses)``, ``.hold(method, pattern, nth)`` (block a request until
+  released), ``.requests`` ((method, raw path without query, status) of every request) and
+  ``.count(method, pattern)``.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +31,34 @@ from .acr_standin import AcrStandinServer
 from .acr_state import to_ns
 from .azure_cli import write_az_stub
 from .components import Registry
+
+
+@dataclass
+class Hold:
+    """Requests held by :meth:`AcrStandin.hold`: ``reached`` is set when the first is blocked;
+    :meth:`release` lets them (and later ones) through."""
+
+    method: str
+    pattern: str
+    nth: int
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    seen: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self, method: str, path: str) -> None:
+        if method != self.method or not re.search(self.pattern, path.partition("?")[0]):
+            return None
+        with self._lock:
+            self.seen += 1
+            held = self.seen >= self.nth
+        if held and not self.released.is_set():
+            self.reached.set()
+            self.released.wait(timeout=120)  # a safety net only: the test releases, or stops the server
+        return None
+
+    def release(self) -> None:
+        self.released.set()
 
 
 class AcrStandin:
@@ -42,6 +75,8 @@ class AcrStandin:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if isinstance(self.server.intercept, Hold):
+            self.server.intercept.release()
         self.server.stop()
 
     # -- where
@@ -88,8 +123,10 @@ class AcrStandin:
         return self.server.auth.refresh_token()
 
     def az_stub(self, directory: Path, *, logged_in: bool = True) -> Path:
-        """Write a stub ``az`` printing :attr:`entra_token` into ``directory``; return it."""
-        return write_az_stub(directory, self.entra_token, tenant=self.tenant, logged_in=logged_in)
+        """Write a stub ``az`` printing :attr:`entra_token` into ``directory``; return it.
+        ``az acr login --expose-token`` prints a refresh token of this registry."""
+        return write_az_stub(directory, self.entra_token, tenant=self.tenant, logged_in=logged_in,
+                             acr_refresh_token=self.refresh_token(), login_server=self.host)
 
     @property
     def abac(self) -> bool:
@@ -130,6 +167,13 @@ class AcrStandin:
         """Answer a seeded share ``rate`` of requests with one of ``statuses`` (with ``Retry-After``).
         Which ones depends on (seed, method, path and query, how often asked since this call)."""
         self.server.set_faults(rate, seed, statuses, retry_after)
+
+    def hold(self, method: str, pattern: str, nth: int = 1) -> Hold:
+        """Block the ``nth`` request (and later ones) of ``method`` whose path matches ``pattern``
+        until the returned hold is released: a process is then deterministically mid-way."""
+        hold = Hold(method, pattern, nth)
+        self.server.intercept = hold
+        return hold
 
     @property
     def requests(self) -> list[tuple[str, str, int]]:

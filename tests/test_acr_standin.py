@@ -521,7 +521,8 @@ def test_hold_blocks_the_nth_request_until_released(acr: tuple[AcrStandin, Expec
         call("GET", standin.url + "/acr/v1/base%2Falpine/_tags", admin(standin))[0]))
     second.start()
     assert hold.reached.wait(timeout=60)
-    assert answers == [] and standin.count("GET", r"/_tags$") == 1  # held, not answered
+    second.join(timeout=1)  # held until released, however long this waits: never answered here
+    assert second.is_alive() and answers == [] and standin.count("GET", r"/_tags$") == 1
     hold.release()
     second.join(timeout=60)
     assert answers == [200] and standin.count("GET", r"/_tags$") == 2

@@ -538,3 +538,29 @@ def test_the_stub_az_exposes_an_acr_refresh_token(acr: tuple[AcrStandin, Expecte
     status, access = refresh_grant(standin, printed["accessToken"], "repository:apps/web:metadata_read")
     assert status == 200
     assert call("GET", standin.url + "/acr/v1/apps%2Fweb/_tags", {"Authorization": f"Bearer {access}"})[0] == 200
+
+
+def test_listings_stay_whole_while_manifests_are_deleted(acr: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = acr
+    index = json.loads(standin.registry.get_manifest("tools/cli", expected.names["cli_index"])[0])
+    doomed = [("tools/cli", child["digest"]) for child in index["manifests"]]
+    doomed.append(("apps/web", expected.names["web_old"]))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def work(method: str, path: str) -> None:
+        status = call(method, standin.url + path, admin(standin))[0]
+        with lock:
+            statuses.append(status)
+
+    jobs = [("DELETE", f"/v2/{repo}/manifests/{digest}") for repo, digest in doomed]
+    jobs += [("GET", f"/acr/v1/{repo.replace('/', '%2F')}{kind}") for repo in ("tools/cli", "apps/web")
+             for kind in ("/_manifests", "/_tags", "")] * 4
+    threads = [threading.Thread(target=work, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == sorted([202] * len(doomed) + [200] * (len(jobs) - len(doomed)))
+    left = {m["digest"] for m in get_json(standin, "/acr/v1/tools%2Fcli/_manifests")[0]["manifests"]}
+    assert left == live(expected, "tools/cli") - {digest for _, digest in doomed}

@@ -112,6 +112,8 @@ class _Handler(ProxyHandler):
                 reply = self.route(method, parts.path, parts.query, body)
             except ComponentError:
                 reply = error(502, "UNAVAILABLE", "the registry behind the stand-in is gone")
+            except Exception as e:  # a stand-in bug: an answer that says so, not a dropped connection
+                reply = error(500, "UNKNOWN", f"the stand-in failed: {type(e).__name__}: {e}")
         status, headers, data = reply
         headers = {"X-Ms-Correlation-Request-Id": str(uuid.uuid4()),
                    "Docker-Distribution-Api-Version": "registry/2.0", **headers}

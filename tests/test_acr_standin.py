@@ -182,6 +182,8 @@ def test_unknown_repository_and_tag_answer_404_with_acr_codes(acr_standin: AcrSt
 
 def test_n_1_pages_everything_one_at_a_time_through_link(acr: tuple[AcrStandin, Expected]) -> None:
     standin, expected = acr
+    _, headers = get_json(standin, "/acr/v1/_catalog?n=1")
+    assert headers["link"] == '</acr/v1/_catalog?last=apps%2Fapi&n=1&orderby=>; rel="next"'  # as ACR writes it
     repositories, pages = all_pages(standin, "/acr/v1/_catalog?n=1", "repositories")
     assert repositories == sorted({r.repository for r in expected.repositories}) and pages == len(repositories)
     tags, pages = all_pages(standin, "/acr/v1/apps%2Fweb/_tags?n=1", "tags")

@@ -141,9 +141,11 @@ class AcrView:
     # -- answers
 
     def catalog(self, query: dict[str, str], path: str) -> Reply:
-        """``/acr/v1/_catalog`` or ``/v2/_catalog`` (``path``): the same names, the same paging."""
+        """``/acr/v1/_catalog`` or ``/v2/_catalog`` (``path``): the same names, the same paging
+        (ACR's own ``Link`` ends in ``&orderby=``, as recorded)."""
+        tail = "&orderby=" if path.startswith("/acr/") else ""
         chosen, headers = page([(n, n) for n in self.repositories()], query,
-                               lambda last, n: f"{path}?last={quote(last, safe='')}&n={n}")
+                               lambda last, n: f"{path}?last={quote(last, safe='')}&n={n}{tail}")
         return ok({"repositories": chosen}, headers=headers)
 
     def answer(self, method: str, name: str, kind: str | None, ref: str, query: dict[str, str],

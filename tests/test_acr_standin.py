@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from support.acr_components import AcrStandin
+from support.acr_components import AcrStandin, PopulatedAcr
 from support.azure_cli import az_calls
 from support.expected import Expected
 
@@ -101,7 +101,14 @@ def refresh_grant(standin: AcrStandin, refresh: str, scope: str) -> tuple[int, s
 
 
 @pytest.fixture
-def acr(acr_standin: AcrStandin, populate: Callable[..., Expected]) -> tuple[AcrStandin, Expected]:
+def acr(populated_acr: PopulatedAcr) -> PopulatedAcr:
+    """The module's populated registry behind a fresh stand-in: for tests that delete nothing in it."""
+    return populated_acr
+
+
+@pytest.fixture
+def fresh(acr_standin: AcrStandin, populate: Callable[..., Expected]) -> tuple[AcrStandin, Expected]:
+    """A registry of this test's own, populated: for tests that delete or push."""
     return acr_standin, populate(acr_standin.registry)
 
 
@@ -410,8 +417,8 @@ def test_untagged_manifests_are_listed_but_have_no_tag(acr: tuple[AcrStandin, Ex
     assert old not in {t["digest"] for t in acr_tags["tags"]}
 
 
-def test_a_tag_deleted_through_acr_is_gone_from_v2_until_pushed_again(acr: tuple[AcrStandin, Expected]) -> None:
-    standin, expected = acr
+def test_a_tag_deleted_through_acr_is_gone_from_v2_until_pushed_again(fresh: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = fresh
     new, old = expected.names["web_new"], expected.names["web_old"]
     status, _, _ = call("DELETE", standin.url + "/acr/v1/apps%2Fweb/_tags/v2", admin(standin))
     assert status == 202
@@ -438,8 +445,8 @@ def test_a_tag_deleted_through_acr_is_gone_from_v2_until_pushed_again(acr: tuple
     assert sorted(tags["tags"]) == ["latest", "v2"]
 
 
-def test_locks_refuse_deletion_until_lifted(acr: tuple[AcrStandin, Expected]) -> None:
-    standin, expected = acr
+def test_locks_refuse_deletion_until_lifted(fresh: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = fresh
     old, new = expected.names["web_old"], expected.names["web_new"]
     standin.lock("apps/web", tag="latest", delete=True)
     tag, _ = get_json(standin, "/acr/v1/apps%2Fweb/_tags/latest")
@@ -480,8 +487,8 @@ def test_the_standin_never_uses_regstat() -> None:
         assert not re.search(r"^\s*(from|import) regstat", source, re.MULTILINE), name
 
 
-def test_a_deleted_repository_loses_its_manifests_and_leaves_the_catalog(acr: tuple[AcrStandin, Expected]) -> None:
-    standin, expected = acr
+def test_a_deleted_repository_loses_its_manifests_and_leaves_the_catalog(fresh: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = fresh
     standin.lock("tools/cli", tag="v1", delete=True)
     assert call("DELETE", standin.url + "/acr/v1/tools%2Fcli", admin(standin))[0] == 405
     status, _, body = call("DELETE", standin.url + "/acr/v1/apps%2Fweb", admin(standin))
@@ -542,8 +549,8 @@ def test_the_stub_az_exposes_an_acr_refresh_token(acr: tuple[AcrStandin, Expecte
     assert call("GET", standin.url + "/acr/v1/apps%2Fweb/_tags", {"Authorization": f"Bearer {access}"})[0] == 200
 
 
-def test_listings_stay_whole_while_manifests_are_deleted(acr: tuple[AcrStandin, Expected]) -> None:
-    standin, expected = acr
+def test_listings_stay_whole_while_manifests_are_deleted(fresh: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = fresh
     index = json.loads(standin.registry.get_manifest("tools/cli", expected.names["cli_index"])[0])
     doomed = [("tools/cli", child["digest"]) for child in index["manifests"]]
     doomed.append(("apps/web", expected.names["web_old"]))
@@ -566,3 +573,12 @@ def test_listings_stay_whole_while_manifests_are_deleted(acr: tuple[AcrStandin, 
     assert sorted(statuses) == sorted([202] * len(doomed) + [200] * (len(jobs) - len(doomed)))
     left = {m["digest"] for m in get_json(standin, "/acr/v1/tools%2Fcli/_manifests")[0]["manifests"]}
     assert left == live(expected, "tools/cli") - {digest for _, digest in doomed}
+
+
+def test_the_shared_registry_is_never_changed_through_the_standin(acr: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = acr
+    digest = expected.names["web_old"]
+    status, _, body = call("DELETE", f"{standin.url}/v2/apps/web/manifests/{digest}", admin(standin))
+    assert status == 500 and b"acr_standin" in body
+    assert call("DELETE", standin.url + "/acr/v1/apps%2Fweb", admin(standin))[0] == 500
+    assert digest in {m["digest"] for m in get_json(standin, "/acr/v1/apps%2Fweb/_manifests")[0]["manifests"]}

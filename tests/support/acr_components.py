@@ -22,6 +22,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from datetime import datetime
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .acr_standin import AcrStandinServer
 from .acr_state import to_ns
 from .azure_cli import write_az_stub
 from .components import Registry
+from .expected import Expected, Populated
 
 
 @dataclass
@@ -64,11 +66,12 @@ class Hold:
 class AcrStandin:
     """A registry and the ACR stand-in in front of it; a context manager."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, *, shared: bool = False) -> None:
         if registry.root is None:
             raise ValueError("the ACR stand-in reads a filesystem registry's storage tree")
         self.registry = registry
         self.server = AcrStandinServer(registry.url, registry.root)
+        self.server.shared = shared
 
     def __enter__(self) -> AcrStandin:
         self.server.start()
@@ -190,3 +193,18 @@ def acr_standin(make_registry) -> Iterator[AcrStandin]:  # type: ignore[no-untyp
     """An empty filesystem registry behind the ACR stand-in (see :class:`AcrStandin`)."""
     with AcrStandin(make_registry("fs")) as standin:
         yield standin
+
+
+class PopulatedAcr(NamedTuple):
+    standin: AcrStandin
+    expected: Expected
+
+
+@pytest.fixture
+def populated_acr(populated_fs: Populated) -> Iterator[PopulatedAcr]:
+    """The module's populated registry (the standard scenario, see ``support.scenario``) behind
+    a fresh stand-in: no push per test. The registry is shared, so deleting a manifest or a
+    repository answers 500 here (use ``acr_standin`` for that); tags deleted through
+    ``/acr/v1``, locks, times, tokens and faults are the stand-in's own, per test."""
+    with AcrStandin(populated_fs.registry, shared=True) as standin:
+        yield PopulatedAcr(standin, populated_fs.expected)

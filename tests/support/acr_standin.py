@@ -59,6 +59,7 @@ class AcrStandinServer(Proxy):
         self.auth = AcrAuth(service=self.host)
         self.requests: list[tuple[str, str, int]] = []
         self.intercept: Callable[[str, str], Reply | None] | None = None
+        self.shared = False  # the registry serves other tests too: never delete in it
         self.fault_rate = 0.0
         self.fault_seed = 0
         self.fault_statuses: tuple[int, ...] = (429, 503)
@@ -241,13 +242,16 @@ class _Handler(ProxyHandler):
     # -- /v2
 
     def forwarded(self, method: str, path: str, body: bytes | None) -> Reply:
+        if method not in ("GET", "HEAD") and self.proxy.shared:
+            return error(500, "UNKNOWN", f"{method} {path}: this registry is shared by other tests (populated_acr)"
+                         "; use the acr_standin fixture to change it")
         headers = {k: v for k, v in self.request_headers().items() if k.lower() != "authorization"}
         status, got, data = self.forward(method, path, headers, body)
         return status, dict(got), data
 
     def registry_delete(self, name: str, digest: str) -> int:
         """DELETE a manifest in the registry (no lock checked); its status."""
-        status, _, _ = self.forward("DELETE", f"/v2/{name}/manifests/{digest}", {}, None)
+        status, _, _ = self.forwarded("DELETE", f"/v2/{name}/manifests/{digest}", None)
         if status == 202:
             self.proxy.state.forget_manifest(name, digest, [])
         return status

@@ -267,15 +267,21 @@ def test_a_401_challenge_leads_to_a_token_that_opens_the_resource(acr: tuple[Acr
 
 def test_an_expired_token_is_refused_and_a_renewed_one_accepted(acr: tuple[AcrStandin, Expected]) -> None:
     standin, _ = acr
+
+    def manifests(token: str) -> Answer:
+        return call("GET", standin.url + "/acr/v1/apps%2Fweb/_manifests", {"Authorization": f"Bearer {token}"})
+
     _, headers, _ = call("GET", standin.url + "/acr/v1/apps%2Fweb/_manifests")
     standin.token_lifetime = -1  # born expired: no waiting
-    stale = token_for(standin, headers, admin(standin))
-    status, refused, _ = call("GET", standin.url + "/acr/v1/apps%2Fweb/_manifests",
-                              {"Authorization": f"Bearer {stale}"})
+    status, refused, _ = manifests(token_for(standin, headers, admin(standin)))
     assert status == 401 and challenge(refused)["error"] == "invalid_token"
     standin.token_lifetime = 3600
     fresh = token_for(standin, refused, admin(standin))
-    assert call("GET", standin.url + "/acr/v1/apps%2Fweb/_manifests", {"Authorization": f"Bearer {fresh}"})[0] == 200
+    assert manifests(fresh)[0] == 200
+    standin.expire_access_tokens()  # mid-run, at once
+    status, refused, _ = manifests(fresh)
+    assert status == 401 and challenge(refused)["error"] == "invalid_token"
+    assert manifests(token_for(standin, refused, admin(standin)))[0] == 200
     assert call("GET", standin.url + "/acr/v1/apps%2Fweb", {"Authorization": "Bearer not.a.token"})[0] == 401
     assert call("GET", standin.url + "/acr/v1/apps%2Fweb", basic(standin.admin_username, "wrong"))[0] == 401
 

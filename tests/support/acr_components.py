@@ -9,7 +9,8 @@ data-plane API and auth on its own port:
   actions)``; ``.refresh_token()`` (as ``az acr login --expose-token`` gives); ``.entra_token``
   and ``.az_stub(directory)`` (a stub ``az`` printing it; put the directory on PATH);
 - ``.lock(...)``, ``.set_times(...)``: ACR's changeableAttributes and times;
-- ``.token_lifetime`` (seconds; zero or less: tokens are born expired), ``.abac`` (an ABAC
+- ``.token_lifetime`` (seconds; zero or less: tokens are born expired), ``.expire_access_tokens()``
+  (those issued so far, at once: e.g. from a ``hold`` or ``server.intercept``), ``.abac`` (an ABAC
   registry: no ``repository:*`` grants for Entra identities);
 - ``.faults(rate, seed, statuses)``, ``.hold(method, pattern, nth)`` (block a request until
   released), ``.requests`` ((method, raw path without query, status) of every request) and
@@ -147,6 +148,10 @@ class AcrStandin:
     @token_lifetime.setter
     def token_lifetime(self, seconds: float) -> None:
         self.server.auth.token_lifetime = seconds
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far is refused from now on (``error="invalid_token"``)."""
+        self.server.auth.expire_access_tokens()
 
     # -- ACR's own metadata
 

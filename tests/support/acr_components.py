@@ -1,4 +1,6 @@
-"""The ``acr_standin`` fixture: an ACR-shaped registry on 127.0.0.1 for the ACR source's tests.
+"""The ``acr_standin`` and ``populated_acr`` fixtures: an ACR-shaped registry on 127.0.0.1 for
+the ACR source's tests (``acr_standin``: an empty registry of the test's own; ``populated_acr``:
+the module's standard scenario, shared, so nothing may be deleted in it).
 
 :class:`AcrStandin` is a real docker-registry (``.registry``: push to it directly, without
 auth, with the usual helpers) behind ``acr_standin.AcrStandinServer``, which plays ACR's
@@ -23,9 +25,9 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 

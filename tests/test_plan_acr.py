@@ -24,6 +24,7 @@ from support.planner_graphs import DAY, OLD, TAKEN, YOUNG, PlanModel, Registry, 
 
 from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_USAGE
+from regstat.plan.acr_purge import format_ago, parse_ago
 from regstat.plan.plan import Plan
 from regstat.plan.planner import plan_gc
 from regstat.plan.policy import PolicyError, from_flags, from_json
@@ -125,7 +126,8 @@ def test_include_locked_is_refused_for_acr_only(tmp_path: Path) -> None:
     result = invoke("plan-gc", tmp_path / "acr", "--policy", policy_file)
     assert result.exit_code == EXIT_USAGE and "az acr repository update" in result.stderr
     for source in ("storage", "api", "ecr"):
-        result = invoke("plan-gc", snapshot(tmp_path / source, reg.tables, source).path, "--untagged", "--include-locked")
+        snap = snapshot(tmp_path / source, reg.tables, source).path
+        result = invoke("plan-gc", snap, "--untagged", "--include-locked")
         assert result.exit_code == EXIT_OK, (source, result.stderr)
 
 
@@ -212,6 +214,8 @@ def test_keep_and_keep_untagged_as_acr_purge_keep_with_untagged(tmp_path: Path) 
     (["--filter", "r"], "not REPO_REGEX:TAG_REGEX"),
     (["--filter", "r:("], "not a (Python) regular expression"),
     (["--filter", "r:[[:digit:]]"], "POSIX classes"),
+    (["--filter", "r:(?U)v.*"], "Go's ungreedy flag"),
+    (["--filter", r"r:\p{L}"], "not a (Python) regular expression"),
 ])
 def test_clashing_or_bad_acr_purge_options_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     snap = snapshot(tmp_path / "s", acr_registry().tables, "acr").path
@@ -269,3 +273,18 @@ def test_young_tags_are_not_selected_by_ago(tmp_path: Path) -> None:
 
 def invoke(*args: Any):
     return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("30d", timedelta(days=30)), ("2d3h6m", timedelta(days=2, hours=3, minutes=6)), ("1.5h", timedelta(minutes=90)),
+    ("90s", timedelta(seconds=90)), ("0", timedelta(0)), ("2d0", timedelta(days=2)), ("500ms", timedelta(seconds=0.5)),
+])
+def test_ago_reads_acr_purges_durations_and_writes_them_back(text: str, expected: timedelta) -> None:
+    assert parse_ago(text) == expected
+    assert parse_ago(format_ago(expected)) == expected
+
+
+@pytest.mark.parametrize("text", ["", "d", "2w", "-1d", "1.5d", "30 days", "h", "00", "36501d"])
+def test_ago_refuses_what_acr_purge_would_misread(text: str) -> None:
+    with pytest.raises(PolicyError, match="--ago"):
+        from_flags(ago=text)

@@ -23,7 +23,8 @@ from .options import command, format_options, memory_limit_option, quiet_option,
               help="Retention policy (TOML): rules per repository pattern, in priority order, and a [default].")
 @click.option("--untagged", is_flag=True, help="Delete orphaned manifests (no tag reaches them), with their referrers.")
 @click.option("--keep-untagged", type=click.IntRange(0), metavar="N",
-              help="With --untagged: the N most recently updated orphans of each repository stay, with what they reach.")
+              help="With --untagged: the N most recently updated orphans of each repository stay, with what they "
+              "reach.")
 @click.option("--older-than", metavar="DURATION", help="Select tags last updated longer ago than this (e.g. 30d).")
 @click.option("--keep", type=click.IntRange(0), metavar="N",
               help="Of the tags the other rules select in a repository, the N most recently updated stay.")

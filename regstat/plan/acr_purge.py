@@ -24,25 +24,21 @@ _LONGEST = timedelta(days=36500)
 # A POSIX class (`[[:alpha:]]`), which Go and acr purge read but Python's re reads as a plain
 # set of the characters `[:alph`: refused rather than silently matching something else.
 _POSIX_CLASS = re.compile(r"\[:[a-z]+:\]")
+# Go's ungreedy flag U (`(?U)`, `(?iU:`), which Python reads as its Unicode flag: refused too.
+_UNGREEDY = re.compile(r"\(\?[a-zA-Z]*U[a-zA-Z-]*[:)]")
 
 
 def parse_ago(text: str, what: str = "--ago") -> timedelta:
     """acr purge's duration: `30d`, `2d3h6m`, `1.5h`, `0`."""
     match = _AGO.fullmatch(str(text).strip())
     days, rest = (match.group(1), match.group(2)) if match else (None, "")
-    seconds = 0.0
-    if rest == "0":
-        pass
-    elif rest:
-        parts = _GO_PART.findall(rest)
-        if "".join(n + u for n, u in parts) != rest:
-            days = rest = None  # type: ignore[assignment]
-        else:
-            seconds = sum(float(n) * _GO_UNITS[u] for n, u in parts)
-    if match is None or rest is None or (days is None and not rest):
+    parts = _GO_PART.findall(rest)
+    # "0" alone is a Go duration; "" only after days ("30d"); else every character in a part
+    if match is None or not (rest == "0" or (rest == "" and days is not None)
+                             or (rest and "".join(n + u for n, u in parts) == rest)):
         raise ValueError(f"{what}: {text!r} is not a duration as acr purge writes it: days then a Go duration, "
                           "[N]d[GO_DURATION] (e.g. 30d, 2d3h6m, 1h30m, 1.5h, 90s, 0; units d, h, m, s, ms, us, ns)")
-    total = timedelta(days=int(days or 0), seconds=seconds)
+    total = timedelta(days=int(days or 0), seconds=sum(float(n) * _GO_UNITS[u] for n, u in parts))
     if total > _LONGEST:
         raise ValueError(f"{what}: {text!r} is longer than {_LONGEST.days}d (100 years)")
     return total
@@ -90,6 +86,9 @@ def checked(pattern: str, text: str) -> str:
     if _POSIX_CLASS.search(pattern):
         raise ValueError(f"--filter {text!r}: POSIX classes such as [[:alpha:]] (Go regexp) are not Python regular "
                           "expressions: write the set out (e.g. [a-zA-Z], [0-9])")
+    if _UNGREEDY.search(pattern):
+        raise ValueError(f"--filter {text!r}: the flag U is Go's ungreedy flag, which Python's re does not have "
+                         "(its U means Unicode): make each quantifier lazy instead (*?, +?)")
     try:
         re.compile(pattern)
     except re.error as e:

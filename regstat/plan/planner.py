@@ -332,8 +332,7 @@ def _blob_restrictions(info: SnapshotInfo, blocked: protections.Blocked) -> list
 def _notes(info: SnapshotInfo, blocked: dict[str, str], policy: Policy) -> list[str]:
     notes = []
     if info.source.kind == "acr":
-        notes.append("ACR deletes a manifest's referrers with it and frees layers itself: the plan lists the "
-                     "referrers anyway, each before its subject, and its bytes estimate what ACR frees")
+        notes.append("ACR deletes a manifest's referrers with it: the plan lists them anyway, each before its subject")
     if any(r.untagged for r in policy.all_rules) and not info.capabilities.untagged_manifests:
         notes.append(f"the source ({info.source.kind}) cannot see untagged manifests: untagged finds nothing to delete")
     for repository, why in sorted(blocked.items()):

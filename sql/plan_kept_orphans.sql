@@ -6,11 +6,12 @@
 --     orphan go or stay with it and are not counted;
 --   candidates: those no other protection keeps (plan_protected: young, locked, pulled...),
 --     which never count toward N, as protected tags never count toward `keep`;
---   order: pushed_at, newest first; a missing push time counts as newest (kept first), equal
---     times go by digest (ascending).
+--   order: updated_at (ACR's lastUpdateTime, as acr purge --keep orders them), else pushed_at,
+--     newest first; a missing time counts as newest (kept first), equal times go by digest
+--     (ascending).
 -- Binds: manifests, manifest_edges, reachable_now, plan_repositories (repository, untagged,
 --        keep_untagged), plan_protected.
-SELECT o.repository, o.digest, 'kept by keep_untagged: among the most recently pushed orphans' AS reason
+SELECT o.repository, o.digest, 'kept by keep_untagged: among the most recently updated orphans' AS reason
 FROM (
     SELECT
         m.repository,
@@ -18,7 +19,8 @@ FROM (
         r.keep_untagged,
         ROW_NUMBER() OVER (
             PARTITION BY m.repository
-            ORDER BY CASE WHEN m.pushed_at IS NULL THEN 0 ELSE 1 END, m.pushed_at DESC, m.digest
+            ORDER BY CASE WHEN COALESCE(m.updated_at, m.pushed_at) IS NULL THEN 0 ELSE 1 END,
+                COALESCE(m.updated_at, m.pushed_at) DESC, m.digest
         ) AS newest
     FROM manifests AS m
     JOIN plan_repositories AS r ON r.repository = m.repository

@@ -524,7 +524,7 @@ def test_keep_untagged_from_the_command_line_and_a_policy_file(acr_example: Path
     out.write_text(json.dumps(plan))
     result = invoke("explain", acr_example, "sha256:" + "5" * 64, "--plan", out)
     assert result.exit_code == EXIT_OK, result.stderr
-    assert "plan: kept: protected (kept by keep_untagged: among the most recently pushed orphans)" in result.stdout
+    assert "plan: kept: protected (kept by keep_untagged: among the most recently updated orphans)" in result.stdout
 
 
 # --- hostile names ------------------------------------------------------------------------------

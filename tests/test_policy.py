@@ -336,7 +336,7 @@ ERRORS = [
         [default]
         untagged = true
         keep_untagged = -1
-     """, 3, ["[default]: keep_untagged = -1", "a whole number >= 0", "most recently pushed orphaned"]),
+     """, 3, ["[default]: keep_untagged = -1", "a whole number >= 0", "most recently updated orphaned"]),
     ("keep_untagged without untagged", """
         [default]
         [[rules]]
@@ -652,7 +652,7 @@ def test_to_json_shows_the_resolved_values(tmp_path: Path) -> None:
     assert doc["rules"][1]["keep_tags"] == ["^v[0-9]", "^latest$", "^keep"]
     assert doc["default"] == {"name": "default", "untagged": True, "keep_untagged": None, "older_than": None,
                               "keep": None,
-                              "delete_tags": None, "keep_tags": ["^keep"], "pulled_within": "36h"}
+                              "delete_tags": None, "keep_tags": ["^keep"], "pulled_within": "36h", "ago": None}
     flags = _policies(tmp_path)[3].to_json()
     assert flags["source"] == "command line" and flags["grace"] == "0s" and flags["rules"] == []
     assert flags["default"]["keep"] == 0 and flags["default"]["older_than"] == "36h"

@@ -51,7 +51,7 @@ def test_random_registries_reclaimable_equals_the_plan(tables: dict, meta: dict,
         assert report.reclaimable["stale_uploads"] == summary["uploads"]
 
 
-def signed_orphan(sig_tag_at=None, sig_pushed_at=None, locked=None) -> Registry:
+def signed_orphan(sig_tag_at=None, sig_pushed_at=None, locked=None, tag_locked=None) -> Registry:
     """Repository a: an untagged image `img` (layer L, 1000 bytes) and its signature `sig`
     (layer S, 10 bytes), tagged sha256-img.sig; everything old unless given."""
     reg = Registry()
@@ -59,7 +59,8 @@ def signed_orphan(sig_tag_at=None, sig_pushed_at=None, locked=None) -> Registry:
     image(reg, "a", "img", 100, layers=("L",), locked=locked)
     kw = {"pushed_at": sig_pushed_at} if sig_pushed_at else {}
     referrer(reg, "a", "sig", "img", 50, layers=("S",), **kw)
-    return reg.tag("a", "sha256-img.sig", d("sig"), **({"updated_at": sig_tag_at} if sig_tag_at else {}))
+    return reg.tag("a", "sha256-img.sig", d("sig"), **({"updated_at": sig_tag_at} if sig_tag_at else {}),
+                   locked=tag_locked)
 
 
 @pytest.mark.parametrize("reg, freed", [
@@ -71,9 +72,13 @@ def signed_orphan(sig_tag_at=None, sig_pushed_at=None, locked=None) -> Registry:
     (signed_orphan(sig_pushed_at=YOUNG), 0),
     # A locked orphan stays, and so does its signature, which follows it.
     (signed_orphan(locked=True), 0),
+    # A locked .sig tag (ACR's tags.locked) keeps the signature, and the signature its subject.
+    (signed_orphan(tag_locked=True), 0),
+    (signed_orphan(tag_locked=False), 100 + 1000 + 50 + 10),
 ])
-def test_referrers_tags_grace_and_locks_as_the_plan(tmp_path: Path, reg: Registry, freed: int) -> None:
-    snap = snapshot(tmp_path / "s", reg.tables)
+@pytest.mark.parametrize("source", ["storage", "acr"])
+def test_referrers_tags_grace_and_locks_as_the_plan(tmp_path: Path, reg: Registry, freed: int, source: str) -> None:
+    snap = snapshot(tmp_path / "s", reg.tables, source)
     with plan_gc(snap, from_flags(untagged=True)) as plan:
         assert plan.summary["bytes_reclaimed"] == freed
     assert build_report(snap).summary["reclaimable_now_bytes"] == freed

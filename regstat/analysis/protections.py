@@ -6,7 +6,8 @@ that both bind the same tables and the protections are written in one place, the
     plan_settings      one row: taken_at, grace_cutoff (NULL: no grace), include_locked
     plan_repositories  repository, rule (NULL: outside the policy), untagged, keep_untagged,
                        pulled_cutoff, pulled_within (its text), blocked (why the plan may not
-                       touch it, or NULL)
+                       touch it, or NULL), ago_cutoff, ago (its text): acr purge's --ago, under
+                       which a manifest updated since ago_cutoff is kept
     plan_keep_tags     repository, tag, pattern: the first keep_tags pattern the tag matches,
                        quoted (Python's regular expressions decide the match, not the engine's)
 """
@@ -30,6 +31,7 @@ SETTINGS = pa.schema([("taken_at", _TIME), ("grace_cutoff", _TIME), ("include_lo
 REPOSITORIES = pa.schema([
     ("repository", pa.string()), ("rule", pa.string()), ("untagged", pa.bool_()), ("keep_untagged", pa.int64()),
     ("pulled_cutoff", _TIME), ("pulled_within", pa.string()), ("blocked", pa.string()),
+    ("ago_cutoff", _TIME), ("ago", pa.string()),
 ])
 KEEP_TAGS = pa.schema([("repository", pa.string()), ("tag", pa.string()), ("pattern", pa.string())])
 

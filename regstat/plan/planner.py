@@ -41,6 +41,7 @@ from ..durations import format_duration
 from ..errors import RegstatError
 from ..snapshot import Snapshot, SnapshotInfo, digest_ids, iso
 from .plan import KINDS, Plan, summary_key, write_actions
+from .acr_purge import format_ago
 from .policy import Policy, PolicyError, Rule
 
 # A tag on a referrer (cosign's sha256-<digest>.sig) is kept or deleted with its manifest,
@@ -134,6 +135,15 @@ def keep(
 
 
 def _check_policy_fits(policy: Policy, info: SnapshotInfo) -> None:
+    if policy.include_locked and info.source.kind == "acr":
+        # ACR refuses to delete a locked item; deleting it would mean unlocking it first, and
+        # regstat never changes an item's attributes.
+        raise PolicyError(
+            "--include-locked (include_locked) is refused for an ACR snapshot: ACR does not delete locked tags "
+            "and manifests, and regstat never unlocks them. Unlock on purpose, e.g. `az acr repository update "
+            "--name REGISTRY --image REPO:TAG --delete-enabled true --write-enabled true` (or REPO@DIGEST), "
+            "then crawl again"
+        )
     if not info.capabilities.pull_times and any(r.pulled_within is not None for r in policy.all_rules):
         raise PolicyError(
             f"pulled_within needs pull times, and the snapshot's source ({info.source.kind}) has none: "
@@ -156,6 +166,8 @@ def _repositories(
             "keep_untagged": rule.keep_untagged if rule else None,
             "pulled_cutoff": taken_at - pulled if pulled is not None else None,
             "pulled_within": format_duration(pulled) if pulled is not None else None,
+            "ago_cutoff": taken_at - rule.ago if rule and rule.ago is not None else None,
+            "ago": format_ago(rule.ago) if rule and rule.ago is not None else None,
             "blocked": blocked.get(repository),
         })
     return rows
@@ -280,14 +292,20 @@ def _tag_verdict(
     if not rule.selects_tags:
         return "no tag rule"
     why = []
-    if rule.older_than is not None:
-        if updated_at is None or updated_at > taken_at - rule.older_than:
-            return f"not older than {format_duration(rule.older_than)}" if updated_at else "its age is unknown"
-        why.append(f"older than {format_duration(rule.older_than)}")
+    if rule.tag_age is not None:
+        age = format_duration(rule.tag_age) if rule.older_than is not None else f"{format_ago(rule.tag_age)} (ago)"
+        if updated_at is None or updated_at > taken_at - rule.tag_age:
+            return f"not older than {age}" if updated_at else "its age is unknown"
+        why.append(f"older than {age}")
     if rule.delete_tags is not None:
         if not re.search(rule.delete_tags, tag):
             return f"does not match {rule.delete_tags!r}"
         why.append(f"matches {rule.delete_tags!r}")
+    if rule.filter_tags:
+        pattern = next((p for p in rule.filter_tags if re.search(p, tag)), None)
+        if pattern is None:
+            return f"matches no --filter tag expression ({', '.join(map(repr, rule.filter_tags))})"
+        why.append(f"matches --filter tag expression {pattern!r}")
     return protection or "selected: " + ", ".join(why)
 
 
@@ -313,6 +331,8 @@ def _blob_restrictions(info: SnapshotInfo, blocked: protections.Blocked) -> list
 
 def _notes(info: SnapshotInfo, blocked: dict[str, str], policy: Policy) -> list[str]:
     notes = []
+    if info.source.kind == "acr":
+        notes.append("ACR deletes a manifest's referrers with it: the plan lists them anyway, each before its subject")
     if any(r.untagged for r in policy.all_rules) and not info.capabilities.untagged_manifests:
         notes.append(f"the source ({info.source.kind}) cannot see untagged manifests: untagged finds nothing to delete")
     for repository, why in sorted(blocked.items()):

@@ -7,8 +7,11 @@ tags by `older_than` and `delete_tags` (a tag must satisfy every one given; with
 tag is selected); protections (`keep_tags`, `pulled_within`, locks, the grace period) win over
 them. `keep = N` then spares, of the selected tags no protection keeps, the N most recently
 updated in each repository, as acr purge, ECR's imageCountMoreThan, Harbor and zot count.
-`untagged` deletes orphaned manifests; `keep_untagged = N` spares the N most recently pushed
-of each repository (with what they reach).
+`untagged` deletes orphaned manifests; `keep_untagged = N` spares the N most recently updated
+of each repository (with what they reach). `ago` is acr purge's `--ago`: it selects tags as
+`older_than` does and spares every manifest updated more recently; `filters` are acr purge's
+`--filter`s (regstat.plan.acr_purge): the repositories they name are the policy's scope, and
+in each the tags their tag patterns match are selected.
 
 Policies come from flags (from_flags), from a TOML file (regstat.plan.policy_file) or back
 from a plan's JSON (from_json).
@@ -25,6 +28,8 @@ from typing import Any
 from ..durations import DEFAULT_GRACE, UNITS, format_duration
 from ..errors import RegstatError
 from ..model import repository_selected
+from . import acr_purge
+from .acr_purge import Filter, format_ago
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _LONGEST = timedelta(days=36500)  # ages are measured back from the snapshot: a century is plenty
@@ -61,10 +66,18 @@ class Rule:
     keep_tags: tuple[str, ...] = ()
     pulled_within: timedelta | None = None
     description: str | None = None
+    ago: timedelta | None = None  # acr purge's --ago: older_than for tags, and spares younger manifests
+    filter_tags: tuple[str, ...] = ()  # set by Policy.rule_for: the tag patterns of the --filters naming the repository
 
     @property
     def selects_tags(self) -> bool:
-        return self.older_than is not None or self.keep is not None or self.delete_tags is not None
+        return (self.tag_age is not None or self.keep is not None or self.delete_tags is not None
+                or bool(self.filter_tags))
+
+    @property
+    def tag_age(self) -> timedelta | None:
+        """The age past which a tag is selected: older_than, or ago (never both)."""
+        return self.older_than if self.older_than is not None else self.ago
 
     def matches(self, repository: str) -> bool:
         return any(fnmatch.fnmatchcase(repository, glob) for glob in self.repositories)
@@ -78,6 +91,7 @@ class Rule:
         out["untagged"] = self.untagged
         out["keep_untagged"] = self.keep_untagged
         out["older_than"] = format_duration(self.older_than) if self.older_than is not None else None
+        out["ago"] = format_ago(self.ago) if self.ago is not None else None
         out["keep"] = self.keep
         out["delete_tags"] = self.delete_tags
         out["keep_tags"] = list(self.keep_tags)
@@ -94,6 +108,7 @@ class Policy:
     grace: timedelta = DEFAULT_GRACE
     include_locked: bool = False
     scope: tuple[str, ...] = ()  # --repository globs: the repositories the rules apply to
+    filters: tuple[Filter, ...] = ()  # acr purge's --filter: the scope, and the tags each rule selects there
     source: str = "command line"
     _cache: dict[str, Rule | None] = field(default_factory=dict, compare=False, repr=False)
 
@@ -101,8 +116,11 @@ class Policy:
         """The rule governing `repository`, or None when it is outside the scope."""
         if repository not in self._cache:
             rule: Rule | None = None
-            if repository_selected(repository, self.scope):
+            filter_tags = tuple(f.tag for f in self.filters if f.selects_repository(repository))
+            if repository_selected(repository, self.scope) and (filter_tags or not self.filters):
                 rule = next((r for r in self.rules if r.matches(repository)), self.default)
+                if filter_tags:
+                    rule = replace(rule, filter_tags=filter_tags)
             self._cache[repository] = rule
         return self._cache[repository]
 
@@ -131,6 +149,7 @@ class Policy:
             "grace": format_duration(self.grace),
             "include_locked": self.include_locked,
             "repositories": list(self.scope),
+            "filters": [str(f) for f in self.filters],
             "rules": [r.to_json() for r in self.rules],
             "default": self.default.to_json(),
         }
@@ -148,8 +167,18 @@ def from_flags(
     grace: str | None = None,
     include_locked: bool = False,
     repositories: tuple[str, ...] = (),
+    filters: tuple[str, ...] = (),
+    ago: str | None = None,
 ) -> Policy:
-    """The policy that command-line flags describe: one default rule."""
+    """The policy that command-line flags describe: one default rule. `filters` and `ago` are
+    acr purge's: --filter is --repository and --delete-tags in one, --ago is --older-than that
+    also spares younger manifests, so each excludes those."""
+    clashes = [(filters, repositories, "--filter", "--repository", "a filter's REPO_REGEX names the repositories"),
+               (filters, delete_tags, "--filter", "--delete-tags", "a filter's TAG_REGEX selects the tags"),
+               (ago, older_than, "--ago", "--older-than", "--ago selects tags by age as --older-than does")]
+    for given, other, name, other_name, why in clashes:
+        if given and other is not None and other != ():
+            raise PolicyError(f"{name} and {other_name} cannot be combined: {why}; use one of them")
     if delete_tags is not None and delete_tags in keep_tags:
         raise PolicyError(f"--keep-tags {delete_tags!r} protects exactly the tags --delete-tags {delete_tags!r} "
                           "selects: the plan could delete no tag; drop one of them")
@@ -165,13 +194,31 @@ def from_flags(
         delete_tags=checked_regex(delete_tags, "--delete-tags") if delete_tags is not None else None,
         keep_tags=tuple(checked_regex(p, "--keep-tags") for p in keep_tags),
         pulled_within=parse_duration(pulled_within, "--pulled-within") if pulled_within is not None else None,
+        ago=parse_ago(ago, "--ago") if ago is not None else None,
     )
     return Policy(
         default=rule,
         grace=parse_duration(grace, "--grace") if grace is not None else DEFAULT_GRACE,
         include_locked=include_locked,
         scope=tuple(repositories),
+        filters=tuple(parse_filter(f) for f in filters),
     )
+
+
+def parse_ago(text: str, what: str = "ago") -> timedelta:
+    """acr purge's duration ('30d', '2d3h6m', '0'): regstat.plan.acr_purge."""
+    try:
+        return acr_purge.parse_ago(text, what)
+    except ValueError as e:
+        raise PolicyError(str(e)) from None
+
+
+def parse_filter(text: str) -> Filter:
+    """acr purge's 'REPO_REGEX:TAG_REGEX': regstat.plan.acr_purge."""
+    try:
+        return Filter.parse(text)
+    except ValueError as e:
+        raise PolicyError(str(e)) from None
 
 
 def checked_regex(pattern: str, what: str) -> str:
@@ -203,6 +250,7 @@ def from_json(doc: dict[str, Any]) -> Policy:
             keep_tags=tuple(r.get("keep_tags") or ()),
             pulled_within=parse_duration(r["pulled_within"]) if r.get("pulled_within") else None,
             description=r.get("description"),
+            ago=parse_ago(r["ago"]) if r.get("ago") else None,
         )
 
     try:
@@ -212,6 +260,7 @@ def from_json(doc: dict[str, Any]) -> Policy:
             grace=parse_duration(doc["grace"]),
             include_locked=bool(doc.get("include_locked")),
             scope=tuple(doc.get("repositories") or ()),
+            filters=tuple(parse_filter(f) for f in doc.get("filters") or ()),
             source=doc.get("source") or "plan",
         )
     except (KeyError, TypeError) as e:

@@ -18,6 +18,9 @@ the policy plan-gc runs, from its flags or a file with flags on top.
     untagged = true
     keep_untagged = 5
 
+A rule may set `ago = "2d3h6m"` (acr purge's --ago, in its syntax) instead of older_than: it
+selects tags as older_than does and keeps every manifest updated more recently.
+
 Errors name the file and the line of the offending key (PolicyError, exit code 2); a rule that
 can never apply (earlier rules claim every pattern it names, or the top-level repositories
 exclude them) is an error too.
@@ -35,12 +38,12 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from ..durations import DEFAULT_GRACE
-from .policy import Policy, PolicyError, Rule, checked_regex, from_flags, parse_duration
+from .policy import Policy, PolicyError, Rule, checked_regex, from_flags, parse_ago, parse_duration
 
 _DEFAULT = -1  # the index _Reader gives [default]; [[rules]] count from 0
 _TOP_KEYS = {"grace", "include_locked", "repositories", "default", "rules"}
 _RULE_KEYS = {"repositories", "description", "untagged", "keep_untagged", "older_than", "keep", "delete_tags",
-              "keep_tags", "pulled_within"}
+              "keep_tags", "pulled_within", "ago"}
 
 
 def resolve(
@@ -56,16 +59,21 @@ def resolve(
     grace: str | None = None,
     include_locked: bool = False,
     repositories: tuple[str, ...] = (),
+    filters: tuple[str, ...] = (),
+    ago: str | None = None,
 ) -> Policy:
     """The policy `regstat plan-gc` runs: from its flags, or from a policy file with the
     protections and settings flags add on top (tag rules then belong in the file)."""
     if policy_file is None:
         return from_flags(untagged=untagged, keep_untagged=keep_untagged, older_than=older_than, keep=keep,
                           delete_tags=delete_tags, keep_tags=keep_tags, pulled_within=pulled_within, grace=grace,
-                          include_locked=include_locked, repositories=repositories)
+                          include_locked=include_locked, repositories=repositories, filters=filters, ago=ago)
+    if filters:
+        raise PolicyError(f"--filter cannot be combined with --policy {policy_file}: a rule's repositories and "
+                          "delete_tags say what a filter says (or use --repository on top of the file)")
     # `is not None`, not truthiness: --keep 0 is a rule too, and must not be silently dropped.
     rule_flags = {"--untagged": untagged or None, "--keep-untagged": keep_untagged, "--older-than": older_than,
-                  "--keep": keep, "--delete-tags": delete_tags}
+                  "--keep": keep, "--delete-tags": delete_tags, "--ago": ago}
     given = [name for name, value in rule_flags.items() if value is not None]
     if given:
         keys = ", ".join(name.removeprefix("--").replace("-", "_") for name in given)
@@ -166,8 +174,11 @@ class _Reader:
         if not isinstance(untagged, bool):
             self.fail(index, "untagged", f"untagged = {_toml(untagged)}: must be true or false (without quotes)")
         keep = self.count(doc, index, "keep", "how many of the most recently updated selected tags stay")
-        keep_untagged = self.count(doc, index, "keep_untagged", "how many of the most recently pushed orphaned "
+        keep_untagged = self.count(doc, index, "keep_untagged", "how many of the most recently updated orphaned "
                                    "manifests stay")
+        if "ago" in doc and "older_than" in doc:
+            self.fail(index, "ago", "ago and older_than cannot both be set: ago selects tags by age as older_than "
+                      "does (and also keeps manifests updated more recently); keep one of them")
         if keep_untagged is not None and not untagged:
             self.fail(index, "keep_untagged", "keep_untagged needs untagged = true in the same rule: without it no "
                       "orphaned manifest is deleted, so there is nothing to keep")
@@ -202,6 +213,7 @@ class _Reader:
             pulled_within=(self.duration(doc["pulled_within"], index, "pulled_within")
                            if "pulled_within" in doc else None),
             description=description,
+            ago=self.ago(doc["ago"], index) if "ago" in doc else None,
         )
 
     def check_shadowing(self, rules: tuple[Rule, ...]) -> None:
@@ -254,6 +266,15 @@ class _Reader:
             return parse_duration(value, key)
         except PolicyError as e:
             self.fail(index, key, str(e))
+
+    def ago(self, value: Any, index: int) -> timedelta:
+        if not isinstance(value, str):
+            self.fail(index, "ago", f"ago = {_toml(value)}: must be a duration string as acr purge's --ago takes "
+                      "it, such as \"30d\" or \"2d3h6m\" (quoted)")
+        try:
+            return parse_ago(value, "ago")
+        except PolicyError as e:
+            self.fail(index, "ago", str(e))
 
     def regex(self, value: Any, index: int | None, key: str) -> str:
         if not isinstance(value, str):

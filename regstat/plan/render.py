@@ -107,6 +107,8 @@ def _policy_line(policy: dict) -> str:
     parts = [f"policy: {policy.get('source')}", f"grace {policy.get('grace')}"]
     if policy.get("repositories"):
         parts.append(f"only repositories {', '.join(policy['repositories'])}")
+    if policy.get("filters"):
+        parts.append(f"filters {', '.join(policy['filters'])}")
     parts.append("locked included" if policy.get("include_locked") else "locked protected")
     rules = [*(policy.get("rules") or []), policy.get("default") or {}]
     if any(r.get("untagged") for r in rules):

@@ -41,6 +41,10 @@ SOURCES: dict[str, dict[str, Any]] = {
     "api": {"capabilities": distribution_api.CAPABILITIES.to_json(),
             "source": {"kind": "distribution-api", "location": "http://127.0.0.1:5000"}},
     "ecr": {"capabilities": ecr.CAPABILITIES.to_json(), "source": {"kind": "ecr", "location": "ecr://us-east-1"}},
+    # As ACR's data-plane API shows a registry: untagged manifests, exact times and locks; no blobs.
+    "acr": {"capabilities": {"untagged_manifests": True, "unreferenced_blobs": False, "stored_blob_sizes": False,
+                             "push_times": "exact", "pull_times": None, "locks": "exact"},
+            "source": {"kind": "acr", "location": "acr://example.azurecr.io"}},
 }
 
 
@@ -78,7 +82,7 @@ class Registry:
         self, repo: str, digest: str, size: int = 100, *, config: str | None = None, layers: tuple[str, ...] = (),
         children: tuple[str, ...] = (), subject: str | None = None, pushed_at: datetime | None = OLD,
         locked: bool | None = None, last_pulled_at: datetime | None = None, status: str = "ok",
-        blob_at: datetime | None = OLD, root: bool = False,
+        blob_at: datetime | None = OLD, root: bool = False, updated_at: datetime | None = None,
     ) -> Registry:
         if not any(r["repository"] == repo for r in self.tables["repositories"]):
             self.repository(repo)
@@ -87,7 +91,7 @@ class Registry:
         self.tables["manifests"].append({
             "repository": repo, "digest": digest, "media_type": "application/vnd.oci.image.manifest.v1+json",
             "size": self.sizes[digest], "subject_digest": subject, "status": status, "pushed_at": pushed_at,
-            "last_pulled_at": last_pulled_at, "locked": locked, "root": root,
+            "last_pulled_at": last_pulled_at, "locked": locked, "root": root, "updated_at": updated_at,
         })
         roles = [("manifest", c) for c in children] + [("config", config)] * (config is not None)
         roles += [("layer", x) for x in layers] + [("subject", subject)] * (subject is not None)
@@ -98,8 +102,10 @@ class Registry:
             })
         return self
 
-    def tag(self, repo: str, tag: str, digest: str, updated_at: datetime | None = OLD) -> Registry:
-        self.tables["tags"].append({"repository": repo, "tag": tag, "digest": digest, "updated_at": updated_at})
+    def tag(self, repo: str, tag: str, digest: str, updated_at: datetime | None = OLD, *,
+            locked: bool | None = None) -> Registry:
+        self.tables["tags"].append({"repository": repo, "tag": tag, "digest": digest, "updated_at": updated_at,
+                                    "locked": locked})
         return self
 
     def upload(self, repo: str, uuid: str, size: int, started_at: datetime | None = OLD) -> Registry:
@@ -151,7 +157,8 @@ def random_registries(draw: st.DrawFn) -> dict[str, list[dict]]:
     """A registry whose manifests form a DAG, as content addressing demands (m<i> can name
     only m<j>, j > i): nested indexes, referrers of referrers, shared layers, the same manifest
     in several repositories, tags that moved (several tags, on any manifest), dangling tags,
-    roots (an OCI layout's unnamed index.json entries), times missing or young, locks, pulls,
+    roots (an OCI layout's unnamed index.json entries), times missing or young, locks on
+    manifests and on tags, manifests' update times (ACR's lastUpdateTime), pulls,
     unstored blobs, uploads; rarely a repository with crawl errors or a manifest that could
     not be read."""
     reg = Registry()
@@ -178,6 +185,7 @@ def random_registries(draw: st.DrawFn) -> dict[str, list[dict]]:
             reg.manifest(repo, d, config=c["config"], layers=c["layers"], children=tuple(c["children"]),
                          subject=c["subject"], pushed_at=draw(st.sampled_from(TIMES)),
                          locked=draw(st.sampled_from([None, None, False, True])),
+                         updated_at=draw(st.sampled_from([None, *TIMES])),
                          last_pulled_at=draw(st.sampled_from(TIMES)),
                          status=draw(st.integers(0, 199).map(lambda i: "unknown_media_type" if i == 77 else "ok")),
                          root=draw(st.integers(0, 5).map(lambda i: i == 3)))
@@ -185,7 +193,8 @@ def random_registries(draw: st.DrawFn) -> dict[str, list[dict]]:
         for tag in draw(st.lists(st.sampled_from(TAG_NAMES), max_size=5, unique=True)):
             # mostly on a manifest the repository holds; sometimes dangling
             target = draw(st.sampled_from(held) if held and draw(st.integers(0, 4)) else st.sampled_from(MANIFESTS))
-            reg.tag(repo, tag, target, draw(st.sampled_from(TIMES)))
+            reg.tag(repo, tag, target, draw(st.sampled_from(TIMES)),
+                    locked=draw(st.sampled_from([None, None, False, True])))
         for n in range(draw(st.integers(0, 2))):
             reg.upload(repo, f"u{n}", 7 * (n + 1), draw(st.sampled_from(TIMES)))
     return reg.tables
@@ -199,6 +208,7 @@ Meta = st.sampled_from([
     {},
     {"source": "ecr"},
     {"source": "api"},
+    {"source": "acr"},
     {"complete": False, "errors": [{"repository": "d", "message": "x"}], "incomplete_repositories": ["d"]},
     {"partial": True},
 ])
@@ -303,7 +313,7 @@ class PlanModel:
                 m = self.present.get(pair)
                 protected = rule is None or repo in blocked or (
                     any(re.search(p, t["tag"]) for p in rule.keep_tags) or young(t["updated_at"])
-                    or (m is not None and m["locked"] and not policy.include_locked)
+                    or ((t.get("locked") or (m is not None and m["locked"])) and not policy.include_locked)
                     or (rule.pulled_within is not None and m is not None and m["last_pulled_at"] is not None
                         and m["last_pulled_at"] >= self.taken - rule.pulled_within))
                 if protected:
@@ -332,6 +342,7 @@ class PlanModel:
             rule = policy.rule_for(pair[0])
             if (rule is None or pair[0] in blocked or m["status"] != "ok" or m["root"]
                     or (m["locked"] and not policy.include_locked) or young(m["pushed_at"])
+                    or (rule.ago is not None and self.updated_since(m, self.taken - rule.ago))
                     or (rule.pulled_within is not None and m["last_pulled_at"] is not None
                         and m["last_pulled_at"] >= self.taken - rule.pulled_within)
                     or (not rule.untagged and pair not in now)):
@@ -379,18 +390,27 @@ class PlanModel:
             out[repo] = (out[repo][0], out[repo][1] + n)
         return {r: v for r, v in out.items() if v != (0, 0)}
 
+    @staticmethod
+    def updated_since(m: dict, cutoff: datetime) -> bool:
+        """acr purge's --ago on a manifest: updated (else pushed) after `cutoff`, or when unknown."""
+        when = m.get("updated_at") or m["pushed_at"]
+        return when is None or when > cutoff
+
     def selected(self, rule: Any, t: dict) -> bool:
         """Whether the rule's filters select tag `t` (before `keep` ranks the selected)."""
         if not rule.selects_tags:
             return False
-        if rule.older_than is not None and (t["updated_at"] is None or t["updated_at"] > self.taken - rule.older_than):
+        age = rule.older_than if rule.older_than is not None else rule.ago
+        if age is not None and (t["updated_at"] is None or t["updated_at"] > self.taken - age):
+            return False
+        if rule.filter_tags and not any(re.search(p, t["tag"]) for p in rule.filter_tags):
             return False
         return rule.delete_tags is None or re.search(rule.delete_tags, t["tag"]) is not None
 
     def spared_orphans(self, policy: Policy, now: set[Pair], protected: set[Pair]) -> set[Pair]:
-        """keep_untagged: per repository, the most recently pushed unprotected orphans that no
-        manifest of the repository reaches (a missing push time counts as newest; equal times
-        by digest)."""
+        """keep_untagged: per repository, the most recently updated (else pushed) unprotected
+        orphans that no manifest of the repository reaches (a missing time counts as newest;
+        equal times by digest)."""
         reached = {(p[0], c) for p in self.present for c in self.children[p]}
         reached |= {p for p in self.present if self.is_referrer(p)}
         by_repo: dict[str, list[dict]] = defaultdict(list)
@@ -402,7 +422,9 @@ class PlanModel:
             rule = policy.rule_for(repo)
             if rule is None or not rule.untagged or not rule.keep_untagged:
                 continue
-            orphans.sort(
-                key=lambda m: (m["pushed_at"] is not None, -(m["pushed_at"] or TAKEN).timestamp(), m["digest"]))
+            def when(m: dict) -> datetime | None:
+                return m.get("updated_at") or m["pushed_at"]
+
+            orphans.sort(key=lambda m: (when(m) is not None, -(when(m) or TAKEN).timestamp(), m["digest"]))
             spared |= {(repo, m["digest"]) for m in orphans[:rule.keep_untagged]}
         return spared

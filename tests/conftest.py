@@ -33,7 +33,7 @@ from support.tools import require_tools
 # Fixtures defined in tests/support/, offered to every test module: a test names them as
 # parameters without importing them (an imported fixture reads to pyflakes as a name the
 # parameter redefines, F811, which stays on to catch two tests of the same name).
-pytest_plugins = ["support.auth_registries", "support.ecr_accounts"]
+pytest_plugins = ["support.auth_registries", "support.ecr_accounts", "support.acr_components"]
 
 
 @pytest.fixture(scope="session", autouse=True)

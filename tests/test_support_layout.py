@@ -15,6 +15,7 @@ import importlib.util
 import re
 from pathlib import Path
 
+from support.acr_standin import AcrStandinServer
 from support.api_components import FaultProxy, TokenServer
 from support.ecr_proxy import EcrProxy
 from support.proxy import LoopbackServer, Proxy
@@ -80,7 +81,7 @@ def test_one_proxy_base_serves_the_tests_and_the_benchmarks() -> None:
     assert spec is not None and spec.loader is not None
     latency_proxy = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(latency_proxy)
-    for proxy in (S3FaultProxy, EcrProxy, FaultProxy, latency_proxy.LatencyProxy):
+    for proxy in (S3FaultProxy, EcrProxy, FaultProxy, AcrStandinServer, latency_proxy.LatencyProxy):
         assert issubclass(proxy, Proxy), proxy
     assert issubclass(TokenServer, LoopbackServer)
     # No other module starts an HTTP server of its own.

@@ -11,6 +11,7 @@ and :meth:`~ProxyHandler.reset` (RST). The proxies built on it:
 - ``support.ecr_proxy.EcrProxy``: ECR's paging, limits and throttling, in front of moto;
 - ``support.api_components.FaultProxy``: registry API faults, canned answers and tag pages,
   in front of docker-registry (``api_components.TokenServer`` is a LoopbackServer too);
+- ``support.acr_standin.AcrStandinServer``: ACR's data-plane API and auth, in front of docker-registry;
 - ``benchmarks/latency_proxy.py``'s ``LatencyProxy``: a fixed delay per request, counted.
 
 Nothing here depends on pytest.

@@ -1,0 +1,57 @@
+"""A stub ``az`` command, so that azure-identity's ``AzureCliCredential`` works offline.
+
+``AzureCliCredential`` runs ``az account get-access-token --output json --resource R
+[--tenant T] [--subscription S]`` (found on PATH, run from ``/bin``) and reads
+``accessToken`` and ``expires_on`` (or ``expiresOn``) from its JSON. :func:`write_az_stub`
+writes an executable ``az`` answering exactly that with a given token, and logs every call's
+arguments (one JSON list a line) to ``az-calls.jsonl`` beside it. A test puts the directory
+first on PATH. ``logged_in=False`` answers as a machine without ``az login`` does.
+
+Nothing here depends on pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+_STUB = '''#!{python}
+import json, sys, time
+calls = {calls!r}
+with open(calls, "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+args = sys.argv[1:]
+if args[:2] != ["account", "get-access-token"] or "--output" not in args:
+    sys.stderr.write("ERROR: the stub az only answers 'az account get-access-token --output json'\\n")
+    sys.exit(2)
+if not {logged_in!r}:
+    sys.stderr.write("ERROR: Please run 'az login' to setup account.\\n")
+    sys.exit(1)
+expires = int(time.time()) + {lifetime!r}
+print(json.dumps({{
+    "accessToken": {token!r},
+    "expiresOn": time.strftime("%Y-%m-%d %H:%M:%S.000000", time.localtime(expires)),
+    "expires_on": expires,
+    "subscription": "00000000-0000-4000-8000-0000000005b5",
+    "tenant": {tenant!r},
+    "tokenType": "Bearer",
+}}, indent=2))
+'''
+
+
+def write_az_stub(directory: Path, token: str, *, tenant: str = "", logged_in: bool = True,
+                  lifetime: int = 3600) -> Path:
+    """Write ``directory/az``; return ``directory`` (to put first on PATH)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    az = directory / "az"
+    az.write_text(_STUB.format(python=sys.executable, calls=str(directory / "az-calls.jsonl"), token=token,
+                               tenant=tenant, logged_in=logged_in, lifetime=lifetime))
+    az.chmod(0o755)
+    return directory
+
+
+def az_calls(directory: Path) -> list[list[str]]:
+    """The arguments of every call the stub in ``directory`` answered."""
+    path = directory / "az-calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

@@ -1,0 +1,144 @@
+"""The ACR source (`regstat crawl acr://HOST`) against the ACR stand-in over a real registry.
+
+The stand-in (tests/support/acr_standin.py) serves ACR's data-plane API and token flow in
+front of a docker-registry holding the standard scenario: an untagged manifest (apps/web's
+old latest), a multi-arch index (tools/cli) and a signature with a `subject` (apps/api).
+What the snapshot must hold comes from the scenario's own record (`Expected`) and from what
+the tests set in the stand-in (times, locks), never from another regstat crawl, except where
+a crawl is the point of comparison (the API source beside it; a faulty crawl beside a clean one).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.acr_components import AcrStandin
+from support.azure_cli import az_calls
+from support.components import isolated_env
+from support.crawls import REPO_ROOT, read_table, tables
+from support.expected import Expected
+
+from regstat.sources.acr.listing import micros
+
+pytestmark = pytest.mark.registry
+
+REFRESH_USER = "00000000-0000-0000-0000-000000000000"
+
+
+def acr_crawl(
+    acr: AcrStandin,
+    out: Path,
+    *args: str,
+    username: str | None = None,
+    password: str | None = None,
+    env: dict[str, str] | None = None,
+    source: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`regstat crawl acr://… --insecure -o OUT ARGS`, the password on stdin, no Docker
+    configuration of the machine's."""
+    argv = [sys.executable, "-m", "regstat", "crawl", source or acr.source, "-o", str(out), "--insecure", *args]
+    if username is not None:
+        argv += ["--username", username, "--password-stdin"]
+    extra = {"DOCKER_CONFIG": str(out.parent / "no-docker-config"), **(env or {})}
+    return subprocess.run(argv, input=f"{password}\n" if password is not None else "", capture_output=True,
+                          text=True, env=isolated_env(extra), cwd=REPO_ROOT, timeout=120)
+
+
+def admin_crawl(acr: AcrStandin, out: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = acr_crawl(acr, out, *args, username=acr.admin_username, password=acr.admin_password, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / "snapshot.json").read_text())
+
+
+def live(expected: Expected) -> set[tuple[str, str]]:
+    return {(m.repository, m.digest) for m in expected.manifests if m.status == "ok"}
+
+
+@pytest.fixture
+def acr(acr_standin: AcrStandin, populate: Callable[..., Expected]) -> tuple[AcrStandin, Expected]:
+    return acr_standin, populate(acr_standin.registry)
+
+
+def test_crawl_sees_every_manifest_with_times_then_report_and_plan_run(
+    acr: tuple[AcrStandin, Expected], tmp_path: Path
+) -> None:
+    standin, expected = acr
+    pushed = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    updated = datetime(2024, 5, 2, 8, 30, 0, 654321, tzinfo=UTC)
+    tag_updated = datetime(2024, 6, 3, 9, 0, 0, 1, tzinfo=UTC)
+    web_old = expected.names["web_old"]
+    standin.set_times("apps/web", digest=web_old, created=pushed, updated=updated)
+    standin.set_times("apps/web", tag="v2", updated=tag_updated)
+    meta = admin_crawl(standin, tmp_path / "snap")
+
+    assert meta["source"]["kind"] == "acr" and meta["source"]["location"] == standin.host
+    assert meta["complete"] is True and meta["errors"] == []
+    capabilities = meta["capabilities"]
+    assert capabilities["untagged_manifests"] is True and capabilities["stored_blob_sizes"] is False
+    assert capabilities["push_times"] == "exact" and capabilities["locks"] == "exact"
+
+    manifests = read_table(tmp_path / "snap", "manifests").to_pylist()
+    assert {(m["repository"], m["digest"]) for m in manifests} == live(expected)
+    assert all(m["status"] == "ok" and m["locked"] is False for m in manifests)
+    by_digest = {(m["repository"], m["digest"]): m for m in manifests}
+    assert by_digest[("apps/web", web_old)]["pushed_at"] == pushed
+    assert by_digest[("apps/web", web_old)]["updated_at"] == updated
+    assert all(m["pushed_at"] is not None and m["updated_at"] is not None for m in manifests)
+
+    tags = read_table(tmp_path / "snap", "tags").to_pylist()
+    assert {(t["repository"], t["tag"], t["digest"]) for t in tags} == set(expected.tags)
+    assert {t["tag"]: t["updated_at"] for t in tags if t["repository"] == "apps/web"}["v2"] == tag_updated
+    assert all(t["locked"] is False for t in tags)
+
+    # Index children and the signature's subject are parsed as every source parses them.
+    descriptors = read_table(tmp_path / "snap", "descriptors").to_pylist()
+    children = {d["digest"] for d in descriptors
+                if d["manifest_digest"] == expected.names["cli_index"] and d["role"] == "manifest"}
+    assert len(children) == 2 and {("tools/cli", c) in live(expected) for c in children} == {True}
+    assert by_digest[("apps/api", expected.names["signature"])]["subject_digest"] == expected.names["api_v1"]
+
+    for argv in (["report", str(tmp_path / "snap")], ["plan-gc", str(tmp_path / "snap"), "--untagged"]):
+        done = subprocess.run([sys.executable, "-m", "regstat", *argv], capture_output=True, text=True,
+                              env=isolated_env(), cwd=REPO_ROOT, timeout=120)
+        assert done.returncode == 0, (argv, done.stderr)
+    plan = subprocess.run([sys.executable, "-m", "regstat", "plan-gc", str(tmp_path / "snap"), "--untagged",
+                           "--grace", "0s", "-f", "json"], capture_output=True, text=True, env=isolated_env(),
+                          cwd=REPO_ROOT, timeout=120)
+    assert plan.returncode == 0, plan.stderr
+    assert web_old in plan.stdout  # the untagged manifest only ACR's listing shows
+
+
+def test_the_api_source_on_the_same_content_cannot_see_the_untagged_manifest(
+    acr: tuple[AcrStandin, Expected], tmp_path: Path
+) -> None:
+    standin, expected = acr
+    admin_crawl(standin, tmp_path / "acr")
+    api = subprocess.run(
+        [sys.executable, "-m", "regstat", "crawl", standin.registry.url, "-o", str(tmp_path / "api")],
+        capture_output=True, text=True, env=isolated_env({"DOCKER_CONFIG": str(tmp_path / "none")}),
+        cwd=REPO_ROOT, timeout=120,
+    )
+    assert api.returncode == 0, api.stderr
+    acr_manifests = {(m["repository"], m["digest"]) for m in read_table(tmp_path / "acr", "manifests").to_pylist()}
+    api_manifests = {(m["repository"], m["digest"]) for m in read_table(tmp_path / "api", "manifests").to_pylist()}
+    assert api_manifests < acr_manifests
+    assert acr_manifests - api_manifests == {("apps/web", expected.names["web_old"])}
+    # What both see, they see alike: descriptors and blobs.
+    acr_tables, api_tables = tables(tmp_path / "acr"), tables(tmp_path / "api")
+    old = expected.names["web_old"]
+    assert [d for d in acr_tables["descriptors"] if d["manifest_digest"] != old] == api_tables["descriptors"]
+
+
+def test_acr_times_are_read_to_the_microsecond_in_utc() -> None:
+    assert micros("2021-07-01T17:08:28.7296443Z") == 1625159308729644
+    assert micros("2021-07-01T17:08:28Z") == 1625159308000000
+    assert micros("2021-07-01T19:08:28.5+02:00") == 1625159308500000
+    assert micros("yesterday") is None and micros(None) is None

@@ -142,3 +142,143 @@ def test_acr_times_are_read_to_the_microsecond_in_utc() -> None:
     assert micros("2021-07-01T17:08:28Z") == 1625159308000000
     assert micros("2021-07-01T19:08:28.5+02:00") == 1625159308500000
     assert micros("yesterday") is None and micros(None) is None
+
+
+def test_pages_of_one_item_give_the_same_snapshot(acr: tuple[AcrStandin, Expected], tmp_path: Path) -> None:
+    standin, expected = acr
+    admin_crawl(standin, tmp_path / "whole")
+    before = len(standin.requests)
+    admin_crawl(standin, tmp_path / "paged", env={"REGSTAT_PAGE_SIZE": "1"})
+    assert tables(tmp_path / "paged") == tables(tmp_path / "whole")
+    # Every listing went page by page, following Link: one request per item.
+    paged = [(m, p) for m, p, s in standin.requests[before:] if s == 200]
+    assert paged.count(("GET", "/acr/v1/_catalog")) == len({r for r, _ in live(expected)}) == 4
+    web = len({d for r, d in live(expected) if r == "apps/web"})
+    assert paged.count(("GET", "/acr/v1/apps%2Fweb/_manifests")) == web >= 2
+    assert paged.count(("GET", "/acr/v1/apps%2Fweb/_tags")) == len({t for t in expected.tags if t[0] == "apps/web"})
+
+
+def test_locked_tags_manifests_and_repositories_land_in_the_snapshot(
+    acr: tuple[AcrStandin, Expected], tmp_path: Path
+) -> None:
+    standin, expected = acr
+    standin.lock("apps/web", tag="v2", delete=True)
+    standin.lock("apps/web", digest=expected.names["web_old"], write=True)
+    standin.lock("tools/cli", delete=True)  # the whole repository
+    admin_crawl(standin, tmp_path / "snap")
+    tags = {(t["repository"], t["tag"]): t["locked"] for t in read_table(tmp_path / "snap", "tags").to_pylist()}
+    assert {k for k, v in tags.items() if v} == {("apps/web", "v2")} | {k for k in tags if k[0] == "tools/cli"}
+    manifests = read_table(tmp_path / "snap", "manifests").to_pylist()
+    locked = {(m["repository"], m["digest"]) for m in manifests if m["locked"]}
+    assert locked == {("apps/web", expected.names["web_old"])} | {
+        (r, d) for r, d in live(expected) if r == "tools/cli"}
+
+
+def credential_crawl(standin: AcrStandin, out: Path, *args: str, **kwargs: Any) -> dict[str, Any]:
+    result = acr_crawl(standin, out, *args, **kwargs)
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / "snapshot.json").read_text())
+
+
+def test_a_refresh_token_and_a_scoped_token_sign_in(acr: tuple[AcrStandin, Expected], tmp_path: Path) -> None:
+    standin, expected = acr
+    meta = credential_crawl(standin, tmp_path / "refresh", username=REFRESH_USER, password=standin.refresh_token())
+    assert meta["complete"] is True
+    # The refresh token buys access tokens itself (grant_type=refresh_token), one per scope.
+    assert standin.count("POST", r"^/oauth2/token$", 200) >= 5
+    standin.scoped_token("ci-reader", "ci-reader-password-0123456789", ["apps/web"])
+    meta = credential_crawl(standin, tmp_path / "scoped", "-r", "apps/web", username="ci-reader",
+                            password="ci-reader-password-0123456789")
+    assert meta["partial"] is True and meta["errors"] == []
+    manifests = {(m["repository"], m["digest"]) for m in read_table(tmp_path / "scoped", "manifests").to_pylist()}
+    assert manifests == {(r, d) for r, d in live(expected) if r == "apps/web"}
+
+
+def test_a_refused_scope_is_recorded_against_its_repository(
+    acr: tuple[AcrStandin, Expected], tmp_path: Path
+) -> None:
+    standin, _ = acr
+    standin.scoped_token("web-only", "web-only-password-0123456789", ["apps/web"], catalog=True)
+    result = acr_crawl(standin, tmp_path / "snap", username="web-only", password="web-only-password-0123456789")
+    assert result.returncode == 3, result.stderr
+    errors = json.loads((tmp_path / "snap" / "snapshot.json").read_text())["errors"]
+    assert {e["repository"] for e in errors} == {"apps/api", "base/alpine", "tools/cli"}
+    assert {e["kind"] for e in errors} == {"denied"}
+    # Without the catalog, the repositories must be named; a wrong password stops at once.
+    standin.scoped_token("no-catalog", "no-catalog-password-0123456789", ["apps/web"])
+    result = acr_crawl(standin, tmp_path / "none", username="no-catalog", password="no-catalog-password-0123456789")
+    assert result.returncode == 4 and "--repository" in result.stderr, result.stderr
+    result = acr_crawl(standin, tmp_path / "wrong", username=standin.admin_username, password="not-the-password")
+    assert result.returncode == 4 and "az acr login" in result.stderr, result.stderr
+    assert not (tmp_path / "wrong").exists()
+
+
+def test_an_expired_token_is_renewed_on_401(
+    acr: tuple[AcrStandin, Expected], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin, expected = acr
+    server = standin.server
+    fault = server.fault
+
+    def expire_tokens(method: str, path: str) -> Any:
+        # When the first manifest is read, every token issued so far stops being valid, as
+        # when their lifetime ends mid-crawl (the stand-in signs with a new key).
+        if path.startswith("/v2/") and "/manifests/" in path and not getattr(server, "rotated", False):
+            server.rotated = True  # type: ignore[attr-defined]
+            server.auth._key = b"a key no earlier token was signed with"
+        return fault(method, path)
+
+    monkeypatch.setattr(server, "fault", expire_tokens)
+    meta = admin_crawl(standin, tmp_path / "snap")
+    assert meta["complete"] is True
+    assert getattr(server, "rotated", False)
+    assert standin.count("GET", r"^/v2/.+/manifests/", 401) >= 1  # refused, then renewed
+    manifests = {(m["repository"], m["digest"]) for m in read_table(tmp_path / "snap", "manifests").to_pylist()}
+    assert manifests == live(expected)
+
+
+def test_entra_id_through_the_azure_cli(acr: tuple[AcrStandin, Expected], tmp_path: Path) -> None:
+    standin, _ = acr
+    stub = standin.az_stub(tmp_path / "az")
+    path = {"PATH": f"{stub}:{isolated_env()['PATH']}"}
+    meta = credential_crawl(standin, tmp_path / "snap", "--azure-credential", "cli", env=path)
+    assert meta["complete"] is True
+    calls = az_calls(stub)
+    assert calls and all(c[:2] == ["account", "get-access-token"] for c in calls)
+    assert "https://management.azure.com" in calls[0]
+    assert standin.count("POST", r"^/oauth2/exchange$", 200) == 1  # exchanged once, for the whole crawl
+    # Not signed in: one line saying so, exit 4, nothing written.
+    logged_out = standin.az_stub(tmp_path / "az-out", logged_in=False)
+    result = acr_crawl(standin, tmp_path / "out", "--azure-credential", "cli",
+                       env={"PATH": f"{logged_out}:{isolated_env()['PATH']}"})
+    assert result.returncode == 4 and "az login" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_azure_identity_the_error_names_the_extra(acr_standin: AcrStandin, tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow"
+    (shadow / "azure").mkdir(parents=True)
+    (shadow / "azure" / "__init__.py").write_text("")  # a plain package: azure.identity is not in it
+    result = acr_crawl(acr_standin, tmp_path / "snap", "--azure-credential", "default",
+                       env={"PYTHONPATH": str(shadow)})
+    assert result.returncode == 4, result.stderr
+    assert "pip install 'regstat[azure]'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_crawl_under_injected_faults_equals_a_clean_one(acr: tuple[AcrStandin, Expected], tmp_path: Path) -> None:
+    standin, _ = acr
+    admin_crawl(standin, tmp_path / "clean")
+    standin.faults(rate=0.2, seed=7, statuses=(429, 503))
+    admin_crawl(standin, tmp_path / "faulty", env={"REGSTAT_PAGE_SIZE": "1"})  # more requests, more faults
+    faulted = {s for _, _, s in standin.requests if s in (429, 503)}
+    assert faulted == {429, 503}
+    assert tables(tmp_path / "faulty") == tables(tmp_path / "clean")
+
+
+def test_429_with_retry_after_is_waited_out(acr: tuple[AcrStandin, Expected], tmp_path: Path) -> None:
+    standin, expected = acr
+    standin.faults(rate=0.3, seed=3, statuses=(429,), retry_after=1)
+    meta = admin_crawl(standin, tmp_path / "snap", "-r", "apps/web")
+    assert meta["errors"] == [] and standin.count("GET", r".", 429) >= 1
+    manifests = {(m["repository"], m["digest"]) for m in read_table(tmp_path / "snap", "manifests").to_pylist()}
+    assert manifests == {(r, d) for r, d in live(expected) if r == "apps/web"}

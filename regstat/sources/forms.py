@@ -61,7 +61,7 @@ def _credentials() -> SourceError:
 
 
 def _refusal(problem: str, likely: str | None = None, condition: str = "") -> SourceError:
-    forms = "\n".join(f"  {form:<22}{what}" for form, what in FORMS)
+    forms = "\n".join(f"  {form:<24}{what}" for form, what in FORMS)
     guess = f"; {condition}try {likely}" if likely else ""
     return SourceError(f"{problem}{guess}\nSOURCE is one of:\n{forms}")
 

@@ -15,6 +15,7 @@ cloud's Resource Manager. The tokens live in memory only and are never written o
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -34,6 +35,15 @@ AUDIENCES = {
     "login.microsoftonline.us": "https://management.usgovcloudapi.net",
 }
 INSTALL = "pip install 'regstat[azure]'"
+# What to do when a kind of credential finds no identity.
+SIGN_IN = {
+    "default": "sign in with az login, set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, "
+               "or run where a managed identity is",
+    "cli": "sign in with az login",
+    "environment": "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH)",
+    "workload-identity": "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE (AKS sets them)",
+    "managed-identity": "run on an Azure host with a managed identity (AZURE_CLIENT_ID picks a user-assigned one)",
+}
 
 
 def authority_host(option: str | None) -> str:
@@ -56,6 +66,9 @@ def entra_credential(kind: str, authority: str | None) -> Any:
         import azure.identity as identity
     except ImportError:
         raise SourceError(f"--azure-credential needs azure-identity: {INSTALL}") from None
+    # azure-identity logs each failed attempt as a warning, which Python would print on stderr
+    # beside regstat's own one-line error: that line says it all.
+    logging.getLogger("azure").addHandler(logging.NullHandler())
     host = {"authority": authority} if authority else {}
     if kind == "default":
         return identity.DefaultAzureCredential(**host)
@@ -114,4 +127,4 @@ class EntraExchange:
         except ClientAuthenticationError as e:
             first = (str(e.message or e).strip().splitlines() or [type(e).__name__])[0][:300]
             raise AuthError(f"--azure-credential {self.kind} got no Entra token ({first}); "
-                            "sign in (az login), or choose another --azure-credential") from None
+                            f"{SIGN_IN.get(self.kind, 'choose another --azure-credential')}") from None

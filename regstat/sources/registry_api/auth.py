@@ -254,7 +254,7 @@ class Authenticator:
         where = f"the token service {redact_url(realm)}"
         if response.status in (401, 403):
             raise AuthError(f"{where} refused the request ({response.status}) with {self.identity()}"
-                            f"{self._refusal_hint}")
+                            f"{self._refusal_hint if self._credentials is not None else ''}")
         if response.status != 200 or response.truncated:
             raise AuthError(f"{where} answered {response.status} {response.reason}")
         try:

@@ -231,26 +231,46 @@ def test_a_refused_scope_is_recorded_against_its_repository(
     assert not (tmp_path / "wrong").exists()
 
 
+def expire_tokens_at_first_manifest(standin: AcrStandin, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """When the first manifest is read, every token issued so far (access and refresh tokens)
+    stops being valid, as when their lifetime ends mid-crawl: the stand-in signs with a new
+    key from then on. Returns a list that holds the path at which it happened."""
+    server = standin.server
+    fault, when = server.fault, []
+
+    def expiring(method: str, path: str) -> Any:
+        if path.startswith("/v2/") and "/manifests/" in path and not when:
+            when.append(path)
+            server.auth._key = b"a key no earlier token was signed with"
+        return fault(method, path)
+
+    monkeypatch.setattr(server, "fault", expiring)
+    return when
+
+
 def test_an_expired_token_is_renewed_on_401(
     acr: tuple[AcrStandin, Expected], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     standin, expected = acr
-    server = standin.server
-    fault = server.fault
-
-    def expire_tokens(method: str, path: str) -> Any:
-        # When the first manifest is read, every token issued so far stops being valid, as
-        # when their lifetime ends mid-crawl (the stand-in signs with a new key).
-        if path.startswith("/v2/") and "/manifests/" in path and not getattr(server, "rotated", False):
-            server.rotated = True  # type: ignore[attr-defined]
-            server.auth._key = b"a key no earlier token was signed with"
-        return fault(method, path)
-
-    monkeypatch.setattr(server, "fault", expire_tokens)
+    expired = expire_tokens_at_first_manifest(standin, monkeypatch)
     meta = admin_crawl(standin, tmp_path / "snap")
-    assert meta["complete"] is True
-    assert getattr(server, "rotated", False)
+    assert meta["complete"] is True and expired
     assert standin.count("GET", r"^/v2/.+/manifests/", 401) >= 1  # refused, then renewed
+    manifests = {(m["repository"], m["digest"]) for m in read_table(tmp_path / "snap", "manifests").to_pylist()}
+    assert manifests == live(expected)
+
+
+def test_an_expired_entra_sign_in_is_exchanged_again(
+    acr: tuple[AcrStandin, Expected], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin, expected = acr
+    stub = standin.az_stub(tmp_path / "az")
+    expired = expire_tokens_at_first_manifest(standin, monkeypatch)
+    meta = credential_crawl(standin, tmp_path / "snap", "--azure-credential", "cli",
+                            env={"PATH": f"{stub}:{isolated_env()['PATH']}"})
+    assert meta["complete"] is True and expired
+    # The refresh token from the first exchange was refused: a second sign-in, and no more.
+    assert standin.count("POST", r"^/oauth2/exchange$", 200) == 2 and len(az_calls(stub)) == 2
     manifests = {(m["repository"], m["digest"]) for m in read_table(tmp_path / "snap", "manifests").to_pylist()}
     assert manifests == live(expected)
 

@@ -66,7 +66,7 @@ def open_acr(source: str, options: CrawlOptions) -> AcrSource:
         lookup = EntraExchange(http, base, options.azure_credential, options.azure_authority_host)
     authenticator = Authenticator(
         http, base, explicit, realm_hosts(),
-        lookup=lookup, login_hint=LOGIN_HINT, own_scopes=True, refusal_hint=REFUSAL_HINT,
+        lookup=lookup, login_hint=LOGIN_HINT, own_scopes=True, refusal_hint=REFUSAL_HINT, renews=lookup is not None,
     )
     client = RegistryClient(base, http, authenticator, page_size())
     client.probe()

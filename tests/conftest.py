@@ -11,6 +11,9 @@ classes they yield):
 - ``populated_fs``, ``populated_s3`` (module): a registry holding the standard scenario and
   its :class:`Expected`, as :class:`Populated`. Read-only: tests must not push to them.
 - ``populate``: the scenario function itself, ``populate(registry) -> Expected``.
+- ``acr_standin`` (function, from ``tests/support/acr_components.py``): an empty registry behind
+  an Azure Container Registry stand-in (ACR's data-plane API and auth), as :class:`AcrStandin`;
+  ``populated_acr``: ``populated_fs``'s registry behind a fresh stand-in, with its Expected.
 
 Registry tests are skipped when ``docker-registry``, ``skopeo`` or ``moto_server`` is
 missing, except under ``CI=true``, where a missing tool fails them: CI never skips silently.

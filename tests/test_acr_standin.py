@@ -12,6 +12,7 @@ import base64
 import json
 import re
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from support.acr_components import AcrStandin
+from support.acr_components import AcrStandin, PopulatedAcr
 from support.azure_cli import az_calls
 from support.expected import Expected
 
@@ -100,7 +101,14 @@ def refresh_grant(standin: AcrStandin, refresh: str, scope: str) -> tuple[int, s
 
 
 @pytest.fixture
-def acr(acr_standin: AcrStandin, populate: Callable[..., Expected]) -> tuple[AcrStandin, Expected]:
+def acr(populated_acr: PopulatedAcr) -> PopulatedAcr:
+    """The module's populated registry behind a fresh stand-in: for tests that delete nothing in it."""
+    return populated_acr
+
+
+@pytest.fixture
+def fresh(acr_standin: AcrStandin, populate: Callable[..., Expected]) -> tuple[AcrStandin, Expected]:
+    """A registry of this test's own, populated: for tests that delete or push."""
     return acr_standin, populate(acr_standin.registry)
 
 
@@ -181,6 +189,8 @@ def test_unknown_repository_and_tag_answer_404_with_acr_codes(acr_standin: AcrSt
 
 def test_n_1_pages_everything_one_at_a_time_through_link(acr: tuple[AcrStandin, Expected]) -> None:
     standin, expected = acr
+    _, headers = get_json(standin, "/acr/v1/_catalog?n=1")
+    assert headers["link"] == '</acr/v1/_catalog?last=apps%2Fapi&n=1&orderby=>; rel="next"'  # as ACR writes it
     repositories, pages = all_pages(standin, "/acr/v1/_catalog?n=1", "repositories")
     assert repositories == sorted({r.repository for r in expected.repositories}) and pages == len(repositories)
     tags, pages = all_pages(standin, "/acr/v1/apps%2Fweb/_tags?n=1", "tags")
@@ -257,15 +267,21 @@ def test_a_401_challenge_leads_to_a_token_that_opens_the_resource(acr: tuple[Acr
 
 def test_an_expired_token_is_refused_and_a_renewed_one_accepted(acr: tuple[AcrStandin, Expected]) -> None:
     standin, _ = acr
+
+    def manifests(token: str) -> Answer:
+        return call("GET", standin.url + "/acr/v1/apps%2Fweb/_manifests", {"Authorization": f"Bearer {token}"})
+
     _, headers, _ = call("GET", standin.url + "/acr/v1/apps%2Fweb/_manifests")
     standin.token_lifetime = -1  # born expired: no waiting
-    stale = token_for(standin, headers, admin(standin))
-    status, refused, _ = call("GET", standin.url + "/acr/v1/apps%2Fweb/_manifests",
-                              {"Authorization": f"Bearer {stale}"})
+    status, refused, _ = manifests(token_for(standin, headers, admin(standin)))
     assert status == 401 and challenge(refused)["error"] == "invalid_token"
     standin.token_lifetime = 3600
     fresh = token_for(standin, refused, admin(standin))
-    assert call("GET", standin.url + "/acr/v1/apps%2Fweb/_manifests", {"Authorization": f"Bearer {fresh}"})[0] == 200
+    assert manifests(fresh)[0] == 200
+    standin.expire_access_tokens()  # mid-run, at once
+    status, refused, _ = manifests(fresh)
+    assert status == 401 and challenge(refused)["error"] == "invalid_token"
+    assert manifests(token_for(standin, refused, admin(standin)))[0] == 200
     assert call("GET", standin.url + "/acr/v1/apps%2Fweb", {"Authorization": "Bearer not.a.token"})[0] == 401
     assert call("GET", standin.url + "/acr/v1/apps%2Fweb", basic(standin.admin_username, "wrong"))[0] == 401
 
@@ -407,8 +423,8 @@ def test_untagged_manifests_are_listed_but_have_no_tag(acr: tuple[AcrStandin, Ex
     assert old not in {t["digest"] for t in acr_tags["tags"]}
 
 
-def test_a_tag_deleted_through_acr_is_gone_from_v2_until_pushed_again(acr: tuple[AcrStandin, Expected]) -> None:
-    standin, expected = acr
+def test_a_tag_deleted_through_acr_is_gone_from_v2_until_pushed_again(fresh: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = fresh
     new, old = expected.names["web_new"], expected.names["web_old"]
     status, _, _ = call("DELETE", standin.url + "/acr/v1/apps%2Fweb/_tags/v2", admin(standin))
     assert status == 202
@@ -435,8 +451,8 @@ def test_a_tag_deleted_through_acr_is_gone_from_v2_until_pushed_again(acr: tuple
     assert sorted(tags["tags"]) == ["latest", "v2"]
 
 
-def test_locks_refuse_deletion_until_lifted(acr: tuple[AcrStandin, Expected]) -> None:
-    standin, expected = acr
+def test_locks_refuse_deletion_until_lifted(fresh: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = fresh
     old, new = expected.names["web_old"], expected.names["web_new"]
     standin.lock("apps/web", tag="latest", delete=True)
     tag, _ = get_json(standin, "/acr/v1/apps%2Fweb/_tags/latest")
@@ -475,3 +491,100 @@ def test_the_standin_never_uses_regstat() -> None:
     for name in ("acr_standin", "acr_auth", "acr_metadata", "acr_state", "acr_components", "azure_cli"):
         source = (support / f"{name}.py").read_text()
         assert not re.search(r"^\s*(from|import) regstat", source, re.MULTILINE), name
+
+
+def test_a_deleted_repository_loses_its_manifests_and_leaves_the_catalog(fresh: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = fresh
+    standin.lock("tools/cli", tag="v1", delete=True)
+    assert call("DELETE", standin.url + "/acr/v1/tools%2Fcli", admin(standin))[0] == 405
+    status, _, body = call("DELETE", standin.url + "/acr/v1/apps%2Fweb", admin(standin))
+    assert status == 202
+    assert json.loads(body) == {"manifestsDeleted": sorted(live(expected, "apps/web")),
+                                "tagsDeleted": sorted(tagged(expected, "apps/web"))}
+    remaining = sorted({r.repository for r in expected.repositories} - {"apps/web"})
+    assert get_json(standin, "/acr/v1/_catalog")[0]["repositories"] == remaining
+    v2_names, pages = [], 0
+    next_path: str | None = "/v2/_catalog?n=1"
+    while next_path:
+        doc, headers = get_json(standin, next_path)
+        v2_names += doc["repositories"]
+        pages += 1
+        found = re.fullmatch(r'<(/v2/_catalog\?[^>]+)>; rel="next"', headers.get("link", ""))
+        next_path = found.group(1) if found else None
+    assert v2_names == remaining and pages == len(remaining)
+    for path in ("/acr/v1/apps%2Fweb", "/acr/v1/apps%2Fweb/_manifests", "/v2/apps/web/tags/list"):
+        status, _, body = call("GET", standin.url + path, admin(standin))
+        assert status == 404 and json.loads(body)["errors"][0]["code"] == "NAME_UNKNOWN", path
+    assert standin.registry.tags("apps/web") == []  # gone in the registry itself, not only hidden
+
+    # Pushed to again: back, with only what is new.
+    body, media_type, _ = standin.registry.get_manifest("base/alpine", "latest")
+    for digest in json.loads(body)["layers"] + [json.loads(body)["config"]]:
+        data = standin.registry.request("GET", f"/v2/base/alpine/blobs/{digest['digest']}")[2]
+        standin.registry.put_blob("apps/web", data)
+    standin.registry.put_manifest("apps/web", "again", body, media_type)
+    assert "apps/web" in get_json(standin, "/acr/v1/_catalog")[0]["repositories"]
+    assert [t["name"] for t in get_json(standin, "/acr/v1/apps%2Fweb/_tags")[0]["tags"]] == ["again"]
+
+
+def test_hold_blocks_the_nth_request_until_released(acr: tuple[AcrStandin, Expected]) -> None:
+    standin, _ = acr
+    hold = standin.hold("GET", r"/_tags$", nth=2)
+    assert call("GET", standin.url + "/acr/v1/apps%2Fweb/_tags", admin(standin))[0] == 200
+    answers: list[int] = []
+    second = threading.Thread(target=lambda: answers.append(
+        call("GET", standin.url + "/acr/v1/base%2Falpine/_tags", admin(standin))[0]))
+    second.start()
+    assert hold.reached.wait(timeout=60)
+    second.join(timeout=1)  # held until released, however long this waits: never answered here
+    assert second.is_alive() and answers == [] and standin.count("GET", r"/_tags$") == 1
+    hold.release()
+    second.join(timeout=60)
+    assert answers == [200] and standin.count("GET", r"/_tags$") == 2
+
+
+def test_the_stub_az_exposes_an_acr_refresh_token(acr: tuple[AcrStandin, Expected], tmp_path: Path) -> None:
+    standin, _ = acr
+    bin_dir = standin.az_stub(tmp_path / "bin")
+    done = subprocess.run([str(bin_dir / "az"), "acr", "login", "--name", standin.host, "--expose-token",
+                           "--output", "json"], capture_output=True, text=True, check=True, timeout=60)
+    printed = json.loads(done.stdout)
+    assert printed["loginServer"] == standin.host
+    status, access = refresh_grant(standin, printed["accessToken"], "repository:apps/web:metadata_read")
+    assert status == 200
+    assert call("GET", standin.url + "/acr/v1/apps%2Fweb/_tags", {"Authorization": f"Bearer {access}"})[0] == 200
+
+
+def test_listings_stay_whole_while_manifests_are_deleted(fresh: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = fresh
+    index = json.loads(standin.registry.get_manifest("tools/cli", expected.names["cli_index"])[0])
+    doomed = [("tools/cli", child["digest"]) for child in index["manifests"]]
+    doomed.append(("apps/web", expected.names["web_old"]))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def work(method: str, path: str) -> None:
+        status = call(method, standin.url + path, admin(standin))[0]
+        with lock:
+            statuses.append(status)
+
+    jobs = [("DELETE", f"/v2/{repo}/manifests/{digest}") for repo, digest in doomed]
+    jobs += [("GET", f"/acr/v1/{repo.replace('/', '%2F')}{kind}") for repo in ("tools/cli", "apps/web")
+             for kind in ("/_manifests", "/_tags", "")] * 4
+    threads = [threading.Thread(target=work, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == sorted([202] * len(doomed) + [200] * (len(jobs) - len(doomed)))
+    left = {m["digest"] for m in get_json(standin, "/acr/v1/tools%2Fcli/_manifests")[0]["manifests"]}
+    assert left == live(expected, "tools/cli") - {digest for _, digest in doomed}
+
+
+def test_the_shared_registry_is_never_changed_through_the_standin(acr: tuple[AcrStandin, Expected]) -> None:
+    standin, expected = acr
+    digest = expected.names["web_old"]
+    status, _, body = call("DELETE", f"{standin.url}/v2/apps/web/manifests/{digest}", admin(standin))
+    assert status == 500 and b"acr_standin" in body
+    assert call("DELETE", standin.url + "/acr/v1/apps%2Fweb", admin(standin))[0] == 500
+    assert digest in {m["digest"] for m in get_json(standin, "/acr/v1/apps%2Fweb/_manifests")[0]["manifests"]}

@@ -103,6 +103,8 @@ class AcrAuth:
     abac: bool = False  # an ABAC registry: Entra identities get no `repository:*` grants
     scoped: dict[str, tuple[str, Principal]] = field(default_factory=dict)
     issued: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (subject, granted scopes)
+    _access_ids: set[str] = field(default_factory=set, repr=False)  # every access token's jti
+    _expired_ids: set[str] = field(default_factory=set, repr=False)
     _key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -166,14 +168,21 @@ class AcrAuth:
 
     def access_token(self, principal: Principal, scopes: list[Scope]) -> str:
         granted = [g for g in (principal.grant(s) for s in scopes) if g is not None]
-        now = time.time()
-        claims = {"jti": secrets.token_hex(8), "iat": int(now), "nbf": int(now), "exp": now + self.token_lifetime,
+        now, jti = time.time(), secrets.token_hex(8)
+        claims = {"jti": jti, "iat": int(now), "nbf": int(now), "exp": now + self.token_lifetime,
                   "iss": ISSUER, "aud": self.service, "grant_type": "access_token", "kind": "access",
                   "sub": principal.subject,
                   "access": [{"Type": g.type, "Name": g.name, "Actions": list(g.actions)} for g in granted]}
         with self._lock:
             self.issued.append((principal.subject, tuple(str(g) for g in granted)))
+            self._access_ids.add(jti)
         return self._sign(claims)
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far expires now (refresh tokens live on), as when their
+        lifetime ends mid-run: no waiting, nothing racing."""
+        with self._lock:
+            self._expired_ids |= self._access_ids
 
     # -- who is asking
 
@@ -213,8 +222,9 @@ class AcrAuth:
     def access(self, token: str) -> tuple[str, dict[tuple[str, str], set[str]]] | None:
         """An access token's subject and grants ((type, name) -> actions); None if invalid or expired."""
         claims = self._claims(token, "access")
-        if claims is None:
-            return None
+        with self._lock:
+            if claims is None or claims["jti"] in self._expired_ids:
+                return None
         grants: dict[tuple[str, str], set[str]] = {}
         for entry in claims.get("access") or []:
             grants.setdefault((entry["Type"], entry["Name"]), set()).update(entry["Actions"])

@@ -9,7 +9,8 @@ regstat against itself), so this module reads the tree with its own few lines:
   created: the oldest link under ``index/``);
 - a manifest's bytes, and an image's config, from ``blobs/sha256/<xx>/<hex>/data``.
 
-Times are nanoseconds since the epoch. Nothing here depends on pytest.
+Times are nanoseconds since the epoch. A link removed while it is read (a DELETE running
+meanwhile) counts as gone. Nothing here depends on pytest.
 """
 
 from __future__ import annotations
@@ -73,16 +74,20 @@ class StorageTree:
         """Digest -> the revision link's mtime (ns), for every manifest the repository holds."""
         out = {}
         for link in (self._manifests_dir(repository) / "revisions" / "sha256").glob("*/link"):
-            out[link.read_text().strip()] = link.stat().st_mtime_ns
+            read = _link(link)
+            if read is not None:
+                out[read[0]] = read[1]
         return out
 
     def tags(self, repository: str) -> dict[str, StoredTag]:
         out = {}
         for current in (self._manifests_dir(repository) / "tags").glob("*/current/link"):
-            name = current.parent.parent.name
-            updated = current.stat().st_mtime_ns
-            index = [p.stat().st_mtime_ns for p in (current.parent.parent / "index").glob("sha256/*/link")]
-            out[name] = StoredTag(name, current.read_text().strip(), min([updated, *index]), updated)
+            read = _link(current)
+            if read is None:
+                continue
+            name, (digest, updated) = current.parent.parent.name, read
+            index = [found[1] for p in (current.parent.parent / "index").glob("sha256/*/link") if (found := _link(p))]
+            out[name] = StoredTag(name, digest, min([updated, *index]), updated)
         return out
 
     def blob(self, digest: str) -> bytes | None:
@@ -108,6 +113,14 @@ class StorageTree:
         platform = _platform(_json(self.blob(config.get("digest", "")) or b"{}"))
         return StoredManifest(digest, created, media_type, size, config.get("mediaType"),
                               platform.get("architecture"), platform.get("os"), ())
+
+
+def _link(path: Path) -> tuple[str, int] | None:
+    """A link file's digest and mtime; None when it went (a delete ran meanwhile)."""
+    try:
+        return path.read_text().strip(), path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _json(data: bytes) -> dict:

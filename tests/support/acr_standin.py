@@ -7,13 +7,16 @@ One loopback port serves, as ACR does (data-plane API 2021-07-01):
 - ``/v2/...``: forwarded to the registry (which runs without auth) once ACR's auth is satisfied;
   tags deleted through ``/acr/v1`` are hidden from tag lists and pulls by tag; a manifest
   DELETE is refused (405) when it, a tag of it, or its repository is locked;
-- ``/acr/v1/_catalog``, ``/acr/v1/{name}``, ``.../_tags[/{tag}]``, ``.../_manifests[/{digest}]``:
-  computed from the registry's storage tree (``acr_metadata``) and the stand-in's own state
-  (``acr_state``): paged with ``n``/``last`` and a ``Link`` header, ``orderby`` honoured.
+- ``/acr/v1/...``: answered by ``acr_api.AcrView`` from the registry's storage tree and the
+  stand-in's own state.
 
-Every request is logged as (method, path, status); a seeded share can be answered with a
-fault (429 with ``Retry-After``, 5xx) decided by (seed, method, path, how many times asked),
-so concurrent clients meet the same faults whatever their order.
+Without credentials every request gets 401 and ACR's challenge (``Bearer realm=…,service=…``,
+plus ``scope=…`` for a resource); ACR's own Basic auth (admin user, scoped token, refresh
+token) is accepted too. Every request is logged as (method, path, status); a seeded share can
+be answered with a fault (429 with ``Retry-After``, 5xx) decided by (seed, method, path, how
+many times asked), so concurrent clients meet the same faults whatever their order.
+``intercept(method, path)``, when set, runs first: it may block (a test holding the Nth
+request) or answer instead.
 
 Nothing here depends on pytest; ``acr_components`` makes it a fixture.
 """
@@ -28,34 +31,21 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+from .acr_api import DISALLOWED, AcrView, Reply, error, ok
 from .acr_auth import AcrAuth, Principal, Refused, Scope
-from .acr_metadata import StorageTree, StoredManifest, StoredTag
-from .acr_state import AcrState, acr_time
+from .acr_metadata import StorageTree
+from .acr_state import AcrState
 from .components import LOOPBACK, ComponentError
 from .proxy import Proxy, ProxyHandler
 
-Reply = tuple[int, dict[str, str], bytes]
-JSON = "application/json; charset=utf-8"
-DEFAULT_PAGE = 100
 _V2_MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 _V2_TAGS = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
 _V2_REPOSITORY = re.compile(r"^/v2/(?P<name>.+)/(?:manifests|blobs|tags)/")
 _ACR = re.compile(r"^/acr/v1/(?P<name>.+?)(?:/(?P<kind>_tags|_manifests)(?:/(?P<ref>[^/]+))?)?/?$")
+CATALOG = Scope("registry", "catalog", ("*",))
 UNAUTHORIZED = "authentication required, visit https://aka.ms/acr/authorization for more information."
-DISALLOWED = "The operation is disallowed on this registry, repository or image."
-
-
-def error(status: int, code: str, message: str, detail: object = None, headers: dict[str, str] | None = None) -> Reply:
-    entry: dict[str, object] = {"code": code, "message": message}
-    if detail is not None:
-        entry["detail"] = detail
-    return status, {"Content-Type": JSON, **(headers or {})}, json.dumps({"errors": [entry]}).encode() + b"\n"
-
-
-def ok(doc: object, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
-    return status, {"Content-Type": JSON, **(headers or {})}, json.dumps(doc, separators=(",", ":")).encode() + b"\n"
 
 
 class AcrStandinServer(Proxy):
@@ -64,10 +54,12 @@ class AcrStandinServer(Proxy):
     def __init__(self, registry_url: str, storage: Path) -> None:
         super().__init__(registry_url, _Handler)
         self.host = f"{LOOPBACK}:{self.port}"
-        self.tree = StorageTree(storage)
         self.state = AcrState()
+        self.view = AcrView(StorageTree(storage), self.state, self.host)
         self.auth = AcrAuth(service=self.host)
         self.requests: list[tuple[str, str, int]] = []
+        self.intercept: Callable[[str, str], Reply | None] | None = None
+        self.shared = False  # the registry serves other tests too: never delete in it
         self.fault_rate = 0.0
         self.fault_seed = 0
         self.fault_statuses: tuple[int, ...] = (429, 503)
@@ -82,7 +74,7 @@ class AcrStandinServer(Proxy):
             self.fault_statuses, self.retry_after = tuple(statuses), str(retry_after)
             self._counts.clear()
 
-    def count(self, method: str, path: str) -> int:
+    def _count(self, method: str, path: str) -> int:
         with self._lock:
             key = (method, path)
             self._counts[key] = self._counts.get(key, 0) + 1
@@ -95,79 +87,13 @@ class AcrStandinServer(Proxy):
     def fault(self, method: str, path: str) -> Reply | None:
         if self.fault_rate <= 0:
             return None
-        chance = random.Random(f"{self.fault_seed}:{method}:{path}:{self.count(method, path)}")
+        chance = random.Random(f"{self.fault_seed}:{method}:{path}:{self._count(method, path)}")
         if chance.random() >= self.fault_rate:
             return None
         status = chance.choice(self.fault_statuses)
         if status == 429:
             return error(429, "TOOMANYREQUESTS", "too many requests", headers={"Retry-After": self.retry_after})
         return error(status, "UNAVAILABLE", "service unavailable", headers={"Retry-After": self.retry_after})
-
-    # -- the registry's content, as ACR shows it
-
-    def visible_tags(self, repository: str) -> dict[str, StoredTag]:
-        return {name: tag for name, tag in self.tree.tags(repository).items()
-                if not self.state.tag_hidden(repository, name, tag.digest)}
-
-    def tag_json(self, repository: str, tag: StoredTag) -> dict[str, object]:
-        times = self.state.times(repository, tag=tag.name)
-        return {
-            "name": tag.name,
-            "digest": tag.digest,
-            "createdTime": acr_time(times.created if times.created is not None else tag.created),
-            "lastUpdateTime": acr_time(times.updated if times.updated is not None else tag.updated),
-            "signed": False,
-            "changeableAttributes": self.state.attributes(repository, tag=tag.name),
-        }
-
-    def manifests(self, repository: str) -> list[StoredManifest]:
-        return [self.tree.manifest(digest, created) for digest, created in self.tree.revisions(repository).items()]
-
-    def manifest_json(self, repository: str, manifest: StoredManifest, tags: list[str], *,
-                      references: bool) -> dict[str, object]:
-        times = self.state.times(repository, digest=manifest.digest)
-        created = times.created if times.created is not None else manifest.created
-        doc: dict[str, object] = {
-            "digest": manifest.digest,
-            "imageSize": manifest.size,
-            "createdTime": acr_time(created),
-            "lastUpdateTime": acr_time(times.updated if times.updated is not None else created),
-        }
-        if manifest.architecture is not None:
-            doc["architecture"] = manifest.architecture
-        if manifest.os is not None:
-            doc["os"] = manifest.os
-        doc["mediaType"] = manifest.media_type
-        if manifest.config_media_type is not None:
-            doc["configMediaType"] = manifest.config_media_type
-        if references and manifest.references:
-            doc["references"] = list(manifest.references)
-        if tags:
-            doc["tags"] = sorted(tags)
-        doc["changeableAttributes"] = self.state.attributes(repository, digest=manifest.digest)
-        return doc
-
-
-def page(items: list[tuple[str, object]], query: dict[str, str], link: Callable[[str, int], str]) -> tuple[
-        list[object], dict[str, str]]:
-    """ACR's paging: items after the one named ``last``, at most ``n``, and a ``Link`` if more."""
-    n = max(1, min(int(query.get("n") or DEFAULT_PAGE), 1000))
-    names = [name for name, _ in items]
-    start = 0
-    if query.get("last"):
-        last = query["last"]
-        start = names.index(last) + 1 if last in names else sum(1 for name in names if name <= last)
-    chosen = items[start:start + n]
-    headers = {}
-    if start + n < len(items):
-        headers["Link"] = f'<{link(chosen[-1][0], n)}>; rel="next"'
-    return [doc for _, doc in chosen], headers
-
-
-def ordered(items: list[tuple[str, dict]], orderby: str) -> list[tuple[str, dict]]:
-    if orderby in ("timedesc", "timeasc"):
-        return sorted(items, key=lambda item: (item[1]["lastUpdateTime"], item[0]), reverse=orderby == "timedesc")
-    return sorted(items, key=lambda item: item[0])
 
 
 class _Handler(ProxyHandler):
@@ -180,22 +106,22 @@ class _Handler(ProxyHandler):
         server = self.proxy
         parts = urlsplit(self.path)
         body = self.request_body()
-        reply = server.fault(method, self.path)
+        reply = server.intercept(method, self.path) if server.intercept else None
+        reply = reply or server.fault(method, self.path)
         if reply is None:
             try:
-                reply = self.route(method, parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()},
-                                   parts.query, body)
+                reply = self.route(method, parts.path, parts.query, body)
             except ComponentError:
                 reply = error(502, "UNAVAILABLE", "the registry behind the stand-in is gone")
+            except Exception as e:  # a stand-in bug: an answer that says so, not a dropped connection
+                reply = error(500, "UNKNOWN", f"the stand-in failed: {type(e).__name__}: {e}")
         status, headers, data = reply
-        headers.setdefault("X-Ms-Correlation-Request-Id", str(uuid.uuid4()))
-        headers.setdefault("Docker-Distribution-Api-Version", "registry/2.0")
+        headers = {"X-Ms-Correlation-Request-Id": str(uuid.uuid4()),
+                   "Docker-Distribution-Api-Version": "registry/2.0", **headers}
         server.record(method, parts.path, status)
         self.answer(method, status, headers.items(), data)
 
-    # -- routing
-
-    def route(self, method: str, path: str, query: dict[str, str], raw_query: str, body: bytes | None) -> Reply:
+    def route(self, method: str, path: str, raw_query: str, body: bytes | None) -> Reply:
         if path == "/oauth2/token":
             return self.token(method, raw_query, body)
         if path == "/oauth2/exchange" and method == "POST":
@@ -204,12 +130,18 @@ class _Handler(ProxyHandler):
             return self.authorized(None) or self.forwarded(method, "/v2/", body)
         if path.startswith("/v2/"):
             return self.v2(method, path, raw_query, body)
+        query = {k: v[-1] for k, v in parse_qs(raw_query).items()}
         if path == "/acr/v1/_catalog" and method == "GET":
-            return self.authorized(Scope("registry", "catalog", ("*",))) or self.catalog(query)
+            return self.authorized(CATALOG) or self.proxy.view.catalog(query, "/acr/v1/_catalog")
         match = _ACR.match(path)
-        if match:
-            return self.acr(method, unquote(match["name"]), match["kind"], unquote(match["ref"] or ""), query, body)
-        return error(404, "NOT_FOUND", "not found")
+        if match is None:
+            return error(404, "NOT_FOUND", "not found")
+        name = unquote(match["name"])
+        action = {"GET": "metadata_read", "PATCH": "metadata_write", "DELETE": "delete"}.get(method)
+        if action is None:
+            return error(405, "UNSUPPORTED", "method not allowed")
+        return self.authorized(Scope("repository", name, (action,))) or self.proxy.view.answer(
+            method, name, match["kind"], unquote(match["ref"] or ""), query, body, self.registry_delete)
 
     # -- auth
 
@@ -226,33 +158,41 @@ class _Handler(ProxyHandler):
             detail = [{"Type": scope.type, "Name": scope.name, "Action": action} for action in scope.actions]
         return error(401, "UNAUTHORIZED", UNAUTHORIZED, detail, self.challenge(scope, extra))
 
+    def basic_credentials(self) -> tuple[str, str] | None:
+        """The request's Basic user name and password (None: no Basic auth)."""
+        kind, _, value = (self.headers.get("Authorization") or "").partition(" ")
+        if kind.lower() != "basic":
+            return None
+        try:
+            user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except ValueError:
+            raise Refused("malformed Basic credentials") from None
+        return user, password
+
     def authorized(self, scope: Scope | None) -> Reply | None:
         """None when the request's credentials cover ``scope`` (None: any valid credentials)."""
         auth = self.proxy.auth
-        header = self.headers.get("Authorization") or ""
-        kind, _, value = header.partition(" ")
+        kind, _, value = (self.headers.get("Authorization") or "").partition(" ")
         if kind.lower() == "bearer":
             access = auth.access(value.strip())
             if access is None:
                 return self.refuse(scope, ',error="invalid_token"')
-            grants = access[1]
-            granted = grants.get((scope.type, scope.name), set()) | grants.get((scope.type, "*"), set()) \
-                if scope is not None else set()
-            if scope is None or set(scope.actions) <= granted:
-                return None
-            return self.refuse(scope, ',error="insufficient_scope"')
-        if kind.lower() == "basic":
-            try:
-                user, _, password = base64.b64decode(value.strip()).decode().partition(":")
-                principal = auth.basic(user, password)
-            except (Refused, ValueError):
-                return self.refuse(scope)
             if scope is None:
                 return None
-            granted = principal.grant(scope)
-            if granted is not None and (scope.type == "registry" or set(scope.actions) <= set(granted.actions)):
+            grants = access[1]
+            if set(scope.actions) <= grants.get((scope.type, scope.name), set()) | grants.get((scope.type, "*"), set()):
                 return None
+            return self.refuse(scope, ',error="insufficient_scope"')
+        try:
+            credentials = self.basic_credentials()
+            principal = auth.basic(*credentials) if credentials else None
+        except Refused:
+            principal = None
+        if principal is None:
             return self.refuse(scope)
+        granted = principal.grant(scope) if scope is not None else None
+        if scope is None or (granted is not None and set(scope.actions) <= set(granted.actions)):
+            return None
         return self.refuse(scope)
 
     def token(self, method: str, raw_query: str, body: bytes | None) -> Reply:
@@ -277,21 +217,15 @@ class _Handler(ProxyHandler):
 
     def token_principal(self, method: str, field: dict[str, str]) -> Principal:
         auth = self.proxy.auth
-        grant_type = field.get("grant_type")
-        if method == "POST" and grant_type == "refresh_token":
+        grant_type = field.get("grant_type") if method == "POST" else None
+        if grant_type == "refresh_token" or (grant_type == "password" and field.get("refresh_token")):
             return auth.from_refresh_token(field.get("refresh_token", ""))
-        if method == "POST" and grant_type == "password" and field.get("username"):
+        if grant_type == "password" and field.get("username"):
             return auth.basic(field["username"], field.get("password", ""))
-        if method == "POST" and grant_type == "password" and field.get("refresh_token"):
-            return auth.from_refresh_token(field["refresh_token"])
-        kind, _, value = (self.headers.get("Authorization") or "").partition(" ")
-        if kind.lower() != "basic":
+        credentials = self.basic_credentials()
+        if credentials is None:
             raise Refused("anonymous pull is not enabled on this registry")
-        try:
-            user, _, password = base64.b64decode(value.strip()).decode().partition(":")
-        except ValueError:
-            raise Refused("malformed Basic credentials") from None
-        return auth.basic(user, password)
+        return auth.basic(*credentials)
 
     def exchange(self, body: bytes | None) -> Reply:
         auth = self.proxy.auth
@@ -308,15 +242,29 @@ class _Handler(ProxyHandler):
     # -- /v2
 
     def forwarded(self, method: str, path: str, body: bytes | None) -> Reply:
+        if method not in ("GET", "HEAD") and self.proxy.shared:
+            return error(500, "UNKNOWN", f"{method} {path}: this registry is shared by other tests (populated_acr)"
+                         "; use the acr_standin fixture to change it")
         headers = {k: v for k, v in self.request_headers().items() if k.lower() != "authorization"}
         status, got, data = self.forward(method, path, headers, body)
         return status, dict(got), data
 
+    def registry_delete(self, name: str, digest: str) -> int:
+        """DELETE a manifest in the registry (no lock checked); its status."""
+        status, _, _ = self.forwarded("DELETE", f"/v2/{name}/manifests/{digest}", None)
+        if status == 202:
+            self.proxy.state.forget_manifest(name, digest, [])
+        return status
+
     def v2(self, method: str, path: str, raw_query: str, body: bytes | None) -> Reply:
-        server = self.proxy
+        view = self.proxy.view
         target = path + (f"?{raw_query}" if raw_query else "")
         if path == "/v2/_catalog":
-            return self.authorized(Scope("registry", "catalog", ("*",))) or self.forwarded(method, target, body)
+            refused = self.authorized(CATALOG)
+            if refused:
+                return refused
+            query = {k: v[-1] for k, v in parse_qs(raw_query).items()}
+            return view.catalog(query, "/v2/_catalog") if method == "GET" else error(405, "UNSUPPORTED", "")
         repo = _V2_REPOSITORY.match(path)
         if repo is None:
             return error(404, "NAME_INVALID", "invalid repository name")
@@ -325,135 +273,24 @@ class _Handler(ProxyHandler):
         refused = self.authorized(Scope("repository", name, (action,)))
         if refused:
             return refused
+        if method in ("GET", "HEAD", "DELETE") and not view.exists(name):
+            return error(404, "NAME_UNKNOWN", "repository name not known to registry", {"name": name})
         manifest = _V2_MANIFEST.match(path)
-        if manifest and not manifest["ref"].startswith("sha256:"):
-            tag = server.tree.tags(name).get(manifest["ref"])
-            if tag is not None and server.state.tag_hidden(name, tag.name, tag.digest):
-                return error(404, "MANIFEST_UNKNOWN", "manifest tagged by \"" + tag.name + "\" is not found",
-                             {"Tag": tag.name})
+        if manifest and method in ("GET", "HEAD") and not manifest["ref"].startswith("sha256:") and \
+                manifest["ref"] not in view.tags(name):
+            return error(404, "MANIFEST_UNKNOWN", "manifest unknown", {"Tag": manifest["ref"]})
         if manifest and method == "DELETE":
-            return self.delete_manifest(name, manifest["ref"], target)
+            allowed, tags = view.deletable(name, manifest["ref"])
+            if not allowed:
+                return error(405, "UNSUPPORTED", DISALLOWED)
+            reply = self.forwarded(method, target, body)
+            if reply[0] == 202:
+                self.proxy.state.forget_manifest(name, manifest["ref"], tags)
+            return reply
         status, headers, data = self.forwarded(method, target, body)
         if _V2_TAGS.match(path) and method == "GET" and status == 200:
             doc = json.loads(data)
-            doc["tags"] = [t for t in doc.get("tags") or [] if t in server.visible_tags(name)]
+            doc["tags"] = [t for t in doc.get("tags") or [] if t in view.tags(name)]
             data = json.dumps(doc).encode()
         return status, headers, data
 
-    def delete_manifest(self, name: str, digest: str, target: str) -> Reply:
-        server = self.proxy
-        tags = [t.name for t in server.visible_tags(name).values() if t.digest == digest]
-        if not server.state.deletable(name, digest=digest) or not all(
-                server.state.deletable(name, tag=t) for t in tags):
-            return error(405, "UNSUPPORTED", DISALLOWED)
-        status, headers, data = self.forwarded("DELETE", target, None)
-        if status == 202:
-            server.state.forget_manifest(name, digest, tags)
-        return status, headers, data
-
-    # -- /acr/v1
-
-    def catalog(self, query: dict[str, str]) -> Reply:
-        names = self.proxy.tree.repositories()
-        chosen, headers = page([(n, n) for n in names], query,
-                               lambda last, n: f"/acr/v1/_catalog?last={quote(last, safe='')}&n={n}")
-        return ok({"repositories": chosen}, headers=headers)
-
-    def acr(self, method: str, name: str, kind: str | None, ref: str, query: dict[str, str],
-            body: bytes | None) -> Reply:
-        action = {"GET": "metadata_read", "PATCH": "metadata_write", "DELETE": "delete"}.get(method)
-        if action is None:
-            return error(405, "UNSUPPORTED", "method not allowed")
-        refused = self.authorized(Scope("repository", name, (action,)))
-        if refused:
-            return refused
-        server = self.proxy
-        if not server.tree.exists(name):
-            return error(404, "NAME_UNKNOWN", "repository name not known to registry", {"name": name})
-        try:
-            changes = json.loads(body) if method == "PATCH" else {}
-        except ValueError:
-            return error(400, "INVALID_REQUEST", "the body is not JSON")
-        if kind is None:
-            return self.repository(method, name, changes)
-        if ref:
-            return (self.tag if kind == "_tags" else self.manifest)(method, name, ref, changes)
-        if kind == "_tags":
-            docs = [(t.name, server.tag_json(name, t)) for t in server.visible_tags(name).values()
-                    if not query.get("digest") or t.digest == query["digest"]]
-        else:
-            docs = [(str(d["digest"]), d) for d in self.manifest_docs(name)]
-        return self.listing(method, name, kind, docs, query)
-
-    def envelope(self, name: str, **rest: object) -> dict[str, object]:
-        return {"registry": self.proxy.host, "imageName": name, **rest}
-
-    def repository(self, method: str, name: str, changes: dict) -> Reply:
-        server = self.proxy
-        if method == "DELETE":
-            return error(405, "UNSUPPORTED", "deleting a repository is not supported by the stand-in")
-        if method == "PATCH" and (refused := self.patched(name, changes)):
-            return refused
-        manifests = self.manifest_docs(name)
-        tags = [server.tag_json(name, t) for t in server.visible_tags(name).values()]
-        times = [d["createdTime"] for d in manifests] + [t["createdTime"] for t in tags]
-        updates = [d["lastUpdateTime"] for d in manifests] + [t["lastUpdateTime"] for t in tags]
-        return ok(self.envelope(
-            name, createdTime=min(times, default=acr_time(0)), lastUpdateTime=max(updates, default=acr_time(0)),
-            manifestCount=len(manifests), tagCount=len(tags), changeableAttributes=server.state.attributes(name)))
-
-    def listing(self, method: str, name: str, kind: str, docs: list[tuple[str, dict]], query: dict[str, str]) -> Reply:
-        """A page of ``_tags`` or ``_manifests``: ordered, after ``last``, ``Link`` to the next."""
-        if method != "GET":
-            return error(405, "UNSUPPORTED", "method not allowed")
-        orderby = query.get("orderby", "")
-        chosen, headers = page(ordered(docs, orderby), query, lambda last, n: (
-            f"/acr/v1/{quote(name, safe='')}/{kind}?last={quote(last, safe='')}&n={n}&orderby={orderby}"))
-        return ok(self.envelope(name, **{kind.lstrip("_"): chosen}), headers=headers)
-
-    def patched(self, name: str, changes: dict, **where: str) -> Reply | None:
-        """A PATCH's changeableAttributes applied; an error answer if they are not such."""
-        try:
-            self.proxy.state.update(name, changes, **where)  # type: ignore[arg-type]
-        except ValueError as e:
-            return error(400, "INVALID_REQUEST", str(e))
-        return None
-
-    def tag(self, method: str, name: str, tag_name: str, changes: dict) -> Reply:
-        server = self.proxy
-        tag = server.visible_tags(name).get(tag_name)
-        if tag is None:
-            return error(404, "TAG_UNKNOWN", "the specified tag does not exist", {"name": name, "tag": tag_name})
-        if method == "DELETE":
-            if not server.state.deletable(name, tag=tag_name):
-                return error(405, "UNSUPPORTED", DISALLOWED)
-            server.state.delete_tag(name, tag_name, tag.digest)
-            return 202, {"Content-Length": "0"}, b""
-        if method == "PATCH" and (refused := self.patched(name, changes, tag=tag_name)):
-            return refused
-        return ok(self.envelope(name, tag=server.tag_json(name, tag)))
-
-    def manifest_docs(self, name: str, *, references: bool = False) -> list[dict[str, object]]:
-        server = self.proxy
-        tags: dict[str, list[str]] = {}
-        for tag in server.visible_tags(name).values():
-            tags.setdefault(tag.digest, []).append(tag.name)
-        return [server.manifest_json(name, m, tags.get(m.digest, []), references=references)
-                for m in server.manifests(name)]
-
-    def manifest(self, method: str, name: str, reference: str, changes: dict) -> Reply:
-        server = self.proxy
-        if method == "DELETE":
-            return error(405, "UNSUPPORTED", "delete manifests with DELETE /v2/{name}/manifests/{digest}")
-        digest = reference
-        if not reference.startswith("sha256:"):
-            tag = server.visible_tags(name).get(reference)
-            digest = tag.digest if tag else ""
-        found = [d for d in self.manifest_docs(name, references=True) if d["digest"] == digest]
-        if not found:
-            return error(404, "MANIFEST_UNKNOWN", "manifest unknown", {"name": name, "reference": reference})
-        if method == "PATCH":
-            if refused := self.patched(name, changes, digest=digest):
-                return refused
-            found = [d for d in self.manifest_docs(name, references=True) if d["digest"] == digest]
-        return ok(self.envelope(name, manifest=found[0]))

@@ -7,7 +7,8 @@ tree's link mtimes (see ``acr_metadata``); a test overrides them with :meth:`Acr
 
 distribution 2.8 cannot delete a tag alone (only a manifest with all its tags), so a tag deleted
 through ``DELETE /acr/v1/{name}/_tags/{tag}`` is hidden instead: the overlay remembers the
-digest it pointed at, and a tag pushed again (to another digest) shows up again.
+digest it pointed at, and a tag pushed again (to another digest) shows up again. Nor can it
+delete a repository: one deleted through the API loses its manifests and is remembered here.
 
 Times are integers: nanoseconds since the epoch (ACR writes 100 ns: 7 fractional digits).
 Nothing here depends on pytest.
@@ -53,6 +54,7 @@ class AcrState:
     manifest_times: dict[tuple[str, str], Times] = field(default_factory=dict)
     tag_times: dict[tuple[str, str], Times] = field(default_factory=dict)
     deleted_tags: dict[tuple[str, str], str] = field(default_factory=dict)  # -> the digest it named
+    deleted_repositories: set[str] = field(default_factory=set)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- changeableAttributes
@@ -141,3 +143,18 @@ class AcrState:
             for key, named in list(self.deleted_tags.items()):
                 if key[0] == repository and named == digest:
                     del self.deleted_tags[key]
+
+    # -- deleted repositories (their directories stay in storage)
+
+    def delete_repository(self, repository: str) -> None:
+        with self._lock:
+            self.deleted_repositories.add(repository)
+            self.repository_attributes.pop(repository, None)
+            for table in (self.manifest_attributes, self.tag_attributes, self.manifest_times, self.tag_times,
+                          self.deleted_tags):
+                for key in [k for k in table if k[0] == repository]:
+                    del table[key]
+
+    def repository_deleted(self, repository: str) -> bool:
+        with self._lock:
+            return repository in self.deleted_repositories

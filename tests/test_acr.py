@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from support.acr_components import AcrStandin
+from support.acr_components import AcrStandin, PopulatedAcr
 from support.azure_cli import az_calls
 from support.components import isolated_env
 from support.crawls import REPO_ROOT, read_table, tables
@@ -42,15 +42,27 @@ def acr_crawl(
     password: str | None = None,
     env: dict[str, str] | None = None,
     source: str | None = None,
+    during: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`regstat crawl acr://… --insecure -o OUT ARGS`, the password on stdin, no Docker
-    configuration of the machine's."""
+    configuration of the machine's. `during`: called while the crawl runs (it waits on a hold)."""
     argv = [sys.executable, "-m", "regstat", "crawl", source or acr.source, "-o", str(out), "--insecure", *args]
     if username is not None:
         argv += ["--username", username, "--password-stdin"]
     extra = {"DOCKER_CONFIG": str(out.parent / "no-docker-config"), **(env or {})}
-    return subprocess.run(argv, input=f"{password}\n" if password is not None else "", capture_output=True,
-                          text=True, env=isolated_env(extra), cwd=REPO_ROOT, timeout=120)
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=isolated_env(extra), cwd=REPO_ROOT) as child:
+        assert child.stdin is not None
+        child.stdin.write(f"{password}\n" if password is not None else "")
+        child.stdin.close()
+        child.stdin = None  # written whole: communicate() only reads
+        try:
+            if during is not None:
+                during()
+            stdout, stderr = child.communicate(timeout=120)
+        finally:
+            child.kill()
+    return subprocess.CompletedProcess(argv, child.returncode, stdout, stderr)
 
 
 def admin_crawl(acr: AcrStandin, out: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -64,8 +76,9 @@ def live(expected: Expected) -> set[tuple[str, str]]:
 
 
 @pytest.fixture
-def acr(acr_standin: AcrStandin, populate: Callable[..., Expected]) -> tuple[AcrStandin, Expected]:
-    return acr_standin, populate(acr_standin.registry)
+def acr(populated_acr: PopulatedAcr) -> tuple[AcrStandin, Expected]:
+    """The standard scenario behind a fresh stand-in (times, locks, tokens and faults its own)."""
+    return populated_acr.standin, populated_acr.expected
 
 
 def test_crawl_sees_every_manifest_with_times_then_report_and_plan_run(
@@ -230,44 +243,41 @@ def test_a_refused_scope_is_recorded_against_its_repository(
     assert not (tmp_path / "wrong").exists()
 
 
-def expire_tokens_at_first_manifest(standin: AcrStandin, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """When the first manifest is read, every token issued so far (access and refresh tokens)
-    stops being valid, as when their lifetime ends mid-crawl: the stand-in signs with a new
-    key from then on. Returns a list that holds the path at which it happened."""
-    server = standin.server
-    fault, when = server.fault, []
+def at_first_manifest(standin: AcrStandin, act: Callable[[], None]) -> Callable[[], None]:
+    """What a crawl runs `during`: hold its first manifest read, `act`, then let it go on."""
+    hold = standin.hold("GET", r"^/v2/.+/manifests/sha256:")
 
-    def expiring(method: str, path: str) -> Any:
-        if path.startswith("/v2/") and "/manifests/" in path and not when:
-            when.append(path)
-            server.auth._key = b"a key no earlier token was signed with"
-        return fault(method, path)
+    def during() -> None:
+        try:
+            assert hold.reached.wait(timeout=60), "the crawl never read a manifest"
+            act()
+        finally:
+            hold.release()
 
-    monkeypatch.setattr(server, "fault", expiring)
-    return when
+    return during
 
 
-def test_an_expired_token_is_renewed_on_401(
-    acr: tuple[AcrStandin, Expected], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_expired_token_is_renewed_on_401(acr: tuple[AcrStandin, Expected], tmp_path: Path) -> None:
     standin, expected = acr
-    expired = expire_tokens_at_first_manifest(standin, monkeypatch)
-    meta = admin_crawl(standin, tmp_path / "snap")
-    assert meta["complete"] is True and expired
+    result = acr_crawl(standin, tmp_path / "snap", username=standin.admin_username, password=standin.admin_password,
+                       during=at_first_manifest(standin, standin.expire_access_tokens))
+    assert result.returncode == 0, result.stderr
     assert standin.count("GET", r"^/v2/.+/manifests/", 401) >= 1  # refused, then renewed
     manifests = {(m["repository"], m["digest"]) for m in read_table(tmp_path / "snap", "manifests").to_pylist()}
     assert manifests == live(expected)
 
 
-def test_an_expired_entra_sign_in_is_exchanged_again(
-    acr: tuple[AcrStandin, Expected], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_expired_entra_sign_in_is_exchanged_again(acr: tuple[AcrStandin, Expected], tmp_path: Path) -> None:
     standin, expected = acr
     stub = standin.az_stub(tmp_path / "az")
-    expired = expire_tokens_at_first_manifest(standin, monkeypatch)
-    meta = credential_crawl(standin, tmp_path / "snap", "--azure-credential", "cli",
-                            env={"PATH": f"{stub}:{isolated_env()['PATH']}"})
-    assert meta["complete"] is True and expired
+
+    def expire_every_token() -> None:  # refresh tokens too: the stand-in signs with a new key from now on
+        standin.server.auth._key = b"a key no earlier token was signed with"
+
+    result = acr_crawl(standin, tmp_path / "snap", "--azure-credential", "cli",
+                       env={"PATH": f"{stub}:{isolated_env()['PATH']}"},
+                       during=at_first_manifest(standin, expire_every_token))
+    assert result.returncode == 0, result.stderr
     # The refresh token from the first exchange was refused: a second sign-in, and no more.
     assert standin.count("POST", r"^/oauth2/exchange$", 200) == 2 and len(az_calls(stub)) == 2
     manifests = {(m["repository"], m["digest"]) for m in read_table(tmp_path / "snap", "manifests").to_pylist()}

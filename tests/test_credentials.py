@@ -27,7 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from support import images
-from support.acr_components import AcrStandin
+from support.acr_components import PopulatedAcr
 from support.api_components import Canned, FaultProxy, TokenServer
 from support.auth_registries import PASSWORD, USER
 from support.components import Registry, aws_client, free_port, isolated_env
@@ -155,8 +155,8 @@ def test_registry_secrets_never_appear(
 
 
 @pytest.mark.registry
-def test_acr_secrets_never_appear(acr_standin: AcrStandin, populate: Any, tmp_path: Path) -> None:
-    populate(acr_standin.registry)
+def test_acr_secrets_never_appear(populated_acr: PopulatedAcr, tmp_path: Path) -> None:
+    acr_standin = populated_acr.standin
     outputs = Outputs()
     scoped_password = "scoped-S3CR3T-password-5e6f7a8b9c"
     acr_standin.scoped_token("ci-reader", scoped_password, ["apps/web"], catalog=True)

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from support.acr_components import AcrStandin
+from support.acr_components import PopulatedAcr
 from support.api_components import FaultProxy
 from support.components import REGION
 from support.ecr_accounts import push_scenario
@@ -244,9 +244,9 @@ def test_api_crawl_resumes_without_asking_again(populated_fs: Populated, tmp_pat
 
 
 @pytest.mark.registry
-def test_acr_crawl_resumes(acr_standin: AcrStandin, populate: Any, tmp_path: Path) -> None:
+def test_acr_crawl_resumes(populated_acr: PopulatedAcr, tmp_path: Path) -> None:
     """ACR jobs carry the listed manifests with their tags (dataclasses) and the listing (a frozenset)."""
-    populate(acr_standin.registry)
+    acr_standin = populated_acr.standin
     login = ("--insecure", "--username", acr_standin.admin_username, "--password-stdin")
     password = acr_standin.admin_password + "\n"
     whole = summary(crawl(acr_standin.source, tmp_path / "full", *login, stdin=password))

@@ -1,7 +1,8 @@
 """Secrets never leave regstat: every output of crawls done with known secrets, searched.
 
 Crawls of the registry API with a Basic password and with bearer tokens (issued by the test
-token service), of S3 and ECR on moto with a distinctive AWS secret key and session token;
+token service), of ACR's stand-in with its admin password, a scoped token, a refresh token
+and an Entra ID token (through a stub az), of S3 and ECR on moto with a distinctive AWS secret key and session token;
 successful ones, failing ones (wrong password, missing bucket, unreachable endpoint) and
 incomplete ones (a registry that echoes the Authorization header it got in its error
 bodies). Searched: stdout and stderr (with --json), every file of every snapshot (and the
@@ -26,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from support import images
+from support.acr_components import PopulatedAcr
 from support.api_components import Canned, FaultProxy, TokenServer
 from support.auth_registries import PASSWORD, USER
 from support.components import Registry, aws_client, free_port, isolated_env
@@ -149,6 +151,40 @@ def test_registry_secrets_never_appear(
     for number, token in enumerate(token_server.tokens()):
         secrets.update(token_forms(number, token))
     assert len(token_server.tokens()) >= 6
+    outputs.assert_free_of(secrets)
+
+
+@pytest.mark.registry
+def test_acr_secrets_never_appear(populated_acr: PopulatedAcr, tmp_path: Path) -> None:
+    acr_standin = populated_acr.standin
+    outputs = Outputs()
+    scoped_password = "scoped-S3CR3T-password-5e6f7a8b9c"
+    acr_standin.scoped_token("ci-reader", scoped_password, ["apps/web"], catalog=True)
+    refresh = acr_standin.refresh_token()
+    stub = acr_standin.az_stub(tmp_path / "az")
+    entra = {"PATH": f"{stub}:{isolated_env()['PATH']}"}
+    admin, password = acr_standin.admin_username, acr_standin.admin_password
+    for name, user, secret, args, env, codes in [
+        ("admin", admin, password, [], {}, (0,)),
+        ("admin-wrong", admin, password + "-wrong", [], {}, (4,)),
+        ("scoped", "ci-reader", scoped_password, [], {}, (3,)),  # other repositories: denied
+        ("refresh", "00000000-0000-0000-0000-000000000000", refresh, [], {}, (0,)),
+        ("entra", None, None, ["--azure-credential", "cli"], entra, (0,)),
+    ]:
+        out = tmp_path / name
+        argv = [sys.executable, "-m", "regstat", "crawl", acr_standin.source, "-o", str(out), "--insecure",
+                "--json", *args]
+        argv += ["--username", user, "--password-stdin"] if user else []
+        result = subprocess.run(argv, input=f"{secret}\n" if secret else "", capture_output=True, text=True,
+                                env=isolated_env({"DOCKER_CONFIG": str(tmp_path / "none"), **env}), cwd=REPO_ROOT,
+                                timeout=120)
+        outputs.run(name, result, out, codes)
+    outputs.analyse(tmp_path)
+    secrets = {**forms("admin password", password), **forms("admin pair", f"{admin}:{password}"),
+               **forms("scoped password", scoped_password), **token_forms(0, refresh),
+               **token_forms(1, acr_standin.entra_token),
+               # Every token the stand-in signs (refresh and access tokens) starts so.
+               "a token's header": refresh.partition(".")[0]}
     outputs.assert_free_of(secrets)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from support.acr_components import PopulatedAcr
 from support.api_components import FaultProxy
 from support.components import REGION
 from support.ecr_accounts import push_scenario
@@ -68,12 +69,13 @@ main(sys.argv[4:], prog_name="regstat")
 
 
 def crawl(
-    source: str, out: Path, *extra: str, kill: tuple[str, int] = ("never", 0), tags_per_job: int = 64
+    source: str, out: Path, *extra: str, kill: tuple[str, int] = ("never", 0), tags_per_job: int = 64,
+    stdin: str = "",
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REGSTAT_CHECKPOINT_SECONDS": "0"}
     argv = [sys.executable, "-c", _CHILD, kill[0], str(kill[1]), str(tags_per_job)]
     argv += ["crawl", source, "-o", str(out), "--json", *extra]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120)
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120)
 
 
 def summary(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -238,6 +240,20 @@ def test_api_crawl_resumes_without_asking_again(populated_fs: Populated, tmp_pat
         asked_again = len(proxy.log) - before_kill
     assert resumed["work"]["jobs_reused"] > 0 and whole["complete"]
     assert asked_again < asked
+    assert_same_snapshot(out, tmp_path / "full")
+
+
+@pytest.mark.registry
+def test_acr_crawl_resumes(populated_acr: PopulatedAcr, tmp_path: Path) -> None:
+    """ACR jobs carry the listed manifests with their tags (dataclasses) and the listing (a frozenset)."""
+    acr_standin = populated_acr.standin
+    login = ("--insecure", "--username", acr_standin.admin_username, "--password-stdin")
+    password = acr_standin.admin_password + "\n"
+    whole = summary(crawl(acr_standin.source, tmp_path / "full", *login, stdin=password))
+    out = tmp_path / "snap"
+    killed(crawl(acr_standin.source, out, *login, kill=("record", 4), stdin=password))
+    resumed = summary(crawl(acr_standin.source, out, *login, "--resume", stdin=password))
+    assert resumed["work"]["jobs_reused"] > 0 and resumed["work"]["jobs_run"] < whole["work"]["jobs_run"]
     assert_same_snapshot(out, tmp_path / "full")
 
 

@@ -13,10 +13,12 @@ from click.testing import CliRunner
 
 from regstat.cli import main
 from regstat.errors import EXIT_OK, EXIT_SOURCE
+from regstat.sources.acr.source import parse_acr
 from regstat.sources.registry_api.source import parse_location
 
 SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
-FORMS = ("PATH, file://PATH", "s3://BUCKET[/PREFIX]", "https://HOST[:PORT]", "ecr://REGION", "oci:PATH")
+FORMS = ("PATH, file://PATH", "s3://BUCKET[/PREFIX]", "https://HOST[:PORT]", "acr://NAME.azurecr.io", "ecr://REGION",
+         "oci:PATH")
 
 
 def refused(source: str, tmp_path: Path) -> str:
@@ -53,6 +55,10 @@ def refused(source: str, tmp_path: Path) -> str:
         ("s3:/bucket/prefix", "nor a SOURCE form", "try s3://bucket/prefix"),
         ("HTTPS://registry.example.com", "regstat does not read HTTPS://", "try https://registry.example.com"),
         ("ftp://registry.example.com/x", "ftp://registry.example.com/x: regstat does not read ftp:// sources", None),
+        # An ACR's login server: its own API, which sees untagged manifests, times and locks.
+        ("docker://myregistry.azurecr.io/team/app:v1", "regstat does not read docker://",
+         "try acr://myregistry.azurecr.io -r team/app"),
+        ("myregistry.azurecr.io", "no such directory", "if myregistry.azurecr.io is a registry, try acr://myregistry"),
     ],
 )
 def test_an_unrecognised_source_names_the_likely_form(source: str, problem: str, likely: str | None,
@@ -66,6 +72,16 @@ def test_an_unrecognised_source_names_the_likely_form(source: str, problem: str,
         suggested = first.partition("try ")[2].split()[0]
         if suggested.startswith(("http://", "https://")):  # a SOURCE regstat reads (parsed, not contacted)
             assert parse_location(suggested, insecure=suggested.startswith("http://")) == suggested
+        if suggested.startswith("acr://"):
+            assert parse_acr(suggested, insecure=False) == suggested.replace("acr://", "https://")
+
+
+@pytest.mark.parametrize("source", ["acr://myregistry.azurecr.io/team/app", "acr://", "acr://host:port",
+                                    "acr://myregistry.azurecr.io?n=1"])
+def test_an_acr_source_is_a_host_alone(source: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["crawl", source, "-o", str(tmp_path / "snap")])
+    assert result.exit_code == EXIT_SOURCE and "Traceback" not in result.stderr, result.output
+    assert "acr://" in result.stderr and not (tmp_path / "snap").exists()
 
 
 def test_a_path_that_does_not_exist_is_said_so(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from ..progress import Progress
 from ..render import human_bytes, safe_text
 from ..snapshot import Snapshot
 from .edge import count, interrupted
+from ..sources.acr.entra import KINDS as AZURE_CREDENTIALS
 from .options import command, quiet_option, repository_option
 
 
@@ -28,7 +29,7 @@ from .options import command, quiet_option, repository_option
     "-j",
     "--concurrency",
     type=click.IntRange(1, 512),
-    help="Parallel listings and reads. Default: 4 on disk, 32 on S3.",
+    help="Parallel listings and reads. Default: 4 on disk, 32 on S3, 16 for registry APIs and ACR, 8 for ECR.",
 )
 @click.option(
     "--verify-links",
@@ -42,9 +43,17 @@ from .options import command, quiet_option, repository_option
 @click.option(
     "--password-stdin", is_flag=True, help="Registry API: read the password (or token) from standard input."
 )
-@click.option("--insecure", is_flag=True, help="Registry API: allow plain HTTP and skip TLS verification.")
+@click.option("--insecure", is_flag=True,
+              help="Registry API and ACR: allow plain HTTP (ACR: speak it) and skip TLS verification.")
 @click.option("--ca-file", metavar="PEM", type=click.Path(exists=True, dir_okay=False),
-              help="Registry API: trust these CA certificates.")
+              help="Registry API and ACR: trust these CA certificates.")
+@click.option("--azure-credential", type=click.Choice(AZURE_CREDENTIALS),
+              help="ACR: sign in with Microsoft Entra ID through azure-identity (pip install 'regstat[azure]'): "
+              "default (DefaultAzureCredential), cli (az login), environment (AZURE_CLIENT_ID, ...), "
+              "workload-identity or managed-identity.")
+@click.option("--azure-authority-host", metavar="HOST",
+              help="ACR with --azure-credential: the Entra host of a sovereign cloud (login.chinacloudapi.cn, "
+              "login.microsoftonline.us). Default: AZURE_AUTHORITY_HOST, else login.microsoftonline.com.")
 @click.option("--registry-id", metavar="ACCOUNT",
               help="ECR: the registry (account id) to crawl. Default: the caller's.")
 @click.option("--name", metavar="REPOSITORY", help="OCI layout: the repository name. Default: the directory's name.")
@@ -71,6 +80,8 @@ def crawl_command(
     password_stdin: bool,
     insecure: bool,
     ca_file: str | None,
+    azure_credential: str | None,
+    azure_authority_host: str | None,
     registry_id: str | None,
     name: str | None,
     force: bool,
@@ -87,6 +98,8 @@ def crawl_command(
                                       directory holding docker/registry/v2)
       s3://BUCKET[/PREFIX]            the same tree in S3 (PREFIX: the S3 driver's rootdirectory)
       https://HOST[:PORT]             any registry, through the OCI Distribution API
+      acr://NAME.azurecr.io           Azure Container Registry, through its own API: untagged
+                                      manifests, times and locks (also acr://HOST[:PORT])
       ecr://REGION                    AWS ECR (the account of the credentials, or --registry-id)
       oci:PATH                        an OCI image layout directory
     Any other SOURCE (skopeo's docker://HOST/REPOSITORY:TAG, a bare host name, a path that
@@ -94,7 +107,10 @@ def crawl_command(
     docker://registry.example.com/ns/app:v1: https://registry.example.com -r ns/app).
 
     AWS credentials come from the usual chain (environment, profile, instance role).
-    Storage trees and ECR see untagged manifests; only storage trees and OCI layouts see
+    ACR takes --username/--password-stdin (admin user, service principal, repository-scoped
+    token, or user 00000000-0000-0000-0000-000000000000 with a refresh token from
+    az acr login --expose-token), --azure-credential (Entra ID), or what az acr login stored.
+    Storage trees, ECR and ACR see untagged manifests; only storage trees and OCI layouts see
     blobs no manifest references (snapshot.json lists what each source could see).
 
     Problems met on the way (damaged links, missing or malformed manifests, a registry that
@@ -107,8 +123,8 @@ def crawl_command(
     lists when it was resumed (resumed_at). --resume refuses, with exit code 5, when no
     interrupted crawl to DIR is left, when its crawl is still running, or when SOURCE or an
     option that changes what is crawled (--repository, --verify-links, --username,
-    --registry-id, --name) differs. Without --resume, a crawl removes what dead crawls to DIR
-    left.
+    --azure-credential, --registry-id, --name) differs. Without --resume, a crawl removes
+    what dead crawls to DIR left.
 
     A crawl never writes inside a snapshot or a local SOURCE (a storage root on disk, an OCI
     layout), nor replaces one: DIR equal to SOURCE, inside it or holding it is refused with
@@ -123,6 +139,7 @@ def crawl_command(
       regstat crawl s3://my-bucket/registry -o snap --concurrency 64
       regstat crawl sample_data -o /tmp/snap --repository 'apps/*'
       echo "$TOKEN" | regstat crawl https://registry.example.com -o snap --username ci --password-stdin
+      regstat crawl acr://myregistry.azurecr.io -o snap --azure-credential cli
       regstat crawl s3://my-bucket/registry -o snap --resume   # after a crash or Ctrl-C
     """
     if username and not password_stdin:
@@ -136,6 +153,8 @@ def crawl_command(
         password=password,
         insecure=insecure,
         ca_file=ca_file,
+        azure_credential=azure_credential,
+        azure_authority_host=azure_authority_host,
         registry_id=registry_id,
         name=name,
         concurrency=concurrency,

@@ -50,6 +50,7 @@ def options_fingerprint(options: CrawlOptions) -> dict[str, Any]:
         "repositories": list(options.repositories),
         "verify_links": options.verify_links,
         "username": options.username,
+        "azure_credential": options.azure_credential,
         "registry_id": options.registry_id,
         "name": options.name,
     }

@@ -70,7 +70,7 @@ def parse_time(text: str | None, key: str = "time") -> datetime | None:
 class SourceInfo:
     """Where a crawl read (`source` in snapshot.json): never a secret.
 
-    `kind` is storage-layout, distribution-api, ecr or oci-layout; `driver` (filesystem or
+    `kind` is storage-layout, distribution-api, acr, ecr or oci-layout; `driver` (filesystem or
     s3) is a storage layout's; `registry_id` an ECR's (null for the caller's own registry);
     `repository` an OCI layout's name; `endpoint_url` for S3 and ECR when one was set.
     """
@@ -118,7 +118,8 @@ class Capabilities:
 
     A figure that needs a capability the source lacks is unknown or an estimate, and the
     planner never turns it into a blob deletion. Absent keys read as lacking (fail closed).
-    `push_times`/`pull_times`: "exact", "approximate" (file modification times) or None.
+    `push_times`/`pull_times`: "exact", "approximate" (file modification times) or None;
+    `locks`: "exact" (the source says which items are locked: ACR) or None.
     """
 
     untagged_manifests: bool = False

@@ -7,13 +7,17 @@ from .forms import unrecognised
 
 
 def open_source(source: str, options: CrawlOptions) -> Source:
-    """Open SOURCE by its form: a registry URL, ecr://REGION, oci:PATH, or a storage root (a
+    """Open SOURCE by its form: a registry URL, acr://HOST, ecr://REGION, oci:PATH, or a storage root (a
     path, file://PATH or s3://); refuse any other SOURCE, or a path that does not exist, with
     the forms regstat reads (regstat.sources.forms)."""
     if source.startswith(("http://", "https://")):
         from .registry_api.source import open_distribution_api
 
         return open_distribution_api(source, options)
+    if source.startswith("acr://"):
+        from .acr.source import open_acr
+
+        return open_acr(source, options)
     if source.startswith("ecr://"):
         from .ecr import open_ecr
 

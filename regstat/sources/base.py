@@ -39,6 +39,9 @@ class CrawlOptions:
     password: str | None = field(default=None, repr=False)
     insecure: bool = False
     ca_file: str | None = None
+    # ACR: an Entra ID credential kind (sources.acr.entra.KINDS) and its authority host
+    azure_credential: str | None = None
+    azure_authority_host: str | None = None
     # ECR
     registry_id: str | None = None
     # OCI layouts

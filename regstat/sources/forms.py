@@ -18,13 +18,16 @@ FORMS = (
     ("PATH, file://PATH", "a distribution registry's storage root (the directory holding docker/registry/v2)"),
     ("s3://BUCKET[/PREFIX]", "the same tree in S3"),
     ("https://HOST[:PORT]", "any registry, through the OCI Distribution API (-r names repositories)"),
+    ("acr://NAME.azurecr.io", "Azure Container Registry, through its own API (also acr://HOST[:PORT])"),
     ("ecr://REGION", "AWS ECR"),
     ("oci:PATH", "an OCI image layout directory"),
 )
 # Schemes written SCHEME://…; oci: takes a path right after its colon.
-SCHEMES = ("http", "https", "s3", "ecr", "file")
+SCHEMES = ("http", "https", "s3", "ecr", "acr", "file")
 # Where Docker's short names (alpine, library/alpine, docker.io/…) live, as `docker pull` reads them.
 DOCKER_HUB = "index.docker.io"
+# Azure Container Registry's login servers in the public and sovereign clouds.
+ACR_SUFFIXES = (".azurecr.io", ".azurecr.cn", ".azurecr.us")
 
 
 def unrecognised(source: str) -> SourceError | None:
@@ -58,7 +61,7 @@ def _credentials() -> SourceError:
 
 
 def _refusal(problem: str, likely: str | None = None, condition: str = "") -> SourceError:
-    forms = "\n".join(f"  {form:<22}{what}" for form, what in FORMS)
+    forms = "\n".join(f"  {form:<24}{what}" for form, what in FORMS)
     guess = f"; {condition}try {likely}" if likely else ""
     return SourceError(f"{problem}{guess}\nSOURCE is one of:\n{forms}")
 
@@ -85,6 +88,8 @@ def _registry(host: str, path: str) -> str:
     repository = path.partition("@")[0].partition(":")[0]  # a repository name holds neither
     if host in ("docker.io", "registry-1.docker.io"):
         host = DOCKER_HUB
+    if host.endswith(ACR_SUFFIXES):  # ACR's own API sees more than the OCI one
+        return f"acr://{host}" + (f" -r {repository}" if repository else "")
     from .registry_api.source import is_loopback  # here: only a suggestion needs the API source
 
     # Plain HTTP is what a registry on the loopback most likely speaks (and regstat allows it there).

@@ -29,6 +29,7 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -42,6 +43,7 @@ _CHALLENGE_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([
 _DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
 _DOCKER_HUB_REALM_HOST = "auth.docker.io"
 REALM_HOSTS_VARIABLE = "REGSTAT_REALM_HOSTS"
+DOCKER_LOGIN_HINT = "give --username and --password-stdin, or docker login"
 
 
 @dataclass(frozen=True)
@@ -95,13 +97,31 @@ class Authenticator:
         registry_url: str,
         explicit: Credentials | None,
         realm_hosts: frozenset[str] = frozenset(),
+        *,
+        lookup: Callable[[], tuple[Credentials | None, str]] | None = None,
+        login_hint: str = DOCKER_LOGIN_HINT,
+        own_scopes: bool = False,
+        refusal_hint: str = "",
+        renews: bool = False,
     ) -> None:
+        """`lookup`: where credentials come from when none are `explicit` (default: the Docker
+        client's configuration), asked once, when the registry first wants them. `own_scopes`:
+        ask the token service for the scope a request names, not the narrower one a challenge
+        names (ACR challenges a listing with `metadata_read` and a manifest with `pull`; one
+        token with both serves a repository's every request). `refusal_hint` ends the message
+        of a token service's refusal. `renews`: when the token service refuses looked-up
+        credentials, look them up again once (they were signed in, and may have expired)."""
         self.http = http
         self.registry = origin(registry_url)
         self.realm_hosts = frozenset(h.lower() for h in realm_hosts)  # other hosts the user lets credentials go to
         if self.registry[1] in _DOCKER_HUB:
             self.realm_hosts |= {_DOCKER_HUB_REALM_HOST}
         self._explicit = explicit
+        self._lookup = lookup or (lambda: docker_credentials(self.registry[1], self.registry[2]))
+        self._login_hint = login_hint
+        self._own_scopes = own_scopes
+        self._refusal_hint = refusal_hint
+        self._renews = renews and explicit is None
         self._credentials: Credentials | None = explicit
         self._looked_up = explicit is not None
         self._note = ""  # why the Docker configuration gave no credentials
@@ -155,7 +175,7 @@ class Authenticator:
     def credentials(self) -> Credentials | None:
         with self._lock:
             if not self._looked_up:
-                self._credentials, self._note = docker_credentials(self.registry[1], self.registry[2])
+                self._credentials, self._note = self._lookup()
                 self._looked_up = True
                 if self._credentials is not None:
                     self._remember_credentials(self._credentials)
@@ -163,7 +183,7 @@ class Authenticator:
 
     def _hint(self) -> str:
         note = f" ({self._note})" if self._note else ""
-        return f"; give --username and --password-stdin, or docker login{note}" if self._explicit is None else ""
+        return f"; {self._login_hint}{note}" if self._explicit is None else ""
 
     def _remember(self, secret: str) -> None:
         if len(secret) >= 4:  # shorter ones would mangle messages and protect nothing
@@ -194,22 +214,39 @@ class Authenticator:
         refusal = self._refusal(realm) if credentials is not None else None
         if refusal:
             raise AuthError(f"not sending credentials to the token realm {redact_url(realm)}: {refusal}")
-        scopes = (challenge.params.get("scope") or scope).split()
+        asked = challenge.params.get("scope")
+        scopes = (((scope or asked) if self._own_scopes else (asked or scope)) or "").split()
+        response = self._ask_token(realm, challenge, scopes, credentials)
+        if response.status == 401 and self._renews and credentials is not None:
+            # Signed-in credentials expire (an ACR refresh token from Entra ID after hours): sign in again, once.
+            credentials = self._renewed(credentials)
+            response = self._ask_token(realm, challenge, scopes, credentials)
+        return self._token_from(response, realm)
+
+    def _ask_token(self, realm: str, challenge: Challenge, scopes: list[str], credentials: Credentials | None
+                   ) -> Response:
         query = [("service", challenge.params["service"])] if "service" in challenge.params else []
         headers = {"Accept": "application/json", "User-Agent": "regstat"}
         if credentials is not None and credentials.identity_token:
             form = query + [("scope", " ".join(scopes))] if scopes else list(query)
             form += [("grant_type", "refresh_token"), ("refresh_token", credentials.secret), ("client_id", "regstat")]
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-            response = self._token_request("POST", realm, headers, urlencode(form).encode())
-        else:
-            query += [("scope", s) for s in scopes]
-            if credentials is not None:
-                query.append(("account", credentials.username))
-                headers["Authorization"] = credentials.basic()
-            url = realm + ("&" if parts.query else "?") + urlencode(query) if query else realm
-            response = self._token_request("GET", url, headers, None)
-        return self._token_from(response, realm)
+            return self._token_request("POST", realm, headers, urlencode(form).encode())
+        query += [("scope", s) for s in scopes]
+        if credentials is not None:
+            query.append(("account", credentials.username))
+            headers["Authorization"] = credentials.basic()
+        url = realm + ("&" if urlsplit(realm).query else "?") + urlencode(query) if query else realm
+        return self._token_request("GET", url, headers, None)
+
+    def _renewed(self, expired: Credentials) -> Credentials | None:
+        """Credentials looked up again; once for all threads that held `expired`."""
+        with self._lock:
+            if self._credentials is expired:
+                self._credentials, self._note = self._lookup()
+                if self._credentials is not None:
+                    self._remember_credentials(self._credentials)
+            return self._credentials
 
     def _refusal(self, realm: str) -> str | None:
         """Why credentials must not go to `realm`, or None when they may."""
@@ -235,7 +272,8 @@ class Authenticator:
     def _token_from(self, response: Response, realm: str) -> _Token:
         where = f"the token service {redact_url(realm)}"
         if response.status in (401, 403):
-            raise AuthError(f"{where} refused the request ({response.status}) with {self.identity()}")
+            raise AuthError(f"{where} refused the request ({response.status}) with {self.identity()}"
+                            f"{self._refusal_hint if self._credentials is not None else ''}")
         if response.status != 200 or response.truncated:
             raise AuthError(f"{where} answered {response.status} {response.reason}")
         try:

@@ -177,10 +177,12 @@ class RegistryClient:
                     return url
         return None
 
-    def manifest(self, method: str, name: str, reference: str) -> Response:
-        """HEAD or GET one manifest by tag or digest; a body is read to 4 MiB + 1 at most."""
+    def manifest(self, method: str, name: str, reference: str, scope: str | None = None) -> Response:
+        """HEAD or GET one manifest by tag or digest; a body is read to 4 MiB + 1 at most.
+        `scope`: the token's scope, when the source asks for more than `pull`."""
         path = manifest_path(name, reference)
-        return self.call(method, path, repository_scope(name), accept=MANIFEST_ACCEPT, limit=MAX_MANIFEST_BYTES)
+        return self.call(method, path, scope or repository_scope(name), accept=MANIFEST_ACCEPT,
+                         limit=MAX_MANIFEST_BYTES)
 
 
 def header_digest(response: Response) -> str | None:

@@ -71,23 +71,31 @@ _GLOB_CHARACTERS = frozenset("*?[")
 def open_distribution_api(source: str, options: CrawlOptions) -> DistributionApiSource:
     """Open a registry by URL and check that it answers `/v2/`; raise SourceError if not."""
     location = parse_location(source, options.insecure)
-    if options.password is not None and not options.username:
-        raise SourceError("--password-stdin needs --username")
-    if options.username and options.password is None:
-        raise SourceError("--username needs --password-stdin (the password or token on standard input)")
-    try:
-        context = tls_context(options.insecure, options.ca_file)
-    except (OSError, ssl.SSLError) as e:
-        raise SourceError(f"cannot load --ca-file {options.ca_file}: {type(e).__name__}: {e}") from None
-    http = HttpClient(context)
-    explicit = (
-        Credentials(options.username, options.password)
-        if options.username and options.password is not None else None
-    )
+    explicit = explicit_credentials(options)
+    http = HttpClient(tls_from(options))
     authenticator = Authenticator(http, location, explicit, realm_hosts())
     client = RegistryClient(location, http, authenticator, page_size())
     client.probe()
     return DistributionApiSource(client, options.repositories)
+
+
+def explicit_credentials(options: CrawlOptions) -> Credentials | None:
+    """`--username` and the password from `--password-stdin`, which go together."""
+    if options.password is not None and not options.username:
+        raise SourceError("--password-stdin needs --username")
+    if options.username and options.password is None:
+        raise SourceError("--username needs --password-stdin (the password or token on standard input)")
+    if options.username and options.password is not None:
+        return Credentials(options.username, options.password)
+    return None
+
+
+def tls_from(options: CrawlOptions) -> ssl.SSLContext:
+    """The TLS context of `--insecure` and `--ca-file`."""
+    try:
+        return tls_context(options.insecure, options.ca_file)
+    except (OSError, ssl.SSLError) as e:
+        raise SourceError(f"cannot load --ca-file {options.ca_file}: {type(e).__name__}: {e}") from None
 
 
 def parse_location(source: str, insecure: bool) -> str:
@@ -165,13 +173,26 @@ class DistributionApiSource:
 def list_repositories(client: RegistryClient, globs: tuple[str, ...]) -> JobResult:
     """The catalog's pages; one `crawl_repository` job per selected repository."""
     result = JobResult()
+    for name, listed in select_repositories(client, "/v2/_catalog", globs, result):
+        result.jobs.append((crawl_repository, (client, name, listed)))
+    result.items = client.take_requests()
+    return result
+
+
+def select_repositories(
+    client: RegistryClient, path: str, globs: tuple[str, ...], result: JobResult
+) -> list[tuple[str, bool]]:
+    """The repositories of the catalog at `path` that `globs` select and whose names are
+    valid, each with whether the catalog listed it. Without a catalog (denied or absent),
+    the names `globs` give when none is a pattern; else SourceError. Errors and the count of
+    unselected repositories go to `result`."""
     names: list[str] = []
     listed = True
     try:
-        for page in client.pages("/v2/_catalog", CATALOG_SCOPE):
+        for page in client.pages(path, CATALOG_SCOPE):
             page_names = page.get("repositories") or []
             if not isinstance(page_names, list) or not all(isinstance(n, str) for n in page_names):
-                raise ApiProblem("/v2/_catalog", "invalid_response", "`repositories` is not a list of names")
+                raise ApiProblem(path, "invalid_response", "`repositories` is not a list of names")
             names += page_names
     except ApiProblem as p:
         if names or p.kind not in ("denied", "read_error") or p.status not in (401, 403, 404):
@@ -184,17 +205,16 @@ def list_repositories(client: RegistryClient, globs: tuple[str, ...]) -> JobResu
                 f"the registry at {client.base} does not list its repositories ({p.message}); "
                 "name them with --repository"
             ) from None
+    selected = []
     for name in sorted(set(names)):
         if not repository_selected(name, globs):
             result.unselected = add_unselected(result.unselected, 1)
-            continue
-        if valid_repository_name(name):
-            result.jobs.append((crawl_repository, (client, name, listed)))
+        elif valid_repository_name(name):
+            selected.append((name, listed))
         else:  # never put it in a URL
             result.repositories.append(name)
-            result.errors.append(CrawlError(name, "/v2/_catalog", "invalid_name", "not a valid repository name"))
-    result.items = client.take_requests()
-    return result
+            result.errors.append(CrawlError(name, path, "invalid_name", "not a valid repository name"))
+    return selected
 
 
 class RepositoryState:

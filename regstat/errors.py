@@ -29,6 +29,8 @@
         ├── ApiProblem           (registry API) a request failed in a way the crawl records
         ├── AuthError            (registry API) the registry or its token service refused us
         ├── BadAnswer            (S3) an answer that arrived whole but cannot be right
+        ├── LiveCheckError       (apply.target) apply-gc's live check got no usable answer:
+        │                        the action is recorded as failed
         └── NotResumable         (crawl) a job the journal cannot record: no --resume later
 
     KeyboardInterrupt

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..sources.ecr import BATCH_SIZE, ECR_ERRORS, EcrApi, describe_error, error_code, image_path
+from ..sources.ecr import BATCH_SIZE, ECR_ERRORS, PAGE_SIZE, EcrApi, describe_error, error_code, image_path
 from .tag_rules import kept_tags, with_manifest_or
 from .target import DELETED, FAILED, GONE, SKIPPED, Action, Live, LiveCheckError, Outcome, Planned
 
@@ -115,33 +115,53 @@ class EcrTarget:
                 return {a.position: Outcome(GONE) for a in actions}
             failed = Outcome(FAILED, _reason(code), f"BatchDeleteImage: {describe_error(e)}")
             return {a.position: failed for a in actions}
-        deleted = {_key(image) for image in response.get("imageIds") or []}
-        deleted |= {("digest", image.get("imageDigest")) for image in response.get("imageIds") or []}
+        # ECR names each image it did not delete in `failures` (and lists the deleted ones in
+        # `imageIds`, which moto leaves out for an untagged image): what no failure names went.
         failures = {_key(f.get("imageId") or {}): f for f in response.get("failures") or []}
         outcomes = {}
         for action, image_id in zip(actions, ids, strict=True):
-            key = _key(image_id)
-            failure = failures.get(key)
-            if failure is not None:
-                code, why = failure.get("failureCode") or "", failure.get("failureReason") or ""
-                status = GONE if code in _GONE_CODES else FAILED
-                outcomes[action.position] = Outcome(status, "" if status == GONE else _reason(code), why)
-            elif key in deleted:
+            failure = failures.get(_key(image_id))
+            if failure is None:
                 outcomes[action.position] = Outcome(DELETED)
-            else:
-                outcomes[action.position] = Outcome(FAILED, "no_answer", "BatchDeleteImage did not mention it")
+                continue
+            code, why = failure.get("failureCode") or "", failure.get("failureReason") or ""
+            gone = code in _GONE_CODES
+            outcomes[action.position] = Outcome(GONE if gone else FAILED, "" if gone else _reason(code), why)
         return outcomes
 
     def _describe(self, repository: str, ids: list[dict[str, str]]) -> list[dict[str, Any]]:
-        """DescribeImages for up to 100 image ids; the ones not found are left out."""
+        """DescribeImages for up to 100 image ids (`imageDigest`, `imageTags`), leaving out the
+        ones not found."""
         try:
-            response = self.api.client.describe_images(repositoryName=repository, imageIds=ids, **self.api.registry)
+            try:
+                response = self.api.client.describe_images(repositoryName=repository, imageIds=ids,
+                                                           **self.api.registry)
+                return list(response.get("imageDetails") or [])
+            except ECR_ERRORS as e:
+                if error_code(e) not in _GONE_CODES:
+                    raise
+                if len(ids) == 1:
+                    return []
+            # One image not found fails the whole call (a rerun, a race): list the repository.
+            return self._listed(repository, {i.get("imageDigest") or i.get("imageTag") for i in ids})
         except ECR_ERRORS as e:
-            if error_code(e) in _GONE_CODES:
-                # One missing image fails the whole call: ask for each (rare: a race or a rerun).
-                return [] if len(ids) == 1 else [d for i in ids for d in self._describe(repository, [i])]
+            if error_code(e) == "RepositoryNotFoundException":
+                return []
             raise LiveCheckError(_reason(error_code(e)), f"DescribeImages: {describe_error(e)}") from None
-        return list(response.get("imageDetails") or [])
+
+    def _listed(self, repository: str, wanted: set[str | None]) -> list[dict[str, Any]]:
+        """The images of `repository` named (by digest or tag) in `wanted`, from ListImages."""
+        tags: dict[str, list[str]] = {}
+        paginator = self.api.client.get_paginator("list_images")
+        pages = paginator.paginate(repositoryName=repository, **self.api.registry,
+                                   PaginationConfig={"PageSize": PAGE_SIZE})
+        for page in pages:
+            for image in page.get("imageIds") or []:
+                listed = tags.setdefault(image["imageDigest"], [])
+                if image.get("imageTag"):
+                    listed.append(image["imageTag"])
+        return [{"imageDigest": digest, "imageTags": names} for digest, names in tags.items()
+                if digest in wanted or wanted & set(names)]
 
 
 def _key(image_id: dict[str, Any]) -> tuple[str, Any]:

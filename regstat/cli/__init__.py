@@ -1,7 +1,7 @@
 """The `regstat` command line: parse options, call one library function, render its result.
 
 The click group is here; each command lives in a module of this package (crawl, sql, report,
-plan, explain), sharing edge.py. The entry point stays regstat.cli:main.
+plan, apply, explain), sharing edge.py. The entry point stays regstat.cli:main.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .apply import apply_gc_command
 from .crawl import crawl_command
 from .explain import explain_command
 from .plan import plan_gc_command
@@ -50,4 +51,5 @@ main.add_command(sql_command)
 main.add_command(export_db_command)
 main.add_command(report_command)
 main.add_command(plan_gc_command)
+main.add_command(apply_gc_command)
 main.add_command(explain_command)

@@ -33,7 +33,8 @@ def main() -> None:
       3    snapshot written, but errors were recorded (it is incomplete)
       4    SOURCE missing, unreachable or unreadable; nothing written
       5    not a snapshot; an output refused (it exists, --force may not replace it, or it
-           lies inside a snapshot or a local SOURCE); or nothing --resume can continue
+           lies inside a snapshot or a local SOURCE); nothing --resume can continue; or
+           apply-gc refused a plan (nothing deleted)
       130  interrupted (SIGINT or SIGTERM); no snapshot written (--resume may continue it)
 
     Options mean the same in every command: -r/--repository GLOB (repeatable; `*` matches
@@ -41,8 +42,8 @@ def main() -> None:
     written atomically and never inside a snapshot or its local SOURCE, -q/--quiet prints
     nothing on stderr unless something went wrong. With --json or --format json, a fatal
     error also prints {"error": ..., "kind": ..., "exit_code": ...} on stdout; kind is one
-    of usage, source, snapshot, output, query, reachability, plan, explain, manifest,
-    error, interrupted, internal.
+    of usage, source, refused, snapshot, output, query, reachability, plan, explain,
+    manifest, error, interrupted, internal.
     """
 
 

@@ -20,6 +20,8 @@ from ..analysis.export import ExportError
 from ..analysis.reachability import ReachabilityError
 from ..analysis.scope import QueryScopeError
 from ..errors import (
+    EXIT_REFUSED,
+    ApplyRefused,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_SNAPSHOT,
@@ -48,6 +50,7 @@ OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
     (QueryScopeError, "usage", EXIT_USAGE),
     (PlanFileError, "usage", EXIT_USAGE),
     (SourceError, "source", EXIT_SOURCE),
+    (ApplyRefused, "refused", EXIT_REFUSED),
     (OutputExistsError, "output", EXIT_SNAPSHOT),
     (OutputRefusedError, "output", EXIT_SNAPSHOT),
     (SnapshotError, "snapshot", EXIT_SNAPSHOT),

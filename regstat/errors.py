@@ -19,6 +19,7 @@
     │   ├── PlanFileError        (plan.plan) a file given as a plan that is not one regstat
     │   │                        wrote, or is damaged: a usage error
     │   ├── ExplainError         (plan.explain) nothing to explain, or a plan of another snapshot
+    │   ├── HistoryError         (apply.history) explain --journal: the plan has no action on it
     │   ├── ApplyRefused         apply-gc will not run a plan (tampered, stale, over --max-deletes,
     │   │   │                    another registry): exit 5, nothing deleted
     │   │   ├── ApplyLocked      (apply.journal) another apply-gc of the plan holds its lock

@@ -84,9 +84,15 @@ def settled(state: dict[int, Recorded]) -> dict[int, Outcome]:
 
 
 def history(path: Path, position: int) -> list[dict[str, Any]]:
-    """Every record naming `position`, in order (for explain)."""
-    return [r for r in _records(path)
-            if r.get("position") == position or position in r.get("positions", ())]
+    """Every record naming `position`, in order, each with the number of its run (from 1) and
+    whether that run was a resumed one (for explain)."""
+    found, run, resumed = [], 0, False
+    for record in _records(path):
+        if record.get("event") == "run":
+            run, resumed = run + 1, bool(record.get("resumed"))
+        elif record.get("position") == position or position in record.get("positions", ()):
+            found.append({**record, "run": run, "resumed": resumed})
+    return found
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:

@@ -25,6 +25,11 @@ from ..progress import Progress
 from ..snapshot import Snapshot, SnapshotInfo
 from .target import Action
 
+# Crawl errors that leave nothing unread: a repository directory without manifests (what
+# distribution leaves when a repository's last manifest is deleted, by apply-gc or through
+# its API, and what an interrupted first push leaves) holds no manifest and references nothing.
+_HARMLESS = frozenset({"no_manifests_dir"})
+
 # The columns of the plan's actions the checks read.
 _ACTIONS = pa.schema([("position", pa.int64()), ("action", pa.string()), ("repository", pa.string()),
                       ("tag", pa.string()), ("digest", pa.string()), ("uuid", pa.string())])
@@ -46,11 +51,15 @@ class Fresh:
             shutil.rmtree(self._directory, ignore_errors=True)
             raise
         self._tags: dict[tuple[str, str], frozenset[str]] | None = None
+        errors = [e for e in self.info.errors if e.kind not in _HARMLESS]
+        # An error outside any repository may hide anything: no repository counts as read.
+        self._whole = any(e.repository is None for e in errors)
+        self._unread = frozenset(e.repository for e in errors if e.repository is not None)
 
     @property
     def complete(self) -> bool:
-        """No errors anywhere (a partial crawl of the plan's repositories counts as complete)."""
-        return not self.info.errors
+        """Everything read (a partial crawl of the plan's repositories counts as complete)."""
+        return not self._whole and not self._unread
 
     def verdicts(self, check: str, actions: Iterable[Action], *, gone_manifests: Iterable[tuple[str, str]] = (),
                  grace_cutoff: datetime | None = None) -> dict[int, str]:
@@ -80,8 +89,9 @@ class Fresh:
         rows = [{"position": a.position, "action": a.kind, "repository": a.repository, "tag": a.tag,
                  "digest": a.digest, "uuid": a.uuid} for a in actions]
         _replace(self.con, "apply_actions", pa.Table.from_pylist(rows, schema=_ACTIONS))
-        incomplete = sorted(self.info.errored_repositories)
+        incomplete = sorted({r["repository"] for r in rows if r["repository"]} if self._whole else self._unread)
         _replace(self.con, "apply_incomplete", pa.table({"repository": pa.array(incomplete, pa.string())}))
+        gone = list(gone)
         repositories, digests = zip(*gone, strict=True) if gone else ((), ())
         _replace(self.con, "apply_gone_manifests", pa.table({"repository": pa.array(repositories, pa.string()),
                                                              "digest": pa.array(digests, pa.string())}))

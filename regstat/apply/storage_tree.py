@@ -80,7 +80,7 @@ class StorageTreeTarget:
             for entry in self.storage.walk(f"repositories/{repository}/_manifests/tags"):
                 parts = entry.path.split("/")
                 # .../_manifests/tags/<tag>/index/<alg>/<hex>/link
-                if len(parts) >= 5 and parts[-5] == "index":
+                if len(parts) >= 5 and parts[-4] == "index" and parts[-1] == "link":
                     key = (repository, f"{parts[-3]}:{parts[-2]}")
                     if key in wanted:
                         found.setdefault(key, []).append(entry)

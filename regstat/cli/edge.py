@@ -34,6 +34,7 @@ from ..errors import (
     SnapshotError,
     SourceError,
 )
+from ..apply.history import HistoryError
 from ..plan.explain import ExplainError
 from ..plan.explain_target import TargetError, TargetFormError
 from ..plan.plan import PlanFileError
@@ -59,6 +60,7 @@ OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
     (ReachabilityError, "reachability", EXIT_FAILURE),
     (PlanError, "plan", EXIT_FAILURE),
     (ExplainError, "explain", EXIT_FAILURE),
+    (HistoryError, "explain", EXIT_FAILURE),
     (TargetError, "explain", EXIT_FAILURE),
     (ManifestError, "manifest", EXIT_FAILURE),
     (RegstatError, "error", EXIT_FAILURE),

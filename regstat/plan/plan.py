@@ -57,7 +57,7 @@ ACTIONS_SCHEMA = pa.schema([
     ("tag", pa.string()),
     ("digest", pa.string()),
     ("uuid", pa.string()),
-    pa.field("size", pa.int64(), nullable=False),
+    ("size", pa.int64()),  # null: unknown (an upload in S3, its data an unfinished multipart upload)
     ("bytes_freed", pa.int64()),
     pa.field("reason", pa.string(), nullable=False),
     ("rule", pa.string()),

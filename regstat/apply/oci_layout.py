@@ -54,7 +54,10 @@ class OciLayoutTarget:
             return None
         if action.kind != "delete_manifest":
             return Outcome(SKIPPED, "not_deletable", f"an OCI layout has no {action.kind}")
-        index = self._index()
+        try:
+            index = self._index()
+        except LiveCheckError as e:
+            return Outcome(FAILED, e.reason, e.detail)
         digest, repository = action.digest or "", action.repository or ""
         if index.unnamed is None or digest in index.unnamed:
             return Outcome(SKIPPED, "root", "index.json lists it without a name: it is kept whatever its tags")

@@ -89,6 +89,12 @@ class RegistryApiTarget:
         return named if response.truncated else body_digest(stored_form(response.body), named)
 
     def refusal(self, action: Action, planned: Planned, live: Live) -> Outcome | None:
+        try:
+            return self._refusal(action, planned, live)
+        except LiveCheckError as e:
+            return Outcome(FAILED, e.reason, e.detail)
+
+    def _refusal(self, action: Action, planned: Planned, live: Live) -> Outcome | None:
         repository = action.repository or ""
         if action.kind == "delete_tag":
             if self._tags_deletable(repository):

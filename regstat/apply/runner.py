@@ -26,7 +26,7 @@ from ..progress import Progress
 from ..snapshot.info import SourceInfo
 from .journal import Journal
 from .live import Fresh
-from .target import DELETED, FAILED, GONE, SKIPPED, WOULD_DELETE, Action, Outcome, Target
+from .target import DELETED, FAILED, GONE, SKIPPED, WITH_MANIFEST, WOULD_DELETE, Action, Outcome, Target
 from .targets import crawl_options, open_target, source_argument
 
 BATCH = 1000  # actions per deletion request (S3's DeleteObjects takes 1,000 keys)
@@ -114,6 +114,7 @@ def _tags_and_manifests(step: _Step, planned: PlanActions, crawl_source: str, op
         blockers = fresh.blockers(tags_and_manifests)
         step.progress.set_phase("deleting manifests")
         step.run_kind([a for a in pending if a.kind == "delete_manifest"], verdicts, planned, fresh, blockers=blockers)
+        step.settle_with_manifests(planned)
     except BaseException:
         fresh.close()
         raise
@@ -167,6 +168,9 @@ class _Step:
         self.run, self.target, self.settings, self.journal, self.progress = run, target, settings, journal, progress
         self._limiter = _Limiter(settings.rate)
         self._lock = threading.Lock()
+        # Tags the target deletes only with their manifest (WITH_MANIFEST): position -> its
+        # refusal. Never journaled: a resumed run verifies them again.
+        self.with_manifest: dict[int, Outcome] = {}
 
     def run_kind(self, actions: Sequence[Action], verdicts: dict[int, str], planned: PlanActions, live: Fresh, *,
                  live_tag: bool = False, blockers: dict[int, set[int]] | None = None) -> None:
@@ -178,7 +182,9 @@ class _Step:
                 self._delete(ready)
                 ready, waiting_on = [], set()
             outcome = self._verify(action, verdicts.get(action.position, "gone"), planned, live, live_tag, waits)
-            if outcome is not None:
+            if outcome is not None and outcome.status == WITH_MANIFEST:
+                self.with_manifest[action.position] = outcome
+            elif outcome is not None:
                 self._settle([(action.position, outcome)])
             else:
                 ready.append(action)
@@ -192,12 +198,13 @@ class _Step:
             return Outcome(GONE)
         if verdict != "ok":
             return Outcome(SKIPPED, verdict)
-        blocked = sorted(p for p in waits if self.run.outcomes.get(p, Outcome(FAILED)).status not in _WENT)
+        blocked = sorted(p for p in waits if p not in self.with_manifest
+                         and self.run.outcomes.get(p, Outcome(FAILED)).status not in _WENT)
         if blocked:
             reason = "tagged" if self.run.actions[blocked[0]].kind == "delete_tag" else "referenced"
             return Outcome(SKIPPED, reason, f"waits on action #{blocked[0]}, which did not happen")
         refusal = self.target.refusal(action, planned, live)
-        if refusal is not None:
+        if refusal is not None and refusal.status != WITH_MANIFEST:
             return refusal
         if live_tag and action.repository and action.tag:
             try:
@@ -208,7 +215,22 @@ class _Step:
                 return Outcome(GONE)
             if now != action.digest:
                 return Outcome(SKIPPED, "tag_moved", f"now {now}")
-        return None
+        return refusal
+
+    def settle_with_manifests(self, planned: PlanActions) -> None:
+        """Tags that went (or did not) with their manifest end as it did."""
+        manifests = {(a.repository, a.digest): a.position for a in planned.of("delete_manifest")}
+        decided = []
+        for position, refusal in self.with_manifest.items():
+            action = self.run.actions[position]
+            manifest = self.run.outcomes.get(manifests.get((action.repository, action.digest), -1))
+            if manifest is not None and manifest.status in _WENT:
+                decided.append((position, Outcome(manifest.status)))
+            else:
+                why = f"{refusal.detail}; its manifest stays ({manifest.reason if manifest else 'not decided'})"
+                decided.append((position, Outcome(SKIPPED, refusal.reason, why)))
+        self.with_manifest.clear()
+        self._settle(decided)
 
     def _delete(self, actions: list[Action]) -> None:
         if not actions:

@@ -18,10 +18,9 @@ def goes_with_manifest(action: Action, planned: Planned, live: Live) -> bool:
 
 
 def with_manifest_or(action: Action, planned: Planned, live: Live, reason: str, detail: str) -> Outcome:
-    """WITH_MANIFEST when the tag may go with its manifest, else SKIPPED for `reason`."""
-    if goes_with_manifest(action, planned, live):
-        return Outcome(WITH_MANIFEST, detail="deleted with its manifest")
-    return Outcome(SKIPPED, reason, detail)
+    """WITH_MANIFEST when the tag may go with its manifest, else SKIPPED; for `reason` either
+    way (the reason it is skipped if its manifest stays)."""
+    return Outcome(WITH_MANIFEST if goes_with_manifest(action, planned, live) else SKIPPED, reason, detail)
 
 
 def kept_tags(action: Action, planned: Planned, live: Live) -> list[str]:

@@ -104,6 +104,8 @@ class RegistryApiTarget:
         if action.kind != "delete_manifest":
             return Outcome(SKIPPED, "not_deletable", f"the registry API cannot {action.kind}")
         digest = action.digest or ""
+        if self._manifest("HEAD", repository, digest).status == 404:
+            return Outcome(GONE)  # (an untagged manifest is invisible to the fresh crawl: asked here)
         kept = kept_tags(action, planned, live)
         if kept:
             return Outcome(SKIPPED, "tagged", f"kept tags name it: {', '.join(kept[:5])}")

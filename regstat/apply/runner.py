@@ -194,9 +194,13 @@ class _Step:
     def _verify(self, action: Action, verdict: str, planned: PlanActions, live: Fresh, live_tag: bool,
                 waits: set[int]) -> Outcome | None:
         """The outcome that settles `action` without deleting it, or None to delete it."""
-        if verdict == "gone":
+        # A source that cannot see untagged manifests (the registry API) does not see a planned
+        # manifest once its tags went (a resumed run): absent from its crawl is no proof that
+        # it is gone, and nothing it cannot see holds it. Its DELETE says (404: gone).
+        unseen = action.kind == "delete_manifest" and not live.info.capabilities.untagged_manifests
+        if verdict == "gone" and not unseen:
             return Outcome(GONE)
-        if verdict != "ok":
+        if verdict not in ("ok", "gone"):
             return Outcome(SKIPPED, verdict)
         blocked = sorted(p for p in waits if p not in self.with_manifest
                          and self.run.outcomes.get(p, Outcome(FAILED)).status not in _WENT)

@@ -94,8 +94,8 @@ class Target(Protocol):
         """A SKIPPED outcome when this source cannot run `action` safely (a registry that
         cannot delete a tag alone, ECR deleting an image with its last tag, a locked item);
         WITH_MANIFEST for a tag that goes only with its manifest (its `reason` the one to
-        skip it for if the manifest stays); FAILED when a look of its own at the registry got
-        no answer; None when it can."""
+        skip it for if the manifest stays); GONE when a look of its own finds it absent;
+        FAILED when that look got no answer; None when it can."""
         ...
 
     def delete(self, actions: Sequence[Action]) -> list[Outcome]:

@@ -9,20 +9,24 @@ otherwise), and no test moves an image's only tag (moto deletes the image then; 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from support import images
 from support.apply_targets import LiveTags, PlannedSet, manifest_action, tag_action
 from support.components import REGION
-from support.ecr_accounts import Account
+from support.ecr_accounts import Account, push_scenario
 from support.ecr_proxy import EcrProxy
 from support.scenario import filler
 
 from regstat.apply.ecr import EcrTarget
 from regstat.apply.target import DELETED, FAILED, GONE, SKIPPED, WITH_MANIFEST
 from regstat.apply.targets import OPENERS
+from regstat.cli import main
 from regstat.snapshot.info import SourceInfo
 from regstat.sources.base import CrawlOptions
 
@@ -147,3 +151,69 @@ def test_a_call_ecr_keeps_refusing_fails_its_actions(
     assert (outcome.status, outcome.reason) == (FAILED, "throttling")
     assert "Rate exceeded" in outcome.detail
     assert one in _tags(account, REPO)
+
+
+# --- end to end: crawl, plan-gc, apply-gc -------------------------------------------------------
+
+
+def _regstat(*args: str, code: int = 0) -> str:
+    """regstat in this process: the account's credentials are in its environment."""
+    result = CliRunner().invoke(main, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == code, f"regstat {' '.join(args)} exited {result.exit_code}:\n{result.output}"
+    return result.stdout
+
+
+def _images(account: Account) -> dict[str, dict[str, list[str]]]:
+    """Every repository's images: digest -> tags."""
+    return {repo: _tags(account, repo) for repo in sorted(account.repositories)}
+
+
+def test_apply_gc_on_ecr(account: Account, proxy: EcrProxy, tmp_path: Path) -> None:
+    """The standard scenario as ECR holds it (support/ecr_accounts.py): `latest` goes alone
+    where another tag stays on its image; `v1-docker`, a manifest list's only tag, goes with it
+    and its two children; apps/web's untagged old image goes (--untagged)."""
+    push_scenario(account)
+    snapshot, plan_path = tmp_path / "snap", tmp_path / "plan.json"
+    _regstat("crawl", f"ecr://{REGION}", "-o", str(snapshot))
+    _regstat("plan-gc", str(snapshot), "--delete-tags", "^(latest|v1-docker)$", "--untagged", "--grace", "0s",
+             "-o", str(plan_path))
+    plan = json.loads(plan_path.read_text())
+    before = _images(account)
+    manifests = {(a["repository"], a["digest"]) for a in plan["actions"] if a["action"] == "delete_manifest"}
+    tags = {(a["repository"], a["tag"]) for a in plan["actions"] if a["action"] == "delete_tag"}
+    assert len(manifests) == 4 and len(tags) == 3, plan["actions"]
+
+    dry = json.loads(_regstat("apply-gc", str(plan_path), "--json"))
+    assert dry["counts"]["would_delete"] == len(plan["actions"]) and not dry["items"], dry
+    assert _images(account) == before
+
+    done = json.loads(_regstat("apply-gc", str(plan_path), "--yes", "--json"))
+    assert done["counts"]["deleted"] == len(plan["actions"]) and not done["items"], done
+    expected = {repo: {digest: [t for t in named if (repo, t) not in tags] for digest, named in images_.items()
+                       if (repo, digest) not in manifests} for repo, images_ in before.items()}
+    assert _images(account) == expected
+    deleted_by = [r["imageIds"] for r in proxy.operations("BatchDeleteImage")]
+    assert all(len(ids) <= 100 for ids in deleted_by)
+
+    again = json.loads(_regstat("apply-gc", str(plan_path), "--yes", "--json"))
+    assert again["counts"]["deleted"] == 0 and again["counts"]["gone"] == len(plan["actions"]), again
+    assert len(proxy.operations("BatchDeleteImage")) == len(deleted_by)  # nothing was sent
+    assert _images(account) == expected
+
+
+def test_a_tag_kept_by_the_plan_keeps_its_image_with_the_last_deleted_tag(
+    account: Account, proxy: EcrProxy, tmp_path: Path
+) -> None:
+    """The plan deletes `old` but keeps its manifest (another tag, `pinned`, is protected and
+    then removed between plan and apply): ECR would delete the image with `old`, so it stays."""
+    one = account.push_image(REPO, _image("one"), "old")
+    account.push_image(REPO, _image("one"), "pinned")
+    snapshot, plan_path = tmp_path / "snap", tmp_path / "plan.json"
+    _regstat("crawl", f"ecr://{REGION}", "-o", str(snapshot))
+    _regstat("plan-gc", str(snapshot), "--delete-tags", "^old$", "--grace", "0s", "-o", str(plan_path))
+    account.client.batch_delete_image(repositoryName=REPO, imageIds=[{"imageTag": "pinned"}])
+    done = json.loads(_regstat("apply-gc", str(plan_path), "--yes", "--json"))
+    assert [(i["tag"], i["status"], i["reason"]) for i in done["items"]] == [("old", SKIPPED, "would_delete_image")]
+    assert _tags(account, REPO) == {one: ["old"]}

@@ -7,13 +7,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from support import images
+from support.apply_runs import apply_json, regstat
 from support.apply_targets import LiveTags, PlannedSet, blob_action, manifest_action, tag_action
-from support.oci_layouts import REF_NAME, add_root, blob_file, read_index_json, write_index_json
+from support.components import Registry
+from support.expected import Populated
+from support.oci_layouts import REF_NAME, add_blob, add_root, blob_file, read_index_json, skopeo_to_layout, write_index_json
 from support.scenario import filler
+from support.skopeo import skopeo_copy
 
 from regstat.apply.oci_layout import OciLayoutTarget
 from regstat.apply.target import DELETED, FAILED, GONE, SKIPPED
@@ -146,3 +151,39 @@ def test_index_json_changed_by_another_writer_meanwhile_keeps_its_change(layout:
     assert "pushed-meanwhile" in names and "a" not in names
     assert len(calls) == 2
     json.loads((layout / "index.json").read_bytes())
+
+
+# --- end to end: a layout skopeo filled, crawl, plan-gc, apply-gc -----------------------------------
+
+
+def _entries(layout: Path) -> dict[str, dict[str, Any]]:
+    return {(e.get("annotations") or {}).get(REF_NAME): e for e in read_index_json(layout)["manifests"]}
+
+
+def test_apply_gc_on_a_layout_skopeo_filled(populated_fs: Populated, registry_fs: Registry, tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    for repo, tag, name in (("base/alpine", "3.19", "alpine"), ("apps/web", "v2", "web"), ("tools/cli", "v1", "cli")):
+        skopeo_to_layout(populated_fs.registry, repo, tag, layout, name)
+    garbage = add_blob(layout, b"a blob no manifest references\n" + filler("garbage", 300))
+    snapshot, plan_path = tmp_path / "snap", tmp_path / "plan.json"
+    for args in (["crawl", f"oci:{layout}", "-o", str(snapshot)],
+                 ["plan-gc", str(snapshot), "--delete-tags", "^cli$", "--grace", "0s", "-o", str(plan_path)]):
+        result = regstat(*args)
+        assert result.returncode == 0, result.stderr
+    plan = json.loads(plan_path.read_text())
+    blobs = {a["digest"] for a in plan["actions"] if a["action"] == "delete_blob"}
+    assert garbage in blobs and len([a for a in plan["actions"] if a["action"] == "delete_manifest"]) == 3
+    before = _entries(layout)
+    sizes = {digest: blob_file(layout, digest).stat().st_size for digest in blobs}
+
+    done = apply_json(plan_path, "--yes")
+    assert done["counts"]["deleted"] == len(plan["actions"]) and not done["items"], done
+    assert _entries(layout) == {k: v for k, v in before.items() if k != "cli"}
+    assert not any(blob_file(layout, digest).exists() for digest in blobs)
+    assert done["bytes_freed"] == sum(sizes.values()) == plan["summary"]["bytes_reclaimed"]
+    for name, repo in (("alpine", "copy/alpine"), ("web", "copy/web")):
+        skopeo_copy(layout, name, registry_fs, repo, "v1", all_images=True)  # whole, every digest checked
+
+    again = apply_json(plan_path, "--yes")
+    assert again["counts"]["deleted"] == 0 and again["bytes_freed"] == 0, again
+    assert _entries(layout) == {k: v for k, v in before.items() if k != "cli"}

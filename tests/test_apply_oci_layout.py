@@ -16,7 +16,15 @@ from support.apply_runs import apply_json, regstat
 from support.apply_targets import LiveTags, PlannedSet, blob_action, manifest_action, tag_action
 from support.components import Registry
 from support.expected import Populated
-from support.oci_layouts import REF_NAME, add_blob, add_root, blob_file, read_index_json, skopeo_to_layout, write_index_json
+from support.oci_layouts import (
+    REF_NAME,
+    add_blob,
+    add_root,
+    blob_file,
+    read_index_json,
+    skopeo_to_layout,
+    write_index_json,
+)
 from support.scenario import filler
 from support.skopeo import skopeo_copy
 
@@ -130,7 +138,9 @@ def test_a_symbolic_link_is_never_followed(layout: Path, tmp_path: Path) -> None
     assert outside.read_bytes() == b"not the layout's" and blob_file(layout, digest).is_symlink()
 
 
-def test_index_json_changed_by_another_writer_meanwhile_keeps_its_change(layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_json_changed_by_another_writer_meanwhile_keeps_its_change(
+    layout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Another tool adds an entry while regstat rewrites index.json: regstat reads it again."""
     import regstat.apply.oci_layout as module
 
@@ -139,11 +149,11 @@ def test_index_json_changed_by_another_writer_meanwhile_keeps_its_change(layout:
     real = module._replace
     calls = []
 
-    def racing(directory: int, data: bytes, before: object) -> None:
+    def racing(directory: int, data: bytes, before: object) -> bool:
         calls.append(data)
         if len(calls) == 1:  # the other writer wins the first race
             add_root(layout, extra.descriptor(), "pushed-meanwhile")
-        real(directory, data, before)  # type: ignore[arg-type]
+        return real(directory, data, before)  # type: ignore[arg-type]
 
     monkeypatch.setattr(module, "_replace", racing)
     assert [o.status for o in _target(layout).delete([tag_action(NAME, "a", one)])] == [DELETED]
@@ -156,7 +166,7 @@ def test_index_json_changed_by_another_writer_meanwhile_keeps_its_change(layout:
 # --- end to end: a layout skopeo filled, crawl, plan-gc, apply-gc -----------------------------------
 
 
-def _entries(layout: Path) -> dict[str, dict[str, Any]]:
+def _entries(layout: Path) -> dict[str | None, dict[str, Any]]:
     return {(e.get("annotations") or {}).get(REF_NAME): e for e in read_index_json(layout)["manifests"]}
 
 

@@ -183,7 +183,9 @@ def test_where_tags_can_be_deleted_a_tag_goes_alone_by_its_name(pushed: Pushed) 
 DELETE_TAGS = "^(latest|v1-docker)$"
 
 
-def _crawl_and_plan(source: str, work: Path, *args: str, delete_tags: str = DELETE_TAGS) -> tuple[Path, dict[str, Any]]:
+def _crawl_and_plan(
+    source: str, work: Path, *args: str, delete_tags: str = DELETE_TAGS
+) -> tuple[Path, dict[str, Any]]:
     snapshot, plan = work / "snap", work / "plan.json"
     for command in (["crawl", source, "-o", str(snapshot)],
                     ["plan-gc", str(snapshot), "--delete-tags", delete_tags, "--grace", "0s", "-o", str(plan), *args]):
@@ -196,9 +198,10 @@ def _state(registry: Registry, plan: dict[str, Any]) -> tuple[dict[str, dict[str
     """Every repository's tags (tag -> digest), and which of the plan's manifests are still there."""
     tags = {repo: {tag: registry.get_manifest(repo, tag)[2] for tag in registry.tags(repo)}
             for repo in registry.catalog()}
+    accept = {"Accept": ", ".join(images.ALL_MANIFEST_TYPES)}
     present = {a["digest"] for a in plan["actions"] if a["action"] == "delete_manifest"
-               and registry.request("HEAD", f"/v2/{a['repository']}/manifests/{a['digest']}",
-                                    headers={"Accept": ", ".join(images.ALL_MANIFEST_TYPES)}, expect=(200, 404))[0] == 200}
+               and registry.request("HEAD", f"/v2/{a['repository']}/manifests/{a['digest']}", headers=accept,
+                                    expect=(200, 404))[0] == 200}
     return tags, present
 
 

@@ -33,10 +33,6 @@ INDEX_JSON = "index.json"
 REWRITE_ATTEMPTS = 5  # index.json changed under us this often: give up (FAILED), change nothing
 
 
-class IndexChanged(Exception):
-    """index.json changed between reading it and replacing it."""
-
-
 class OciLayoutTarget:
     """Deletes from the OCI image layout at `location` (an absolute path)."""
 
@@ -107,7 +103,7 @@ class OciLayoutTarget:
 
         try:
             self._rewrite_index(keep, removed)
-        except (OSError, ValueError, IndexChanged) as e:
+        except (OSError, ValueError) as e:
             detail = f"cannot rewrite index.json: {e}"
             return [Outcome(FAILED, "io_error", detail) for _ in actions]
         return [Outcome(DELETED if (a.tag, a.digest) in removed else GONE) for a in actions]
@@ -129,13 +125,10 @@ class OciLayoutTarget:
                 if len(kept) == len(entries):
                     return
                 document["manifests"] = kept
-                try:
-                    _replace(directory, json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode(),
-                             before)
+                if _replace(directory, json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode(),
+                            before):
                     return
-                except IndexChanged:
-                    continue
-            raise IndexChanged(f"it kept changing while being rewritten ({REWRITE_ATTEMPTS} tries)")
+            raise ValueError(f"it kept changing while being rewritten ({REWRITE_ATTEMPTS} tries)")
         finally:
             os.close(directory)
 
@@ -187,13 +180,14 @@ def _identity(directory: int) -> tuple[int, int, int] | None:
     return status.st_ino, status.st_mtime_ns, status.st_size
 
 
-def _replace(directory: int, data: bytes, before: tuple[int, int, int] | None) -> None:
-    """Write `data` as index.json: temporary file, fsync, rename unless index.json changed
-    since `before` (IndexChanged), fsync of the directory."""
+def _replace(directory: int, data: bytes, before: tuple[int, int, int] | None) -> bool:
+    """Write `data` as index.json: temporary file, fsync, rename, fsync of the directory; but
+    False, and index.json left alone, when it changed since `before` (another writer)."""
     temporary = f".{INDEX_JSON}.regstat-{os.getpid()}"
     mode = stat.S_IMODE(os.stat(INDEX_JSON, dir_fd=directory, follow_symlinks=False).st_mode)
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), mode,
                  dir_fd=directory)
+    replaced = False
     try:
         try:
             view = memoryview(data)
@@ -203,16 +197,14 @@ def _replace(directory: int, data: bytes, before: tuple[int, int, int] | None) -
             os.fsync(fd)
         finally:
             os.close(fd)
-        if _identity(directory) != before:
-            raise IndexChanged("index.json changed meanwhile")
-        os.replace(temporary, INDEX_JSON, src_dir_fd=directory, dst_dir_fd=directory)
-    except BaseException:
-        try:
+        if _identity(directory) == before:
+            os.replace(temporary, INDEX_JSON, src_dir_fd=directory, dst_dir_fd=directory)
+            replaced = True
+            os.fsync(directory)
+    finally:
+        if not replaced:
             os.unlink(temporary, dir_fd=directory)
-        except FileNotFoundError:
-            pass
-        raise
-    os.fsync(directory)
+    return replaced
 
 
 def _unlink(directory: int, name: str) -> Outcome:

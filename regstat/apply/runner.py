@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from .. import interrupts
 from ..crawl import CrawlOptions
 from ..plan.plan import Plan
 from ..plan.policy import parse_duration
@@ -173,6 +174,7 @@ class _Step:
         ready: list[Action] = []
         waiting_on: set[int] = set()  # positions in `ready`, not decided yet
         for action in actions:
+            interrupts.check()
             waits = (blockers or {}).get(action.position, set())
             if waits & waiting_on:  # what it waits on is in this batch: decide that first
                 self._delete(ready)
@@ -226,6 +228,7 @@ class _Step:
             list(pool.map(self._delete_batch, batches))
 
     def _delete_batch(self, batch: list[Action]) -> None:
+        interrupts.check()  # SIGINT, SIGTERM: stop between deletions, the journal true
         self._limiter.wait(len(batch))
         if self.journal is not None:
             with self._lock:

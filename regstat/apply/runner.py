@@ -166,7 +166,7 @@ class _Step:
     def __init__(self, run: Run, target: Target, settings: Settings, journal: Journal | None,
                  progress: Progress) -> None:
         self.run, self.target, self.settings, self.journal, self.progress = run, target, settings, journal, progress
-        self._limiter = _Limiter(settings.rate)
+        self._limiter = Limiter(settings.rate)
         self._lock = threading.Lock()
 
     def run_kind(self, actions: Sequence[Action], verdicts: dict[int, str], planned: PlanActions, live: Fresh, *,
@@ -252,11 +252,13 @@ class _Step:
             self.progress.set_remaining("actions", len(self.run.actions) - len(self.run.outcomes))
 
 
-class _Limiter:
-    """At most `rate` deletions a second, on average, over the run."""
+class Limiter:
+    """At most `rate` deletions a second, on average, over the run: each batch starts no
+    sooner than the batches before it, at that rate, allow."""
 
-    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
-        self._rate, self._clock = rate, clock
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._rate, self._clock, self._sleep = rate, clock, sleep
         self._next = clock()
         self._lock = threading.Lock()
 
@@ -268,7 +270,7 @@ class _Limiter:
             self._next = start + n / self._rate
         delay = start - self._clock()
         if delay > 0:
-            time.sleep(delay)
+            self._sleep(delay)
 
 
 def _describe(error: BaseException) -> str:

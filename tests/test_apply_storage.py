@@ -98,7 +98,8 @@ def test_races_between_plan_and_apply_are_skipped(make_registry: Any, tmp_path: 
     done = apply_json(plan_path, "--yes")
     skipped = {(i["action"], i["repository"], i["digest"]): i["reason"] for i in done["items"]}
     assert done["counts"]["failed"] == 0
-    assert skipped[("delete_tag", "mount/dst", by_role["tagged image mount/dst:v1 (mounted layer)"].digest)] == "tag_moved"
+    v1 = by_role["tagged image mount/dst:v1 (mounted layer)"]
+    assert skipped[("delete_tag", "mount/dst", v1.digest)] == "tag_moved"
     assert skipped[("delete_manifest", "mount/dst", moved_onto.digest)] == "tagged"
     assert skipped[("delete_manifest", "multi/cli", nightly.digest)] == "referenced"
     for child in nightly.references():  # they wait on the index, which stays

@@ -119,6 +119,7 @@ class Journal:
         self.path = path
         self._lock = lock(path)
         try:
+            _drop_cut_line(path)
             self._file: TextIO = open(path, "a", encoding="utf-8")
         except OSError as e:
             os.close(self._lock)
@@ -153,6 +154,18 @@ class Journal:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _drop_cut_line(path: Path) -> None:
+    """Remove a last line a kill cut short (no newline after it), so that what this run
+    appends starts on a line of its own; its write never returned, so nothing acted on it."""
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+    except FileNotFoundError:
+        pass
 
 
 def lock(path: Path) -> int:

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from .. import interrupts
 from ..crawl import CrawlOptions
 from ..plan.plan import Plan
 from ..plan.policy import parse_duration
@@ -166,7 +167,7 @@ class _Step:
     def __init__(self, run: Run, target: Target, settings: Settings, journal: Journal | None,
                  progress: Progress) -> None:
         self.run, self.target, self.settings, self.journal, self.progress = run, target, settings, journal, progress
-        self._limiter = _Limiter(settings.rate)
+        self._limiter = Limiter(settings.rate)
         self._lock = threading.Lock()
         # Tags the target deletes only with their manifest (WITH_MANIFEST): position -> its
         # refusal. Never journaled: a resumed run verifies them again.
@@ -177,6 +178,7 @@ class _Step:
         ready: list[Action] = []
         waiting_on: set[int] = set()  # positions in `ready`, not decided yet
         for action in actions:
+            interrupts.check()
             waits = (blockers or {}).get(action.position, set())
             if waits & waiting_on:  # what it waits on is in this batch: decide that first
                 self._delete(ready)
@@ -252,6 +254,7 @@ class _Step:
             list(pool.map(self._delete_batch, batches))
 
     def _delete_batch(self, batch: list[Action]) -> None:
+        interrupts.check()  # SIGINT, SIGTERM: stop between deletions, the journal true
         self._limiter.wait(len(batch))
         if self.journal is not None:
             with self._lock:
@@ -275,11 +278,13 @@ class _Step:
             self.progress.set_remaining("actions", len(self.run.actions) - len(self.run.outcomes))
 
 
-class _Limiter:
-    """At most `rate` deletions a second, on average, over the run."""
+class Limiter:
+    """At most `rate` deletions a second, on average, over the run: each batch starts no
+    sooner than the batches before it, at that rate, allow."""
 
-    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
-        self._rate, self._clock = rate, clock
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._rate, self._clock, self._sleep = rate, clock, sleep
         self._next = clock()
         self._lock = threading.Lock()
 
@@ -291,7 +296,7 @@ class _Limiter:
             self._next = start + n / self._rate
         delay = start - self._clock()
         if delay > 0:
-            time.sleep(delay)
+            self._sleep(delay)
 
 
 def _describe(error: BaseException) -> str:

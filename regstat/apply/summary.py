@@ -20,10 +20,12 @@ def summarise(run: Run, bytes_planned: int | None) -> dict[str, Any]:
     outcomes = list(run.outcomes.values())
     counts = Counter(o.status for o in outcomes)
     by_kind: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
+    freed: dict[str, int] = dict.fromkeys(KINDS, 0)
     for action in run.actions:
         outcome = run.outcomes.get(action.position)
         if outcome is not None:
             by_kind[action.kind][outcome.status] = by_kind[action.kind].get(outcome.status, 0) + 1
+            freed[action.kind] += outcome.bytes_freed
     return {
         "dry_run": run.dry_run,
         "actions": len(run.actions),
@@ -32,6 +34,7 @@ def summarise(run: Run, bytes_planned: int | None) -> dict[str, Any]:
         "skipped_by_reason": dict(sorted(Counter(o.reason for o in outcomes if o.status == SKIPPED).items())),
         "failed_by_reason": dict(sorted(Counter(o.reason for o in outcomes if o.status == FAILED).items())),
         "bytes_freed": sum(o.bytes_freed for o in outcomes),
+        "bytes_freed_by_kind": freed,
         "bytes_planned": bytes_planned,
         "resumed": len(run.resumed),
         "items": [{**_item(a), "status": o.status, "reason": o.reason, "detail": o.detail}
@@ -53,8 +56,12 @@ def render_text(summary: dict[str, Any]) -> str:
     if summary["dry_run"]:
         lines.append(f"  planned to free {human_bytes(summary['bytes_planned'])}")
     else:
-        lines.append(f"  freed {human_bytes(summary['bytes_freed'])} (measured)"
-                     + (f"; the plan said {human_bytes(summary['bytes_planned'])}" if summary["bytes_planned"] else ""))
+        f = summary["bytes_freed_by_kind"]
+        links = f["delete_tag"] + f["delete_manifest"]
+        lines.append(f"  freed {human_bytes(summary['bytes_freed'])} as measured: "
+                     f"blobs {human_bytes(f['delete_blob'])}, "
+                     f"uploads {human_bytes(f['delete_upload'])}, tag and manifest links {human_bytes(links)} "
+                     f"(the plan counted {human_bytes(summary['bytes_planned'])})")
     if summary["resumed"]:
         lines.append(f"  {summary['resumed']:,} settled by an earlier run (from the journal)")
     items = summary["items"]

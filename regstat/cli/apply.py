@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from .. import interrupts
 from ..apply import journal as journals
 from ..apply.plan_check import Limits, check
 from ..apply.runner import Settings, apply
@@ -90,7 +91,7 @@ def apply_gc_command(plan_file: str, yes: bool, max_deletes: int | None, max_pla
     journal_path = Path(journal_file) if journal_file else journals.default_path(plan_file)
     progress = Progress(enabled=False if quiet or as_json else None)
     try:
-        with Plan.load(plan_file) as plan:
+        with interrupts.deferred(), Plan.load(plan_file) as plan:
             source = check(plan, limits, options, datetime.now(UTC))
             checksum = plan.checksum()
             if settings.dry_run:
@@ -98,7 +99,8 @@ def apply_gc_command(plan_file: str, yes: bool, max_deletes: int | None, max_pla
                 run = apply(plan, source, options, settings, settled=settled, progress=progress)
             else:
                 with journals.Journal(journal_path) as journal:
-                    settled = journals.settled(journals.read(journal_path, checksum)) if resume else {}
+                    state = journals.read(journal_path, checksum)  # refuses another plan's journal
+                    settled = journals.settled(state) if resume else {}
                     journal.run(checksum, resumed=resume)
                     run = apply(plan, source, options, settings, journal=journal, settled=settled, progress=progress)
                     summary = summarise(run, plan.summary.get("bytes_reclaimed"))

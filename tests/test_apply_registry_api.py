@@ -142,6 +142,16 @@ def test_a_refused_delete_is_failed_with_its_status(pushed: Pushed) -> None:
     assert pushed.registry.tags(REPO) == ["a", "b", "c"]
 
 
+def test_no_right_to_delete_fails_a_tag_rather_than_calling_tags_undeletable(pushed: Pushed) -> None:
+    def denied(method: str, path: str, headers: object) -> tuple[int, dict[str, str], bytes] | None:
+        return (403, {}, b'{"errors":[{"code":"DENIED","message":"read only"}]}') if method == "DELETE" else None
+
+    pushed.proxy.respond = denied
+    c = tag_action(REPO, "c", pushed.two)
+    outcome = pushed.target().refusal(c, PlannedSet().add([c]), LiveTags().tag(REPO, "c", pushed.two))
+    assert outcome is not None and (outcome.status, outcome.reason) == (FAILED, "http_403")
+
+
 def test_deletion_disabled_is_failed_as_such(pushed: Pushed) -> None:
     pushed.proxy.canned[("DELETE", f"/v2/{REPO}/manifests/{pushed.two}")] = (
         405, {"Content-Type": "application/json"}, b'{"errors":[{"code":"UNSUPPORTED","message":"unsupported"}]}')

@@ -155,8 +155,11 @@ class RegistryApiTarget:
                 response = self.client.call("DELETE", path, delete_scope(repository), path)
             except ApiProblem as p:
                 raise LiveCheckError(p.kind, p.message) from None
+            problem = self.client.problem(response, path)
+            if response.status in (401, 403):  # no right to delete: says nothing of tags
+                raise LiveCheckError(f"http_{response.status}", problem.message)
             self.tag_delete = response.status in (202, 404)
-            self.tag_delete_answer = _answer(response, self.client.problem(response, path))
+            self.tag_delete_answer = _answer(response, problem)
         return self.tag_delete
 
     def _live_tags(self, repository: str) -> list[str]:

@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import stat
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ class OciLayoutTarget:
 
     def __init__(self, location: str) -> None:
         self.location = location
+        self._rewriting = threading.Lock()  # batches in flight (--concurrency) rewrite index.json one at a time
 
     def live_tag(self, repository: str, tag: str) -> str | None:
         tags = self._index().tags
@@ -102,7 +104,8 @@ class OciLayoutTarget:
             return True
 
         try:
-            self._rewrite_index(keep, removed)
+            with self._rewriting:
+                self._rewrite_index(keep, removed)
         except (OSError, ValueError) as e:
             detail = f"cannot rewrite index.json: {e}"
             return [Outcome(FAILED, "io_error", detail) for _ in actions]

@@ -33,7 +33,7 @@ from .options import command, quiet_option, read_password, source_options
               help="Refuse (exit 5) a plan whose snapshot was taken longer ago than this.")
 @click.option("--rate", type=click.FloatRange(min=0.01), metavar="PER_SECOND",
               help="At most this many deletions a second. Default: as fast as the registry answers.")
-@click.option("-j", "--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
+@click.option("-j", "--concurrency", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Deletion requests in flight (each a batch of up to 1,000 actions).")
 @click.option("--journal", "journal_file", metavar="FILE",
               help="The journal (JSON lines) to append to. Default: PLAN.journal beside the plan.")

@@ -33,7 +33,7 @@ from .options import command, quiet_option, read_password, source_options
               help="Refuse (exit 5) a plan whose snapshot was taken longer ago than this.")
 @click.option("--rate", type=click.FloatRange(min=0.01), metavar="PER_SECOND",
               help="At most this many deletions a second. Default: as fast as the registry answers.")
-@click.option("-j", "--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
+@click.option("-j", "--concurrency", type=click.IntRange(1, 64), default=1, show_default=True, metavar="N",
               help="Deletion requests in flight (each a batch of up to 1,000 actions).")
 @click.option("--journal", "journal_file", metavar="FILE",
               help="The journal (JSON lines) to append to. Default: PLAN.journal beside the plan.")
@@ -94,18 +94,19 @@ def apply_gc_command(plan_file: str, yes: bool, max_deletes: int | None, max_pla
         with interrupts.deferred(), Plan.load(plan_file) as plan:
             source = check(plan, limits, options, datetime.now(UTC))
             checksum = plan.checksum()
+            planned_bytes = plan.summary.get("bytes_reclaimed")
             if settings.dry_run:
                 settled = journals.settled(journals.read(journal_path, checksum)) if resume else {}
-                run = apply(plan, source, options, settings, settled=settled, progress=progress)
+                summary = summarise(apply(plan, source, options, settings, settled=settled, progress=progress),
+                                    planned_bytes)
             else:
                 with journals.Journal(journal_path) as journal:
                     state = journals.read(journal_path, checksum)  # refuses another plan's journal
                     settled = journals.settled(state) if resume else {}
                     journal.run(checksum, resumed=resume)
                     run = apply(plan, source, options, settings, journal=journal, settled=settled, progress=progress)
-                    summary = summarise(run, plan.summary.get("bytes_reclaimed"))
+                    summary = summarise(run, planned_bytes)
                     journal.finished({"counts": summary["counts"], "bytes_freed": summary["bytes_freed"]})
-            summary = summarise(run, plan.summary.get("bytes_reclaimed"))
     except KeyboardInterrupt:
         progress.close()
         interrupted("interrupted; continue with --resume" if yes else "interrupted", as_json)

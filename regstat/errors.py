@@ -19,6 +19,12 @@
     │   ├── PlanFileError        (plan.plan) a file given as a plan that is not one regstat
     │   │                        wrote, or is damaged: a usage error
     │   ├── ExplainError         (plan.explain) nothing to explain, or a plan of another snapshot
+    │   ├── HistoryError         (apply.history) explain --journal: the plan has no action on it
+    │   ├── ApplyRefused         apply-gc will not run a plan (tampered, stale, over --max-deletes,
+    │   │   │                    another registry): exit 5, nothing deleted
+    │   │   ├── ApplyLocked      (apply.journal) another apply-gc of the plan holds its lock
+    │   │   └── JournalError     (apply.journal) a journal that cannot be read or written, or
+    │   │                        that another plan wrote
     │   └── TargetError          (plan.explain_target) explain's argument names nothing, or
     │       │                    several digests
     │       └── TargetFormError  (plan.explain_target) explain's argument has none of its
@@ -29,6 +35,8 @@
         ├── ApiProblem           (registry API) a request failed in a way the crawl records
         ├── AuthError            (registry API) the registry or its token service refused us
         ├── BadAnswer            (S3) an answer that arrived whole but cannot be right
+        ├── LiveCheckError       (apply.target) apply-gc's live check got no usable answer:
+        │                        the action is recorded as failed
         └── NotResumable         (crawl) a job the journal cannot record: no --resume later
 
     KeyboardInterrupt
@@ -55,6 +63,7 @@ EXIT_USAGE = 2  # click's own code for usage errors
 EXIT_INCOMPLETE = 3  # snapshot written, but with errors or partial
 EXIT_SOURCE = 4  # SOURCE missing, unreachable or unreadable; no snapshot written
 EXIT_SNAPSHOT = 5  # not a snapshot, or an --output regstat refuses (it exists, or is not its to write)
+EXIT_REFUSED = 5  # apply-gc refuses a plan (tampered, stale, too many deletions, locked); nothing deleted
 EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM; no snapshot written
 
 
@@ -77,6 +86,10 @@ class OutputExistsError(SnapshotError):
 class OutputRefusedError(SnapshotError):
     """An output path regstat never writes, --force or not: replacing it would destroy what
     regstat did not write, or it lies inside a snapshot or a local SOURCE."""
+
+
+class ApplyRefused(RegstatError):
+    """apply-gc will not run this plan: exit 5, nothing deleted."""
 
 
 class ManifestError(RegstatError):

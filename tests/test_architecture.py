@@ -33,10 +33,12 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("analysis", ("regstat.analysis",)),
     ("plan", ("regstat.plan",)),
     ("report", ("regstat.report",)),
+    ("apply", ("regstat.apply",)),
     ("cli", ("regstat.cli", "regstat.__main__")),
 ]
 # Stages of the same rank may not import each other either.
-RANK = {"base": 0, "snapshot": 1, "sources": 2, "crawl": 3, "analysis": 4, "plan": 5, "report": 5, "cli": 6}
+RANK = {"base": 0, "snapshot": 1, "sources": 2, "crawl": 3, "analysis": 4, "plan": 5, "report": 5, "apply": 6,
+        "cli": 7}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,22 @@ GONE = "gone"  # already absent (404, file missing): counts as done
 SKIPPED = "skipped"  # its premise no longer holds, or the source cannot do it safely: never an error
 FAILED = "failed"  # the registry refused or kept failing (403, 5xx after retries): exit 3
 WOULD_DELETE = "would_delete"  # a dry run's verdict: verified, not deleted
+# Only from `Target.refusal`, for a tag: this source deletes it only together with its
+# manifest (which the plan deletes too, as it does every live tag naming it). The tag is not
+# deleted on its own and does not hold its manifest back; it ends as its manifest does
+# (deleted or gone with it; skipped, with the reason tag_delete_unsupported, otherwise).
+WITH_MANIFEST = "with_manifest"
+
+
+class LiveCheckError(Exception):
+    """A live check (`Target.live_tag`, a refusal's own look at the registry) got no usable
+    answer, after the source's retries: the action is FAILED with `reason`, never decided on
+    a guess."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -70,13 +86,16 @@ class Target(Protocol):
     deletes_blobs: bool
 
     def live_tag(self, repository: str, tag: str) -> str | None:
-        """The digest `tag` names now (asked right before deleting it), None if it is gone."""
+        """The digest `tag` names now (asked right before deleting it), None if it is gone;
+        LiveCheckError when the registry does not say."""
         ...
 
     def refusal(self, action: Action, planned: Planned, live: Live) -> Outcome | None:
         """A SKIPPED outcome when this source cannot run `action` safely (a registry that
         cannot delete a tag alone, ECR deleting an image with its last tag, a locked item);
-        None when it can."""
+        WITH_MANIFEST for a tag that goes only with its manifest (its `reason` the one to
+        skip it for if the manifest stays); GONE when a look of its own finds it absent;
+        FAILED when that look got no answer; None when it can."""
         ...
 
     def delete(self, actions: Sequence[Action]) -> list[Outcome]:

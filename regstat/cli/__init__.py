@@ -1,7 +1,7 @@
 """The `regstat` command line: parse options, call one library function, render its result.
 
 The click group is here; each command lives in a module of this package (crawl, sql, report,
-plan, explain), sharing edge.py. The entry point stays regstat.cli:main.
+plan, apply, explain), sharing edge.py. The entry point stays regstat.cli:main.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .apply import apply_gc_command
 from .crawl import crawl_command
 from .explain import explain_command
 from .plan import plan_gc_command
@@ -32,7 +33,8 @@ def main() -> None:
       3    snapshot written, but errors were recorded (it is incomplete)
       4    SOURCE missing, unreachable or unreadable; nothing written
       5    not a snapshot; an output refused (it exists, --force may not replace it, or it
-           lies inside a snapshot or a local SOURCE); or nothing --resume can continue
+           lies inside a snapshot or a local SOURCE); nothing --resume can continue; or
+           apply-gc refused a plan (nothing deleted)
       130  interrupted (SIGINT or SIGTERM); no snapshot written (--resume may continue it)
 
     Options mean the same in every command: -r/--repository GLOB (repeatable; `*` matches
@@ -40,8 +42,8 @@ def main() -> None:
     written atomically and never inside a snapshot or its local SOURCE, -q/--quiet prints
     nothing on stderr unless something went wrong. With --json or --format json, a fatal
     error also prints {"error": ..., "kind": ..., "exit_code": ...} on stdout; kind is one
-    of usage, source, snapshot, output, query, reachability, plan, explain, manifest,
-    error, interrupted, internal.
+    of usage, source, refused, snapshot, output, query, reachability, plan, explain,
+    manifest, error, interrupted, internal.
     """
 
 
@@ -50,4 +52,5 @@ main.add_command(sql_command)
 main.add_command(export_db_command)
 main.add_command(report_command)
 main.add_command(plan_gc_command)
+main.add_command(apply_gc_command)
 main.add_command(explain_command)

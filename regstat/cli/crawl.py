@@ -15,8 +15,7 @@ from ..progress import Progress
 from ..render import human_bytes, safe_text
 from ..snapshot import Snapshot
 from .edge import count, interrupted
-from ..sources.acr.entra import KINDS as AZURE_CREDENTIALS
-from .options import command, quiet_option, repository_option
+from .options import command, quiet_option, read_password, repository_option, source_options
 
 
 @command("crawl")
@@ -37,25 +36,7 @@ from .options import command, quiet_option, repository_option
     help="Storage trees: read every revision and _layers link file, not only check its size "
     "(one more read per link; costly on S3).",
 )
-@click.option("--endpoint-url", metavar="URL",
-              help="S3 or ECR endpoint (MinIO, Ceph, moto). Default: AWS_ENDPOINT_URL, else AWS.")
-@click.option("--username", metavar="NAME", help="Registry API: user for basic or token auth.")
-@click.option(
-    "--password-stdin", is_flag=True, help="Registry API: read the password (or token) from standard input."
-)
-@click.option("--insecure", is_flag=True,
-              help="Registry API and ACR: allow plain HTTP (ACR: speak it) and skip TLS verification.")
-@click.option("--ca-file", metavar="PEM", type=click.Path(exists=True, dir_okay=False),
-              help="Registry API and ACR: trust these CA certificates.")
-@click.option("--azure-credential", type=click.Choice(AZURE_CREDENTIALS),
-              help="ACR: sign in with Microsoft Entra ID through azure-identity (pip install 'regstat[azure]'): "
-              "default (DefaultAzureCredential), cli (az login), environment (AZURE_CLIENT_ID, ...), "
-              "workload-identity or managed-identity.")
-@click.option("--azure-authority-host", metavar="HOST",
-              help="ACR with --azure-credential: the Entra host of a sovereign cloud (login.chinacloudapi.cn, "
-              "login.microsoftonline.us). Default: AZURE_AUTHORITY_HOST, else login.microsoftonline.com.")
-@click.option("--registry-id", metavar="ACCOUNT",
-              help="ECR: the registry (account id) to crawl. Default: the caller's.")
+@source_options
 @click.option("--name", metavar="REPOSITORY", help="OCI layout: the repository name. Default: the directory's name.")
 @click.option("--force", is_flag=True,
               help="Replace DIR if it is a regstat snapshot or an empty directory (nothing else).")
@@ -142,12 +123,8 @@ def crawl_command(
       regstat crawl acr://myregistry.azurecr.io -o snap --azure-credential cli
       regstat crawl s3://my-bucket/registry -o snap --resume   # after a crash or Ctrl-C
     """
-    if username and not password_stdin:
-        raise click.UsageError("--username needs --password-stdin (the password or token on standard input)")
-    if password_stdin and not username:
-        raise click.UsageError("--password-stdin needs --username")
+    password = read_password(username, password_stdin)
     reporter = Progress(enabled=False if quiet else progress)
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     options = CrawlOptions(
         username=username,
         password=password,

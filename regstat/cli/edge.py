@@ -20,6 +20,8 @@ from ..analysis.export import ExportError
 from ..analysis.reachability import ReachabilityError
 from ..analysis.scope import QueryScopeError
 from ..errors import (
+    EXIT_REFUSED,
+    ApplyRefused,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_SNAPSHOT,
@@ -32,6 +34,7 @@ from ..errors import (
     SnapshotError,
     SourceError,
 )
+from ..apply.history import HistoryError
 from ..plan.explain import ExplainError
 from ..plan.explain_target import TargetError, TargetFormError
 from ..plan.plan import PlanFileError
@@ -48,6 +51,7 @@ OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
     (QueryScopeError, "usage", EXIT_USAGE),
     (PlanFileError, "usage", EXIT_USAGE),
     (SourceError, "source", EXIT_SOURCE),
+    (ApplyRefused, "refused", EXIT_REFUSED),
     (OutputExistsError, "output", EXIT_SNAPSHOT),
     (OutputRefusedError, "output", EXIT_SNAPSHOT),
     (SnapshotError, "snapshot", EXIT_SNAPSHOT),
@@ -56,6 +60,7 @@ OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
     (ReachabilityError, "reachability", EXIT_FAILURE),
     (PlanError, "plan", EXIT_FAILURE),
     (ExplainError, "explain", EXIT_FAILURE),
+    (HistoryError, "explain", EXIT_FAILURE),
     (TargetError, "explain", EXIT_FAILURE),
     (ManifestError, "manifest", EXIT_FAILURE),
     (RegstatError, "error", EXIT_FAILURE),

@@ -1,13 +1,17 @@
 """Options that mean the same in every command, written once: --format/--output,
---memory-limit, --repository, --quiet, and the command class every command uses."""
+--memory-limit, --repository, --quiet, how to reach a source (crawl and apply-gc), and the
+command class every command uses."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import sys
+
 import click
 
+from ..sources.acr.entra import KINDS as AZURE_CREDENTIALS
 from .edge import Command
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -45,3 +49,41 @@ def repository_option(help: str) -> Decorator:
 def quiet_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("-q", "--quiet", is_flag=True,
                         help="Nothing on stderr unless something went wrong (no summary, no progress).")(f)
+
+
+def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """How to reach and log in to a source, as crawl and apply-gc take them: --endpoint-url,
+    --username/--password-stdin, --insecure, --ca-file, --azure-credential, --azure-authority-host,
+    --registry-id."""
+    for option in reversed((
+        click.option("--endpoint-url", metavar="URL",
+                     help="S3 or ECR endpoint (MinIO, Ceph, moto). Default: AWS_ENDPOINT_URL, else AWS."),
+        click.option("--username", metavar="NAME", help="Registry API: user for basic or token auth."),
+        click.option("--password-stdin", is_flag=True,
+                     help="Registry API: read the password (or token) from standard input."),
+        click.option("--insecure", is_flag=True,
+                     help="Registry API and ACR: allow plain HTTP (ACR: speak it) and skip TLS verification."),
+        click.option("--ca-file", metavar="PEM", type=click.Path(exists=True, dir_okay=False),
+                     help="Registry API and ACR: trust these CA certificates."),
+        click.option("--azure-credential", type=click.Choice(AZURE_CREDENTIALS),
+                     help="ACR: sign in with Microsoft Entra ID through azure-identity (pip install "
+                     "'regstat[azure]'): default (DefaultAzureCredential), cli (az login), environment "
+                     "(AZURE_CLIENT_ID, ...), workload-identity or managed-identity."),
+        click.option("--azure-authority-host", metavar="HOST",
+                     help="ACR with --azure-credential: the Entra host of a sovereign cloud "
+                     "(login.chinacloudapi.cn, login.microsoftonline.us). Default: AZURE_AUTHORITY_HOST, "
+                     "else login.microsoftonline.com."),
+        click.option("--registry-id", metavar="ACCOUNT",
+                     help="ECR: the registry (account id) to use. Default: the caller's."),
+    )):
+        f = option(f)
+    return f
+
+
+def read_password(username: str | None, password_stdin: bool) -> str | None:
+    """The password --password-stdin reads; a usage error unless both or neither are given."""
+    if username and not password_stdin:
+        raise click.UsageError("--username needs --password-stdin (the password or token on standard input)")
+    if password_stdin and not username:
+        raise click.UsageError("--password-stdin needs --username")
+    return sys.stdin.readline().rstrip("\r\n") if password_stdin else None

@@ -3,6 +3,7 @@ summary, notes and JSON header (`regstat.plan/1`); `Plan.load` reads a plan's JS
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -56,7 +57,7 @@ ACTIONS_SCHEMA = pa.schema([
     ("tag", pa.string()),
     ("digest", pa.string()),
     ("uuid", pa.string()),
-    pa.field("size", pa.int64(), nullable=False),
+    ("size", pa.int64()),  # null: unknown (an upload in S3, its data an unfinished multipart upload)
     ("bytes_freed", pa.int64()),
     pa.field("reason", pa.string(), nullable=False),
     ("rule", pa.string()),
@@ -84,6 +85,8 @@ class Plan:
     summary: dict[str, Any]
     notes: list[str]
     actions_file: Path
+    # The checksum a loaded plan's JSON gave (None: a plan older than checksums, or made here).
+    recorded_checksum: str | None = None
     # Removes the actions file's directory once, on close() or when the plan is collected.
     _remove: weakref.finalize[..., None] = field(init=False, repr=False, compare=False)
 
@@ -113,8 +116,10 @@ class Plan:
         except (pa.ArrowException, ValueError, AttributeError, TypeError) as e:
             shutil.rmtree(directory, ignore_errors=True)
             raise PlanFileError(f"{path}: a damaged regstat plan (its actions: {e})") from None
+        recorded = doc.get("checksum")
         return cls(snapshot=doc["snapshot"], policy=doc["policy"], summary=doc["summary"],
-                   notes=[str(n) for n in doc["notes"]], actions_file=actions_file)
+                   notes=[str(n) for n in doc["notes"]], actions_file=actions_file,
+                   recorded_checksum=recorded if isinstance(recorded, str) else None)
 
     @property
     def snapshot_id(self) -> str:
@@ -157,10 +162,21 @@ class Plan:
             rows += batch.filter(pc.is_in(batch.column("digest"), value_set=wanted)).to_pylist()
         return [{**{k: row[k] for k in ACTION_KEYS[row["action"]]}, "position": row["position"]} for row in rows]
 
+    def checksum(self) -> str:
+        """`sha256:` and the SHA-256 of the plan's snapshot object and its actions, in order, each
+        as canonical JSON on its own line (docs/plan-gc.md, "The checksum"): apply-gc refuses a
+        plan whose recorded checksum differs (edited by hand, cut short)."""
+        digest = hashlib.sha256(_canonical(self.snapshot))
+        for batch in self.batches():
+            for row in batch.to_pylist():
+                digest.update(_canonical({k: row[k] for k in ACTION_KEYS[row["action"]]}))
+        return "sha256:" + digest.hexdigest()
+
     def header(self) -> dict[str, Any]:
         """The plan's JSON without its actions."""
         return {
             "format": FORMAT,
+            "checksum": self.checksum(),
             "snapshot": self.snapshot,
             "policy": self.policy,
             "summary": self.summary,
@@ -208,6 +224,11 @@ def write_actions(con: duckdb.DuckDBPyConnection, directory: Path) -> Path:
             writer.write_batch(pa.RecordBatch.from_arrays([position, *batch.columns], schema=schema))
     sorted_path.unlink()
     return path
+
+
+def _canonical(value: Any) -> bytes:
+    """One line of the checksum's input: keys sorted, no spaces, ASCII only."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
 
 
 def _write_loaded(actions: list[dict[str, Any]], path: Path) -> Path:

@@ -72,7 +72,7 @@ CAPABILITIES = Capabilities(
 _REGISTRY_ID = re.compile(r"[0-9]{12}")  # an AWS account id
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ERROR = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
+ECR_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 _EVERY_IMAGE = {"tagStatus": "ANY", "imageStatus": "ANY"}
 _SERVED = (None, "ACTIVE")  # image statuses whose manifest BatchGetImage returns
 _NOT_FOUND = "ImageNotFound"
@@ -165,8 +165,8 @@ def open_ecr(source: str, options: CrawlOptions) -> EcrSource:
         response = client.describe_repositories(maxResults=1, **api.registry)
     except botocore.exceptions.NoCredentialsError:
         raise SourceError(f"{location}: no AWS credentials found") from None
-    except _ERROR as e:
-        raise SourceError(f"{location}: {_describe(e)}") from None
+    except ECR_ERRORS as e:
+        raise SourceError(f"{location}: {describe_error(e)}") from None
     if registry_id is None:
         # The credentials' account, as ECR reports it; unknown when it has no repositories.
         first = (response.get("repositories") or [{}])[0]
@@ -206,9 +206,9 @@ def plan_ecr(api: EcrApi, globs: tuple[str, ...]) -> JobResult:
     try:
         for repository in api.pages("describe_repositories", "repositories", result):
             names.append(repository["repositoryName"])
-    except _ERROR as e:
+    except ECR_ERRORS as e:
         # Not against a repository: the whole snapshot is incomplete (some may be missing).
-        result.errors.append(CrawlError(None, api.location, "read_error", f"DescribeRepositories: {_describe(e)}"))
+        result.errors.append(CrawlError(None, api.location, "read_error", f"DescribeRepositories: {describe_error(e)}"))
     for name in sorted(set(names)):
         if repository_selected(name, globs):
             result.jobs.append((list_repository, (api, name)))
@@ -231,10 +231,10 @@ def list_repository(api: EcrApi, name: str) -> JobResult:
         )
         for detail in details:
             _add_listed(name, detail, images, tag_owner, result)
-    except _ERROR as e:
+    except ECR_ERRORS as e:
         complete = False
-        message = f"DescribeImages: {_describe(e)}"
-        if _code(e) == "RepositoryNotFoundException":
+        message = f"DescribeImages: {describe_error(e)}"
+        if error_code(e) == "RepositoryNotFoundException":
             message = f"the repository vanished during the crawl ({message})"
         result.errors.append(CrawlError(name, name, "read_error", message))
     # Children are checked against the whole listing, which only a complete one gives.
@@ -297,11 +297,11 @@ def fetch_images(
             result.items += 1
             bodies, refused = _batch_get_image(api, name, readable)
             failures.update(refused)
-    except _ERROR as e:
-        if _code(e) == "RepositoryNotFoundException":
+    except ECR_ERRORS as e:
+        if error_code(e) == "RepositoryNotFoundException":
             result.errors.append(CrawlError(name, name, "read_error", "the repository vanished during the crawl"))
             return result
-        failures.update((image.digest, f"BatchGetImage: {_describe(e)}") for image in readable)
+        failures.update((image.digest, f"BatchGetImage: {describe_error(e)}") for image in readable)
     for image in images:
         where = image_path(name, image.digest)
         body, failure = bodies.get(image.digest), failures.get(image.digest)
@@ -408,13 +408,13 @@ def _micros(moment: datetime | None) -> int | None:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-def _code(error: Exception) -> str:
+def error_code(error: Exception) -> str:
     if isinstance(error, botocore.exceptions.ClientError):
         return str(error.response.get("Error", {}).get("Code", ""))
     return ""
 
 
-def _describe(error: Exception) -> str:
+def describe_error(error: Exception) -> str:
     """One line: the error code and message, and how many retries were spent. botocore's
     messages carry no credentials (nor does anything else regstat records)."""
     if not isinstance(error, botocore.exceptions.ClientError):
@@ -422,4 +422,4 @@ def _describe(error: Exception) -> str:
     message = str(error.response.get("Error", {}).get("Message", "")) or str(error)
     retries = error.response.get("ResponseMetadata", {}).get("RetryAttempts")
     after = f" (after {retries} {'retry' if retries == 1 else 'retries'})" if retries else ""
-    return f"{_code(error) or 'error'}: {message}{after}"
+    return f"{error_code(error) or 'error'}: {message}{after}"

@@ -378,7 +378,7 @@ def read_file(location: str, path: str, limit: int) -> tuple[bytes, int]:
 
     Raises OSError: FileNotFoundError when it is missing, ELOOP/ENOTDIR on a symbolic link.
     """
-    fd = _open(location, path, directory=False)
+    fd = open_below(location, path, directory=False)
     try:
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
@@ -395,7 +395,7 @@ def walk(location: str, top: str, errors: list[CrawlError]) -> Iterator[tuple[st
     while stack:
         directory = stack.pop()
         try:
-            fd = _open(location, directory, directory=True)
+            fd = open_below(location, directory, directory=True)
         except OSError as e:
             errors.append(CrawlError(None, directory, "read_error", f"cannot list: {_describe(e)}"))
             continue
@@ -416,7 +416,7 @@ def walk(location: str, top: str, errors: list[CrawlError]) -> Iterator[tuple[st
             os.close(fd)
 
 
-def _open(location: str, path: str, directory: bool) -> int:
+def open_below(location: str, path: str, directory: bool) -> int:
     """Open `path` below `location` one component at a time, refusing symbolic links at each
     step (O_NOFOLLOW alone only guards the last component)."""
     fd = os.open(location, os.O_RDONLY | _DIRECTORY)

@@ -6,7 +6,8 @@ call to moto and then:
 
 - pages DescribeRepositories, DescribeImages and ListImages by ``maxResults`` (ECR's default
   100, at most 1000) and by ``page_sizes[operation]`` when set, with an opaque ``nextToken``;
-- refuses more than 100 image ids in BatchGetImage, and ``maxResults`` over 1000, as ECR does;
+- refuses more than 100 image ids in BatchGetImage, BatchDeleteImage and DescribeImages, and
+  ``maxResults`` over 1000, as ECR does;
 - answers ``400 ThrottlingException`` when told to (``throttle``, ``throttle_if``);
 - lets a test edit a response, or act in between (``rewrite``: delete an image after it was
   listed, add a ``lastRecordedPullTime`` moto does not keep).
@@ -26,7 +27,8 @@ from .proxy import Proxy, ProxyHandler
 PAGED = {"DescribeRepositories": "repositories", "DescribeImages": "imageDetails", "ListImages": "imageIds"}
 DEFAULT_MAX_RESULTS = 100
 MAX_RESULTS = 1000
-BATCH_GET_LIMIT = 100
+BATCH_LIMIT = 100  # image ids per call
+BATCHED = ("BatchGetImage", "BatchDeleteImage", "DescribeImages")
 _JSON = "application/x-amz-json-1.1"
 
 Rewrite = Callable[[dict, dict], None]  # (request, response) -> None, edits response in place
@@ -59,7 +61,7 @@ class EcrProxy(Proxy):
                 self.throttle[operation] = max(0, self.throttle.get(operation, 0) - 1)
                 self.throttled.append((operation, dict(request)))
                 return _error("ThrottlingException", "Rate exceeded")
-        if operation == "BatchGetImage" and len(request.get("imageIds") or []) > BATCH_GET_LIMIT:
+        if operation in BATCHED and len(request.get("imageIds") or []) > BATCH_LIMIT:
             return _error("InvalidParameterException", "imageIds: at most 100")
         paged = PAGED.get(operation)
         if paged is None:

@@ -342,15 +342,16 @@ def planned(plan: dict[str, Any], action: str) -> list[dict[str, Any]]:
     return [a for a in plan["actions"] if a["action"] == action]
 
 
-def skopeo_copy_out(registry: Registry, reference: str, destination: Path) -> None:
+def skopeo_copy_out(registry: Registry, reference: str, destination: Path, transport: str = "oci") -> None:
     """``skopeo copy --all docker://HOST/REFERENCE oci:DESTINATION``: every manifest and blob
-    must be served (and skopeo checks every digest)."""
+    must be served (and skopeo checks every digest). ``transport`` ``dir`` takes a Docker
+    manifest list as it is (an OCI layout would need it converted)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="regstat-skopeo-") as tmp:
         policy = Path(tmp) / "policy.json"
         policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
         argv = ["skopeo", "--policy", str(policy), "copy", "--quiet", "--all", "--preserve-digests",
-                "--src-tls-verify=false", f"docker://{registry.host}/{reference}", f"oci:{destination}"]
+                "--src-tls-verify=false", f"docker://{registry.host}/{reference}", f"{transport}:{destination}"]
         result = subprocess.run(argv, capture_output=True, text=True, env=isolated_env(), timeout=120)
     if result.returncode != 0:
         raise CopyFailed(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr}")

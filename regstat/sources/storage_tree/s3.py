@@ -44,6 +44,7 @@ DEFAULT_MAX_ATTEMPTS = 8  # botocore's, per request
 ATTEMPTS = 4  # ours, for what botocore does not retry
 _BACKOFF_BASE = 0.1  # seconds; doubled per attempt, with full jitter
 _BACKOFF_MAX = 2.0
+DELETE_BATCH = 1000  # keys per DeleteObjects request: S3's limit
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
@@ -185,6 +186,29 @@ class S3Storage:
             data = body.read(limit) if "ContentRange" not in response else body.read()
         _check_range(response.get("ContentRange"), len(data), limit)
         return data
+
+    def remove(self, paths: list[str], directories: list[str]) -> dict[str, OSError]:
+        """Delete these files (apply-gc), DELETE_BATCH keys per DeleteObjects request; return
+        the ones that could not be deleted. A key already absent counts as deleted, as S3 says.
+        `directories` (the filesystem's to prune) are nothing in S3."""
+        failed: dict[str, OSError] = {}
+        for start in range(0, len(paths), DELETE_BATCH):
+            batch = paths[start:start + DELETE_BATCH]
+            objects = [{"Key": self._base + path} for path in batch]
+            try:
+                answer = _retrying(partial(self._client.delete_objects, Bucket=self.bucket,
+                                           Delete={"Objects": objects, "Quiet": True}))
+            except botocore.exceptions.ClientError as e:
+                code = e.response.get("Error", {}).get("Code", "")
+                failed.update({path: OSError(f"{code}: {_message(e)}") for path in batch})
+                continue
+            except _FAILURES as e:
+                failed.update({path: OSError(f"{_describe(e)} (after {ATTEMPTS} attempts)") for path in batch})
+                continue
+            for error in answer.get("Errors", []):
+                path = error.get("Key", "")[len(self._base):]
+                failed[path] = OSError(f"{error.get('Code', 'error')}: {error.get('Message', '')}")
+        return failed
 
     def _pages(self, prefix: str, delimiter: str | None = None, start_after: str = "") -> Iterator[dict]:
         """ListObjectsV2 pages under `prefix` (past `start_after`), each checked; a page that

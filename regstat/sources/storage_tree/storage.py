@@ -1,6 +1,6 @@
 """The storage a distribution registry keeps its tree in: a local directory or an S3 bucket.
 
-Both backends answer the same three questions, with paths relative to the tree's
+Both backends answer the same three questions (and apply-gc's one deletion, `remove`), with paths relative to the tree's
 `docker/registry/v2` directory and always `/`-separated:
 
 - `listdir(prefix)`: the directories and the files directly under a directory (for sharding
@@ -68,6 +68,11 @@ class Storage(Protocol):
         ...
 
     def read_many(self, paths: list[str], limit: int) -> dict[str, bytes | OSError]: ...
+
+    def remove(self, paths: list[str], directories: list[str]) -> dict[str, OSError]:
+        """Delete files (apply-gc) and, where the storage has directories, these directories
+        once empty; return the files that could not be deleted (an absent one is deleted)."""
+        ...
 
     def describe(self) -> SourceInfo: ...
 
@@ -174,6 +179,22 @@ class FilesystemStorage:
                 contents[path] = e
         return contents
 
+    def remove(self, paths: list[str], directories: list[str]) -> dict[str, OSError]:
+        """Delete these files, then each of `directories` where nothing is left below it
+        (apply-gc: the registry's own deletions remove whole directories); return the files
+        that could not be deleted. A file already absent counts as deleted."""
+        failed: dict[str, OSError] = {}
+        for path in paths:
+            try:
+                os.unlink(self._local(path))
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                failed[path] = e
+        for directory in directories:
+            _remove_empty(self._local(directory))
+        return failed
+
     def _read(self, path: str, limit: int) -> bytes:
         # O_NOFOLLOW: a symlink planted in the tree must not make us read outside it.
         fd = os.open(self._local(path), os.O_RDONLY | _NOFOLLOW)
@@ -181,6 +202,15 @@ class FilesystemStorage:
             return read_fd(fd, limit)
         finally:
             os.close(fd)
+
+
+def _remove_empty(top: str) -> None:
+    """Remove `top` and the directories below it, if no file is left in them."""
+    for local, _, _ in os.walk(top, topdown=False):  # deepest first
+        try:
+            os.rmdir(local)
+        except OSError:
+            pass  # not empty (a file appeared, or was not deleted): it stays
 
 
 def _leaf_entry(directory: str, local: str, name: str) -> Entry | None:

@@ -130,3 +130,17 @@ def test_the_rate_limiter_schedule(rate: float | None, batches: list[int], expec
     for n in batches:
         limiter.wait(n)
     assert slept == expected
+
+
+def test_rate_and_concurrency_change_nothing_but_the_pace(tmp_path: Path) -> None:
+    """At --rate 40 a batch holds at most 40 actions; three batches in flight at once end as
+    one at a time would: everything deleted, each action once."""
+    root, plan_path, plan = _plan(tmp_path, "--untagged", "--grace", "0s")
+    done = apply_json(plan_path, "--yes", "--rate", "40", "--concurrency", "3")
+    assert done["counts"]["deleted"] == len(plan["actions"]) and done["items"] == []
+    records = [json.loads(line) for line in Path(f"{plan_path}.journal").read_text().splitlines()]
+    batches = [r["positions"] for r in records if r["event"] == "deleting"]
+    assert max(len(b) for b in batches) == 40
+    assert sorted(p for b in batches for p in b) == list(range(len(plan["actions"])))
+    check = regstat("crawl", str(root), "-o", str(tmp_path / "after"))
+    assert check.returncode == 0, check.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,17 @@ from support.apply_runs import apply_gc, apply_json, regstat
 from regstat.apply.runner import Limiter
 from regstat.errors import EXIT_REFUSED
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = REPO_ROOT / "sample_data"
 V2 = Path("docker") / "registry" / "v2"
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from restore_sample_ages import restore  # noqa: E402
 
 
 def _plan(tmp_path: Path, *plan_args: str) -> tuple[Path, Path, dict[str, Any]]:
     root = tmp_path / "registry"
     shutil.copytree(SAMPLE, root, copy_function=shutil.copy2)
+    restore(root)  # the ages the README's first command gives, whenever this checkout was made
     snapshot, plan = tmp_path / "snap", tmp_path / "plan.json"
     for args in (("crawl", str(root), "-o", str(snapshot)), ("plan-gc", str(snapshot), *plan_args, "-o", str(plan))):
         result = regstat(*args)

@@ -216,6 +216,8 @@ def write_actions(con: duckdb.DuckDBPyConnection, directory: Path) -> Path:
     actions = pq.ParquetFile(sorted_path)
     index = actions.schema_arrow.get_field_index("digest")
     schema = actions.schema_arrow.set(index, found.schema.field("digest")).insert(0, found.schema.field("position"))
+    # DuckDB marks `size` required when no row of this plan lacks one; a plan's file has one schema.
+    schema = schema.set(schema.get_field_index("size"), ACTIONS_SCHEMA.field("size"))
     rows = _Rows(found)
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for batch in actions.iter_batches(BATCH_ROWS):

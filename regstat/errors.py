@@ -4,6 +4,8 @@
     ├── RegstatError             anything regstat reports to the user; regstat.cli.edge maps
     │   │                        each class to its exit code and its JSON `kind`
     │   ├── SourceError          the SOURCE cannot be read at all (missing, unreachable, denied)
+    │   ├── SelectorError        (snapshot.history) a history or HISTORY@selector naming no
+    │   │                        snapshot: a usage error
     │   ├── SnapshotError        a directory is not a finished snapshot, or is damaged
     │   │   ├── OutputExistsError    refusing to overwrite an existing --output
     │   │   └── OutputRefusedError   refusing an output path: not regstat's to replace, or

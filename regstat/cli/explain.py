@@ -10,10 +10,9 @@ from ..plan.explain import explain
 from ..plan.explain import render_json as render_explain_json
 from ..plan.explain import render_text as render_explain_text
 from ..plan.plan import Plan
-from ..snapshot import Snapshot
 from .edge import interruptible
 from .emit import check_output, emit
-from .options import command, format_options, memory_limit_option, quiet_option, repository_option
+from .options import command, format_options, memory_limit_option, open_snapshot, quiet_option, repository_option
 
 
 @command("explain")
@@ -58,7 +57,7 @@ def explain_command(snapshot: str, reference: str, repositories: tuple[str, ...]
       regstat explain snap 4f2a1b3c5d6e -r 'apps/*' -f json
       regstat plan-gc snap --untagged -o plan.json && regstat explain snap apps/web@sha256:4f2a1b3c5d6e --plan plan.json
     """
-    opened = Snapshot.open(snapshot)
+    opened = open_snapshot(snapshot)
     check_output(opened, output)
     with contextlib.ExitStack() as stack:
         plan = stack.enter_context(Plan.load(plan_file)) if plan_file else None

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..sizes import parse_size
+from ..snapshot import Snapshot, history
 from .edge import Command
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -63,3 +64,9 @@ def repository_option(help: str) -> Decorator:
 def quiet_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("-q", "--quiet", is_flag=True,
                         help="Nothing on stderr unless something went wrong (no summary, no progress).")(f)
+
+
+def open_snapshot(text: str) -> Snapshot:
+    """SNAPSHOT as every command takes it: a snapshot directory, a history (its latest
+    snapshot) or a selector in one (HISTORY@-1, HISTORY@2026-12-01); regstat.snapshot.history."""
+    return Snapshot.open(history.resolve(text))

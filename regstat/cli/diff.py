@@ -68,7 +68,7 @@ def diff_command(old: str, new: str, fmt: str, output: str | None, top: int, fai
       regstat diff old new --format markdown --top 5
       regstat diff old new --format json | jq .changes
       regstat diff old new --format html -o diff.html --quiet
-      regstat diff old new --fail-on-growth 2GiB -q -o /dev/null || alert
+      regstat diff old new --fail-on-growth 2GiB -q > /dev/null || alert
     """
     opened = open_snapshot(old), open_snapshot(new)
     if not any_source:

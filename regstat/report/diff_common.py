@@ -44,7 +44,7 @@ def figure_rows(diff: Diff) -> list[tuple[str, str, str, str]]:
     for name, label in FIGURES + COUNTS:
         f = diff.figures[name]
         is_bytes = name.endswith("_bytes")
-        then, now = ((human_bytes(v) if is_bytes else "unknown" if v is None else f"{v:,}") for v in (f["old"], f["new"]))
+        then, now = (human_bytes(v) if is_bytes else "unknown" if v is None else f"{v:,}" for v in (f["old"], f["new"]))
         change = signed_bytes(f["change"]) if is_bytes else signed_count(f["change"])
         if name in diff.estimates:
             change += " (estimate)"
@@ -96,8 +96,8 @@ def tables(diff: Diff, limit: int | None = None) -> list[Table]:
     c = diff.changes
     tag_total = c["tags_added"] + c["tags_removed"] + c["tags_moved"]
     manifest_total = c["manifests_added"] + c["manifests_removed"]
-    orphans = None if diff.new_orphans is None else [
-        (r["repository"], short_digest(r["digest"]), r["reason"], human_bytes(r["exclusive_bytes"]))
+    orphans: list[tuple[str, ...]] | None = None if diff.new_orphans is None else [
+        (str(r["repository"]), short_digest(r["digest"]), str(r["reason"]), human_bytes(r["exclusive_bytes"]))
         for r in diff.new_orphans]
     out = [
         Table("Repositories", ("repository", "status", "tags +/-/moved", "manifests +/-", "new orphans",

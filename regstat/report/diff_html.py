@@ -75,8 +75,8 @@ def _table(table: Table) -> str:
         body.append(f"<tr>{cells}</tr>")
     caption = f'<p class="notes">{prose(table.caption)}</p>' if table.caption else ""
     wide = ' class="wide"' if len(table.headers) > 6 else ""
-    return (f'<div class="scroll"><table{wide}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-            + caption)
+    rows = "".join(body)
+    return f'<div class="scroll"><table{wide}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>{caption}'
 
 
 def _change_chart(diff: Diff) -> str:

@@ -76,7 +76,8 @@ def _table(table: Table) -> str:
     caption = f'<p class="notes">{prose(table.caption)}</p>' if table.caption else ""
     wide = ' class="wide"' if len(table.headers) > 6 else ""
     rows = "".join(body)
-    return f'<div class="scroll"><table{wide}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>' + caption
+    return f'<div class="scroll"><table{wide}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>' \
+        f"</table></div>{caption}"
 
 
 def _change_chart(diff: Diff) -> str:

@@ -57,6 +57,7 @@ EXIT_USAGE = 2  # click's own code for usage errors
 EXIT_INCOMPLETE = 3  # snapshot written, but with errors or partial
 EXIT_SOURCE = 4  # SOURCE missing, unreachable or unreadable; no snapshot written
 EXIT_SNAPSHOT = 5  # not a snapshot, or an --output regstat refuses (it exists, or is not its to write)
+EXIT_GROWTH = 6  # regstat diff --fail-on-growth: physical bytes grew more than allowed (the diff is written)
 EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM; no snapshot written
 
 

@@ -8,10 +8,28 @@ from typing import Any
 
 import click
 
+from ..sizes import parse_size
 from ..snapshot import Snapshot, history
 from .edge import Command
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class SizeType(click.ParamType):
+    """A size in bytes as people write it: 500MB, 2GiB, 1048576 (regstat.sizes.parse_size)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+SIZE = SizeType()
 
 
 def command(name: str) -> Callable[[Callable[..., Any]], click.Command]:

@@ -248,3 +248,28 @@ def test_output_inside_a_snapshot_is_refused(crawls: dict[str, Any]) -> None:
     inside = crawls["fs_old"] / "diff.txt"
     result = invoke("diff", str(crawls["fs_old"]), str(crawls["fs_new"]), "-o", str(inside))
     assert result.exit_code == EXIT_SNAPSHOT and not inside.exists()
+
+
+def test_nightly_job_twice_diffs_history_selectors(tmp_path: Path) -> None:
+    """The README's nightly job, run twice on a sample_data copy with a tag moved and one
+    deleted in between: `diff HISTORY@-1 HISTORY` says exactly that."""
+    tree, history = tmp_path / "tree", tmp_path / "history"
+    subprocess.run(["cp", "-a", str(REPO_ROOT / "sample_data"), str(tree)], check=True)
+    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "restore_sample_ages.py"), str(tree)], check=True,
+                   capture_output=True)
+
+    def nightly() -> None:
+        result = invoke("crawl", str(tree), "--into", str(history), "--retain", "7", "--quiet")
+        assert result.exit_code == EXIT_OK and result.stderr == "", result.stderr
+
+    nightly()
+    before = tag_map(history / "latest")
+    tags = tree.joinpath(*V2, MOVED[0], "_manifests", "tags")
+    (tags / MOVED[1] / "current" / "link").write_text(MOVED_TO)
+    shutil.rmtree(tree.joinpath(*V2, DELETED_TAG[0], "_manifests", "tags", DELETED_TAG[1]))
+    nightly()
+    data = diff_json(Path(f"{history}@-1"), history)
+    assert data["new"]["id"] != data["old"]["id"]
+    tags = {(t["repository"], t["tag"], t["change"], t["old_digest"], t["new_digest"]) for t in data["top"]["tags"]}
+    assert tags == {(*MOVED, "moved", before[MOVED], MOVED_TO), (*DELETED_TAG, "removed", before[DELETED_TAG], None)}
+    assert data["top"]["manifests"] == [] and data["figures"]["physical_bytes"]["change"] == 0

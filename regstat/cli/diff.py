@@ -12,7 +12,15 @@ from ..report.diff import DEFAULT_TOP
 from ..report.diff_common import headline
 from .edge import interruptible, note
 from .emit import check_output, emit
-from .options import SIZE, command, format_options, memory_limit_option, open_snapshot, quiet_option, repository_option
+from .options import (
+    SIZE,
+    command,
+    format_options,
+    memory_limit_option,
+    open_snapshot,
+    quiet_option,
+    repository_option,
+)
 
 
 @command("diff")
@@ -48,14 +56,19 @@ def diff_command(old: str, new: str, fmt: str, output: str | None, top: int, fai
     --any-source. --fail-on-growth BYTES exits 6 when physical bytes grew by more, for
     alerting from cron; the diff is printed or written first.
 
+    OLD and NEW may be snapshot directories, a history written by `crawl --into` (its latest
+    snapshot) or a selector in one: HISTORY@-1 (the one before the latest), HISTORY@2026-12-01
+    (the last taken on or before that day, UTC). `regstat diff HISTORY@-1 HISTORY` is what
+    changed since the previous crawl.
+
     \b
     Examples:
+      regstat diff /srv/regstat/history@-1 /srv/regstat/history
       regstat diff snaps/2026-12-06 snaps/2026-12-07
-      regstat diff /srv/regstat/history@-1 /srv/regstat/history   # last night's change
       regstat diff old new --format markdown --top 5
       regstat diff old new --format json | jq .changes
       regstat diff old new --format html -o diff.html --quiet
-      regstat diff old new --fail-on-growth 2GiB -q -o /dev/null || alert
+      regstat diff old new --fail-on-growth 2GiB -q > /dev/null || alert
     """
     opened = open_snapshot(old), open_snapshot(new)
     if not any_source:

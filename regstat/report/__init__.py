@@ -1,10 +1,9 @@
 """`regstat report`: the numbers (numbers.py, reclaimable.py), and the formats above them
 (text, json_format, markdown, html), which share common.py and never import each other;
 prometheus: the figures as metrics; trends: a history's figures over time, as text, json, csv
-(trends_formats) and html (trends_html).
-`regstat diff`: two snapshots' numbers and what changed between them (diff.py), and its
-formats (diff_text: text and markdown, diff_html, which borrows the report's style), which
-share diff_common.py.
+(trends_formats) and html (trends_html). `regstat diff`: two snapshots' numbers and what
+changed between them (diff.py), and its formats (diff_text: text and markdown, diff_html,
+which borrows the report's style), which share diff_common.py.
 """
 
 from __future__ import annotations

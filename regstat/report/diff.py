@@ -119,7 +119,8 @@ def build_diff(
 ) -> Diff:
     """What changed from `old` to `new`. `repositories` (globs) limits the lists; the figures
     and counts of changes stay registry-wide, and a warning says so."""
-    reports = {side: build_report(s, top=1, memory_limit=memory_limit) for side, s in zip(SIDES, (old, new))}
+    reports = {side: build_report(snapshot, top=1, memory_limit=memory_limit)
+               for side, snapshot in zip(SIDES, (old, new), strict=True)}
     con = analysis.connect_pair({"old": old, "new": new}, memory_limit=memory_limit)
     try:
         for name in TABLES:

@@ -23,6 +23,7 @@ class Table:
     numeric: tuple[bool, ...]
     rows: list[tuple[str, ...]] | None
     total: int | None
+    caption: str = ""  # what terse headers mean
 
 
 def signed_bytes(n: int | None) -> str:
@@ -44,7 +45,7 @@ def figure_rows(diff: Diff) -> list[tuple[str, str, str, str]]:
     for name, label in FIGURES + COUNTS:
         f = diff.figures[name]
         is_bytes = name.endswith("_bytes")
-        then, now = ((human_bytes(v) if is_bytes else "unknown" if v is None else f"{v:,}") for v in (f["old"], f["new"]))
+        then, now = (human_bytes(v) if is_bytes else "unknown" if v is None else f"{v:,}" for v in (f["old"], f["new"]))
         change = signed_bytes(f["change"]) if is_bytes else signed_count(f["change"])
         if name in diff.estimates:
             change += " (estimate)"
@@ -96,15 +97,16 @@ def tables(diff: Diff, limit: int | None = None) -> list[Table]:
     c = diff.changes
     tag_total = c["tags_added"] + c["tags_removed"] + c["tags_moved"]
     manifest_total = c["manifests_added"] + c["manifests_removed"]
-    orphans = None if diff.new_orphans is None else [
-        (r["repository"], short_digest(r["digest"]), r["reason"], human_bytes(r["exclusive_bytes"]))
+    orphans: list[tuple[str, ...]] | None = None if diff.new_orphans is None else [
+        (str(r["repository"]), short_digest(r["digest"]), str(r["reason"]), human_bytes(r["exclusive_bytes"]))
         for r in diff.new_orphans]
     out = [
-        Table("Repositories", ("repository", "status", "tags +/-/moved", "manifests +/-", "new orphans",
-                               "referenced then", "now", "change", "exclusive change", "logical change",
-                               "orphaned change"),
+        Table("Repositories", ("repository", "status", "tags", "manifests", "new orphans", "referenced then", "now",
+                               "change", "exclusive", "logical", "orphaned"),
               (False, False, True, True, True, True, True, True, True, True, True),
-              [_repository_cells(r) for r in diff.repositories], None),
+              [_repository_cells(r) for r in diff.repositories], None,
+              "tags: +added -removed ~moved; manifests: +added -removed; referenced: the bytes its manifests "
+              "reference, exclusive and shared; exclusive, logical, orphaned: how those bytes changed"),
         Table("Tags", ("repository", "tag", "change", "then", "now"), (False,) * 5,
               [(r["repository"], r["tag"], r["change"], short_digest(r["old_digest"]) or "-",
                 short_digest(r["new_digest"]) or "-") for r in diff.tags], tag_total),
@@ -118,11 +120,13 @@ def tables(diff: Diff, limit: int | None = None) -> list[Table]:
                for r in diff.new_layers], c["new_layers"]),
     ]
     if limit is not None:
-        out = [Table(t.title, t.headers, t.numeric, None if t.rows is None else t.rows[:limit], t.total) for t in out]
+        out = [Table(t.title, t.headers, t.numeric, None if t.rows is None else t.rows[:limit], t.total, t.caption)
+               for t in out]
         t = out[0]
         keep = (0, 2, 3, 4, 7)  # repository, tags, manifests, new orphans, change of referenced bytes
-        out[0] = Table(t.title, tuple(t.headers[i] for i in keep), tuple(t.numeric[i] for i in keep),
-                       [tuple(row[i] for i in keep) for row in t.rows or []], t.total)
+        out[0] = Table(t.title, (*(t.headers[i] for i in keep[:-1]), "referenced change"),
+                       tuple(t.numeric[i] for i in keep), [tuple(row[i] for i in keep) for row in t.rows or []],
+                       t.total, "tags: +added -removed ~moved; manifests: +added -removed")
     return out
 
 

@@ -18,7 +18,8 @@ CHART_ROWS = 15
 _DIFF_CSS = """
 .grew { fill: #b3261e; } .shrank { fill: #4d8b57; }
 td.grew { color: #b3261e; } td.shrank { color: #2e6b38; }
-svg .zero { stroke: #888; stroke-width: 1; }
+svg .zero { stroke: #888; stroke-width: 1; } td.name { white-space: nowrap; }
+table.wide { font-size: .92em; } table.wide th, table.wide td { padding: .25em .45em; }
 """
 
 
@@ -68,10 +69,15 @@ def _table(table: Table) -> str:
                    for h, num in zip(table.headers, table.numeric, strict=True))
     body = []
     for row in table.rows:
-        cells = "".join(("<td class=\"num\">" if num else "<td>") + f"{value_text(c)}</td>"
-                        for c, num in zip(row, table.numeric, strict=True))
+        # The first column (a repository or a digest) stays on one line.
+        cells = "".join(('<td class="num">' if num else "<td>" if i else '<td class="name">') + f"{value_text(c)}</td>"
+                        for i, (c, num) in enumerate(zip(row, table.numeric, strict=True)))
         body.append(f"<tr>{cells}</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    caption = f'<p class="notes">{prose(table.caption)}</p>' if table.caption else ""
+    wide = ' class="wide"' if len(table.headers) > 6 else ""
+    rows = "".join(body)
+    return f'<div class="scroll"><table{wide}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>' \
+        f"</table></div>{caption}"
 
 
 def _change_chart(diff: Diff) -> str:

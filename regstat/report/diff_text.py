@@ -26,6 +26,8 @@ def render_text(diff: Diff) -> str:
     out += [f"  * {safe_text(line)}" for line in notes(diff)]
     for table in tables(diff):
         out += ["", title(table), *_text_table(table)]
+        if table.rows and table.caption:
+            out.append(f"  ({table.caption})")
     return "\n".join(line.rstrip() for line in out) + "\n"
 
 
@@ -59,4 +61,6 @@ def render_markdown(diff: Diff) -> str:
             out.append("| " + " | ".join(table.headers) + " |")
             out.append("|" + "|".join("---:" if num else "---" for num in table.numeric) + "|")
             out += ["| " + " | ".join(markdown_text(c) for c in row) + " |" for row in table.rows]
+            if table.caption:
+                out += ["", f"_{markdown_text(table.caption)}_"]
     return "\n".join(out) + "\n"

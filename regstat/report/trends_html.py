@@ -17,6 +17,7 @@ PALETTE = ("#2f6bab", "#b3261e", "#4d8b57", "#8a5a00", "#6a3d9a", "#1b9e9e", "#d
            "#e7298a", "#66a61e")
 
 _TREND_CSS = """
+td.when { white-space: nowrap; }
 .line { fill: none; stroke-width: 2.2; } .point { stroke: none; }
 ul.legend { list-style: none; padding: 0; margin: .2em 0 1em; display: flex; flex-wrap: wrap; gap: .2em 1.2em; }
 ul.legend li { overflow-wrap: anywhere; } .swatch { display: inline-block; width: 1.4em; height: .3em;
@@ -111,7 +112,8 @@ def _table(trends: Trends) -> str:
     head = "<th>taken</th>" + "".join(f'<th class="num">{esc(label)}</th>' for _, label in TEXT_COLUMNS)
     rows = []
     for p in reversed(trends.points):
-        cells = [f"<td>{value_text(human_time(p.taken_at))}{'' if p.complete else ' (incomplete)'}</td>"]
+        state = "" if p.complete else " (incomplete)"
+        cells = [f'<td class="when">{value_text(human_time(p.taken_at))}{state}</td>']
         for name, _ in TEXT_COLUMNS:
             v = p.figures.get(name)
             text = "unknown" if v is None else human_bytes(v) if name.endswith("_bytes") else f"{v:,}"

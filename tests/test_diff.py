@@ -236,6 +236,9 @@ def test_api_snapshots_diff_the_same_tags_and_leave_orphans_unknown(crawls: dict
     assert data["top"]["tags"] == storage
     assert data["top"]["new_orphans"] is None and data["changes"]["new_orphans"] is None
     assert data["figures"]["orphaned_manifests"]["change"] is None and "orphaned_manifests" in data["unknown"]
+    text = invoke("diff", str(crawls["api_old"]), str(crawls["api_new"])).stdout
+    pushed = next(line for line in text.splitlines() if line.startswith(f"  {PUSHED[0]} ") and "added" in line)
+    assert pushed.endswith("unknown"), pushed  # its orphaned bytes: unknown, not 0 B
     # The API sees tagged manifests only: the one the tag left is gone from its view.
     assert {(m["repository"], m["digest"], m["change"]) for m in data["top"]["manifests"]} >= {
         (PUSHED[0], crawls["image"].digest, "added")}

@@ -2,7 +2,7 @@
 -- orphaned_manifests) that were not orphaned in `old`: untagged since, or new and never
 -- tagged. reason and exclusive_bytes are new's (orphaned_manifests says what they mean);
 -- was_present: whether the repository held the manifest in `old` (then reachable).
--- Binds: old.orphaned_manifests, old.manifests, new.orphaned_manifests.
+-- Binds: old.manifests, old.reachable, new.orphaned_manifests.
 SELECT
     n.repository,
     n.digest,
@@ -13,6 +13,8 @@ SELECT
         SELECT 1 FROM old.manifests AS m WHERE m.repository = n.repository AND m.digest = n.digest
     ) THEN TRUE ELSE FALSE END AS was_present
 FROM new.orphaned_manifests AS n
-WHERE NOT EXISTS (
-    SELECT 1 FROM old.orphaned_manifests AS o WHERE o.repository = n.repository AND o.digest = n.digest
+WHERE NOT EXISTS (  -- orphaned in old: present there, and not reachable (as old.orphaned_manifests)
+    SELECT 1 FROM old.manifests AS o
+    WHERE o.repository = n.repository AND o.digest = n.digest
+      AND NOT EXISTS (SELECT 1 FROM old.reachable AS r WHERE r.repository = o.repository AND r.digest = o.digest)
 )

@@ -99,6 +99,9 @@ def connect_pair(
     for schema, snapshot in snapshots.items():
         engine.use_schema(con, schema)
         bind(con, snapshot, materialise=False)
+        # Most views read these two: compute each once per snapshot, as the report does.
+        engine.materialise_view(con, "repository_references")
+        engine.materialise_view(con, "blob_references")
     engine.use_schema(con, "main")
     return con
 

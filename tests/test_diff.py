@@ -58,15 +58,20 @@ def orphans(snapshot: Path) -> set[tuple[str, str]]:
     return {(r["repository"], r["digest"]) for r in json.loads(result.stdout)}
 
 
+def sample_copy(tree: Path) -> Path:
+    """A copy of sample_data/ at `tree`, its files aged as the README's first command does."""
+    subprocess.run(["cp", "-a", str(REPO_ROOT / "sample_data"), str(tree)], check=True)
+    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "restore_sample_ages.py"), str(tree)], check=True,
+                   capture_output=True)
+    return tree
+
+
 @pytest.fixture(scope="module")
 def crawls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Snapshots of a sample_data copy before and after the changes, from its storage (fs_*)
     and through the registry's API (api_*), and the pushed image."""
     base = tmp_path_factory.mktemp("diff")
-    tree = base / "tree"
-    subprocess.run(["cp", "-a", str(REPO_ROOT / "sample_data"), str(tree)], check=True)
-    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "restore_sample_ages.py"), str(tree)], check=True,
-                   capture_output=True)
+    tree = sample_copy(base / "tree")
     image = build_image([make_layer({"srv/app": b"diff test " * 300}), make_layer({"etc/conf": b"x" * 70})],
                         labels={"test": "regstat diff"})
     with Registry(root=tree, workdir=base / "registry") as registry:
@@ -231,6 +236,9 @@ def test_api_snapshots_diff_the_same_tags_and_leave_orphans_unknown(crawls: dict
     assert data["top"]["tags"] == storage
     assert data["top"]["new_orphans"] is None and data["changes"]["new_orphans"] is None
     assert data["figures"]["orphaned_manifests"]["change"] is None and "orphaned_manifests" in data["unknown"]
+    text = invoke("diff", str(crawls["api_old"]), str(crawls["api_new"])).stdout
+    pushed = next(line for line in text.splitlines() if line.startswith(f"  {PUSHED[0]} ") and "added" in line)
+    assert pushed.endswith("unknown"), pushed  # its orphaned bytes: unknown, not 0 B
     # The API sees tagged manifests only: the one the tag left is gone from its view.
     assert {(m["repository"], m["digest"], m["change"]) for m in data["top"]["manifests"]} >= {
         (PUSHED[0], crawls["image"].digest, "added")}
@@ -253,10 +261,7 @@ def test_output_inside_a_snapshot_is_refused(crawls: dict[str, Any]) -> None:
 def test_nightly_job_twice_diffs_history_selectors(tmp_path: Path) -> None:
     """The README's nightly job, run twice on a sample_data copy with a tag moved and one
     deleted in between: `diff HISTORY@-1 HISTORY` says exactly that."""
-    tree, history = tmp_path / "tree", tmp_path / "history"
-    subprocess.run(["cp", "-a", str(REPO_ROOT / "sample_data"), str(tree)], check=True)
-    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "restore_sample_ages.py"), str(tree)], check=True,
-                   capture_output=True)
+    tree, history = sample_copy(tmp_path / "tree"), tmp_path / "history"
 
     def nightly() -> None:
         result = invoke("crawl", str(tree), "--into", str(history), "--retain", "7", "--quiet")

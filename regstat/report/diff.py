@@ -194,12 +194,16 @@ def _side(report: Report) -> dict[str, Any]:
 
 
 def _reasons(reports: dict[str, Report], kind: str) -> dict[str, str]:
-    """Why a figure is unknown (or an estimate) on either side, the side named."""
+    """Why a figure is unknown (or an estimate): once where both sides say the same, else
+    each side's reason, the side named."""
     out: dict[str, str] = {}
-    for side in SIDES:
-        for name, why in getattr(reports[side], kind).items():
-            if name in dict(FIGURES):
-                out[name] = "; ".join(filter(None, (out.get(name), f"{side.upper()}: {why}")))
+    for name in dict(FIGURES):
+        whys = {side: getattr(reports[side], kind).get(name) for side in SIDES}
+        if whys["old"] == whys["new"]:
+            if whys["old"]:
+                out[name] = whys["old"]
+        else:
+            out[name] = "; ".join(f"{side.upper()}: {why}" for side, why in whys.items() if why)
     return out
 
 

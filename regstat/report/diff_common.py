@@ -87,8 +87,14 @@ def source_line(diff: Diff) -> str:
 
 
 def notes(diff: Diff) -> list[str]:
-    return [f"{name}: {kind}: {why}" for kind, reasons in (("unknown", diff.unknown), ("estimate", diff.estimates))
-            for name, why in reasons.items()]
+    """Why each unknown is unknown and each estimate an estimate; figures with one reason share its line."""
+    lines = []
+    for kind, reasons in (("unknown", diff.unknown), ("estimate", diff.estimates)):
+        names: dict[str, list[str]] = {}
+        for name, why in reasons.items():
+            names.setdefault(why, []).append(name)
+        lines += [f"{', '.join(figures)}: {kind}: {why}" for why, figures in names.items()]
+    return lines
 
 
 def tables(diff: Diff, limit: int | None = None) -> list[Table]:
@@ -142,8 +148,9 @@ def title(table: Table) -> str:
 
 def _repository_cells(r: dict[str, Any]) -> tuple[str, ...]:
     def change(name: str) -> str:
+        # A repository added has no figure then, one removed none now: those count as 0.
         old, new = r[f"old_{name}"], r[f"new_{name}"]
-        if r["status"] == "changed" and (old is None or new is None):
+        if (old is None and r["status"] != "added") or (new is None and r["status"] != "removed"):
             return "unknown"
         return signed_bytes((new or 0) - (old or 0))
 

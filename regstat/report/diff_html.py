@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..render import human_bytes
 from .diff import Diff
 from .diff_common import Table, changes_text, figure_rows, headline, notes, side_line, source_line, tables, title
-from .html import CSS, esc, prose, value_text
+from .html import esc, page_start, prose, value_text
 
 CHART_WIDTH = 600
 LABEL_WIDTH = 170
@@ -26,11 +26,7 @@ table.wide { font-size: .92em; } table.wide th, table.wide td { padding: .25em .
 def render_html(diff: Diff) -> str:
     growth = diff.physical_growth
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>regstat diff {esc(diff.old['id'])} → {esc(diff.new['id'])}</title>",
-        f"<style>{CSS}{_DIFF_CSS}</style></head><body>",
+        *page_start(f"regstat diff {diff.old['id']} → {diff.new['id']}", _DIFF_CSS),
         f"<h1>regstat diff: {esc(source_line(diff))}</h1>",
         f'<p class="meta">old: {value_text(side_line(diff.old))}<br>new: {value_text(side_line(diff.new))}</p>',
     ]

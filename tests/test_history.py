@@ -233,14 +233,18 @@ def test_every_command_takes_a_history_and_its_selectors(two_nights: tuple[Path,
     assert "apps/web" in explained.stdout
     ok(regstat("export-db", f"{directory}@2026-12-01", tmp_path / "first.duckdb", "--quiet"))
     assert (tmp_path / "first.duckdb").is_file()
+    diff = json.loads(ok(regstat("diff", f"{directory}@-1", directory, "-f", "json")).stdout)
+    assert (diff["old"]["id"], diff["new"]["id"]) == (ids[first], ids[second])
 
 
 @pytest.mark.parametrize("command", [
     ["report"], ["plan-gc", "--untagged"], ["sql", "SELECT 1"], ["explain", "apps/web:latest"],
+    ["export-db", "{tmp}/out.duckdb"], ["diff", "{tmp}"],
 ])
 def test_a_selector_naming_nothing_is_a_one_line_usage_error(two_nights: tuple[Path, list[str]],
                                                              command: list[str], tmp_path: Path) -> None:
     directory, _ = two_nights
+    command = [arg.replace("{tmp}", str(tmp_path)) for arg in command]
     for selector, words in (("@-2", ("1 snapshot before its latest",)), ("@2026-11-30", ("on or before 2026-11-30",)),
                             ("@yesterday", ("not a selector",)), ("@2026-02-30", ("not a date",))):
         usage_error(regstat(command[0], f"{directory}{selector}", *command[1:]), f"{directory}{selector}", *words)

@@ -257,6 +257,8 @@ class Columns:
             arrays = []
             for field in self.schema:
                 values = self.columns[field.name]
+                if not values:  # a column this generator does not fill (a later schema's): NULL
+                    values.extend([None] * n)
                 arrays.append(pa.array(values[:n], type=field.type))
                 del values[:n]
             self.writer.write_batches([pa.RecordBatch.from_arrays(arrays, schema=self.schema)])

@@ -4,10 +4,13 @@
     ├── RegstatError             anything regstat reports to the user; regstat.cli.edge maps
     │   │                        each class to its exit code and its JSON `kind`
     │   ├── SourceError          the SOURCE cannot be read at all (missing, unreachable, denied)
+    │   ├── SelectorError        (snapshot.history) a history or HISTORY@selector naming no
+    │   │                        snapshot: a usage error
     │   ├── SnapshotError        a directory is not a finished snapshot, or is damaged
     │   │   ├── OutputExistsError    refusing to overwrite an existing --output
-    │   │   └── OutputRefusedError   refusing an output path: not regstat's to replace, or
-    │   │                            inside a snapshot or a local SOURCE (DESIGN safety rule 8)
+    │   │   ├── OutputRefusedError   refusing an output path: not regstat's to replace, or
+    │   │   │                        inside a snapshot or a local SOURCE (DESIGN safety rule 8)
+    │   │   └── DiffSourceError      (report.diff) diff's OLD and NEW are of different sources
     │   ├── ManifestError        a manifest body that cannot be parsed (recorded, never fatal)
     │   ├── QueryError           (analysis.connection) a query DuckDB rejects, or one that writes
     │   ├── QueryScopeError      (analysis.scope) sql -r with a query that has no repository
@@ -64,6 +67,7 @@ EXIT_INCOMPLETE = 3  # snapshot written, but with errors or partial
 EXIT_SOURCE = 4  # SOURCE missing, unreachable or unreadable; no snapshot written
 EXIT_SNAPSHOT = 5  # not a snapshot, or an --output regstat refuses (it exists, or is not its to write)
 EXIT_REFUSED = 5  # apply-gc refuses a plan (tampered, stale, too many deletions, locked); nothing deleted
+EXIT_GROWTH = 6  # regstat diff --fail-on-growth: physical bytes grew more than allowed (the diff is written)
 EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM; no snapshot written
 
 

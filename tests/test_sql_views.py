@@ -97,6 +97,15 @@ def loaded_by_report(sample: Path) -> set[str]:
     return loaded
 
 
+@pytest.fixture(scope="module")
+def loaded_by_diff(sample: Path) -> set[str]:
+    """The sql/ files `regstat diff` ran on the sample (against itself)."""
+    with recorded_loads() as loaded:
+        result = invoke("diff", str(sample), str(sample), "--format", "json")
+    assert result.exit_code == EXIT_OK, result.stderr
+    return loaded
+
+
 def rows_of_sample(sample: Path, sql: str) -> list[tuple]:
     con = analysis.connect(Snapshot.open(sample))
     try:
@@ -115,6 +124,10 @@ def test_every_sql_file_runs_on_the_sample(name: str, crawled, request: pytest.F
     if name.startswith(("plan_", "explain_")):
         # These bind the planner's own tables (plan_*, explain_targets): plan-gc and explain ran them.
         assert name in request.getfixturevalue("loaded_by_plan_and_explain")
+        return
+    if name.startswith("diff_"):
+        # These bind two snapshots side by side (schemas old and new): the diff ran them.
+        assert name in request.getfixturevalue("loaded_by_diff")
         return
     if name.startswith("reclaimable_") or name == "stale_upload_summary":
         # These bind the report's own tables (reclaim_*): the report ran them.

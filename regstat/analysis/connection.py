@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -88,6 +88,24 @@ def connect(
     return con
 
 
+def connect_pair(
+    snapshots: Mapping[str, Snapshot], *, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with each snapshot bound (as `connect` binds one, digests
+    as text, so that they compare across snapshots) in a schema of its own, named by its key:
+    `old.tags`, `new.orphaned_manifests`. The tables stay views over each snapshot's Parquet;
+    the current schema is `main` again afterwards."""
+    con = track(duckdb.connect(config=duckdb_config(memory_limit)))
+    for schema, snapshot in snapshots.items():
+        engine.use_schema(con, schema)
+        bind(con, snapshot, materialise=False)
+        # Most views read these two: compute each once per snapshot, as the report does.
+        engine.materialise_view(con, "repository_references")
+        engine.materialise_view(con, "blob_references")
+    engine.use_schema(con, "main")
+    return con
+
+
 # Connections whose statements a Ctrl-C must stop (interrupt_all). DuckDB runs a statement in
 # C without the GIL: Python's SIGINT handler waits until the statement ends, which at 100M
 # descriptors is minutes. So the CLI runs analysis commands in a worker thread, and the main
@@ -156,10 +174,7 @@ def bind(
     # Paths are bound here, by Python, never inside the SQL files.
     digest_ids.bind(con, dict(snapshot.tables()), keyed=keyed, kind=kind, missing=snapshot.missing_columns)
     for name, table in (("errors", errors_table(snapshot)), ("snapshot_info", info_table(snapshot))):
-        if materialise:
-            con.from_arrow(table).create(name)
-        else:
-            con.register(name, table)
+        engine.create_table_from_arrow(con, name, table)  # small; a table, so it lands in the current schema
     media_type_ranks(con, empty=not ranks)
     reachability.create_empty(con)  # the views need it to exist
     for name in VIEWS:

@@ -62,12 +62,30 @@ def materialise_view(con: duckdb.DuckDBPyConnection, view: str) -> None:
     """Replace the view `view` by a table of its rows, so that the views and queries reading
     it compute it once. Nothing happens if it is a table already."""
     is_view = con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal", [view]
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND schema_name = current_schema() AND NOT internal",
+        [view],
     ).fetchall()[0][0]
     if is_view:
         con.execute(f"CREATE TABLE {view}__rows AS SELECT * FROM {view}")
         con.execute(f"DROP VIEW {view}")
         con.execute(f"ALTER TABLE {view}__rows RENAME TO {view}")
+
+
+def create_table_from_arrow(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """Create the table `name` (in the current schema) holding the rows of `table`."""
+    con.register("_arrow_rows", table)
+    try:
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _arrow_rows")
+    finally:
+        con.unregister("_arrow_rows")
+
+
+def use_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """Create `schema` if need be and make it the current one: tables and views created next
+    land in it, and DuckDB resolves the names inside a view in the view's own schema, so two
+    snapshots' views of the same names live side by side (regstat diff)."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute(f"USE {schema}")
 
 
 def preserve_insertion_order(con: duckdb.DuckDBPyConnection, preserve: bool) -> None:

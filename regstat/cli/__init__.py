@@ -1,7 +1,7 @@
 """The `regstat` command line: parse options, call one library function, render its result.
 
 The click group is here; each command lives in a module of this package (crawl, sql, report,
-plan, apply, explain), sharing edge.py. The entry point stays regstat.cli:main.
+plan, apply, explain, diff), sharing edge.py. The entry point stays regstat.cli:main.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import click
 from .. import __version__
 from .apply import apply_gc_command
 from .crawl import crawl_command
+from .diff import diff_command
 from .explain import explain_command
 from .plan import plan_gc_command
 from .report import report_command
@@ -35,6 +36,8 @@ def main() -> None:
       5    not a snapshot; an output refused (it exists, --force may not replace it, or it
            lies inside a snapshot or a local SOURCE); nothing --resume can continue; or
            apply-gc refused a plan (nothing deleted)
+      6    regstat diff --fail-on-growth: physical bytes grew by more than allowed (the diff
+           is written all the same)
       130  interrupted (SIGINT or SIGTERM); no snapshot written (--resume may continue it)
 
     Options mean the same in every command: -r/--repository GLOB (repeatable; `*` matches
@@ -54,3 +57,4 @@ main.add_command(report_command)
 main.add_command(plan_gc_command)
 main.add_command(apply_gc_command)
 main.add_command(explain_command)
+main.add_command(diff_command)

@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import click
 
 from .. import interrupts
 from ..crawl import CrawlOptions, CrawlResult, crawl, kept_for_resume
+from ..crawl.into import crawl_into
+from ..crawl.into import target as into_target
 from ..errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK
 from ..progress import Progress
 from ..render import human_bytes, safe_text
 from ..snapshot import Snapshot
-from .edge import count, interrupted
+from ..snapshot.history import Retention
+from .edge import count, interrupted, note
 from .options import command, quiet_option, read_password, repository_option, source_options
 
 
 @command("crawl")
 @click.argument("source")
-@click.option("-o", "--output", required=True, metavar="DIR",
+@click.option("-o", "--output", metavar="DIR",
               help="Snapshot directory to create (must not exist; never inside a snapshot or a local SOURCE).")
+@click.option("--into", metavar="HISTORY",
+              help="Instead of --output: write the snapshot into the history HISTORY as HISTORY/<UTC time>/ "
+              "and point HISTORY/latest at it.")
+@click.option("--retain", metavar="N|AGE",
+              help="With --into: then remove the history's snapshots beyond the N newest, or older than AGE "
+              "(e.g. 30d), never the new one.")
 @repository_option("Crawl only repositories whose full name matches (repeatable; `*` matches `/` too). "
                    "The snapshot is then marked partial.")
 @click.option(
@@ -52,7 +62,9 @@ from .options import command, quiet_option, read_password, repository_option, so
 @quiet_option
 def crawl_command(
     source: str,
-    output: str,
+    output: str | None,
+    into: str | None,
+    retain: str | None,
     repositories: tuple[str, ...],
     concurrency: int | None,
     verify_links: bool,
@@ -107,6 +119,16 @@ def crawl_command(
     --azure-credential, --registry-id, --name) differs. Without --resume, a crawl removes
     what dead crawls to DIR left.
 
+    With --into HISTORY instead of --output, the crawl writes HISTORY/<UTC time it began>/
+    (e.g. 20261207T031500Z; -1, -2 … appended when a re-run in the same second would collide)
+    and, once the snapshot is published (with errors or without), points the relative link
+    HISTORY/latest at it. --retain N then keeps the N newest snapshots, --retain AGE those
+    taken within AGE (30d, 2w); neither removes the new snapshot, an interrupted crawl's
+    hidden directory (--resume needs it) or a directory holding anything regstat did not
+    write. --resume with --into continues the latest interrupted crawl into HISTORY. Every
+    command taking SNAPSHOT accepts HISTORY (its latest snapshot), HISTORY@-1 (the one
+    before) and HISTORY@2026-12-01 (the last taken on or before that day, UTC).
+
     A crawl never writes inside a snapshot or a local SOURCE (a storage root on disk, an OCI
     layout), nor replaces one: DIR equal to SOURCE, inside it or holding it is refused with
     exit code 5, changing nothing. --force replaces only a regstat snapshot (holding nothing
@@ -122,7 +144,10 @@ def crawl_command(
       echo "$TOKEN" | regstat crawl https://registry.example.com -o snap --username ci --password-stdin
       regstat crawl acr://myregistry.azurecr.io -o snap --azure-credential cli
       regstat crawl s3://my-bucket/registry -o snap --resume   # after a crash or Ctrl-C
+      regstat crawl /var/lib/registry --into /srv/regstat/history --retain 30d --quiet
+      regstat crawl /var/lib/registry --into /srv/regstat/history --resume
     """
+    retention = _check_destination(output, into, retain, force)
     password = read_password(username, password_stdin)
     reporter = Progress(enabled=False if quiet else progress)
     options = CrawlOptions(
@@ -145,16 +170,45 @@ def crawl_command(
     # SIGINT and SIGTERM are recorded and acted on where the crawl can stop cleanly; a signal
     # after the snapshot is published changes nothing: the crawl is done.
     with interrupts.deferred():
+        target = str(into_target(into, resume)) if into else output
+        assert target is not None
+        removed: tuple[Path, ...] = ()
         try:
-            result = crawl(source, output, options)
+            if into:
+                written = crawl_into(source, Path(target), options, retention)
+                result, removed = written.crawl, written.removed
+            else:
+                result = crawl(source, target, options)
         except KeyboardInterrupt:
             reporter.close()
-            hint = "; continue it with --resume" if kept_for_resume(output) else ""
+            hint = "; continue it with --resume" if kept_for_resume(target) else ""
             interrupted(f"interrupted; no snapshot written{hint}", as_json)
             sys.exit(EXIT_INTERRUPTED)
         finally:
             reporter.close()
+        if removed:
+            note(quiet, f"--retain {retain}: removed {count(len(removed), 'older snapshot')} "
+                 f"({', '.join(p.name for p in removed)})")
         _summarise(result, reporter, as_json, quiet)
+
+
+def _check_destination(output: str | None, into: str | None, retain: str | None,
+                       force: bool) -> Retention | None:
+    """Exactly one of --output and --into; --retain (parsed) only with --into."""
+    if output and into:
+        raise click.UsageError("--into and --output are mutually exclusive: a crawl writes one snapshot")
+    if not output and not into:
+        raise click.UsageError("give --output DIR (a snapshot) or --into HISTORY (a directory of snapshots)")
+    if into and force:
+        raise click.UsageError("--force is for --output: --into always writes a new directory")
+    if retain is None:
+        return None
+    if not into:
+        raise click.UsageError("--retain needs --into: it removes older snapshots of a history")
+    try:
+        return Retention.parse(retain)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--retain") from None
 
 
 def _summarise(result: CrawlResult, reporter: Progress, as_json: bool, quiet: bool) -> NoReturn:

@@ -41,11 +41,14 @@ from ..plan.plan import PlanFileError
 from ..plan.planner import PlanError
 from ..plan.policy import PolicyError
 from ..render import safe_text
+from ..snapshot.history import SelectorError
 
 # The one map from a RegstatError to what the user gets: (class, kind, exit code), the first
 # class the error is an instance of wins. `kind` is what --json and --format json print.
-# A usage error is shown in click's style (Usage: ..., Error: ...).
+# A usage error is shown in click's style (Usage: ..., Error: ...), but for ONE_LINE_USAGE:
+# a SNAPSHOT selector naming nothing is one line, like any other error (cron mails it).
 OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
+    (SelectorError, "usage", EXIT_USAGE),
     (PolicyError, "usage", EXIT_USAGE),
     (TargetFormError, "usage", EXIT_USAGE),
     (QueryScopeError, "usage", EXIT_USAGE),
@@ -65,6 +68,9 @@ OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
     (ManifestError, "manifest", EXIT_FAILURE),
     (RegstatError, "error", EXIT_FAILURE),
 )
+
+
+ONE_LINE_USAGE = (SelectorError,)
 
 
 def outcome(error: RegstatError) -> tuple[str, int]:
@@ -109,7 +115,7 @@ class Command(click.Command):
             kind, code = outcome(e)
             if as_json:
                 print_json_error(_message(e), kind, code)
-            if code == EXIT_USAGE:
+            if code == EXIT_USAGE and not isinstance(e, ONE_LINE_USAGE):
                 raise click.UsageError(_message(e), ctx) from None
             click.echo(f"regstat: error: {_message(e)}", err=True)
             sys.exit(code)

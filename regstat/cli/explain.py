@@ -14,10 +14,9 @@ from ..plan.explain import ExplainError, explain
 from ..plan.explain import render_json as render_explain_json
 from ..plan.explain import render_text as render_explain_text
 from ..plan.plan import Plan
-from ..snapshot import Snapshot
 from .edge import interruptible
 from .emit import check_output, emit
-from .options import command, format_options, memory_limit_option, quiet_option, repository_option
+from .options import command, format_options, memory_limit_option, open_snapshot, quiet_option, repository_option
 
 
 @command("explain")
@@ -75,7 +74,7 @@ def explain_command(arguments: tuple[str, ...], repositories: tuple[str, ...], p
     if len(arguments) != 2:
         raise click.UsageError("explain takes SNAPSHOT and REFERENCE (REFERENCE alone only with --plan and --journal)")
     snapshot, reference = arguments
-    opened = Snapshot.open(snapshot)
+    opened = open_snapshot(snapshot)
     check_output(opened, output)
     with contextlib.ExitStack() as stack:
         plan = stack.enter_context(Plan.load(plan_file)) if plan_file else None

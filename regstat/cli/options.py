@@ -12,9 +12,28 @@ import sys
 import click
 
 from ..sources.acr.entra import KINDS as AZURE_CREDENTIALS
+from ..sizes import parse_size
+from ..snapshot import Snapshot, history
 from .edge import Command
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class SizeType(click.ParamType):
+    """A size in bytes as people write it: 500MB, 2GiB, 1048576 (regstat.sizes.parse_size)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+SIZE = SizeType()
 
 
 def command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
@@ -87,3 +106,7 @@ def read_password(username: str | None, password_stdin: bool) -> str | None:
     if password_stdin and not username:
         raise click.UsageError("--password-stdin needs --username")
     return sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+def open_snapshot(text: str) -> Snapshot:
+    """SNAPSHOT as every command takes it: a snapshot directory, a history (its latest
+    snapshot) or a selector in one (HISTORY@-1, HISTORY@2026-12-01); regstat.snapshot.history."""
+    return Snapshot.open(history.resolve(text))

@@ -11,10 +11,9 @@ from ..plan.planner import plan_gc
 from ..plan.policy_file import resolve as resolve_policy
 from ..plan.render import render_text as render_plan_text
 from ..plan.render import write_json as write_plan_json
-from ..snapshot import Snapshot
 from .edge import count, interruptible, note
 from .emit import check_output, emit
-from .options import command, format_options, memory_limit_option, quiet_option, repository_option
+from .options import command, format_options, memory_limit_option, open_snapshot, quiet_option, repository_option
 
 
 @command("plan-gc")
@@ -103,7 +102,7 @@ def plan_gc_command(
         delete_tags=delete_tags, keep_tags=keep_tags, pulled_within=pulled_within, grace=grace,
         include_locked=include_locked, repositories=repositories, filters=filters, ago=ago,
     )
-    opened = Snapshot.open(snapshot)
+    opened = open_snapshot(snapshot)
     check_output(opened, output)
     with plan_gc(opened, policy, memory_limit=memory_limit) as plan:
         fmt = fmt or ("json" if output else "text")

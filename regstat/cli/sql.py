@@ -9,10 +9,9 @@ import click
 from ..analysis import describe, query, query_arrow
 from ..analysis.export import export_db
 from ..render import rows_csv, rows_json, rows_table
-from ..snapshot import Snapshot
 from .edge import interruptible, note
 from .emit import check_output, emit
-from .options import command, format_options, memory_limit_option, quiet_option, repository_option
+from .options import command, format_options, memory_limit_option, open_snapshot, quiet_option, repository_option
 
 
 @command("sql")
@@ -60,7 +59,7 @@ def sql_command(snapshot: str, sql: str | None, fmt: str, output: str | None, re
         raise click.UsageError("--repository filters a query's rows: give SQL too")
     if sql == "-":
         sql = sys.stdin.read()
-    opened = Snapshot.open(snapshot)
+    opened = open_snapshot(snapshot)
     check_output(opened, output)
     if fmt == "parquet":
         table = describe(opened) if sql is None else query_arrow(opened, sql, memory_limit=memory_limit,
@@ -98,5 +97,5 @@ def export_db_command(snapshot: str, file: str, force: bool, memory_limit: str |
       duckdb -readonly snap.duckdb "SELECT * FROM repository_usage"
       regstat export-db snap /srv/exports/latest.duckdb --force
     """
-    path = export_db(Snapshot.open(snapshot), file, force=force, memory_limit=memory_limit)
+    path = export_db(open_snapshot(snapshot), file, force=force, memory_limit=memory_limit)
     note(quiet, f"wrote {path}")

@@ -25,14 +25,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..durations import DEFAULT_GRACE, UNITS, format_duration
+from .. import durations
+from ..durations import DEFAULT_GRACE, format_duration
 from ..errors import RegstatError
 from ..model import repository_selected
 from . import acr_purge
 from .acr_purge import Filter, format_ago
 
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_LONGEST = timedelta(days=36500)  # ages are measured back from the snapshot: a century is plenty
 
 
 class PolicyError(RegstatError):
@@ -41,15 +40,10 @@ class PolicyError(RegstatError):
 
 def parse_duration(text: str, what: str = "duration") -> timedelta:
     """'90s', '15m', '24h', '30d', '2w' or a sum such as '1d12h'."""
-    compact = str(text).replace(" ", "").lower()
-    parts = _DURATION.findall(compact)
-    if not compact or "".join(n + u for n, u in parts) != compact:
-        raise PolicyError(f"{what}: {text!r} is not a duration: a whole number and a unit (s, m, h, d, w), "
-                          "or a sum of them (e.g. 90s, 15m, 24h, 30d, 2w, 1d12h)")
-    seconds = sum(int(n) * UNITS[u] for n, u in parts)
-    if seconds > _LONGEST.total_seconds():
-        raise PolicyError(f"{what}: {text!r} is longer than {_LONGEST.days}d (100 years)")
-    return timedelta(seconds=seconds)
+    try:
+        return durations.parse_duration(text)
+    except ValueError as e:
+        raise PolicyError(f"{what}: {e}") from None
 
 
 @dataclass(frozen=True)

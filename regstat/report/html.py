@@ -46,7 +46,7 @@ STORAGE_TITLE = "Storage by repository"
 SHARING_TITLE = "Sharing of layers"
 ORPHANED_TITLE = "Orphaned space by repository"
 
-_CSS = """
+CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d232a;
        max-width: 1000px; margin: 2em auto; padding: 0 1em; }
 h1 { font-size: 1.5em; margin-bottom: .2em; overflow-wrap: anywhere; } h2 { font-size: 1.2em; margin-top: 1.8em; }
@@ -96,14 +96,22 @@ def value_text(text: Any) -> str:
     return esc(_TIME.sub(rf"\1{NBSP}\2", out))
 
 
-def render_html(report: Report) -> str:
-    s = report.snapshot
-    parts = [
+def page_start(title: str, css: str = "") -> list[str]:
+    """The start of a self-contained page up to <body>: `title` (plain text, escaped here),
+    the report's style and `css` after it."""
+    return [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>regstat report {esc(s['id'])}</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<title>{esc(title)}</title>",
+        f"<style>{CSS}{css}</style></head><body>",
+    ]
+
+
+def render_html(report: Report) -> str:
+    s = report.snapshot
+    parts = [
+        *page_start(f"regstat report {s['id']}"),
         f"<h1>regstat report: snapshot <code>{esc(s['id'])}</code></h1>",
         f'<p class="meta">Source: {esc(source_line(report))} · taken {value_text(human_time(s["taken_at"]))}'
         + (" · complete</p>" if report.complete else "</p>"),

@@ -2,7 +2,7 @@
 
 schemas: the format; info: snapshot.json as types (SnapshotInfo, SourceInfo, Capabilities);
 writer: Parquet parts; reader: Snapshot; digest_ids: digests stored once; outputs: where
-regstat may write.
+regstat may write; history: a directory of snapshots (`crawl --into`), its selectors.
 """
 
 from .info import Capabilities, SnapshotInfo, SourceInfo

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..render import human_bytes, human_time
-from .html import CSS, esc, value_text
+from .html import esc, page_start, value_text
 from .trends import Trends
 from .trends_formats import TEXT_COLUMNS
 
@@ -32,11 +32,7 @@ def render_trends_html(trends: Trends) -> str:
     times = [datetime.fromisoformat(p.taken_at.replace("Z", "+00:00")) for p in trends.points]
     first, last = trends.points[0], trends.points[-1]
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>regstat trends {esc(trends.history)}</title>",
-        f"<style>{CSS}{_TREND_CSS}</style></head><body>",
+        *page_start(f"regstat trends {trends.history}", _TREND_CSS),
         f"<h1>regstat trends: <code>{esc(trends.history)}</code></h1>",
         f'<p class="meta">{len(trends.points)} snapshots, {value_text(human_time(first.taken_at))} to '
         f"{value_text(human_time(last.taken_at))}</p>",

@@ -186,10 +186,10 @@ def test_what_acr_answers_to_a_delete_decides_its_outcome(populated: tuple[AcrSt
     assert target.refusal(tag, planned, live) is None and target.refusal(manifest, planned, live) is None
 
     # Locked after the last look: ACR answers the DELETE 405, which is a skip, never a failure.
-    def lock_then_answer(method: str, path: str) -> tuple[int, dict[str, str], bytes] | None:
+    def locked_meanwhile(method: str, path: str) -> tuple[int, dict[str, str], bytes] | None:
         return error(405, "UNSUPPORTED", DISALLOWED) if method == "DELETE" and "_tags" in path else None
 
-    standin.server.intercept = lock_then_answer
+    standin.server.intercept = locked_meanwhile
     outcome, = target.delete([tag])
     assert (outcome.status, outcome.reason) == (SKIPPED, "locked")
     standin.server.intercept = lambda method, path: (
@@ -205,6 +205,14 @@ def test_what_acr_answers_to_a_delete_decides_its_outcome(populated: tuple[AcrSt
     assert refused is not None and (refused.status, refused.reason) == (SKIPPED, "locked")
     assert not any(m == "PATCH" for m, _, _ in standin.requests)
     standin.lock("apps/web")
+
+    # A tag pushed onto the manifest after the fresh crawl: ACR says so right before the deletion.
+    body, media_type, _ = standin.registry.get_manifest("apps/web", web_old)
+    standin.registry.put_manifest("apps/web", "late", body, media_type)
+    refused = target.refusal(manifest, planned, live)
+    assert refused is not None and (refused.status, refused.reason) == (SKIPPED, "tagged") and "late" in refused.detail
+    assert [o.status for o in target.delete([tag_action("apps/web", "late", web_old)])] == [DELETED]
+    assert target.refusal(manifest, planned, live) is None
 
     assert [o.status for o in target.delete([tag, manifest])] == [DELETED, DELETED]
     assert [o.status for o in target.delete([tag, manifest])] == [GONE, GONE]

@@ -316,3 +316,19 @@ def test_a_plan_of_another_registry_is_refused(populated: tuple[AcrStandin, Expe
     assert named.returncode == EXIT_REFUSED and "another registry" in named.stderr, named.stderr
     assert _deletes(standin) == [] and _state(standin) == before
 
+
+
+def test_a_token_that_may_not_delete_fails_every_deletion_and_changes_nothing(
+    populated: tuple[AcrStandin, Expected]
+) -> None:
+    standin, expected = populated
+    standin.scoped_token("reader", "secret", ["base/alpine"], ("metadata_read", "pull"))
+    options = CrawlOptions(username="reader", password="secret", insecure=True)
+    target = OPENERS["acr"](SourceInfo(kind="acr", location=standin.host), options)
+    alpine = expected.names["base"]
+    tag = tag_action("base/alpine", "latest", alpine)
+    assert target.refusal(tag, PlannedSet().add([tag]), LiveTags()) is None  # it may read
+    outcome, = target.delete([tag])
+    assert (outcome.status, outcome.reason) == (FAILED, "http_401"), outcome
+    assert "secret" not in outcome.detail
+    assert _state(standin)["base/alpine"][0] == {"3.19": alpine, "latest": alpine}

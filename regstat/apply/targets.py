@@ -12,9 +12,11 @@ from dataclasses import replace
 from ..crawl import CrawlOptions
 from ..errors import SourceError
 from ..snapshot.info import SourceInfo
+from ..sources.acr.source import open_acr
 from ..sources.ecr import open_ecr
 from ..sources.oci_layout import PREFIX, open_oci_layout
 from ..sources.registry_api.source import open_distribution_api
+from .acr import AcrTarget
 from .ecr import EcrTarget
 from .oci_layout import OciLayoutTarget
 from .registry_api import RegistryApiTarget
@@ -26,6 +28,10 @@ def open_registry_api(source: SourceInfo, options: CrawlOptions) -> Target:
     return RegistryApiTarget(open_distribution_api(source_argument(source), options).client)
 
 
+def open_acr_target(source: SourceInfo, options: CrawlOptions) -> Target:
+    return AcrTarget(open_acr(source_argument(source), options).client)
+
+
 def open_ecr_target(source: SourceInfo, options: CrawlOptions) -> Target:
     return EcrTarget(open_ecr(source_argument(source), crawl_options(source, options)).api)
 
@@ -35,10 +41,14 @@ def open_oci_layout_target(source: SourceInfo, options: CrawlOptions) -> Target:
     return OciLayoutTarget(layout.location)
 
 
+# Sources whose SOURCE argument is their location with a scheme (snapshot.json keeps it without).
+_PREFIXES = {"oci-layout": PREFIX, "acr": "acr://"}
+
 OPENERS: dict[str, Callable[[SourceInfo, CrawlOptions], Target]] = {
     "storage-layout": open_storage_tree,
     "distribution-api": open_registry_api,
     "ecr": open_ecr_target,
+    "acr": open_acr_target,
     "oci-layout": open_oci_layout_target,
 }
 
@@ -54,7 +64,7 @@ def source_argument(source: SourceInfo) -> str:
     """SOURCE as `regstat crawl` takes it, for the fresh crawls that re-verify the plan."""
     if not source.location:
         raise SourceError(f"the plan's snapshot names no location for its {source.kind} source")
-    return f"{PREFIX}{source.location}" if source.kind == "oci-layout" else source.location
+    return _PREFIXES.get(source.kind, "") + source.location
 
 
 def crawl_options(source: SourceInfo, options: CrawlOptions) -> CrawlOptions:

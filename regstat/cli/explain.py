@@ -92,7 +92,7 @@ def _journal(arguments: tuple[str, ...], plan_file: str | None, journal_file: st
     if output:
         raise click.UsageError("--journal prints on stdout: drop --output")
     with Plan.load(plan_file) as plan:
-        if len(arguments) == 2 and Snapshot.open(arguments[0]).info.id != plan.snapshot_id:
+        if len(arguments) == 2 and open_snapshot(arguments[0]).info.id != plan.snapshot_id:
             raise ExplainError(f"the plan was made from snapshot {plan.snapshot_id}, not {arguments[0]}")
         result = what_happened(plan, Path(journal_file), arguments[-1])
     click.echo(json.dumps(result, indent=1) if fmt == "json" else history_text(result), nl=fmt == "json")

@@ -106,6 +106,19 @@ def loaded_by_diff(sample: Path) -> set[str]:
     return loaded
 
 
+@pytest.fixture(scope="module")
+def loaded_by_apply(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """The sql/ files `regstat apply-gc` ran verifying a plan of the sample (a dry run: it
+    deletes nothing, and verifies every phase)."""
+    plan = tmp_path_factory.mktemp("apply") / "plan.json"
+    result = invoke("plan-gc", str(sample), "--untagged", "--grace", "0s", "-o", str(plan))
+    assert result.exit_code == EXIT_OK, result.stderr
+    with recorded_loads() as loaded:
+        result = invoke("apply-gc", str(plan), "--quiet")
+    assert result.exit_code == EXIT_OK, result.stderr
+    return loaded
+
+
 def rows_of_sample(sample: Path, sql: str) -> list[tuple]:
     con = analysis.connect(Snapshot.open(sample))
     try:
@@ -124,6 +137,10 @@ def test_every_sql_file_runs_on_the_sample(name: str, crawled, request: pytest.F
     if name.startswith(("plan_", "explain_")):
         # These bind the planner's own tables (plan_*, explain_targets): plan-gc and explain ran them.
         assert name in request.getfixturevalue("loaded_by_plan_and_explain")
+        return
+    if name.startswith("apply_"):
+        # These bind a plan's actions beside a fresh crawl (apply_actions): apply-gc ran them.
+        assert name in request.getfixturevalue("loaded_by_apply")
         return
     if name.startswith("diff_"):
         # These bind two snapshots side by side (schemas old and new): the diff ran them.

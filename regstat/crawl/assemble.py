@@ -68,6 +68,9 @@ STAGING_SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
     "manifest_descriptors": _without(SCHEMAS["descriptors"], "repository"),
+    # Manifests taken from the previous snapshot (regstat.crawl.reuse), whose manifest_info
+    # and manifest_descriptors rows are copied from it before assembling.
+    "reused_manifests": pa.schema([("digest", pa.string())]),
 }
 
 SNAPSHOT_TABLES = ("tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads")

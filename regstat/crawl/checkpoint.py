@@ -52,6 +52,8 @@ def options_fingerprint(options: CrawlOptions) -> dict[str, Any]:
         "username": options.username,
         "registry_id": options.registry_id,
         "name": options.name,
+        # What a resumed crawl copies its reused manifests from must be what it reused.
+        "previous": os.path.abspath(options.previous) if options.previous else None,
     }
 
 

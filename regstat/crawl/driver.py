@@ -90,6 +90,7 @@ class Crawl:
         # listing is done and the blob listing confirms them (regstat.crawl.reuse).
         self._by_listing = reuses_by_listing(source, previous)
         self._unconfirmed: list[str] = []
+        self._must_read: set[str] = set()  # set aside, and not confirmed: read them
         self.manifests_read = self.manifests_reused = 0
         self.pending = pending
         self.options = options
@@ -286,9 +287,10 @@ class Crawl:
     def _set_aside(self, batch: list[str]) -> list[str]:
         """Of a batch of digests to read, keep aside those the previous snapshot holds; the rest."""
         assert self.previous is not None
-        known = [d for d in batch if self.previous.size(d) is not None]
+        known = [d for d in batch if self.previous.size(d) is not None and d not in self._must_read]
         self._unconfirmed += known
-        return [d for d in batch if self.previous.size(d) is None] if known else batch
+        aside = set(known)
+        return [d for d in batch if d not in aside] if known else batch
 
     def _confirm(self) -> None:
         """Every listing is done: reuse the manifests set aside whose blob this crawl listed at
@@ -298,6 +300,7 @@ class Crawl:
         reusable, to_read = confirm_by_listing(self.stage, self.previous, self._unconfirmed)
         self._unconfirmed = []
         self._record_reused(reusable)
+        self._must_read.update(to_read)
         self._to_fetch += to_read
 
     def _flush_staging(self) -> None:

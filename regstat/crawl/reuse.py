@@ -64,7 +64,8 @@ def confirm_by_listing(stage: Path, previous: PreviousManifests, digests: list[s
             columns=["digest", "size"], filter=ds.field("digest").isin(digests)
         )
         listed = dict(zip(*(c.to_pylist() for c in table.columns), strict=True))
-    reusable, to_read = [], []
+    reusable: list[str] = []
+    to_read: list[str] = []
     for digest in digests:
         size = listed.get(digest)
         (reusable if size is not None and size == previous.size(digest) else to_read).append(digest)

@@ -34,7 +34,7 @@ class PreviousManifests:
     """The reusable manifests of an earlier snapshot: digest -> size, and index children."""
 
     path: Path
-    snapshot_id: str
+    snapshot_id: str | None
     sizes: dict[str, int] = field(repr=False)
     children: dict[str, tuple[str, ...]] = field(repr=False)  # only manifests that have any
 

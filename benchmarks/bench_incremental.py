@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("disk", "s3", "api"), action="append")
     parser.add_argument("--repositories", type=int, default=5000, help="disk tree (default 5000)")
     parser.add_argument("--s3-repositories", type=int, default=91, help="S3 bucket (default 91, bench_s3.py's)")
-    parser.add_argument("--api-repositories", type=int, default=125, help="API registry (default 125: ~1,000 tags)")
+    parser.add_argument("--api-repositories", type=int, default=140, help="API registry (default 140: ~1,000 tags)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="added to every S3 request (default 20)")
     parser.add_argument("--work", default=os.path.join(common.DEFAULT_WORK, "incremental"))
     parser.add_argument("--record", action="store_true", help="insert the section into RESULTS.md")

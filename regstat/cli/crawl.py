@@ -215,8 +215,9 @@ def _summarise(result: CrawlResult, reporter: Progress, as_json: bool, quiet: bo
         json_summary["path"] = str(result.path)
         json_summary["errors"] = len(info.errors)
         json_summary["resumed_at"] = doc["resumed_at"]
-        json_summary["manifests_read"] = result.stats.get("manifests_read", 0)
-        json_summary["manifests_reused"] = result.stats.get("manifests_reused", 0)
+        # Read, and taken from --previous instead, by this process (a resumed crawl: since the resume).
+        json_summary["manifests_read"] = result.manifests.get("manifests_read", 0)
+        json_summary["manifests_reused"] = result.manifests.get("manifests_reused", 0)
         json_summary["work"] = result.stats  # jobs run in this process, jobs a resume kept, items read
         click.echo(json.dumps(json_summary, indent=1))
     sys.exit(EXIT_INCOMPLETE if info.errors else EXIT_OK)

@@ -30,6 +30,7 @@ class CrawlResult:
     path: Path
     info: SnapshotInfo  # its snapshot.json
     stats: dict[str, Any] = field(default_factory=dict)  # jobs run and reused, items read
+    manifests: dict[str, int] = field(default_factory=dict)  # manifests_read, manifests_reused
 
     @property
     def complete(self) -> bool:
@@ -73,8 +74,7 @@ def _resume(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
         state = read_journal(partial / STAGING, source, options)
     pending = PendingSnapshot.take_over(output, partial, force=options.force)
     if finished is not None:  # it had finished; only the rename was left
-        stats = {"resumed": True, "jobs_run": 0, "jobs_reused": 0, "items_read": 0,
-                 "manifests_read": 0, "manifests_reused": 0}
+        stats = {"resumed": True, "jobs_run": 0, "jobs_reused": 0, "items_read": 0}
         return CrawlResult(pending.publish(finished), finished, stats)
     previous = previous_for(source, options)
     return _finish(Crawl(source, pending, options, state, previous), pending, resumed=True)
@@ -83,7 +83,7 @@ def _resume(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
 def _finish(crawl: Crawl, pending: PendingSnapshot, resumed: bool) -> CrawlResult:
     try:
         info = crawl.run()
-        return CrawlResult(pending.publish(info), info, crawl.stats())
+        return CrawlResult(pending.publish(info), info, crawl.stats(), crawl.manifest_counts())
     except BaseException as e:
         # Keep what can be resumed (Ctrl-C, SIGTERM, a crash); a fresh crawl that failed
         # for a reason regstat reports (the source cannot be read) leaves nothing.

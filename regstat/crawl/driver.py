@@ -228,9 +228,11 @@ class Crawl:
             "jobs_run": self.jobs_run,
             "jobs_reused": self.jobs_reused,
             "items_read": self.items,
-            "manifests_read": self.manifests_read,
-            "manifests_reused": self.manifests_reused,
         }
+
+    def manifest_counts(self) -> dict[str, int]:
+        """Manifests this process read, and took from the previous snapshot instead."""
+        return {"manifests_read": self.manifests_read, "manifests_reused": self.manifests_reused}
 
     def _pool(self) -> Executor:
         if self.source.processes:

@@ -28,6 +28,10 @@ from ..sources.base import CrawlOptions, ListsManifestBlobs, ReusesManifests, So
 REUSED = "reused_manifests"
 REUSED_SCHEMA = pa.schema([("digest", pa.string())])
 _FILE = "reused.parquet"  # beside the staged parts; never a part name, so --resume drops it
+# Row groups as small as the crawl's own staging parts (driver.STAGING_ROWS_PER_PART): assembling
+# joins a row group at a time within 128MB, and DuckDB's default (122,880 rows) ran out of it at
+# 45,612 manifests.
+ROW_GROUP_ROWS = 20_000
 _SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.bool_(): "BOOLEAN"}
 
 
@@ -96,7 +100,7 @@ def stage_reused(stage: Path, previous: PreviousManifests | None, schemas: dict[
             columns = ", ".join(f"CAST({f.name} AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in schemas[table])
             query = f"SELECT {columns} FROM ({queries.load(f'reused_{table}')}) AS q"
             target = digest_ids.quote(str(stage / table / _FILE))
-            con.execute(f"COPY ({query}) TO '{target}' (FORMAT PARQUET)")
+            con.execute(f"COPY ({query}) TO '{target}' (FORMAT PARQUET, ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
         written = _glob(stage / "manifest_info", _FILE)
         (found,) = con.execute(f"SELECT COUNT(*) FROM read_parquet('{written}')").fetchone() or (0,)
     except duckdb.Error as e:

@@ -18,20 +18,22 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from .. import queries
 from ..errors import SnapshotError
 from ..snapshot import digest_ids
+from ..snapshot.schemas import dictionary_columns
 from ..snapshot.previous import PreviousManifests, PreviousUnusable, open_previous
 from ..sources.base import CrawlOptions, ListsManifestBlobs, ReusesManifests, Source
 
 REUSED = "reused_manifests"
 REUSED_SCHEMA = pa.schema([("digest", pa.string())])
-_FILE = "reused.parquet"  # beside the staged parts; never a part name, so --resume drops it
-# Row groups as small as the crawl's own staging parts (driver.STAGING_ROWS_PER_PART): assembling
-# joins a row group at a time within 128MB, and DuckDB's default (122,880 rows) ran out of it at
-# 45,612 manifests.
-ROW_GROUP_ROWS = 20_000
+_FILES = "reused-*.parquet"  # beside the staged parts; never part names, so --resume drops them
+# Written as the crawl writes its own staging parts (snapshot.PartWriter: this many rows a file,
+# digests not dictionary-encoded): assembling joins them within 128MB. One file written by
+# DuckDB's COPY (or by pyarrow with its default dictionaries) ran out of it at 45,612 manifests.
+ROWS_PER_FILE = 20_000
 _SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.bool_(): "BOOLEAN"}
 
 
@@ -81,7 +83,8 @@ def stage_reused(stage: Path, previous: PreviousManifests | None, schemas: dict[
     manifests (staged in `reused_manifests`) from the previous snapshot; how many manifests."""
     parts = list((stage / REUSED).glob("*.parquet"))
     for table in ("manifest_info", "manifest_descriptors"):
-        (stage / table / _FILE).unlink(missing_ok=True)
+        for stale in (stage / table).glob(_FILES):
+            stale.unlink()
     if not parts or ds.dataset(parts, format="parquet").count_rows() == 0:
         return 0
     if previous is None:
@@ -96,13 +99,11 @@ def stage_reused(stage: Path, previous: PreviousManifests | None, schemas: dict[
         for name in ("digests", "manifests", "descriptors"):
             con.execute(f"CREATE VIEW previous_{name} AS SELECT * FROM read_parquet('{_glob(previous.path / name)}')")
         (wanted,) = con.execute("SELECT COUNT(DISTINCT digest) FROM reused").fetchone() or (0,)
-        for table in ("manifest_info", "manifest_descriptors"):
-            columns = ", ".join(f"CAST({f.name} AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in schemas[table])
-            query = f"SELECT {columns} FROM ({queries.load(f'reused_{table}')}) AS q"
-            target = digest_ids.quote(str(stage / table / _FILE))
-            con.execute(f"COPY ({query}) TO '{target}' (FORMAT PARQUET, ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
-        written = _glob(stage / "manifest_info", _FILE)
-        (found,) = con.execute(f"SELECT COUNT(*) FROM read_parquet('{written}')").fetchone() or (0,)
+        written = {
+            table: _write(con, queries.load(f"reused_{table}"), stage / table, schemas[table])
+            for table in ("manifest_info", "manifest_descriptors")
+        }
+        found = written["manifest_info"]  # one row per manifest
     except duckdb.Error as e:
         raise SnapshotError(f"{previous.path}: cannot copy the reused manifests ({str(e).splitlines()[0]})") from None
     finally:
@@ -113,6 +114,19 @@ def stage_reused(stage: Path, previous: PreviousManifests | None, schemas: dict[
             "since the crawl started); start the crawl again"
         )
     return int(found)
+
+
+def _write(con: duckdb.DuckDBPyConnection, query: str, directory: Path, schema: pa.Schema) -> int:
+    """The rows of `query` as files `reused-NNNNN.parquet` in `directory`; how many rows."""
+    columns = ", ".join(f"CAST({f.name} AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in schema)
+    reader = con.sql(f"SELECT {columns} FROM ({query}) AS q").to_arrow_reader(ROWS_PER_FILE)
+    rows = 0
+    for number, batch in enumerate(reader):
+        table = pa.Table.from_batches([batch]).cast(schema)
+        pq.write_table(table, directory / f"reused-{number:05d}.parquet", compression="zstd",
+                       use_dictionary=dictionary_columns(schema))
+        rows += table.num_rows
+    return rows
 
 
 def _glob(directory: Path, name: str = "*.parquet") -> str:

@@ -98,7 +98,7 @@ def stage_reused(stage: Path, previous: PreviousManifests | None, schemas: dict[
         con.execute(f"CREATE VIEW reused AS SELECT digest FROM read_parquet('{_glob(stage / REUSED)}')")
         for name in ("digests", "manifests", "descriptors"):
             con.execute(f"CREATE VIEW previous_{name} AS SELECT * FROM read_parquet('{_glob(previous.path / name)}')")
-        (wanted,) = con.execute("SELECT COUNT(DISTINCT digest) FROM reused").fetchone() or (0,)
+        ((wanted,),) = con.execute("SELECT COUNT(DISTINCT digest) FROM reused").fetchall()
         written = {
             table: _write(con, queries.load(f"reused_{table}"), stage / table, schemas[table])
             for table in ("manifest_info", "manifest_descriptors")

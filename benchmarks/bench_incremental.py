@@ -100,6 +100,7 @@ def bench_disk(args: argparse.Namespace, work: Path) -> dict:
 
 
 def bench_s3(args: argparse.Namespace, work: Path) -> dict:
+    (work / "moto-log").mkdir(exist_ok=True)
     with MotoServer(work / "moto-log") as moto:
         moto.client("s3").create_bucket(Bucket="regstat-incremental")
         location = "s3://regstat-incremental/reg"

@@ -101,6 +101,10 @@ def bench_disk(args: argparse.Namespace, work: Path) -> dict:
 
 def bench_s3(args: argparse.Namespace, work: Path) -> dict:
     (work / "moto-log").mkdir(exist_ok=True)
+    # boto3 in this process (the upload) gets the dummy credentials, never real ones.
+    for name in ("AWS_CA_BUNDLE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        os.environ.pop(name, None)
+    os.environ.update({k: v for k, v in isolated_env().items() if k.startswith("AWS_")})
     with MotoServer(work / "moto-log") as moto:
         moto.client("s3").create_bucket(Bucket="regstat-incremental")
         location = "s3://regstat-incremental/reg"

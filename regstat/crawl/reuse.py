@@ -30,11 +30,9 @@ from ..sources.base import CrawlOptions, ListsManifestBlobs, ReusesManifests, So
 REUSED = "reused_manifests"
 REUSED_SCHEMA = pa.schema([("digest", pa.string())])
 _FILES = "reused-*.parquet"  # beside the staged parts; never part names, so --resume drops them
-# Small files, digests not dictionary-encoded (as snapshot.PartWriter writes staging parts):
-# assembling joins them with every digest within 128MB. Measured on the 45,612-manifest tree
-# (238,684 descriptors): one file written by DuckDB's COPY, or files of 20,000 rows, ran out
-# of it; files of 10,000 or 5,000 rows did not. (The crawl's own parts are cut at every
-# checkpoint, so they are rarely as large as their 20,000-row limit.)
+# Files of the size and encodings of the crawl's own staging parts (snapshot.PartWriter: digests
+# not dictionary-encoded), not one large file: assembling joins them a range of digests at a
+# time within 128MB (assemble.RANGE_DIGESTS).
 ROWS_PER_FILE = 5_000
 _SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.bool_(): "BOOLEAN"}
 

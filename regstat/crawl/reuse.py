@@ -28,7 +28,6 @@ from ..snapshot.previous import PreviousManifests, PreviousUnusable, open_previo
 from ..sources.base import CrawlOptions, ListsManifestBlobs, ReusesManifests, Source
 
 REUSED = "reused_manifests"
-REUSED_SCHEMA = pa.schema([("digest", pa.string())])
 _FILES = "reused-*.parquet"  # beside the staged parts; never part names, so --resume drops them
 # Files of the size and encodings of the crawl's own staging parts (snapshot.PartWriter: digests
 # not dictionary-encoded), not one large file: assembling joins them a range of digests at a

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from support.histories import KILLED, SCENARIO, ok, regstat
+from regstat import analysis
 from regstat.errors import EXIT_INCOMPLETE, EXIT_SNAPSHOT, EXIT_SOURCE, EXIT_USAGE
 from regstat.snapshot import PARTIAL_MARK, Snapshot
 from regstat.snapshot import history
@@ -160,6 +161,41 @@ def _strangers(directory: Path) -> list[Path]:
     partial.mkdir()
     (partial / "snapshot.json").write_text("{}")
     return [not_ours, a_file, partial]
+
+
+def test_into_reuses_the_latest_snapshot_unless_told_otherwise(tree: Path, tmp_path: Path) -> None:
+    """--into without --previous reuses what the history's latest parsed: the second night
+    reads no manifest; a resumed crawl keeps the previous the interrupted one had, though a
+    night published since moved latest (test_resume_into_continues_the_interrupted_crawl)."""
+    directory = tmp_path / "history"
+    first = json.loads(ok(regstat("crawl", tree, "--into", directory, "--json")).stdout)
+    second = json.loads(ok(regstat("crawl", tree, "--into", directory, "--json")).stdout)
+    assert first["manifests_reused"] == 0 and first["manifests_read"] > 0
+    assert second["manifests_read"] == 0 and second["manifests_reused"] == first["manifests_read"]
+    for table in ("manifests", "descriptors"):
+        assert _rows(Path(first["path"]), table) == _rows(Path(second["path"]), table), table
+
+
+def test_into_says_nothing_of_a_previous_the_source_cannot_reuse(tmp_path: Path) -> None:
+    """An OCI layout reads every manifest: the history's latest goes unused, and unasked-for,
+    unmentioned (cron mails whatever reaches stderr); a --previous given is still warned of."""
+    layout = tmp_path / "layout"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text('{"schemaVersion": 2, "manifests": []}')
+    directory = tmp_path / "history"
+    nights = [ok(regstat("crawl", f"oci:{layout}", "--into", directory, "--quiet")) for _ in range(2)]
+    assert [night.stderr for night in nights] == ["", ""]
+    given = ok(regstat("crawl", f"oci:{layout}", "--into", directory, "--previous", directory / "latest"))
+    assert "--previous ignored" in given.stderr
+
+
+def _rows(snapshot: Path, table: str) -> list[tuple]:
+    con = analysis.connect(Snapshot.open(snapshot))
+    try:
+        return sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+    finally:
+        con.close()
 
 
 def test_retain_by_count_keeps_the_newest_and_never_what_is_not_a_snapshot(tree: Path, tmp_path: Path) -> None:

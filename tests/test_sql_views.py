@@ -89,6 +89,16 @@ def loaded_by_plan_and_explain(sample: Path, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="module")
+def loaded_by_incremental_crawl(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """The sql/ files a crawl of the sample with --previous (the sample's snapshot) ran."""
+    out = tmp_path_factory.mktemp("incremental") / "s"
+    with recorded_loads() as loaded:
+        result = CliRunner().invoke(main, ["crawl", str(SAMPLE), "--output", str(out), "--previous", str(sample)])
+    assert result.exit_code == EXIT_OK, result.stderr
+    return loaded
+
+
+@pytest.fixture(scope="module")
 def loaded_by_report(sample: Path) -> set[str]:
     """The sql/ files `regstat report` ran on the sample."""
     with recorded_loads() as loaded:
@@ -137,6 +147,11 @@ def test_every_sql_file_runs_on_the_sample(name: str, crawled, request: pytest.F
     if name.startswith(("plan_", "explain_")):
         # These bind the planner's own tables (plan_*, explain_targets): plan-gc and explain ran them.
         assert name in request.getfixturevalue("loaded_by_plan_and_explain")
+        return
+    if name.startswith(("previous_", "reused_")):
+        # These bind an earlier snapshot's tables (previous_*) and the reused digests: an
+        # incremental crawl ran them.
+        assert name in request.getfixturevalue("loaded_by_incremental_crawl")
         return
     if name.startswith("apply_"):
         # These bind a plan's actions beside a fresh crawl (apply_actions): apply-gc ran them.

@@ -55,6 +55,13 @@ from .options import command, quiet_option, read_password, repository_option, so
     is_flag=True,
     help="Continue the interrupted crawl to DIR (same SOURCE and options), fetching only what it had not written.",
 )
+@click.option(
+    "--previous",
+    metavar="SNAP",
+    type=click.Path(file_okay=False),
+    help="An earlier snapshot of the same SOURCE: manifests it parsed are not read again (storage trees, "
+    "registry API). Ignored with a warning when it cannot be trusted. Default with --into: the history's latest.",
+)
 @click.option("--progress/--no-progress", default=None,
               help="Live progress on stderr. Default: when stderr is a terminal (never with --quiet).")
 @click.option("--json", "as_json", is_flag=True,
@@ -79,6 +86,7 @@ def crawl_command(
     name: str | None,
     force: bool,
     resume: bool,
+    previous: str | None,
     progress: bool | None,
     as_json: bool,
     quiet: bool,
@@ -116,7 +124,7 @@ def crawl_command(
     lists when it was resumed (resumed_at). --resume refuses, with exit code 5, when no
     interrupted crawl to DIR is left, when its crawl is still running, or when SOURCE or an
     option that changes what is crawled (--repository, --verify-links, --username,
-    --azure-credential, --registry-id, --name) differs. Without --resume, a crawl removes
+    --azure-credential, --registry-id, --name, --previous) differs. Without --resume, a crawl removes
     what dead crawls to DIR left.
 
     With --into HISTORY instead of --output, the crawl writes HISTORY/<UTC time it began>/
@@ -135,9 +143,22 @@ def crawl_command(
     regstat did not write there) or an empty directory; a file, a symbolic link or any other
     directory is refused in the same way.
 
+    An incremental crawl, --previous SNAP, reads every listing again (tags, revisions, blobs,
+    links, catalogs) but not the manifests SNAP parsed: a manifest's digest names its body for
+    good, so SNAP's rows for it are copied. A reused manifest is still checked against this
+    crawl: on a storage tree its blob must be listed now at the size SNAP recorded, on a
+    registry API a HEAD of it must answer with its digest and that size; otherwise it is read
+    (a vanished one is recorded as a fresh read records it). Manifests SNAP recorded as
+    missing, invalid or unreadable are read. SNAP must be a finished snapshot of this SOURCE
+    in this schema version; any other (damaged, another source, another version) is ignored
+    with a warning and every manifest is read. ECR and OCI layouts read every manifest. The
+    --json summary counts manifests_read and manifests_reused. With --resume, give the same
+    --previous as the interrupted crawl.
+
     \b
     Examples:
       regstat crawl /var/lib/registry -o snap-$(date +%F)
+      regstat crawl /var/lib/registry -o snap-today --previous snap-yesterday
       regstat crawl /var/lib/registry -o /srv/snaps/nightly --force   # replaces last night's
       regstat crawl s3://my-bucket/registry -o snap --concurrency 64
       regstat crawl sample_data -o /tmp/snap --repository 'apps/*'
@@ -165,6 +186,7 @@ def crawl_command(
         endpoint_url=endpoint_url,
         force=force,
         resume=resume,
+        previous=previous,
         progress=reporter,
     )
     # SIGINT and SIGTERM are recorded and acted on where the crawl can stop cleanly; a signal
@@ -243,6 +265,9 @@ def _summarise(result: CrawlResult, reporter: Progress, as_json: bool, quiet: bo
         json_summary["path"] = str(result.path)
         json_summary["errors"] = len(info.errors)
         json_summary["resumed_at"] = doc["resumed_at"]
+        # Read, and taken from --previous instead, by this process (a resumed crawl: since the resume).
+        json_summary["manifests_read"] = result.manifests.get("manifests_read", 0)
+        json_summary["manifests_reused"] = result.manifests.get("manifests_reused", 0)
         json_summary["work"] = result.stats  # jobs run in this process, jobs a resume kept, items read
         click.echo(json.dumps(json_summary, indent=1))
     sys.exit(EXIT_INCOMPLETE if info.errors else EXIT_OK)

@@ -20,6 +20,7 @@ from ..sources.base import CrawlOptions, Source
 from .checkpoint import read_journal
 from .driver import STAGING, Crawl
 from .publish import PendingSnapshot, find_interrupted, partial_path
+from .reuse import previous_for
 
 __all__ = ["CrawlOptions", "CrawlResult", "crawl", "crawl_source", "kept_for_resume"]
 
@@ -29,6 +30,7 @@ class CrawlResult:
     path: Path
     info: SnapshotInfo  # its snapshot.json
     stats: dict[str, Any] = field(default_factory=dict)  # jobs run and reused, items read
+    manifests: dict[str, int] = field(default_factory=dict)  # manifests_read, manifests_reused
 
     @property
     def complete(self) -> bool:
@@ -43,16 +45,18 @@ def crawl(source: str, output: str, options: CrawlOptions) -> CrawlResult:
 def crawl_source(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
     """Crawl an opened source into a new snapshot directory OUTPUT.
 
-    With `options.resume`, continue the interrupted crawl to OUTPUT instead. OUTPUT is never
+    With `options.resume`, continue the interrupted crawl to OUTPUT instead. With
+    `options.previous`, reuse the manifests that earlier snapshot parsed (regstat.crawl.reuse). OUTPUT is never
     inside a snapshot or the local SOURCE, nor around it; `options.force` replaces only a
     snapshot or an empty directory (regstat.snapshot.outputs).
     """
     check_crawl_output(output, source.describe().local_directory)
     if options.resume:
         return _resume(source, output, options)
+    previous = previous_for(source, options)
     pending = PendingSnapshot(output, force=options.force)
     try:
-        crawl = Crawl(source, pending, options)
+        crawl = Crawl(source, pending, options, previous=previous)
     except BaseException:
         pending.discard()
         raise
@@ -72,13 +76,14 @@ def _resume(source: Source, output: str, options: CrawlOptions) -> CrawlResult:
     if finished is not None:  # it had finished; only the rename was left
         stats = {"resumed": True, "jobs_run": 0, "jobs_reused": 0, "items_read": 0}
         return CrawlResult(pending.publish(finished), finished, stats)
-    return _finish(Crawl(source, pending, options, state), pending, resumed=True)
+    previous = previous_for(source, options)
+    return _finish(Crawl(source, pending, options, state, previous), pending, resumed=True)
 
 
 def _finish(crawl: Crawl, pending: PendingSnapshot, resumed: bool) -> CrawlResult:
     try:
         info = crawl.run()
-        return CrawlResult(pending.publish(info), info, crawl.stats())
+        return CrawlResult(pending.publish(info), info, crawl.stats(), crawl.manifest_counts())
     except BaseException as e:
         # Keep what can be resumed (Ctrl-C, SIGTERM, a crash); a fresh crawl that failed
         # for a reason regstat reports (the source cannot be read) leaves nothing.

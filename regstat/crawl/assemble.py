@@ -68,6 +68,9 @@ STAGING_SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
     "manifest_descriptors": _without(SCHEMAS["descriptors"], "repository"),
+    # Manifests taken from the previous snapshot (regstat.crawl.reuse), whose manifest_info
+    # and manifest_descriptors rows are copied from it before assembling.
+    "reused_manifests": pa.schema([("digest", pa.string())]),
 }
 
 SNAPSHOT_TABLES = ("tags", "manifests", "descriptors", "blobs", "repository_blobs", "uploads")
@@ -101,8 +104,10 @@ _STAGED_DIGESTS: dict[str, tuple[str, ...]] = {
     "manifest_info": ("digest", "subject_digest"),
     "manifest_descriptors": ("manifest_digest", "digest"),
 }
-# Digests a pass joins at once: a range's hash table fits DuckDB's MEMORY_LIMIT.
-RANGE_DIGESTS = 250_000
+# Digests a pass joins at once: a range's hash table fits DuckDB's MEMORY_LIMIT. 250,000 did
+# not always: an incremental crawl of the 45,612-manifest tree (175,944 digests, one range)
+# ran out of 128MB joining its 238,684 staged descriptors, which two ranges of this size join.
+RANGE_DIGESTS = 120_000
 _PER_TABLE_RANGES = {table: "repository" for table in SNAPSHOT_TABLES} | {"blobs": "digest"}
 _DIGESTS = "stage_digests"
 _IDS = "_ids"  # the staging tables with ids, under the staging directory

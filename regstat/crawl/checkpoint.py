@@ -53,6 +53,8 @@ def options_fingerprint(options: CrawlOptions) -> dict[str, Any]:
         "azure_credential": options.azure_credential,
         "registry_id": options.registry_id,
         "name": options.name,
+        # What a resumed crawl copies its reused manifests from must be what it reused.
+        "previous": os.path.abspath(options.previous) if options.previous else None,
     }
 
 
@@ -334,6 +336,16 @@ def read_journal(stage: Path, source: Source, options: CrawlOptions) -> JournalS
     if number == 0:
         raise SnapshotError(f"the interrupted crawl recorded no checkpoint; {START_AGAIN}")
     return state
+
+
+def recorded_previous(stage: Path) -> str | None:
+    """The --previous the interrupted crawl staged under `stage` was started with (None: it
+    had none, or left no readable journal, which read_journal then reports)."""
+    try:
+        previous = json.loads((stage / HEADER).read_text()).get("options", {}).get("previous")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return previous if isinstance(previous, str) else None
 
 
 def _check_header(header: dict[str, Any], source: Source, options: CrawlOptions) -> None:

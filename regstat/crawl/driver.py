@@ -45,6 +45,8 @@ from .checkpoint import (
 )
 from .digest_set import DIGESTS, DigestSet
 from .publish import PendingSnapshot
+from .reuse import REUSED, confirm_by_listing, reuses_by_listing, stage_reused
+from ..snapshot.previous import PreviousManifests
 
 MANIFESTS_PER_JOB = 64
 # Staging rows are written out in parts of at most this many rows: what the crawl holds
@@ -75,9 +77,21 @@ class Crawl:
     """
 
     def __init__(
-        self, source: Source, pending: PendingSnapshot, options: CrawlOptions, resumed: JournalState | None = None
+        self,
+        source: Source,
+        pending: PendingSnapshot,
+        options: CrawlOptions,
+        resumed: JournalState | None = None,
+        previous: PreviousManifests | None = None,
     ) -> None:
         self.source = source
+        self.previous = previous
+        # Storage trees: manifests of the previous snapshot wait here, unread, until every
+        # listing is done and the blob listing confirms them (regstat.crawl.reuse).
+        self._by_listing = reuses_by_listing(source, previous)
+        self._unconfirmed: list[str] = []
+        self._must_read: set[str] = set()  # set aside, and not confirmed: read them
+        self.manifests_read = self.manifests_reused = 0
         self.pending = pending
         self.options = options
         self.concurrency = options.concurrency or source.default_concurrency
@@ -199,6 +213,7 @@ class Crawl:
         self._digests.close()
         self.progress.set_phase("assembling")
         self.pending.clear_tables()  # what an interrupted assembly left
+        stage_reused(self.stage, self.previous, STAGING_SCHEMAS)
         counts, manifest_errors = assemble(self.stage, self.pending, self.source.manifest_path)
         for error in manifest_errors:
             self._error(error)
@@ -214,6 +229,10 @@ class Crawl:
             "jobs_reused": self.jobs_reused,
             "items_read": self.items,
         }
+
+    def manifest_counts(self) -> dict[str, int]:
+        """Manifests this process read, and took from the previous snapshot instead."""
+        return {"manifests_read": self.manifests_read, "manifests_reused": self.manifests_reused}
 
     def _pool(self) -> Executor:
         if self.source.processes:
@@ -239,6 +258,10 @@ class Crawl:
                 if len(self._to_fetch) >= MANIFESTS_PER_JOB or (self._to_fetch and not queue):
                     batch = self._to_fetch[:MANIFESTS_PER_JOB]
                     del self._to_fetch[:MANIFESTS_PER_JOB]
+                    if self._by_listing:
+                        batch = self._set_aside(batch)
+                        if not batch:
+                            continue
                     function, args = self.source.fetch_job(batch)
                 elif queue:
                     job_id, (function, args) = queue.popleft()
@@ -246,7 +269,10 @@ class Crawl:
                     break
                 inflight[pool.submit(function, *args)] = job_id
             if not inflight:
-                return
+                if not self._unconfirmed:
+                    return
+                self._confirm()
+                continue
             # Wake at least every CHECK_SECONDS to see whether a signal asked the crawl to stop.
             done, _ = wait(inflight, timeout=CHECK_SECONDS, return_when=FIRST_COMPLETED)
             interrupts.check()
@@ -259,6 +285,42 @@ class Crawl:
                 queue.extendleft(reversed(self._number(result.jobs)))
             if time.monotonic() - self._checkpointed >= self._every:
                 self._checkpoint()
+
+    def _set_aside(self, batch: list[str]) -> list[str]:
+        """Of a batch of digests to read, keep aside those the previous snapshot holds; the rest."""
+        assert self.previous is not None
+        known = [d for d in batch if self.previous.size(d) is not None and d not in self._must_read]
+        self._unconfirmed += known
+        aside = set(known)
+        return [d for d in batch if d not in aside] if known else batch
+
+    def _confirm(self) -> None:
+        """Every listing is done: reuse the manifests set aside whose blob this crawl listed at
+        the size recorded, and read the others, as a crawl without --previous would."""
+        assert self.previous is not None
+        self._flush_staging()
+        reusable, to_read = confirm_by_listing(self.stage, self.previous, self._unconfirmed)
+        self._unconfirmed = []
+        self._record_reused(reusable)
+        self._must_read.update(to_read)
+        self._to_fetch += to_read
+
+    def _flush_staging(self) -> None:
+        if self.journal.broken:
+            for writer in self.out.values():
+                writer.take_written()
+        else:
+            self._checkpoint()
+
+    def _record_reused(self, digests: list[str]) -> None:
+        writer = self.out[REUSED]
+        fresh = self._digests.mark_written(digests)
+        for digest in fresh:
+            writer.append((digest,))
+        self.delta.written += fresh
+        self.manifests_reused += len(fresh)
+        if fresh:
+            self.progress.add("manifests", len(fresh))
 
     def _number(self, jobs: list[Job]) -> list[tuple[int, Job]]:
         """Give new jobs their ids and journal them (unless this crawl cannot be resumed)."""
@@ -311,7 +373,10 @@ class Crawl:
             new = self._digests.add_new(result.manifests)
             self._to_fetch += new
             self.delta.wanted += new
+        self.manifests_read += len(result.parsed)
         self._record_manifests(result)
+        if result.reused:
+            self._record_reused(result.reused)
         # Manifests known and not fetched yet: the ETA covers the work discovered so far.
         self.progress.set_remaining("manifests", len(self._to_fetch))
         self.progress.add("items", result.items)

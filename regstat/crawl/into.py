@@ -4,7 +4,7 @@ snapshots removed as `--retain` says."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import OutputRefusedError, SnapshotError
@@ -12,6 +12,9 @@ from ..snapshot import history, utc_now
 from ..snapshot.outputs import is_regstat_directory
 from ..sources.base import CrawlOptions
 from . import CrawlResult, crawl
+from .checkpoint import recorded_previous
+from .driver import STAGING
+from .publish import find_interrupted
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,21 @@ def target(into: str, resume: bool) -> Path:
 def crawl_into(source: str, output: Path, options: CrawlOptions,
                retention: history.Retention | None) -> IntoResult:
     """Crawl SOURCE into `output` (from `target`), point the history's `latest` at it once
-    published (with errors or without, as every crawl publishes), then apply `retention`."""
+    published (with errors or without, as every crawl publishes), then apply `retention`.
+    Without --previous the crawl reuses what the history's latest snapshot parsed (one of
+    another source is ignored with a warning); a resumed crawl takes the one the interrupted
+    crawl had, though `latest` may have moved since."""
+    directory = output.parent
+    if options.previous is None:
+        before = _resumed_previous(output) if options.resume else history.latest(directory)
+        if before is not None:
+            options = replace(options, previous=str(before), previous_by_default=True)
     result = crawl(source, str(output), options)
-    directory = result.path.parent
     history.point_latest(directory, result.path)
     removed = history.retain(directory, retention, keep=result.path, now=utc_now()) if retention else []
     return IntoResult(result, tuple(removed))
+
+
+def _resumed_previous(output: Path) -> str | None:
+    """The previous snapshot the interrupted crawl to `output` was started with."""
+    return recorded_previous(find_interrupted(output) / STAGING)

@@ -9,17 +9,23 @@ every source produces the same snapshot tables.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import CrawlError
 from ..model import Manifest
 from ..progress import Progress
 from ..snapshot.info import Capabilities, SourceInfo
+from ..snapshot.previous import PreviousManifests
 
 ManifestResult = Manifest | tuple[str, str, str]  # parsed, or (digest, status, message)
 Job = tuple[Callable[..., "JobResult"], tuple[Any, ...]]
+
+
+def warn_on_stderr(message: str) -> None:
+    print(f"regstat: warning: {message}", file=sys.stderr)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +37,12 @@ class CrawlOptions:
     force: bool = False
     resume: bool = False  # continue the interrupted crawl to the same output
     progress: Progress = field(default_factory=lambda: Progress(enabled=False))
+    # An earlier snapshot of the same source whose manifests need not be read again
+    # (regstat.crawl.reuse); one that cannot be trusted is ignored with a warning.
+    previous: str | None = None
+    # `previous` is the --into history's latest, not given: a source that cannot reuse it says nothing
+    previous_by_default: bool = False
+    warn: Callable[[str], None] = field(default=warn_on_stderr, repr=False, compare=False)
     # storage layouts
     endpoint_url: str | None = None
     verify_links: bool = False  # read every revision and _layers link, not only check its size
@@ -57,6 +69,7 @@ class JobResult:
     repositories: list[str] = field(default_factory=list)
     manifests: list[str] = field(default_factory=list)  # digests for the source's fetch_job
     parsed: list[ManifestResult] = field(default_factory=list)  # manifests the job read itself
+    reused: list[str] = field(default_factory=list)  # manifests taken from the previous snapshot instead
     jobs: list[Job] = field(default_factory=list)  # more work
     items: int = 0  # files, keys or requests: for progress
     # Repositories the source listed that --repository left out; None when the source could
@@ -108,3 +121,22 @@ class Source(Protocol):
     def manifest_path(self, repository: str, digest: str) -> str:
         """Where this source keeps a manifest: the `path` of errors about it."""
         ...
+
+
+@runtime_checkable
+class ListsManifestBlobs(Protocol):
+    """A source whose `fetch_job` reads manifests from blobs it also lists, with their sizes,
+    as `stored_blobs` (storage trees). The crawl then reuses a manifest of the previous
+    snapshot without handing it to `fetch_job` when this crawl's listing holds its blob at
+    the size recorded; any other is read."""
+
+    def lists_manifest_blobs(self) -> bool: ...
+
+
+@runtime_checkable
+class ReusesManifests(Protocol):
+    """A source whose jobs read manifests themselves (registry APIs): the crawl sets
+    `previous` before the first job, and the jobs put a digest they reused in
+    `JobResult.reused` instead of reading it, once the registry confirmed it holds it."""
+
+    previous: PreviousManifests | None

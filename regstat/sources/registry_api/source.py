@@ -39,6 +39,7 @@ from urllib.parse import quote, urlsplit
 from ...errors import ApiProblem, CrawlError, SourceError
 from ...model import MAX_MANIFEST_BYTES, TAG, Manifest, MediaType, is_digest, repository_selected
 from ...snapshot.info import Capabilities, SourceInfo
+from ...snapshot.previous import PreviousManifests
 from ..base import CrawlOptions, Job, JobResult, add_unselected
 from .http import HttpClient, tls_context
 from .auth import REALM_HOSTS_VARIABLE, Authenticator, Credentials
@@ -151,6 +152,7 @@ class DistributionApiSource:
     def __init__(self, client: RegistryClient, globs: tuple[str, ...]) -> None:
         self.client = client
         self.globs = globs
+        self.previous: PreviousManifests | None = None  # set by an incremental crawl
 
     def describe(self) -> SourceInfo:
         return SourceInfo(kind="distribution-api", location=self.client.base)
@@ -159,7 +161,7 @@ class DistributionApiSource:
         return CAPABILITIES
 
     def first_jobs(self) -> list[Job]:
-        return [(list_repositories, (self.client, self.globs))]
+        return [(list_repositories, (self.client, self.globs, self.previous))]
 
     def fetch_job(self, digests: list[str]) -> Job:
         # Manifests are read per repository (the API has no registry-wide read), so the jobs
@@ -170,11 +172,13 @@ class DistributionApiSource:
         return manifest_path(repository, digest)  # the API path it was read from
 
 
-def list_repositories(client: RegistryClient, globs: tuple[str, ...]) -> JobResult:
+def list_repositories(
+    client: RegistryClient, globs: tuple[str, ...], previous: PreviousManifests | None = None
+) -> JobResult:
     """The catalog's pages; one `crawl_repository` job per selected repository."""
     result = JobResult()
     for name, listed in select_repositories(client, "/v2/_catalog", globs, result):
-        result.jobs.append((crawl_repository, (client, name, listed)))
+        result.jobs.append((crawl_repository, (client, name, listed, previous)))
     result.items = client.take_requests()
     return result
 
@@ -244,7 +248,9 @@ class RepositoryState:
         return state
 
 
-def crawl_repository(client: RegistryClient, name: str, listed: bool = True) -> JobResult:
+def crawl_repository(
+    client: RegistryClient, name: str, listed: bool = True, previous: PreviousManifests | None = None
+) -> JobResult:
     """A repository's tags, then its manifests (the first batch here, more as jobs).
 
     `listed`: the catalog named it. Distribution answers NAME_UNKNOWN for a repository
@@ -267,8 +273,8 @@ def crawl_repository(client: RegistryClient, name: str, listed: bool = True) -> 
     tags = _valid_tags(name, path, list(dict.fromkeys(tags)), result)
     state = RepositoryState(name)
     batches = [tags[i : i + TAGS_PER_JOB] for i in range(0, len(tags), TAGS_PER_JOB)] or [[]]
-    _Walk(client, state, result).resolve(batches[0])
-    result.jobs = [(resolve_tags, (client, state, batch)) for batch in batches[1:]]
+    _Walk(client, state, result, previous).resolve(batches[0])
+    result.jobs = [(resolve_tags, (client, state, batch, previous)) for batch in batches[1:]]
     result.items = client.take_requests()
     return result
 
@@ -282,19 +288,31 @@ def _valid_tags(name: str, path: str, tags: list[str], result: JobResult) -> lis
     return valid
 
 
-def resolve_tags(client: RegistryClient, state: RepositoryState, tags: list[str]) -> JobResult:
+def resolve_tags(
+    client: RegistryClient, state: RepositoryState, tags: list[str], previous: PreviousManifests | None = None
+) -> JobResult:
     """More of a repository's tags, and the manifests they reach."""
     result = JobResult()
-    _Walk(client, state, result).resolve(tags)
+    _Walk(client, state, result, previous).resolve(tags)
     result.items = client.take_requests()
     return result
 
 
 class _Walk:
-    """Resolves tags and fetches what they reach (children, referrers) into one JobResult."""
+    """Resolves tags and fetches what they reach (children, referrers) into one JobResult.
 
-    def __init__(self, client: RegistryClient, state: RepositoryState, result: JobResult) -> None:
+    With `previous` (an incremental crawl), a manifest that snapshot parsed is not read: a
+    HEAD of it (the tag's, or one by digest) must answer 200 with its digest and the size
+    recorded, and then its facts are reused; a 404 is what a GET would have met; anything
+    else, and any other manifest, is read as usual.
+    """
+
+    def __init__(
+        self, client: RegistryClient, state: RepositoryState, result: JobResult,
+        previous: PreviousManifests | None = None,
+    ) -> None:
         self.client = client
+        self.previous = previous
         self.state = state
         self.name = state.name
         self.result = result
@@ -367,6 +385,18 @@ class _Walk:
     def _fetch(self, digest: str, gone: ApiProblem | None = None, head: Any = None) -> None:
         """GET a manifest by digest (a tag's, an index child, a referrer)."""
         path = manifest_path(self.name, digest)
+        if self.previous is not None and (size := self.previous.size(digest)) is not None:
+            if head is None:
+                try:
+                    head = self.client.manifest("HEAD", self.name, digest)
+                except ApiProblem:
+                    self._revision(digest)  # as an unread GET below
+                    raise
+                if head.status == 404:
+                    raise gone or ApiProblem(path, "missing_manifest", f"{digest} is referenced here, but answers 404")
+            if head.status == 200 and _confirms(head, digest, size):
+                self._reuse(digest)
+                return
         length = head.header("Content-Length") if head is not None else None
         if length and length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
             self._too_large(digest)  # HEAD said so: no need to download it
@@ -392,6 +422,15 @@ class _Walk:
         self.result.parsed.append(parsed)
         if isinstance(parsed, Manifest):
             self.children += [d.digest for d in parsed.descriptors if d.role == "manifest"]
+        if self.client.referrers_api is not False:
+            self.referred.append(digest)
+
+    def _reuse(self, digest: str) -> None:
+        """What _found does with a body, from the previous snapshot's facts instead."""
+        assert self.previous is not None
+        self._revision(digest)
+        self.result.reused.append(digest)
+        self.children += self.previous.children_of(digest)
         if self.client.referrers_api is not False:
             self.referred.append(digest)
 
@@ -423,3 +462,10 @@ class _Walk:
                 self.client.referrers_api = False
                 return
             raise
+
+
+def _confirms(head: Any, digest: str, size: int) -> bool:
+    """Whether a HEAD names `digest` (or no digest: it was asked by digest) and `size` bytes."""
+    named = header_digest(head)
+    length = head.header("Content-Length")
+    return (named is None or named == digest) and length is not None and length.strip() == str(size)

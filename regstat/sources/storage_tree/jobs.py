@@ -63,6 +63,9 @@ class StorageLayoutSource:
     def fetch_job(self, digests: list[str]) -> Job:
         return fetch_manifests, (self.storage, digests)
 
+    def lists_manifest_blobs(self) -> bool:
+        return True  # every blob under blobs/, manifests' too, with its size (list_blob_shard)
+
     def manifest_path(self, repository: str, digest: str) -> str:
         return blob_data_path(digest)
 

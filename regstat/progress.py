@@ -15,6 +15,7 @@ class Progress:
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.counts: dict[str, int] = {}
         self.remaining: dict[str, int] = {}  # known work left, per counter: gives an ETA
+        self.totals: dict[str, int] = {}  # the whole of a counter's work, where known from the start
         self.phase = ""
         self._started = time.monotonic()
         self._drawn = 0.0
@@ -27,6 +28,11 @@ class Progress:
         """The `name` items known to be still to do (a crawl discovers its work as it goes, so
         the ETA covers what is known so far)."""
         self.remaining[name] = n
+        self._maybe_draw()
+
+    def set_total(self, name: str, n: int) -> None:
+        """All the `name` items there are to do (apply-gc knows its plan): shown as done/total."""
+        self.totals[name] = n
         self._maybe_draw()
 
     def set_phase(self, phase: str) -> None:
@@ -51,7 +57,8 @@ class Progress:
         parts = []
         for name, n in self.counts.items():
             rate = n / elapsed if elapsed > 0 else 0.0
-            parts.append(f"{n:,} {name}" + (f" ({rate:,.0f}/s)" if name in self.remaining and rate else ""))
+            done = f"{n:,}/{self.totals[name]:,}" if name in self.totals else f"{n:,}"
+            parts.append(f"{done} {name}" + (f" ({rate:,.0f}/s)" if name in self.remaining and rate else ""))
         eta = [left / (self.counts[name] / elapsed) for name, left in self.remaining.items()
                if self.counts.get(name) and elapsed > 0]
         parts.append(f"{elapsed:.0f}s")

@@ -42,3 +42,12 @@ def test_rate_and_eta_from_the_work_known_so_far() -> None:
     progress.set_remaining("manifests", 0)
     assert progress.describe(10.0).endswith("10s, ~0s left")
     assert Progress(Terminal()).describe(0.0) == "0s"  # nothing counted yet
+
+
+def test_a_known_total_shows_as_done_of_total() -> None:
+    progress = Progress(Terminal())
+    progress.set_total("actions", 151)
+    progress.set_remaining("actions", 111)
+    progress.add("actions", 40)
+    progress.add("bytes freed", 2048)
+    assert progress.describe(4.0) == "40/151 actions (10/s), 2,048 bytes freed, 4s, ~11s left"

@@ -85,6 +85,7 @@ def apply(plan: Plan, source: SourceInfo, options: CrawlOptions, settings: Setti
     crawl_source = source_argument(source)
     target = open_target(source, options)
     step = _Step(run, target, settings, journal, progress or Progress(enabled=False))
+    step.progress.set_total("actions", len(planned.actions) - len(run.outcomes))  # this run's: a resumed one has fewer
     step.progress.set_remaining("actions", len(planned.actions) - len(run.outcomes))
     try:
         first = _tags_and_manifests(step, planned, crawl_source, options)

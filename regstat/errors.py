@@ -10,7 +10,9 @@
     │   │   ├── OutputExistsError    refusing to overwrite an existing --output
     │   │   ├── OutputRefusedError   refusing an output path: not regstat's to replace, or
     │   │   │                        inside a snapshot or a local SOURCE (DESIGN safety rule 8)
-    │   │   └── DiffSourceError      (report.diff) diff's OLD and NEW are of different sources
+    │   │   ├── DiffSourceError      (report.diff) diff's OLD and NEW are of different sources
+    │   │   └── PreviousUnusable     (snapshot.previous) a --previous snapshot not trusted: the
+    │   │                            crawl warns and reads every manifest
     │   ├── ManifestError        a manifest body that cannot be parsed (recorded, never fatal)
     │   ├── QueryError           (analysis.connection) a query DuckDB rejects, or one that writes
     │   ├── QueryScopeError      (analysis.scope) sql -r with a query that has no repository

@@ -8,10 +8,10 @@ WITH one AS (
     WHERE status = 'ok'
     GROUP BY digest_id
 )
-SELECT m.digest, LIST(c.digest ORDER BY x.position) AS children
+SELECT m.digest, x.position, c.digest AS child
 FROM previous_descriptors AS x
 JOIN one AS o ON o.digest_id = x.manifest_id AND o.repository = x.repository
 JOIN previous_digests AS m ON m.digest_id = x.manifest_id
 JOIN previous_digests AS c ON c.digest_id = x.digest_id
 WHERE x.role = 'manifest'
-GROUP BY m.digest
+ORDER BY m.digest, x.position

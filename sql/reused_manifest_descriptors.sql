@@ -4,7 +4,7 @@
 -- which assembling takes from this crawl's listing).
 -- Binds: reused, previous_digests, previous_manifests, previous_descriptors.
 WITH one AS (
-    SELECT digest_id, MIN(repository) AS repository, ANY_VALUE(media_type) AS media_type
+    SELECT digest_id, MIN(repository) AS repository, MIN(media_type) AS media_type
     FROM previous_manifests
     WHERE status = 'ok'
     GROUP BY digest_id

@@ -72,7 +72,10 @@ def open_previous(path: str | Path, source: SourceInfo) -> PreviousManifests:
             glob = quote(snapshot.table_glob(name))
             con.execute(f"CREATE VIEW previous_{name} AS SELECT * FROM read_parquet('{glob}')")
         sizes = dict(con.execute(queries.load("previous_manifest_sizes")).fetchall())
-        children = {d: tuple(c) for d, c in con.execute(queries.load("previous_manifest_children")).fetchall()}
+        listed: dict[str, list[str]] = {}
+        for digest, _position, child in con.execute(queries.load("previous_manifest_children")).fetchall():
+            listed.setdefault(digest, []).append(child)  # in position order
+        children = {digest: tuple(each) for digest, each in listed.items()}
     except duckdb.Error as e:
         raise PreviousUnusable(f"{path}: unreadable ({str(e).splitlines()[0]})") from None
     finally:

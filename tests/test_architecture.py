@@ -26,7 +26,7 @@ MAX_LINES = 520
 # (stage, module prefixes): a module belongs to the stage of the longest prefix naming it.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("regstat", "regstat.errors", "regstat.interrupts", "regstat.progress", "regstat.atomic",
-              "regstat.render", "regstat.model", "regstat.queries", "regstat.durations")),
+              "regstat.render", "regstat.model", "regstat.queries", "regstat.durations", "regstat.shards")),
     ("snapshot", ("regstat.snapshot",)),
     ("sources", ("regstat.sources",)),
     ("crawl", ("regstat.crawl",)),

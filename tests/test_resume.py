@@ -26,6 +26,7 @@ from support.components import REGION
 from support.ecr_accounts import push_scenario
 from support.expected import Populated
 from regstat.errors import EXIT_OK, EXIT_SNAPSHOT
+from regstat.shards import Selection
 from regstat.crawl.checkpoint import JobCodec
 from regstat.snapshot import STORED_TABLES, Snapshot
 
@@ -210,7 +211,7 @@ def test_jobs_of_every_source_round_trip_through_the_journal() -> None:
     from regstat.sources.oci_layout import LayoutIndex, crawl_layout
 
     api = EcrApi(client=object(), location="ecr://eu-west-1", registry_id=None)
-    source = EcrSource(api, None, None, ("team/*",))
+    source = EcrSource(api, None, None, Selection(("team/*",)))
     images = (ListedImage("sha256:" + "a" * 64, ("v1", "v2"), 1, None, "ACTIVE"),)
     listed = frozenset(f"sha256:{i:064x}" for i in range(100))  # one repository's listing
     jobs = [(fetch_images, (api, "team/app", images[i:], listed)) for i in range(2)]

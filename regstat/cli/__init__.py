@@ -13,6 +13,7 @@ from .apply import apply_gc_command
 from .crawl import crawl_command
 from .diff import diff_command
 from .explain import explain_command
+from .merge import merge_command
 from .plan import plan_gc_command
 from .report import report_command
 from .sql import export_db_command, sql_command
@@ -51,6 +52,7 @@ def main() -> None:
 
 
 main.add_command(crawl_command)
+main.add_command(merge_command)
 main.add_command(sql_command)
 main.add_command(export_db_command)
 main.add_command(report_command)

@@ -19,7 +19,8 @@ from ..render import human_bytes, safe_text
 from ..snapshot import Snapshot
 from ..snapshot.history import Retention
 from .edge import count, interrupted, note
-from .options import command, quiet_option, read_password, repository_option, source_options
+from ..shards import Shard
+from .options import SHARD, command, quiet_option, read_password, repository_option, source_options
 
 
 @command("crawl")
@@ -34,6 +35,10 @@ from .options import command, quiet_option, read_password, repository_option, so
               "(e.g. 30d), never the new one.")
 @repository_option("Crawl only repositories whose full name matches (repeatable; `*` matches `/` too). "
                    "The snapshot is then marked partial.")
+@click.option("--shard", type=SHARD, metavar="K/N",
+              help="Crawl only shard K of N (1 <= K <= N): the repositories whose name hashes to it and, on a "
+              "storage tree, its range of blobs/. Crawl every K on N machines, then join the shards with "
+              "regstat merge. The shard alone is partial.")
 @click.option(
     "-j",
     "--concurrency",
@@ -73,6 +78,7 @@ def crawl_command(
     into: str | None,
     retain: str | None,
     repositories: tuple[str, ...],
+    shard: Shard | None,
     concurrency: int | None,
     verify_links: bool,
     endpoint_url: str | None,
@@ -167,8 +173,12 @@ def crawl_command(
       regstat crawl s3://my-bucket/registry -o snap --resume   # after a crash or Ctrl-C
       regstat crawl /var/lib/registry --into /srv/regstat/history --retain 30d --quiet
       regstat crawl /var/lib/registry --into /srv/regstat/history --resume
+      regstat crawl s3://my-bucket/registry -o shard-2 --shard 2/3   # on the 2nd of 3 machines
     """
     retention = _check_destination(output, into, retain, force)
+    if shard and into:
+        raise click.UsageError("--shard writes one shard to --output DIR; a history holds whole snapshots "
+                               "(regstat merge the shards, then keep the merged snapshot)")
     password = read_password(username, password_stdin)
     reporter = Progress(enabled=False if quiet else progress)
     options = CrawlOptions(
@@ -183,6 +193,7 @@ def crawl_command(
         concurrency=concurrency,
         verify_links=verify_links,
         repositories=repositories,
+        shard=shard,
         endpoint_url=endpoint_url,
         force=force,
         resume=resume,

@@ -12,6 +12,7 @@ import sys
 import click
 
 from ..sources.acr.entra import KINDS as AZURE_CREDENTIALS
+from ..shards import Shard
 from ..sizes import parse_size
 from ..snapshot import Snapshot, history
 from .edge import Command
@@ -34,6 +35,23 @@ class SizeType(click.ParamType):
 
 
 SIZE = SizeType()
+
+
+class ShardType(click.ParamType):
+    """K/N: shard K of N (regstat.shards.Shard.parse)."""
+
+    name = "shard"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Shard:
+        if isinstance(value, Shard):
+            return value
+        try:
+            return Shard.parse(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+SHARD = ShardType()
 
 
 def command(name: str) -> Callable[[Callable[..., Any]], click.Command]:

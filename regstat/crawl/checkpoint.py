@@ -48,6 +48,7 @@ def options_fingerprint(options: CrawlOptions) -> dict[str, Any]:
     """The options that change what a crawl sees (not how fast or how it connects)."""
     return {
         "repositories": list(options.repositories),
+        "shard": str(options.shard) if options.shard else None,
         "verify_links": options.verify_links,
         "username": options.username,
         "azure_credential": options.azure_credential,

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from .. import __version__, interrupts
 from ..errors import CrawlError, NotResumable, SnapshotError
 from ..snapshot import SCHEMA_VERSION, PartWriter, SnapshotInfo, iso, new_snapshot_id, part_number, utc_now
-from ..snapshot.info import parse_time
+from ..snapshot.info import ShardInfo, parse_time
 from ..sources.base import CrawlOptions, Job, JobResult, Source, add_unselected
 from .assemble import STAGING_SCHEMAS, assemble
 from .checkpoint import (
@@ -429,7 +429,9 @@ class Crawl:
 
     def _info(self, counts: dict[str, int]) -> SnapshotInfo:
         errors = sorted(self.errors, key=lambda e: (e.repository or "", e.path, e.kind))
-        partial = bool(self.options.repositories)
+        filtered = bool(self.options.repositories)
+        partial = filtered or self.options.shard is not None
+        shard = self.options.shard
         return SnapshotInfo(
             schema_version=SCHEMA_VERSION,
             regstat_version=__version__,
@@ -447,6 +449,8 @@ class Crawl:
             incomplete_repositories=tuple(sorted(n for n, e in self.repositories.items() if e)),
             errors=tuple(errors),
             counts=MappingProxyType(dict(counts)),
+            shard=ShardInfo(index=shard.index, count=shard.count, capabilities=self.source.capabilities(filtered))
+            if shard else None,
         )
 
 

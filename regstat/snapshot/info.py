@@ -147,6 +147,27 @@ class Capabilities:
         return cls(**flags, **kinds)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ShardInfo:
+    """`shard` in snapshot.json: the snapshot holds shard `index` of `count` of a crawl
+    (`regstat crawl --shard`), and `regstat merge` joins the shards into one snapshot, which
+    can see what `capabilities` says (the shard's own say it cannot see unreferenced blobs)."""
+
+    index: int
+    count: int
+    capabilities: Capabilities
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "count": self.count, "capabilities": self.capabilities.to_json()}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ShardInfo:
+        index, count = _take(doc, "index", int, 0, "shard."), _take(doc, "count", int, 0, "shard.")
+        if not 1 <= index <= count:
+            raise SnapshotError(f"snapshot.json: shard is {index}/{count}, not K/N with 1 <= K <= N")
+        return cls(index=index, count=count, capabilities=Capabilities.from_json(_object(doc, "capabilities")))
+
+
 def _error(doc: Any) -> CrawlError:
     if not isinstance(doc, dict):
         raise SnapshotError(f"snapshot.json: an error is {doc!r}, not an object")
@@ -191,6 +212,7 @@ class SnapshotInfo:
     incomplete_repositories: tuple[str, ...] = ()
     errors: tuple[CrawlError, ...] = ()
     counts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    shard: ShardInfo | None = None  # one shard of a crawl, for `regstat merge`
 
     @property
     def errored_repositories(self) -> frozenset[str]:
@@ -215,7 +237,7 @@ class SnapshotInfo:
             "incomplete_repositories": list(self.incomplete_repositories),
             "errors": [e.to_json() for e in self.errors],
             "counts": {name: self.counts[name] for name in sorted(self.counts)},
-        }
+        } | ({"shard": self.shard.to_json()} if self.shard else {})
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> SnapshotInfo:
@@ -237,4 +259,5 @@ class SnapshotInfo:
             incomplete_repositories=_texts(doc, "incomplete_repositories"),
             errors=tuple(_error(e) for e in errors),
             counts=_counts(doc),
+            shard=ShardInfo.from_json(_object(doc, "shard")) if doc.get("shard") is not None else None,
         )

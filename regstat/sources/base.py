@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import CrawlError
 from ..model import Manifest
 from ..progress import Progress
+from ..shards import Shard
 from ..snapshot.info import Capabilities, SourceInfo
 from ..snapshot.previous import PreviousManifests
 
@@ -34,6 +35,7 @@ class CrawlOptions:
 
     concurrency: int | None = None  # None: the source's default
     repositories: tuple[str, ...] = ()
+    shard: Shard | None = None  # --shard K/N: only the repositories (and blob listings) of shard K
     force: bool = False
     resume: bool = False  # continue the interrupted crawl to the same output
     progress: Progress = field(default_factory=lambda: Progress(enabled=False))

@@ -37,7 +37,8 @@ import botocore.session
 
 from .. import __version__
 from ..errors import CrawlError, ManifestError, SourceError
-from ..model import Manifest, MediaType, digest_of, is_digest, parse_manifest, repository_selected
+from ..model import Manifest, MediaType, digest_of, is_digest, parse_manifest
+from ..shards import Selection
 from ..snapshot.info import Capabilities, SourceInfo
 from .base import CrawlOptions, Job, JobResult, ManifestResult, add_unselected
 
@@ -119,12 +120,12 @@ class EcrSource:
     default_concurrency = DEFAULT_CONCURRENCY
 
     def __init__(
-        self, api: EcrApi, registry_id: str | None, endpoint_url: str | None, globs: tuple[str, ...]
+        self, api: EcrApi, registry_id: str | None, endpoint_url: str | None, selection: Selection
     ) -> None:
         self.api = api
         self.registry_id = registry_id
         self.endpoint_url = endpoint_url
-        self.globs = globs
+        self.selection = selection
 
     def describe(self) -> SourceInfo:
         return SourceInfo(kind="ecr", location=self.api.location, registry_id=self.registry_id,
@@ -134,7 +135,7 @@ class EcrSource:
         return CAPABILITIES
 
     def first_jobs(self) -> list[Job]:
-        return [(plan_ecr, (self.api, self.globs))]
+        return [(plan_ecr, (self.api, self.selection))]
 
     def manifest_path(self, repository: str, digest: str) -> str:
         return image_path(repository, digest)
@@ -171,7 +172,7 @@ def open_ecr(source: str, options: CrawlOptions) -> EcrSource:
         # The credentials' account, as ECR reports it; unknown when it has no repositories.
         first = (response.get("repositories") or [{}])[0]
         registry_id = first.get("registryId")
-    return EcrSource(api, registry_id, endpoint_url, options.repositories)
+    return EcrSource(api, registry_id, endpoint_url, Selection(options.repositories, options.shard))
 
 
 def _region(source: str) -> str:
@@ -199,7 +200,7 @@ def _client(region: str, endpoint_url: str | None, concurrency: int) -> Any:
 # --- jobs ---------------------------------------------------------------------------------
 
 
-def plan_ecr(api: EcrApi, globs: tuple[str, ...]) -> JobResult:
+def plan_ecr(api: EcrApi, selection: Selection) -> JobResult:
     """List the registry's repositories: one `list_repository` job per selected one."""
     result = JobResult()
     names = []
@@ -210,7 +211,7 @@ def plan_ecr(api: EcrApi, globs: tuple[str, ...]) -> JobResult:
         # Not against a repository: the whole snapshot is incomplete (some may be missing).
         result.errors.append(CrawlError(None, api.location, "read_error", f"DescribeRepositories: {describe_error(e)}"))
     for name in sorted(set(names)):
-        if repository_selected(name, globs):
+        if selection.selects(name):
             result.jobs.append((list_repository, (api, name)))
         else:
             result.unselected = add_unselected(result.unselected, 1)

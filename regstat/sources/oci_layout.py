@@ -30,7 +30,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..errors import CrawlError, SourceError
-from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest, repository_selected
+from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest
+from ..shards import Selection
 from ..snapshot.info import Capabilities, SourceInfo
 from .base import CrawlOptions, Job, JobResult, ManifestResult
 from .storage_tree.storage import read_fd
@@ -83,7 +84,10 @@ class OCILayoutSource:
         self.name = name
         self.name_problem = name_problem
         self.index = index
-        self.selected = repository_selected(name, options.repositories)
+        self.selected = Selection(options.repositories, options.shard).selects(name)
+        # Blobs belong to no repository: with --shard, the shard of the layout's one repository
+        # lists them, so the merged shards hold each once.
+        self.lists_blobs = self.selected or options.shard is None
 
     def describe(self) -> SourceInfo:
         return SourceInfo(kind="oci-layout", location=self.location, repository=self.name)
@@ -92,7 +96,7 @@ class OCILayoutSource:
         return replace(CAPABILITIES, unreferenced_blobs=not partial)
 
     def first_jobs(self) -> list[Job]:
-        jobs: list[Job] = [(list_blobs, (self.location, 0 if self.selected else 1))]
+        jobs: list[Job] = [(list_blobs, (self.location, 0 if self.selected else 1, self.lists_blobs))]
         if self.selected:
             jobs.append((crawl_layout, (self.location, self.name, self.name_problem, self.index)))
         return jobs
@@ -221,11 +225,14 @@ def _json_object(body: bytes) -> dict | None:
 # --- jobs -------------------------------------------------------------------------------------
 
 
-def list_blobs(location: str, unselected: int = 0) -> JobResult:
+def list_blobs(location: str, unselected: int = 0, listed: bool = True) -> JobResult:
     """Every stored blob (`blobs/<alg>/<hex>`) with its size and modification time; any other
     file under blobs/ is an error outside the repository. `unselected`: 1 when --repository
-    leaves the layout's one repository out (the snapshot counts it among the source's)."""
+    leaves the layout's one repository out (the snapshot counts it among the source's).
+    `listed`: false in the shards that do not list them (none)."""
     result = JobResult(unselected=unselected)
+    if not listed:
+        return result
     for path, status in walk(location, "blobs", result.errors):
         result.items += 1
         parts = path.split("/")

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from ...errors import ApiProblem, CrawlError, SourceError
 from ...model import MAX_MANIFEST_BYTES, Manifest
 from ...snapshot.info import Capabilities, SourceInfo
+from ...shards import Selection
 from ..base import CrawlOptions, Job, JobResult
 from ..registry_api.auth import Authenticator
 from ..registry_api.client import RegistryClient, manifest_path, stored_form
@@ -70,7 +71,7 @@ def open_acr(source: str, options: CrawlOptions) -> AcrSource:
     )
     client = RegistryClient(base, http, authenticator, page_size())
     client.probe()
-    return AcrSource(client, options.repositories)
+    return AcrSource(client, Selection(options.repositories, options.shard))
 
 
 def parse_acr(source: str, insecure: bool) -> str:
@@ -93,9 +94,9 @@ class AcrSource:
     processes = False  # every job waits on the network: threads
     default_concurrency = DEFAULT_CONCURRENCY
 
-    def __init__(self, client: RegistryClient, globs: tuple[str, ...]) -> None:
+    def __init__(self, client: RegistryClient, selection: Selection) -> None:
         self.client = client
-        self.globs = globs
+        self.selection = selection
 
     def describe(self) -> SourceInfo:
         return SourceInfo(kind="acr", location=urlsplit(self.client.base).netloc)
@@ -104,7 +105,7 @@ class AcrSource:
         return CAPABILITIES
 
     def first_jobs(self) -> list[Job]:
-        return [(list_acr_repositories, (self.client, self.globs))]
+        return [(list_acr_repositories, (self.client, self.selection))]
 
     def fetch_job(self, digests: list[str]) -> Job:
         # ACR serves a manifest within a repository only: the repository's jobs read them.
@@ -114,10 +115,10 @@ class AcrSource:
         return manifest_path(repository, digest)
 
 
-def list_acr_repositories(client: RegistryClient, globs: tuple[str, ...]) -> JobResult:
+def list_acr_repositories(client: RegistryClient, selection: Selection) -> JobResult:
     """The catalog's pages; one `crawl_acr_repository` job per selected repository."""
     result = JobResult()
-    for name, _listed in select_repositories(client, acr_path("_catalog"), globs, result):
+    for name, _listed in select_repositories(client, acr_path("_catalog"), selection, result):
         result.jobs.append((crawl_acr_repository, (client, name)))
     result.items = client.take_requests()
     return result

@@ -37,7 +37,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ...errors import ApiProblem, CrawlError, SourceError
-from ...model import MAX_MANIFEST_BYTES, TAG, Manifest, MediaType, is_digest, repository_selected
+from ...model import MAX_MANIFEST_BYTES, TAG, Manifest, MediaType, is_digest
+from ...shards import Selection
 from ...snapshot.info import Capabilities, SourceInfo
 from ...snapshot.previous import PreviousManifests
 from ..base import CrawlOptions, Job, JobResult, add_unselected
@@ -77,7 +78,7 @@ def open_distribution_api(source: str, options: CrawlOptions) -> DistributionApi
     authenticator = Authenticator(http, location, explicit, realm_hosts())
     client = RegistryClient(location, http, authenticator, page_size())
     client.probe()
-    return DistributionApiSource(client, options.repositories)
+    return DistributionApiSource(client, Selection(options.repositories, options.shard))
 
 
 def explicit_credentials(options: CrawlOptions) -> Credentials | None:
@@ -149,9 +150,9 @@ class DistributionApiSource:
     processes = False  # every job waits on the network: threads
     default_concurrency = 16
 
-    def __init__(self, client: RegistryClient, globs: tuple[str, ...]) -> None:
+    def __init__(self, client: RegistryClient, selection: Selection) -> None:
         self.client = client
-        self.globs = globs
+        self.selection = selection
         self.previous: PreviousManifests | None = None  # set by an incremental crawl
 
     def describe(self) -> SourceInfo:
@@ -161,7 +162,7 @@ class DistributionApiSource:
         return CAPABILITIES
 
     def first_jobs(self) -> list[Job]:
-        return [(list_repositories, (self.client, self.globs, self.previous))]
+        return [(list_repositories, (self.client, self.selection, self.previous))]
 
     def fetch_job(self, digests: list[str]) -> Job:
         # Manifests are read per repository (the API has no registry-wide read), so the jobs
@@ -173,22 +174,22 @@ class DistributionApiSource:
 
 
 def list_repositories(
-    client: RegistryClient, globs: tuple[str, ...], previous: PreviousManifests | None = None
+    client: RegistryClient, selection: Selection, previous: PreviousManifests | None = None
 ) -> JobResult:
     """The catalog's pages; one `crawl_repository` job per selected repository."""
     result = JobResult()
-    for name, listed in select_repositories(client, "/v2/_catalog", globs, result):
+    for name, listed in select_repositories(client, "/v2/_catalog", selection, result):
         result.jobs.append((crawl_repository, (client, name, listed, previous)))
     result.items = client.take_requests()
     return result
 
 
 def select_repositories(
-    client: RegistryClient, path: str, globs: tuple[str, ...], result: JobResult
+    client: RegistryClient, path: str, selection: Selection, result: JobResult
 ) -> list[tuple[str, bool]]:
-    """The repositories of the catalog at `path` that `globs` select and whose names are
+    """The repositories of the catalog at `path` that `selection` selects and whose names are
     valid, each with whether the catalog listed it. Without a catalog (denied or absent),
-    the names `globs` give when none is a pattern; else SourceError. Errors and the count of
+    the names its globs give when none is a pattern; else SourceError. Errors and the count of
     unselected repositories go to `result`."""
     names: list[str] = []
     listed = True
@@ -201,8 +202,8 @@ def select_repositories(
     except ApiProblem as p:
         if names or p.kind not in ("denied", "read_error") or p.status not in (401, 403, 404):
             result.errors.append(CrawlError(None, p.path, p.kind, p.message))
-        elif globs and not any(_GLOB_CHARACTERS & set(g) for g in globs):
-            names, listed = list(globs), False  # no catalog here (Docker Hub has none): crawl the names given
+        elif selection.globs and not any(_GLOB_CHARACTERS & set(g) for g in selection.globs):
+            names, listed = list(selection.globs), False  # no catalog here (Docker Hub has none): crawl the names given
             result.unselected = None  # and how many repositories the registry has is unknown
         else:
             raise SourceError(
@@ -211,7 +212,7 @@ def select_repositories(
             ) from None
     selected = []
     for name in sorted(set(names)):
-        if not repository_selected(name, globs):
+        if not selection.selects(name):
             result.unselected = add_unselected(result.unselected, 1)
         elif valid_repository_name(name):
             selected.append((name, listed))

@@ -11,7 +11,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from ...errors import CrawlError, ManifestError
-from ...model import MAX_MANIFEST_BYTES, is_digest, parse_manifest, repository_selected
+from ...model import MAX_MANIFEST_BYTES, is_digest, parse_manifest
+from ...shards import Selection
 from ...snapshot.info import Capabilities, SourceInfo
 from ..base import CrawlOptions, Job, JobResult, ManifestResult
 from .storage import Entry, PagedStorage, Storage
@@ -48,7 +49,7 @@ class StorageLayoutSource:
         self.storage = storage
         self.processes = storage.processes
         self.default_concurrency = storage.default_concurrency
-        self.globs = options.repositories
+        self.selection = Selection(options.repositories, options.shard)
         self.verify_links = options.verify_links
 
     def describe(self) -> SourceInfo:
@@ -58,7 +59,7 @@ class StorageLayoutSource:
         return replace(CAPABILITIES, unreferenced_blobs=not partial)
 
     def first_jobs(self) -> list[Job]:
-        return [(plan_storage_layout, (self.storage, self.globs, self.verify_links))]
+        return [(plan_storage_layout, (self.storage, self.selection, self.verify_links))]
 
     def fetch_job(self, digests: list[str]) -> Job:
         return fetch_manifests, (self.storage, digests)
@@ -70,8 +71,10 @@ class StorageLayoutSource:
         return blob_data_path(digest)
 
 
-def plan_storage_layout(storage: Storage, globs: tuple[str, ...], verify_links: bool) -> JobResult:
-    """List the top of the tree: one job per blob shard and per top-level repository directory."""
+def plan_storage_layout(storage: Storage, selection: Selection, verify_links: bool) -> JobResult:
+    """List the top of the tree: one job per blob shard and per top-level repository directory
+    (with --shard: the blob shards of its range, and every directory: a name's hash says
+    whether a repository is the shard's)."""
     result = JobResult()
 
     def directories(prefix: str) -> list[str]:
@@ -85,14 +88,16 @@ def plan_storage_layout(storage: Storage, globs: tuple[str, ...], verify_links: 
         return names
 
     for algorithm in directories("blobs"):
+        prefix = f"blobs/{algorithm}"
         if isinstance(storage, PagedStorage):
-            result.jobs.append((list_blobs, (storage, f"blobs/{algorithm}")))
+            result.jobs.append(_list_blobs_job(storage, prefix, selection))
             continue
-        for shard in directories(f"blobs/{algorithm}"):
-            result.jobs.append((list_blob_shard, (storage, f"blobs/{algorithm}/{shard}")))
+        for shard in directories(prefix):
+            if selection.lists_blobs(prefix, f"{prefix}/{shard}"):
+                result.jobs.append((list_blob_shard, (storage, f"{prefix}/{shard}")))
     for top in directories("repositories"):
-        if _may_hold(top, globs):
-            result.jobs.append((crawl_repository_shard, (storage, f"repositories/{top}", globs, verify_links)))
+        if _may_hold(top, selection.globs):
+            result.jobs.append((crawl_repository_shard, (storage, f"repositories/{top}", selection, verify_links)))
         else:
             result.jobs.append((count_repositories, (storage, f"repositories/{top}")))
     return result
@@ -247,7 +252,7 @@ SUBDIRECTORIES_PER_JOB = 32
 
 
 def crawl_repository_shard(
-    storage: Storage, prefix: str, globs: tuple[str, ...], verify_links: bool
+    storage: Storage, prefix: str, selection: Selection, verify_links: bool
 ) -> JobResult:
     """Every repository under one top-level directory of `repositories/`: list, read links.
 
@@ -260,32 +265,32 @@ def crawl_repository_shard(
         if isinstance(storage, PagedStorage):
             entries, more = storage.list_page(prefix)
             if not more:
-                return _crawl_repositories(storage, [], globs, verify_links, entries)
+                return _crawl_repositories(storage, [], selection, verify_links, entries)
         names, files = storage.listdir(prefix)
     except OSError as e:
         return _cannot_list(prefix, e)
     children = [n for n in names if not n.startswith("_")]
     if len(children) <= SPLIT_ABOVE:
-        return _crawl_repositories(storage, [prefix], globs, verify_links)
+        return _crawl_repositories(storage, [prefix], selection, verify_links)
     own = [f"{prefix}/{n}" for n in names if n.startswith("_")]
-    result = _crawl_repositories(storage, own, globs, verify_links, files)
+    result = _crawl_repositories(storage, own, selection, verify_links, files)
     for i in range(0, len(children), SUBDIRECTORIES_PER_JOB):
         prefixes = [f"{prefix}/{n}" for n in children[i : i + SUBDIRECTORIES_PER_JOB]]
-        result.jobs.append((crawl_repository_directories, (storage, prefixes, globs, verify_links)))
+        result.jobs.append((crawl_repository_directories, (storage, prefixes, selection, verify_links)))
     return result
 
 
 def crawl_repository_directories(
-    storage: Storage, prefixes: list[str], globs: tuple[str, ...], verify_links: bool
+    storage: Storage, prefixes: list[str], selection: Selection, verify_links: bool
 ) -> JobResult:
     """Every repository under some subdirectories of a split top-level directory."""
-    return _crawl_repositories(storage, prefixes, globs, verify_links)
+    return _crawl_repositories(storage, prefixes, selection, verify_links)
 
 
 def _crawl_repositories(
     storage: Storage,
     prefixes: list[str],
-    globs: tuple[str, ...],
+    selection: Selection,
     verify_links: bool,
     files: list[Entry] = (),  # type: ignore[assignment]
 ) -> JobResult:
@@ -311,7 +316,7 @@ def _crawl_repositories(
     selected = [
         listings[name]
         for name in sorted(listings)
-        if repository_selected(name, globs)
+        if selection.selects(name)
     ]
     result.unselected = len(listings) - len(selected)
     # Tag links are read: only their content names the tagged manifest. Revision and layer
@@ -501,3 +506,11 @@ def _parse_started_at(content: bytes | OSError | None) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else None
+
+
+def _list_blobs_job(storage: PagedStorage, prefix: str, selection: Selection) -> Job:
+    """The job listing `blobs/<alg>` on S3: all of it, or the one key range of a --shard."""
+    if selection.shard is None:
+        return list_blobs, (storage, prefix)
+    after, until = selection.shard.blob_range(prefix)
+    return list_blob_range, (storage, prefix, after, until)

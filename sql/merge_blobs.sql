@@ -5,8 +5,8 @@
 -- Binds: shard_blobs (every shard's `blobs` rows, digests as text).
 SELECT
     digest,
-    COALESCE(MAX(size) FILTER (WHERE stored), MAX(size)) AS size,
-    BOOL_OR(stored) AS stored,
-    MAX(modified_at) FILTER (WHERE stored) AS modified_at
+    COALESCE(MAX(CASE WHEN stored THEN size END), MAX(size)) AS size,
+    MAX(CASE WHEN stored THEN 1 ELSE 0 END) = 1 AS stored,
+    MAX(CASE WHEN stored THEN modified_at END) AS modified_at
 FROM shard_blobs
 GROUP BY digest

@@ -129,6 +129,19 @@ def loaded_by_apply(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> s
     return loaded
 
 
+@pytest.fixture(scope="module")
+def loaded_by_merge(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """The sql/ files `regstat merge` ran joining two shards of the sample."""
+    shards = tmp_path_factory.mktemp("shards")
+    for k in (1, 2):
+        result = invoke("crawl", str(SAMPLE), "-o", str(shards / str(k)), "--shard", f"{k}/2", "-q")
+        assert result.exit_code == EXIT_OK, result.stderr
+    with recorded_loads() as loaded:
+        result = invoke("merge", str(shards), "-o", str(shards.parent / "merged"), "-q")
+    assert result.exit_code == EXIT_OK, result.stderr
+    return loaded
+
+
 def rows_of_sample(sample: Path, sql: str) -> list[tuple]:
     con = analysis.connect(Snapshot.open(sample))
     try:
@@ -156,6 +169,10 @@ def test_every_sql_file_runs_on_the_sample(name: str, crawled, request: pytest.F
     if name.startswith("apply_"):
         # These bind a plan's actions beside a fresh crawl (apply_actions): apply-gc ran them.
         assert name in request.getfixturevalue("loaded_by_apply")
+        return
+    if name.startswith("merge_"):
+        # These bind every shard's rows side by side (shard_*): merge ran them.
+        assert name in request.getfixturevalue("loaded_by_merge")
         return
     if name.startswith("diff_"):
         # These bind two snapshots side by side (schemas old and new): the diff ran them.

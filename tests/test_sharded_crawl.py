@@ -23,10 +23,14 @@ from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SNAPSHOT, EXIT_USAGE
 from regstat.shards import Shard, shard_of
 from regstat.snapshot import STORED_TABLES, digest_ids
-from support.components import MotoServer
+from support import images
+from support.acr_components import PopulatedAcr
+from support.components import REGION, MotoServer
+from support.ecr_accounts import Account, push_scenario
 from support.crawls import REPO_ROOT
 from support.expected import Populated
 from support.s3_fault_proxy import S3FaultProxy
+from support.scenario import standard_scenario
 
 N = 3
 SCENARIO = REPO_ROOT / "tests" / "scenario_tree"
@@ -34,16 +38,16 @@ WHEN = ("id", "started_at", "finished_at", "regstat_version")
 _buckets = itertools.count()
 
 
-def run(*argv: str, code: int = EXIT_OK) -> str:
-    result = CliRunner().invoke(main, list(argv))
+def run(*argv: str, code: int = EXIT_OK, stdin: str | None = None) -> str:
+    result = CliRunner().invoke(main, list(argv), input=stdin)
     assert result.exit_code == code, f"exit {result.exit_code}, not {code}:\n{result.output}"
     return result.output
 
 
-def crawl_shards(source: str, directory: Path, *args: str, code: int = EXIT_OK) -> list[Path]:
+def crawl_shards(source: str, directory: Path, *args: str, code: int = EXIT_OK, stdin: str | None = None) -> list[Path]:
     shards = [directory / str(k) for k in range(1, N + 1)]
     for k, out in enumerate(shards, 1):
-        run("crawl", source, "-o", str(out), "--shard", f"{k}/{N}", "-q", *args, code=code)
+        run("crawl", source, "-o", str(out), "--shard", f"{k}/{N}", "-q", *args, code=code, stdin=stdin)
     return shards
 
 
@@ -63,10 +67,12 @@ def assert_same_snapshot(single: Path, merged: Path) -> None:
     assert {k: v for k, v in joined.items() if k not in WHEN} == {k: v for k, v in one.items() if k not in WHEN}
 
 
-def crawl_and_merge(source: str, tmp_path: Path, *args: str, code: int = EXIT_OK) -> tuple[Path, Path, list[Path]]:
+def crawl_and_merge(
+    source: str, tmp_path: Path, *args: str, code: int = EXIT_OK, stdin: str | None = None
+) -> tuple[Path, Path, list[Path]]:
     single, merged = tmp_path / "single", tmp_path / "merged"
-    run("crawl", source, "-o", str(single), "-q", *args, code=code)
-    shards = crawl_shards(source, tmp_path / "shards", *args, code=code if code != EXIT_OK else EXIT_OK)
+    run("crawl", source, "-o", str(single), "-q", *args, code=code, stdin=stdin)
+    shards = crawl_shards(source, tmp_path / "shards", *args, code=code, stdin=stdin)
     run("merge", *map(str, reversed(shards)), "-o", str(merged), "-q", code=code)
     assert_same_snapshot(single, merged)
     return single, merged, shards
@@ -152,6 +158,35 @@ def test_sharded_s3_tree_merges_into_the_single_crawl(moto_server: MotoServer, t
         _, merged, shards = crawl_and_merge(f"s3://{bucket}/reg", tmp_path, "--endpoint-url", proxy.endpoint_url)
     assert all(stored_in(s) for s in shards)
     assert meta(merged)["source"]["driver"] == "s3"
+
+
+@pytest.mark.s3
+def test_sharded_ecr_crawl_merges_into_the_single_crawl(account: Account, tmp_path: Path) -> None:
+    push_scenario(account)
+    _, merged, shards = crawl_and_merge(f"ecr://{REGION}", tmp_path)
+    assert all(meta(s)["counts"]["repositories"] > 0 for s in shards)
+    assert meta(merged)["source"]["kind"] == "ecr"
+
+
+@pytest.mark.registry
+def test_sharded_acr_crawl_merges_into_the_single_crawl(
+    populated_acr: PopulatedAcr, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    standin = populated_acr.standin
+    login = ("--insecure", "--username", standin.admin_username, "--password-stdin")
+    _, merged, _ = crawl_and_merge(standin.source, tmp_path, *login, stdin=standin.admin_password + "\n")
+    assert meta(merged)["source"]["kind"] == "acr" and meta(merged)["complete"]
+
+
+def test_sharded_oci_layout_is_listed_by_its_repositorys_shard(tmp_path: Path) -> None:
+    scenario = standard_scenario()
+    layout = images.write_oci_layout(tmp_path / "layout", {"alpine": scenario.alpine, "cli": scenario.cli_index})
+    _, merged, shards = crawl_and_merge(f"oci:{layout}", tmp_path)
+    home = shard_of("layout", N)
+    assert [bool(stored_in(s)) for s in shards] == [k == home for k in range(1, N + 1)]
+    assert [meta(s)["counts"]["repositories"] for s in shards] == [int(k == home) for k in range(1, N + 1)]
+    assert meta(merged)["complete"]
 
 
 def test_errors_of_every_shard_are_merged_once(tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ def test_a_repository_is_in_one_shard_by_a_hash_of_its_name() -> None:
             assert holders == [shard_of(name, count)]
     # The documented hash (docs/scale.md), whatever the machine or the Python: SHA-256 of the
     # UTF-8 name, its first 8 bytes big-endian, modulo N.
-    digest = hashlib.sha256("apps/api".encode()).digest()
+    digest = hashlib.sha256(b"apps/api").digest()
     assert shard_of("apps/api", 5) == int.from_bytes(digest[:8], "big") % 5 + 1
     assert sorted({shard_of(n, 3) for n in names}) == [1, 2, 3]
 

@@ -18,6 +18,13 @@ from ..progress import Progress
 from ..render import human_bytes, safe_text
 from ..snapshot import Snapshot
 from ..snapshot.history import Retention
+from ..snapshot.object_store import (
+    check_upload_target,
+    is_object_url,
+    local_staging,
+    remove_staging,
+    upload_snapshot,
+)
 from .edge import count, interrupted, note
 from ..shards import Shard
 from .options import SHARD, command, quiet_option, read_password, repository_option, source_options
@@ -26,7 +33,8 @@ from .options import SHARD, command, quiet_option, read_password, repository_opt
 @command("crawl")
 @click.argument("source")
 @click.option("-o", "--output", metavar="DIR",
-              help="Snapshot directory to create (must not exist; never inside a snapshot or a local SOURCE).")
+              help="Snapshot directory to create (must not exist; never inside a snapshot or a local SOURCE), "
+              "or s3://BUCKET/PREFIX: written locally, then uploaded with snapshot.json last.")
 @click.option("--into", metavar="HISTORY",
               help="Instead of --output: write the snapshot into the history HISTORY as HISTORY/<UTC time>/ "
               "and point HISTORY/latest at it.")
@@ -161,6 +169,21 @@ def crawl_command(
     --json summary counts manifests_read and manifests_reused. With --resume, give the same
     --previous as the interrupted crawl.
 
+    With --shard K/N the crawl reads shard K of N only: the repositories whose name hashes to
+    K (SHA-256 of the name, so the same on every machine) and, on a storage tree, the K-th
+    range of the blobs/ prefix directories. Run K = 1 to N on N machines and join the shards
+    with regstat merge: the merged snapshot equals one crawl's. A shard alone is partial,
+    and says it cannot see unreferenced blobs (it lists blobs other shards' repositories
+    may reference). --shard does not combine with --into.
+
+    -o s3://BUCKET/PREFIX writes the snapshot on local disk (in the temporary directory),
+    then uploads it with snapshot.json last, and removes the local copy: a prefix without
+    snapshot.json (an upload under way, or one that died) is no snapshot to any reader. An
+    existing prefix is refused unless --force. The upload uses --endpoint-url when given,
+    else AWS_ENDPOINT_URL, and boto3's credentials. Every command taking SNAPSHOT reads
+    s3://BUCKET/PREFIX too (downloading it). --resume finds an interrupted crawl to the same
+    URL on the same machine.
+
     \b
     Examples:
       regstat crawl /var/lib/registry -o snap-$(date +%F)
@@ -174,8 +197,13 @@ def crawl_command(
       regstat crawl /var/lib/registry --into /srv/regstat/history --retain 30d --quiet
       regstat crawl /var/lib/registry --into /srv/regstat/history --resume
       regstat crawl s3://my-bucket/registry -o shard-2 --shard 2/3   # on the 2nd of 3 machines
+      regstat crawl /var/lib/registry -o s3://snapshots/registry/$(date +%F)
     """
     retention = _check_destination(output, into, retain, force)
+    remote = output if output and is_object_url(output) else None
+    if remote:
+        check_upload_target(remote, endpoint_url=endpoint_url, force=force)
+        output = str(local_staging(remote))  # the same for the same URL: --resume finds it
     if shard and into:
         raise click.UsageError("--shard writes one shard to --output DIR; a history holds whole snapshots "
                                "(regstat merge the shards, then keep the merged snapshot)")
@@ -195,7 +223,7 @@ def crawl_command(
         repositories=repositories,
         shard=shard,
         endpoint_url=endpoint_url,
-        force=force,
+        force=force or remote is not None,  # the local copy is regstat's own
         resume=resume,
         previous=previous,
         progress=reporter,
@@ -222,7 +250,13 @@ def crawl_command(
         if removed:
             note(quiet, f"--retain {retain}: removed {count(len(removed), 'older snapshot')} "
                  f"({', '.join(p.name for p in removed)})")
-        _summarise(result, reporter, as_json, quiet)
+        try:
+            if remote:
+                upload_snapshot(result.path, remote, endpoint_url=endpoint_url, force=force)
+            _summarise(result, reporter, as_json, quiet, shown=remote)
+        finally:
+            if remote:
+                remove_staging(result.path)
 
 
 def _check_destination(output: str | None, into: str | None, retain: str | None,
@@ -244,9 +278,12 @@ def _check_destination(output: str | None, into: str | None, retain: str | None,
         raise click.BadParameter(str(e), param_hint="--retain") from None
 
 
-def _summarise(result: CrawlResult, reporter: Progress, as_json: bool, quiet: bool) -> NoReturn:
-    """Print a finished crawl's one-line summary (and --json) and exit with its status."""
+def _summarise(result: CrawlResult, reporter: Progress, as_json: bool, quiet: bool,
+               shown: str | None = None) -> NoReturn:
+    """Print a finished crawl's one-line summary (and --json) and exit with its status;
+    `shown`: where the snapshot went, when not result.path (an upload)."""
     info = result.info
+    where = shown or str(result.path)
     counts = info.counts
     state = "complete" if info.complete else ("partial" if not info.errors else "INCOMPLETE")
     summary = ", ".join(
@@ -262,18 +299,18 @@ def _summarise(result: CrawlResult, reporter: Progress, as_json: bool, quiet: bo
     summary += f", {human_bytes(stored)} stored" if stored else ""
     resumed = f" (resumed: {result.stats.get('jobs_reused', 0):,} jobs kept)" if result.stats.get("resumed") else ""
     if not quiet or info.errors:  # a snapshot with errors is something that went wrong
-        click.echo(f"regstat: {state} snapshot {result.path}: {summary} in {reporter.elapsed:.1f}s{resumed}", err=True)
+        click.echo(f"regstat: {state} snapshot {where}: {summary} in {reporter.elapsed:.1f}s{resumed}", err=True)
     if info.errors:
         for error in info.errors[:5]:
             # Names come from the registry: escape control characters before a terminal sees them.
             click.echo("  " + safe_text(f"{error.kind}: {error.repository or '-'}: {error.path}: "
                                         f"{error.message}"), err=True)
         if len(info.errors) > 5:
-            click.echo(f"  ... and {len(info.errors) - 5:,} more in {result.path}/snapshot.json", err=True)
+            click.echo(f"  ... and {len(info.errors) - 5:,} more in {where}/snapshot.json", err=True)
     if as_json:
         doc = info.to_json()
         json_summary = {k: doc[k] for k in ("id", "complete", "partial", "counts", "incomplete_repositories")}
-        json_summary["path"] = str(result.path)
+        json_summary["path"] = where
         json_summary["errors"] = len(info.errors)
         json_summary["resumed_at"] = doc["resumed_at"]
         # Read, and taken from --previous instead, by this process (a resumed crawl: since the resume).

@@ -15,6 +15,7 @@ from ..sources.acr.entra import KINDS as AZURE_CREDENTIALS
 from ..shards import Shard
 from ..sizes import parse_size
 from ..snapshot import Snapshot, history
+from ..snapshot.object_store import download_snapshot, is_object_url
 from .edge import Command
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -126,5 +127,8 @@ def read_password(username: str | None, password_stdin: bool) -> str | None:
     return sys.stdin.readline().rstrip("\r\n") if password_stdin else None
 def open_snapshot(text: str) -> Snapshot:
     """SNAPSHOT as every command takes it: a snapshot directory, a history (its latest
-    snapshot) or a selector in one (HISTORY@-1, HISTORY@2026-12-01); regstat.snapshot.history."""
+    snapshot) or a selector in one (HISTORY@-1, HISTORY@2026-12-01; regstat.snapshot.history),
+    or s3://BUCKET/PREFIX, downloaded (regstat.snapshot.object_store)."""
+    if is_object_url(text):
+        return Snapshot.open(download_snapshot(text))
     return Snapshot.open(history.resolve(text))

@@ -121,6 +121,12 @@ def test_crawl_refuses_a_shard_that_is_not_k_of_n(text: str, tmp_path: Path) -> 
     assert not (tmp_path / "s").exists()
 
 
+def test_a_shard_is_not_written_into_a_history(tmp_path: Path) -> None:
+    out = run("crawl", str(SCENARIO), "--into", str(tmp_path / "history"), "--shard", "1/3", code=EXIT_USAGE)
+    assert "a history holds whole snapshots" in out
+    assert not (tmp_path / "history").exists()
+
+
 # --- shards merged equal one crawl --------------------------------------------------------
 
 

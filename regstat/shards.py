@@ -57,6 +57,11 @@ class Shard:
         until = None if self.index == self.count else bound(self.index)
         return after, until
 
+    @property
+    def span(self) -> tuple[float, float]:
+        """Where blob_range starts and ends in the hex space of digests, from 0 to 1."""
+        return (self.index - 1) * 256 // self.count / 256, self.index * 256 // self.count / 256
+
     def holds_path(self, prefix: str, path: str) -> bool:
         """Whether `path` (a blob prefix directory or a key under `prefix`) is in blob_range."""
         after, until = self.blob_range(prefix)

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SNAPSHOT, EXIT_USAGE
 from regstat.shards import Shard, shard_of
+from regstat.sources.storage_tree import jobs as storage_jobs
 from regstat.snapshot import STORED_TABLES, digest_ids
 from support import images
 from support.acr_components import PopulatedAcr
@@ -159,13 +160,27 @@ def test_sharded_registry_api_crawl_merges_into_the_single_crawl(populated_fs: P
 
 
 @pytest.mark.s3
-def test_sharded_s3_tree_merges_into_the_single_crawl(moto_server: MotoServer, tmp_path: Path) -> None:
-    # Pages of 3 keys: a shard's blob range takes several pages, its last running past its end.
+def test_sharded_s3_tree_merges_into_the_single_crawl(
+    moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of 3 keys and ranges of ~2: a shard's blob range is listed in several ranges of
+    # several pages, the last page of each running past its end.
+    monkeypatch.setattr(storage_jobs, "KEYS_PER_RANGE", 2)
     bucket = f"shards-{next(_buckets)}"
     moto_server.upload_tree(bucket, SCENARIO, "reg")
+    source = f"s3://{bucket}/reg"
+    single = tmp_path / "single"
     with S3FaultProxy(moto_server.endpoint_url, page_size=3) as proxy:
-        _, merged, shards = crawl_and_merge(f"s3://{bucket}/reg", tmp_path, "--endpoint-url", proxy.endpoint_url)
+        run("crawl", source, "-o", str(single), "-q", "--endpoint-url", proxy.endpoint_url)
+        proxy.log.clear()  # the shards' requests only
+        shards = crawl_shards(source, tmp_path / "shards", "--endpoint-url", proxy.endpoint_url)
+    run("merge", *map(str, shards), "-o", str(tmp_path / "merged"), "-q")
+    assert_same_snapshot(single, tmp_path / "merged")
     assert all(stored_in(s) for s in shards)
+    starts = {r.query["start-after"] for r, _ in proxy.log
+              if r.is_listing and r.target == "reg/docker/registry/v2/blobs/sha256/" and "start-after" in r.query}
+    assert len(starts) > 2 * N, starts  # ranges within shards, not one chain of pages each
+    merged = tmp_path / "merged"
     assert meta(merged)["source"]["driver"] == "s3"
 
 

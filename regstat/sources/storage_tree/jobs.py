@@ -90,7 +90,9 @@ def plan_storage_layout(storage: Storage, selection: Selection, verify_links: bo
     for algorithm in directories("blobs"):
         prefix = f"blobs/{algorithm}"
         if isinstance(storage, PagedStorage):
-            result.jobs.append(_list_blobs_job(storage, prefix, selection))
+            cut = selection.shard  # None: all of it
+            result.jobs.append((list_blobs, (storage, prefix, *cut.blob_range(prefix), *cut.span) if cut
+                                else (storage, prefix)))
             continue
         for shard in directories(prefix):
             if selection.lists_blobs(prefix, f"{prefix}/{shard}"):
@@ -159,33 +161,38 @@ KEYS_PER_RANGE = 900  # expected; a page holds 1,000, so most ranges take one re
 MAX_RANGES = 4096  # per job listing; more would be jobs the crawl queues and journals for nothing
 
 
-def list_blobs(storage: PagedStorage, prefix: str) -> JobResult:
-    """Stored blobs under `blobs/<alg>`: its first listing page, then the rest in ranges."""
+def list_blobs(storage: PagedStorage, prefix: str, after: str = "", until: str | None = None,
+               start: float = 0.0, end: float = 1.0) -> JobResult:
+    """Stored blobs under `blobs/<alg>` (past the path `after`, up to `until`: a --shard's
+    range, from `start` to `end` of the hex space): its first listing page, then the rest in ranges."""
     try:
-        entries, more = storage.list_page(prefix)
+        entries, more = storage.list_page(prefix, after)
     except OSError as e:
         return _cannot_list(prefix, e)
+    if until is not None and entries and entries[-1].path > until:
+        entries, more = [e for e in entries if e.path <= until], False
     result = _blobs(entries)
     if more:
-        # S3 may answer with an empty page that says more follow: then list from the start.
-        bounds = blob_ranges(prefix, entries[-1].path, len(entries)) if entries else [""]
-        for after, until in zip(bounds, [*bounds[1:], None], strict=True):
-            result.jobs.append((list_blob_range, (storage, prefix, after, until)))
+        # S3 may answer with an empty page that says more follow: then list from `after`.
+        bounds = blob_ranges(prefix, entries[-1].path, len(entries), start, end) if entries else [after]
+        for low, high in zip(bounds, [*bounds[1:], until], strict=True):
+            result.jobs.append((list_blob_range, (storage, prefix, low, high)))
     return result
 
 
-def blob_ranges(prefix: str, last: str, listed: int) -> list[str]:
+def blob_ranges(prefix: str, last: str, listed: int, start: float = 0.0, end: float = 1.0) -> list[str]:
     """Where the ranges of the rest of `prefix` start (each runs to the next one's start, the
-    last to the end), from the last path of a first page of `listed` keys: `last` first, then
+    last to the end), from the last path of a first page of `listed` keys that began at
+    `start` in the hex space (0 to 1), the listing ending at `end`: `last` first, then
     increasing paths past it."""
     position = _hex_position(prefix, last)
-    if position is None or position >= 1:
+    if position is None or position >= end:
         return [last]  # not a blob's path: the rest in one range
-    remaining = listed * (1 - position) / max(position, 1e-12)
+    remaining = listed * (end - position) / max(position - start, 1e-12)
     ranges = max(1, min(MAX_RANGES, round(remaining / KEYS_PER_RANGE)))
     bounds = [last]
     for i in range(1, ranges):
-        value = int((position + (1 - position) * i / ranges) * _HEX_SPACE)
+        value = int((position + (end - position) * i / ranges) * _HEX_SPACE)
         hex_ = f"{value:0{_HEX_DIGITS}x}"
         bound = f"{prefix}/{hex_[:2]}/{hex_}"
         if bound > bounds[-1]:
@@ -507,10 +514,3 @@ def _parse_started_at(content: bytes | OSError | None) -> datetime | None:
         return None
     return moment if moment.tzinfo else None
 
-
-def _list_blobs_job(storage: PagedStorage, prefix: str, selection: Selection) -> Job:
-    """The job listing `blobs/<alg>` on S3: all of it, or the one key range of a --shard."""
-    if selection.shard is None:
-        return list_blobs, (storage, prefix)
-    after, until = selection.shard.blob_range(prefix)
-    return list_blob_range, (storage, prefix, after, until)

@@ -145,10 +145,10 @@ class S3Storage:
         for page in self._pages(key_prefix, start_after=start):
             yield [self._entry(obj) for obj in page.get("Contents", [])]
 
-    def list_page(self, prefix: str) -> tuple[list[Entry], bool]:
-        """The first page of `walk(prefix)`, and whether more follow."""
+    def list_page(self, prefix: str, after: str = "") -> tuple[list[Entry], bool]:
+        """The first page of `walk(prefix)` (past the path `after`), and whether more follow."""
         key_prefix = self._base + prefix.strip("/") + "/"
-        page = next(self._pages(key_prefix))
+        page = next(self._pages(key_prefix, start_after=self._base + after if after else ""))
         return [self._entry(obj) for obj in page.get("Contents", [])], bool(page.get("IsTruncated"))
 
     def _entry(self, obj: dict) -> Entry:

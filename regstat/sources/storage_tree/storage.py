@@ -83,8 +83,8 @@ class PagedStorage(Storage, Protocol):
     fit a page, and a listing resumed past any path, so that ranges of a large one (the
     blobs) can be listed in parallel. The crawl's jobs use it where the storage is one."""
 
-    def list_page(self, prefix: str) -> tuple[list[Entry], bool]:
-        """The first page of `walk(prefix)`, and whether more follow."""
+    def list_page(self, prefix: str, after: str = "") -> tuple[list[Entry], bool]:
+        """The first page of `walk(prefix)` (past the path `after`), and whether more follow."""
         ...
 
     def walk_pages(self, prefix: str, after: str | None = None) -> Generator[list[Entry], None, None]:

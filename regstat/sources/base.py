@@ -10,7 +10,7 @@ every source produces the same snapshot tables.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -78,6 +78,29 @@ class JobResult:
 
     def add(self, table: str, row: tuple) -> None:
         self.rows.setdefault(table, []).append(row)
+
+
+def index_children(parsed: ManifestResult) -> list[tuple[str, str | None]]:
+    """An index's children as (digest, platform); none for any other manifest."""
+    if not isinstance(parsed, Manifest):
+        return []
+    return [(d.digest, d.platform) for d in parsed.descriptors if d.role == "manifest"]
+
+
+def record_missing_children(
+    result: JobResult, repository: str, path: str, children: Iterable[tuple[str, str | None]],
+    listed: frozenset[str] | None,
+) -> None:
+    """A `missing_child` error for each index child (digest, platform) the repository does not
+    hold. `listed`: every digest of the repository; None when its listing was incomplete, and
+    then nothing is checked (a child missing from part of a listing may well be there)."""
+    if listed is None:
+        return
+    for digest, platform in children:
+        if digest not in listed:
+            named = f" ({platform})" if platform else ""
+            message = f"the index lists {digest}{named}, which {repository} does not hold"
+            result.errors.append(CrawlError(repository, path, "missing_child", message))
 
 
 def add_unselected(total: int | None, more: int | None) -> int | None:

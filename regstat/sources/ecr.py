@@ -37,9 +37,11 @@ import botocore.session
 
 from .. import __version__
 from ..errors import CrawlError, ManifestError, SourceError
-from ..model import Manifest, MediaType, digest_of, is_digest, parse_manifest, repository_selected
+from ..model import MediaType, digest_of, is_digest, parse_manifest, repository_selected
 from ..snapshot.info import Capabilities, SourceInfo
-from .base import CrawlOptions, Job, JobResult, ManifestResult, add_unselected
+from .base import (
+    CrawlOptions, Job, JobResult, ManifestResult, add_unselected, index_children, record_missing_children,
+)
 
 DEFAULT_CONCURRENCY = 8
 # Total attempts per call, the first included. Throttled calls back off rand × 2^i s (at most
@@ -320,12 +322,7 @@ def fetch_images(
             continue
         parsed = read_manifest(body.encode("utf-8"), image.digest)
         result.parsed.append(parsed)
-        if listed is not None and isinstance(parsed, Manifest):
-            for child in parsed.descriptors:
-                if child.role == "manifest" and child.digest not in listed:
-                    platform = f" ({child.platform})" if child.platform else ""
-                    message = f"the index lists {child.digest}{platform}, which {name} does not hold"
-                    result.errors.append(CrawlError(name, where, "missing_child", message))
+        record_missing_children(result, name, where, index_children(parsed), listed)
     return result
 
 

@@ -27,9 +27,9 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from ...errors import ApiProblem, CrawlError, SourceError
-from ...model import MAX_MANIFEST_BYTES, Manifest
+from ...model import MAX_MANIFEST_BYTES
 from ...snapshot.info import Capabilities, SourceInfo
-from ..base import CrawlOptions, Job, JobResult
+from ..base import CrawlOptions, Job, JobResult, index_children, record_missing_children
 from ..registry_api.auth import Authenticator
 from ..registry_api.client import RegistryClient, manifest_path, stored_form
 from ..registry_api.http import HttpClient
@@ -187,12 +187,7 @@ def fetch_acr_manifests(
             continue
         parsed = parse_or_record(stored_form(response.body), manifest.digest)  # checks the digest
         result.parsed.append(parsed)
-        if listed is not None and isinstance(parsed, Manifest):
-            for child in parsed.descriptors:
-                if child.role == "manifest" and child.digest not in listed:
-                    platform = f" ({child.platform})" if child.platform else ""
-                    message = f"the index lists {child.digest}{platform}, which {name} does not hold"
-                    result.errors.append(CrawlError(name, path, "missing_child", message))
+        record_missing_children(result, name, path, index_children(parsed), listed)
     result.items = client.take_requests()
     return result
 

@@ -40,8 +40,6 @@ class CrawlOptions:
     # An earlier snapshot of the same source whose manifests need not be read again
     # (regstat.crawl.reuse); one that cannot be trusted is ignored with a warning.
     previous: str | None = None
-    # `previous` is the --into history's latest, not given: a source that cannot reuse it says nothing
-    previous_by_default: bool = False
     warn: Callable[[str], None] = field(default=warn_on_stderr, repr=False, compare=False)
     # storage layouts
     endpoint_url: str | None = None
@@ -158,8 +156,8 @@ class ListsManifestBlobs(Protocol):
 
 @runtime_checkable
 class ReusesManifests(Protocol):
-    """A source whose jobs read manifests themselves (registry APIs): the crawl sets
-    `previous` before the first job, and the jobs put a digest they reused in
-    `JobResult.reused` instead of reading it, once the registry confirmed it holds it."""
+    """A source whose jobs read manifests themselves (registry APIs, ECR, ACR, OCI layouts):
+    the crawl sets `previous` before the first job, and the jobs put a digest they reused in
+    `JobResult.reused` instead of reading it, once the source confirmed it holds it."""
 
     previous: PreviousManifests | None

@@ -23,43 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from regstat.cli import main
 from regstat.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_SNAPSHOT
-from regstat.snapshot import TABLES, digest_ids
+from regstat.snapshot import digest_ids
 from support.components import MotoServer, Registry, isolated_env
+from support.crawls import assert_same_tables, json_crawl as crawl
 from support.s3_fault_proxy import S3FaultProxy, S3Request
 
 SCENARIO = Path(__file__).resolve().parent / "scenario_tree"
 NAMES = json.loads((SCENARIO / "EXPECTED.json").read_text())["names"]
 V2 = "docker/registry/v2"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def crawl(source: str, out: Path, *args: str) -> tuple[int, dict[str, Any], str]:
-    result = CliRunner().invoke(main, ["crawl", source, "-o", str(out), "--json", *args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.stderr, result.stderr
-    summary = json.loads(result.stdout) if result.stdout.strip() else {}
-    return result.exit_code, summary, result.stderr
-
-
-def snapshot_tables(snapshot: Path) -> dict[str, Any]:
-    """Every table as readers see it, rows sorted, and snapshot.json's errors and counts."""
-    out: dict[str, Any] = {}
-    for name in TABLES:
-        rows = digest_ids.read(snapshot, name).to_pylist()
-        out[name] = sorted(rows, key=lambda r: json.dumps(r, default=str, sort_keys=True))
-    meta = json.loads((snapshot / "snapshot.json").read_text())
-    out["errors"], out["counts"] = meta["errors"], meta["counts"]
-    return out
-
-
-def assert_same_tables(incremental: Path, fresh: Path) -> None:
-    got, want = snapshot_tables(incremental), snapshot_tables(fresh)
-    for name in want:
-        assert got[name] == want[name], f"table {name} differs from a fresh crawl's"
 
 
 # --- the registry states, as a registry's own writes leave its storage tree ------------------------

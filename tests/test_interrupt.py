@@ -32,6 +32,26 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _wait_inside_the_statement(process: subprocess.Popen) -> None:
+    """Until DuckDB computes the endless statement: the command's threads have started (the
+    main one, the command's worker, DuckDB's), then the process burned a CPU second more.
+    Not a fixed sleep: start-up takes seconds more on a loaded machine, and a SIGINT during
+    the imports tests nothing of the statement."""
+    deadline = time.monotonic() + 120
+    while len(os.listdir(f"/proc/{process.pid}/task")) < 3:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    started = _cpu_seconds(process.pid)
+    while _cpu_seconds(process.pid) < started + 1:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+
+
 def test_sigint_stops_a_long_query(tmp_path: Path) -> None:
     snapshot = tmp_path / "snap"
     result = CliRunner().invoke(main, ["crawl", str(SCENARIO_TREE), "--output", str(snapshot)])
@@ -44,8 +64,7 @@ def test_sigint_stops_a_long_query(tmp_path: Path) -> None:
         preexec_fn=_default_sigint, env={**os.environ, "TMPDIR": str(spill)},
     )
     try:
-        time.sleep(3)  # past start-up, inside the statement
-        assert process.poll() is None, process.communicate()
+        _wait_inside_the_statement(process)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:

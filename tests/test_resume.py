@@ -207,6 +207,7 @@ def test_resume_refuses_what_it_cannot_continue(tree: Path, tmp_path: Path) -> N
 
 def test_jobs_of_every_source_round_trip_through_the_journal() -> None:
     """ECR and OCI layout jobs carry dataclasses, tuples and frozensets; the journal keeps them."""
+    from regstat.snapshot.previous import PreviousManifests
     from regstat.sources.ecr import EcrApi, EcrSource, ListedImage, fetch_images
     from regstat.sources.oci_layout import LayoutIndex, crawl_layout
 
@@ -214,13 +215,16 @@ def test_jobs_of_every_source_round_trip_through_the_journal() -> None:
     source = EcrSource(api, None, None, Selection(("team/*",)))
     images = (ListedImage("sha256:" + "a" * 64, ("v1", "v2"), 1, None, "ACTIVE"),)
     listed = frozenset(f"sha256:{i:064x}" for i in range(100))  # one repository's listing
-    jobs = [(fetch_images, (api, "team/app", images[i:], listed)) for i in range(2)]
+    # An incremental crawl's previous snapshot is the source's: named, never written out.
+    source.previous = PreviousManifests(Path("/snaps/yesterday"), None, {images[0].digest: 120}, {})
+    jobs = [(fetch_images, (api, "team/app", images[i:], listed, source.previous)) for i in range(2)]
     codec = JobCodec(source)
     encoded = json.loads(json.dumps([codec.encode(job) for job in jobs]))
     values = json.loads(json.dumps(codec.take_values()))
     assert len(values) == 1 and "sha256:" not in json.dumps(encoded).replace(images[0].digest, "")  # written once
+    assert encoded[0]["args"][4] == {"resource": "previous"}
     decoded = [JobCodec(source, values=values).decode(form) for form in encoded]
-    assert decoded == jobs and decoded[0][1][0] is api
+    assert decoded == jobs and decoded[0][1][0] is api and decoded[0][1][4] is source.previous
     index = LayoutIndex(("sha256:" + "b" * 64,), (("latest", "sha256:" + "b" * 64),), 5)
     job = (crawl_layout, ("/srv/layout", "tools/cli", None, index))
     assert codec.decode(json.loads(json.dumps(codec.encode(job)))) == job

@@ -28,9 +28,10 @@ from urllib.parse import quote
 from ..errors import ApiProblem
 from ..sources.acr.listing import acr_path, locked, metadata_scope
 from ..sources.registry_api.client import RegistryClient, manifest_path
-from .registry_api import delete_scope
+from ..sources.registry_api.http import Response
+from .registry_api import send_delete
 from .tag_rules import kept_tags
-from .target import DELETED, FAILED, GONE, SKIPPED, Action, Live, LiveCheckError, Outcome, Planned
+from .target import FAILED, GONE, SKIPPED, Action, Live, LiveCheckError, Outcome, Planned
 
 LOCKED = "locked"
 
@@ -102,18 +103,7 @@ class AcrTarget:
             path = acr_path(repository, "_tags") + "/" + quote(action.tag or "", safe="")
         else:
             path = manifest_path(repository, action.digest or "")
-        try:
-            response = self.client.call("DELETE", path, delete_scope(repository), path)
-        except ApiProblem as p:
-            return Outcome(FAILED, p.kind, p.message)
-        if response.status in (200, 202):
-            return Outcome(DELETED)
-        if response.status == 404:
-            return Outcome(GONE)
-        problem = self.client.problem(response, path)
-        if response.status == 405:  # ACR's answer for a locked item (acr purge skips it too)
-            return Outcome(SKIPPED, LOCKED, f"ACR refused the deletion: {problem.message}")
-        return Outcome(FAILED, f"http_{response.status}", problem.message)
+        return send_delete(self.client, repository, path, _refused)
 
     def _attributes(self, repository: str, kind: str = "", reference: str = "") -> dict | None:
         """`GET /acr/v1/{name}[/{kind}/{reference}]` as JSON; None on 404 (gone)."""
@@ -134,6 +124,12 @@ class AcrTarget:
         if not isinstance(document, dict):
             raise LiveCheckError("invalid_response", f"{path}: the answer is not a JSON object")
         return document
+
+
+def _refused(response: Response, problem: ApiProblem) -> Outcome:
+    if response.status == 405:  # ACR's answer for a locked item (acr purge skips it too)
+        return Outcome(SKIPPED, LOCKED, f"ACR refused the deletion: {problem.message}")
+    return Outcome(FAILED, f"http_{response.status}", problem.message)
 
 
 def _entry(document: dict, key: str) -> dict:

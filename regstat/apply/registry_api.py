@@ -24,7 +24,7 @@ UNSUPPORTED, recorded as `delete_disabled`.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
 from ..errors import ApiProblem
@@ -47,6 +47,22 @@ _NO_HEAD = (400, 405, 501)
 
 def delete_scope(name: str) -> str:
     return f"repository:{name}:delete"
+
+
+def send_delete(
+    client: RegistryClient, repository: str, path: str, refused: Callable[[Response, ApiProblem], Outcome],
+) -> Outcome:
+    """DELETE `path`: deleted on 200 or 202, gone on 404 (also after a lost answer, so retrying is
+    safe), failed when no answer came; any other answer is for `refused` to name."""
+    try:
+        response = client.call("DELETE", path, delete_scope(repository), path)
+    except ApiProblem as p:
+        return Outcome(FAILED, p.kind, p.message)
+    if response.status in (200, 202):
+        return Outcome(DELETED)
+    if response.status == 404:
+        return Outcome(GONE)
+    return refused(response, client.problem(response, path))
 
 
 def referrer_tag_of(tag: str, digest: str) -> bool:
@@ -127,22 +143,16 @@ class RegistryApiTarget:
         repository = action.repository or ""
         tag_alone = action.kind == "delete_tag"
         reference = (action.tag if tag_alone else action.digest) or ""
-        path = manifest_path(repository, reference)
-        try:
-            response = self.client.call("DELETE", path, delete_scope(repository), path)
-        except ApiProblem as p:
-            return Outcome(FAILED, p.kind, p.message)
-        if response.status in (200, 202):
-            return Outcome(DELETED)
-        if response.status == 404:
-            return Outcome(GONE)
-        problem = self.client.problem(response, path)
-        if tag_alone and response.status in _REFUSES_TAGS:
-            self.tag_delete, self.tag_delete_answer = False, _answer(response, problem)
-            return Outcome(SKIPPED, TAG_DELETE_UNSUPPORTED, f"the registry refused: {problem.message}")
-        if problem.code == "UNSUPPORTED" or response.status == 405:
-            return Outcome(FAILED, "delete_disabled", f"the registry does not allow deletion: {problem.message}")
-        return Outcome(FAILED, f"http_{response.status}", problem.message)
+
+        def refused(response: Response, problem: ApiProblem) -> Outcome:
+            if tag_alone and response.status in _REFUSES_TAGS:
+                self.tag_delete, self.tag_delete_answer = False, _answer(response, problem)
+                return Outcome(SKIPPED, TAG_DELETE_UNSUPPORTED, f"the registry refused: {problem.message}")
+            if problem.code == "UNSUPPORTED" or response.status == 405:
+                return Outcome(FAILED, "delete_disabled", f"the registry does not allow deletion: {problem.message}")
+            return Outcome(FAILED, f"http_{response.status}", problem.message)
+
+        return send_delete(self.client, repository, manifest_path(repository, reference), refused)
 
     def _tags_deletable(self, repository: str) -> bool:
         """Ask once (per target) whether tags can be deleted alone: DELETE a tag that is not there."""

@@ -161,12 +161,13 @@ def crawl_command(
     links, catalogs) but not the manifests SNAP parsed: a manifest's digest names its body for
     good, so SNAP's rows for it are copied. A reused manifest is still checked against this
     crawl: on a storage tree its blob must be listed now at the size SNAP recorded, on a
-    registry API a HEAD of it must answer with its digest and that size; otherwise it is read
-    (a vanished one is recorded as a fresh read records it). Manifests SNAP recorded as
-    missing, invalid or unreadable are read. SNAP must be a finished snapshot of this SOURCE
-    in this schema version; any other (damaged, another source, another version) is ignored
-    with a warning and every manifest is read. ECR and OCI layouts read every manifest. The
-    --json summary counts manifests_read and manifests_reused. With --resume, give the same
+    registry API a HEAD of it must answer with its digest and that size, on ECR and ACR this
+    crawl's listing of the repository's manifests must name it, in an OCI layout its blob file
+    must have that size; otherwise it is read (a vanished one is recorded as a fresh read
+    records it). Manifests SNAP recorded as missing, invalid or unreadable are read. SNAP must
+    be a finished snapshot of this SOURCE in this schema version; any other (damaged, another
+    source, another version) is ignored with a warning and every manifest is read. The --json
+    summary counts manifests_read and manifests_reused. With --resume, give the same
     --previous as the interrupted crawl.
 
     With --shard K/N the crawl reads shard K of N only: the repositories whose name hashes to

@@ -52,7 +52,7 @@ def crawl_into(source: str, output: Path, options: CrawlOptions,
     if options.previous is None:
         before = _resumed_previous(output) if options.resume else history.latest(directory)
         if before is not None:
-            options = replace(options, previous=str(before), previous_by_default=True)
+            options = replace(options, previous=str(before))
     result = crawl(source, str(output), options)
     history.point_latest(directory, result.path)
     removed = history.retain(directory, retention, keep=result.path, now=utc_now()) if retention else []

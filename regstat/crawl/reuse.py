@@ -3,12 +3,14 @@
 A source's listings (tags, revisions, blobs, links) are always read fresh; only a manifest's
 body, which its digest names for good, is taken from the previous snapshot
 (regstat.snapshot.previous) instead of read, and only once this crawl has confirmed the
-source still holds it, at the size recorded: storage trees by their fresh listing of blobs
-(`confirm_by_listing`), registry APIs by a HEAD of the manifest (their jobs, which put such
-digests in `JobResult.reused`). The crawl stages each reused digest in `reused_manifests`
-(journaled like any staging rows, so `--resume` keeps them); before assembling,
-`stage_reused` copies their `manifest_info` and `manifest_descriptors` rows from the previous
-snapshot, as a fresh parse would have staged them.
+source still holds it: storage trees by their fresh listing of blobs at the size recorded
+(`confirm_by_listing`); registry APIs by a HEAD answering the digest and that size; ECR
+and ACR by their fresh listings of manifests naming the digest; OCI layouts by the
+manifest's blob file having that size (these sources' jobs put such digests in
+`JobResult.reused`). The crawl stages each reused digest in `reused_manifests` (journaled
+like any staging rows, so `--resume` keeps them); before assembling, `stage_reused` copies
+their `manifest_info` and `manifest_descriptors` rows from the previous snapshot, as a fresh
+parse would have staged them.
 """
 
 from __future__ import annotations
@@ -37,13 +39,10 @@ _SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER
 
 
 def previous_for(source: Source, options: CrawlOptions) -> PreviousManifests | None:
-    """The previous snapshot `options.previous` names, if this source can reuse it and it can
-    be trusted; else None, with a one-line warning when one was given and is ignored."""
+    """The previous snapshot `options.previous` names, if it can be trusted; else None, with a
+    one-line warning. Every source reuses it: storage trees by their blob listing, the others
+    in their own jobs (`ReusesManifests`), which get it here."""
     if options.previous is None:
-        return None
-    if not isinstance(source, (ListsManifestBlobs, ReusesManifests)):
-        if not options.previous_by_default:
-            options.warn(f"--previous ignored: a {source.describe().kind} crawl reads every manifest")
         return None
     try:
         previous = open_previous(options.previous, source.describe())

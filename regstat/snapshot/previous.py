@@ -36,13 +36,18 @@ class PreviousManifests:
     path: Path
     snapshot_id: str | None
     sizes: dict[str, int] = field(repr=False)
-    children: dict[str, tuple[str, ...]] = field(repr=False)  # only manifests that have any
+    # Index children as (digest, platform), in order; only manifests that have any.
+    children: dict[str, tuple[tuple[str, str | None], ...]] = field(repr=False)
 
     def size(self, digest: str) -> int | None:
         """The stored size of a reusable manifest; None: not reusable (read it)."""
         return self.sizes.get(digest)
 
     def children_of(self, digest: str) -> tuple[str, ...]:
+        return tuple(child for child, _ in self.children.get(digest, ()))
+
+    def index_children(self, digest: str) -> tuple[tuple[str, str | None], ...]:
+        """An index's children as (digest, platform), as `sources.base.index_children` gives them."""
         return self.children.get(digest, ())
 
     def __len__(self) -> int:
@@ -72,9 +77,9 @@ def open_previous(path: str | Path, source: SourceInfo) -> PreviousManifests:
             glob = quote(snapshot.table_glob(name))
             con.execute(f"CREATE VIEW previous_{name} AS SELECT * FROM read_parquet('{glob}')")
         sizes = dict(con.execute(queries.load("previous_manifest_sizes")).fetchall())
-        listed: dict[str, list[str]] = {}
-        for digest, _position, child in con.execute(queries.load("previous_manifest_children")).fetchall():
-            listed.setdefault(digest, []).append(child)  # in position order
+        listed: dict[str, list[tuple[str, str | None]]] = {}
+        for digest, _position, child, platform in con.execute(queries.load("previous_manifest_children")).fetchall():
+            listed.setdefault(digest, []).append((child, platform))  # in position order
         children = {digest: tuple(each) for digest, each in listed.items()}
     except duckdb.Error as e:
         raise PreviousUnusable(f"{path}: unreadable ({str(e).splitlines()[0]})") from None

@@ -10,7 +10,7 @@ every source produces the same snapshot tables.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -42,8 +42,6 @@ class CrawlOptions:
     # An earlier snapshot of the same source whose manifests need not be read again
     # (regstat.crawl.reuse); one that cannot be trusted is ignored with a warning.
     previous: str | None = None
-    # `previous` is the --into history's latest, not given: a source that cannot reuse it says nothing
-    previous_by_default: bool = False
     warn: Callable[[str], None] = field(default=warn_on_stderr, repr=False, compare=False)
     # storage layouts
     endpoint_url: str | None = None
@@ -80,6 +78,29 @@ class JobResult:
 
     def add(self, table: str, row: tuple) -> None:
         self.rows.setdefault(table, []).append(row)
+
+
+def index_children(parsed: ManifestResult) -> list[tuple[str, str | None]]:
+    """An index's children as (digest, platform); none for any other manifest."""
+    if not isinstance(parsed, Manifest):
+        return []
+    return [(d.digest, d.platform) for d in parsed.descriptors if d.role == "manifest"]
+
+
+def record_missing_children(
+    result: JobResult, repository: str, path: str, children: Iterable[tuple[str, str | None]],
+    listed: frozenset[str] | None,
+) -> None:
+    """A `missing_child` error for each index child (digest, platform) the repository does not
+    hold. `listed`: every digest of the repository; None when its listing was incomplete, and
+    then nothing is checked (a child missing from part of a listing may well be there)."""
+    if listed is None:
+        return
+    for digest, platform in children:
+        if digest not in listed:
+            named = f" ({platform})" if platform else ""
+            message = f"the index lists {digest}{named}, which {repository} does not hold"
+            result.errors.append(CrawlError(repository, path, "missing_child", message))
 
 
 def add_unselected(total: int | None, more: int | None) -> int | None:
@@ -137,8 +158,8 @@ class ListsManifestBlobs(Protocol):
 
 @runtime_checkable
 class ReusesManifests(Protocol):
-    """A source whose jobs read manifests themselves (registry APIs): the crawl sets
-    `previous` before the first job, and the jobs put a digest they reused in
-    `JobResult.reused` instead of reading it, once the registry confirmed it holds it."""
+    """A source whose jobs read manifests themselves (registry APIs, ECR, ACR, OCI layouts):
+    the crawl sets `previous` before the first job, and the jobs put a digest they reused in
+    `JobResult.reused` instead of reading it, once the source confirmed it holds it."""
 
     previous: PreviousManifests | None

@@ -16,6 +16,11 @@ profile's `max_attempts` does); what still fails is recorded against its reposit
 Jobs: `plan_ecr` lists repositories; `list_repository` lists one repository's images;
 `fetch_images` reads up to 100 of them with one BatchGetImage and returns their rows, so a
 large repository is read by several threads and memory stays bounded by the batch.
+
+An incremental crawl (`previous`) asks BatchGetImage for no manifest the previous snapshot
+parsed that this crawl's DescribeImages lists as served: ECR names each image by the digest
+of the manifest it stores, so the listing confirms the body, and its facts are reused. Tags,
+times and statuses always come from the fresh listing.
 """
 
 from __future__ import annotations
@@ -37,10 +42,13 @@ import botocore.session
 
 from .. import __version__
 from ..errors import CrawlError, ManifestError, SourceError
-from ..model import Manifest, MediaType, digest_of, is_digest, parse_manifest
+from ..model import MediaType, digest_of, is_digest, parse_manifest
 from ..shards import Selection
 from ..snapshot.info import Capabilities, SourceInfo
-from .base import CrawlOptions, Job, JobResult, ManifestResult, add_unselected
+from ..snapshot.previous import PreviousManifests
+from .base import (
+    CrawlOptions, Job, JobResult, ManifestResult, add_unselected, index_children, record_missing_children,
+)
 
 DEFAULT_CONCURRENCY = 8
 # Total attempts per call, the first included. Throttled calls back off rand × 2^i s (at most
@@ -126,6 +134,7 @@ class EcrSource:
         self.registry_id = registry_id
         self.endpoint_url = endpoint_url
         self.selection = selection
+        self.previous: PreviousManifests | None = None  # set by an incremental crawl
 
     def describe(self) -> SourceInfo:
         return SourceInfo(kind="ecr", location=self.api.location, registry_id=self.registry_id,
@@ -135,7 +144,7 @@ class EcrSource:
         return CAPABILITIES
 
     def first_jobs(self) -> list[Job]:
-        return [(plan_ecr, (self.api, self.selection))]
+        return [(plan_ecr, (self.api, self.selection, self.previous))]
 
     def manifest_path(self, repository: str, digest: str) -> str:
         return image_path(repository, digest)
@@ -200,7 +209,7 @@ def _client(region: str, endpoint_url: str | None, concurrency: int) -> Any:
 # --- jobs ---------------------------------------------------------------------------------
 
 
-def plan_ecr(api: EcrApi, selection: Selection) -> JobResult:
+def plan_ecr(api: EcrApi, selection: Selection, previous: PreviousManifests | None = None) -> JobResult:
     """List the registry's repositories: one `list_repository` job per selected one."""
     result = JobResult()
     names = []
@@ -212,13 +221,13 @@ def plan_ecr(api: EcrApi, selection: Selection) -> JobResult:
         result.errors.append(CrawlError(None, api.location, "read_error", f"DescribeRepositories: {describe_error(e)}"))
     for name in sorted(set(names)):
         if selection.selects(name):
-            result.jobs.append((list_repository, (api, name)))
+            result.jobs.append((list_repository, (api, name, previous)))
         else:
             result.unselected = add_unselected(result.unselected, 1)
     return result
 
 
-def list_repository(api: EcrApi, name: str) -> JobResult:
+def list_repository(api: EcrApi, name: str, previous: PreviousManifests | None = None) -> JobResult:
     """List one repository's images, tagged and untagged, then read them in batches."""
     result = JobResult(repositories=[name])
     images: dict[str, ListedImage] = {}
@@ -242,7 +251,8 @@ def list_repository(api: EcrApi, name: str) -> JobResult:
     listed = frozenset(images) if complete else None
     ordered = [images[digest] for digest in sorted(images)]
     for start in range(0, len(ordered), BATCH_SIZE):
-        result.jobs.append((fetch_images, (api, name, tuple(ordered[start : start + BATCH_SIZE]), listed)))
+        batch = tuple(ordered[start : start + BATCH_SIZE])
+        result.jobs.append((fetch_images, (api, name, batch, listed, previous)))
     return result
 
 
@@ -275,13 +285,15 @@ def _add_listed(
 
 
 def fetch_images(
-    api: EcrApi, name: str, images: tuple[ListedImage, ...], listed: frozenset[str] | None
+    api: EcrApi, name: str, images: tuple[ListedImage, ...], listed: frozenset[str] | None,
+    previous: PreviousManifests | None = None,
 ) -> JobResult:
     """Read up to 100 listed images with one BatchGetImage; return their rows and manifests.
 
     An image gone by now is dropped with an `image_vanished` error; one ECR fails to return
     (or archived, which it would not) is kept, as `unreadable`. `listed`: every digest of the
     repository, to check index children against (None when the listing was incomplete).
+    A served image `previous` parsed is not read: its facts are reused (`result.reused`).
     """
     result = JobResult()
     # ECR serves no manifest of an archived image (nor of one being restored): present, but
@@ -291,7 +303,11 @@ def fetch_images(
         for i in images
         if i.status not in _SERVED
     }
-    readable = tuple(image for image in images if image.digest not in failures)
+    reused = {
+        i.digest for i in images
+        if previous is not None and i.digest not in failures and previous.size(i.digest) is not None
+    }
+    readable = tuple(image for image in images if image.digest not in failures and image.digest not in reused)
     bodies: dict[str, str] = {}
     try:
         if readable:
@@ -305,6 +321,11 @@ def fetch_images(
         failures.update((image.digest, f"BatchGetImage: {describe_error(e)}") for image in readable)
     for image in images:
         where = image_path(name, image.digest)
+        if previous is not None and image.digest in reused:
+            _rows(name, image, result)
+            result.reused.append(image.digest)
+            record_missing_children(result, name, where, previous.index_children(image.digest), listed)
+            continue
         body, failure = bodies.get(image.digest), failures.get(image.digest)
         if body is None and failure in (None, _NOT_FOUND):
             # Listed, then deleted before this read (or left out without a word: it is not
@@ -313,21 +334,21 @@ def fetch_images(
             message = f"listed, then gone before its manifest was read{tags}"
             result.errors.append(CrawlError(name, where, "image_vanished", message))
             continue
-        result.add("revisions", (name, image.digest, image.pushed_at_us, image.last_pulled_at_us, None, None))
-        for tag in image.tags:
-            result.add("tag_links", (name, tag, image.digest, None, None))
+        _rows(name, image, result)
         if body is None:
             result.parsed.append((image.digest, "unreadable", failure or "BatchGetImage failed"))
             continue
         parsed = read_manifest(body.encode("utf-8"), image.digest)
         result.parsed.append(parsed)
-        if listed is not None and isinstance(parsed, Manifest):
-            for child in parsed.descriptors:
-                if child.role == "manifest" and child.digest not in listed:
-                    platform = f" ({child.platform})" if child.platform else ""
-                    message = f"the index lists {child.digest}{platform}, which {name} does not hold"
-                    result.errors.append(CrawlError(name, where, "missing_child", message))
+        record_missing_children(result, name, where, index_children(parsed), listed)
     return result
+
+
+def _rows(name: str, image: ListedImage, result: JobResult) -> None:
+    """An image's revision and its tags, as the listing gives them."""
+    result.add("revisions", (name, image.digest, image.pushed_at_us, image.last_pulled_at_us, None, None))
+    for tag in image.tags:
+        result.add("tag_links", (name, tag, image.digest, None, None))
 
 
 def _batch_get_image(

@@ -17,6 +17,10 @@ A layout has no push or pull times and no per-repository links: `pushed_at` is a
 blob's modification time, a tag's `updated_at` is index.json's, and `repository_blobs` and
 `uploads` stay empty. Nothing is read through a symbolic link: every path is opened one
 component at a time with O_NOFOLLOW, so a link planted in the layout cannot lead outside it.
+
+An incremental crawl (`previous`) does not read a manifest blob the previous snapshot parsed
+when the blob is a regular file of the size it recorded: its facts (index children included)
+are reused. A blob missing or of another size is read, and recorded as a fresh read would.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ..errors import CrawlError, SourceError
 from ..model import MAX_MANIFEST_BYTES, Manifest, MediaType, is_digest
 from ..shards import Selection
 from ..snapshot.info import Capabilities, SourceInfo
+from ..snapshot.previous import PreviousManifests
 from .base import CrawlOptions, Job, JobResult, ManifestResult
 from .storage_tree.storage import read_fd
 from .storage_tree.jobs import parse_or_record
@@ -88,6 +93,7 @@ class OCILayoutSource:
         # Blobs belong to no repository: with --shard, the shard of the layout's one repository
         # lists them, so the merged shards hold each once.
         self.lists_blobs = self.selected or options.shard is None
+        self.previous: PreviousManifests | None = None  # set by an incremental crawl
 
     def describe(self) -> SourceInfo:
         return SourceInfo(kind="oci-layout", location=self.location, repository=self.name)
@@ -98,7 +104,7 @@ class OCILayoutSource:
     def first_jobs(self) -> list[Job]:
         jobs: list[Job] = [(list_blobs, (self.location, 0 if self.selected else 1, self.lists_blobs))]
         if self.selected:
-            jobs.append((crawl_layout, (self.location, self.name, self.name_problem, self.index)))
+            jobs.append((crawl_layout, (self.location, self.name, self.name_problem, self.index, self.previous)))
         return jobs
 
     def fetch_job(self, digests: list[str]) -> Job:
@@ -252,8 +258,11 @@ def list_blobs(location: str, unselected: int = 0, listed: bool = True) -> JobRe
     return result
 
 
-def crawl_layout(location: str, name: str, name_problem: str | None, index: LayoutIndex) -> JobResult:
-    """The repository: its tags, and the manifests index.json reaches, each read once."""
+def crawl_layout(
+    location: str, name: str, name_problem: str | None, index: LayoutIndex, previous: PreviousManifests | None = None
+) -> JobResult:
+    """The repository: its tags, and the manifests index.json reaches, each read once (or,
+    confirmed by its blob's size, reused from `previous`)."""
     result = JobResult(repositories=[name])
 
     def problem(path: str, kind: str, message: str) -> None:
@@ -269,14 +278,22 @@ def crawl_layout(location: str, name: str, name_problem: str | None, index: Layo
         result.add("roots", (name, digest))
     pushed: dict[str, int | None] = {}
 
-    def read(digest: str) -> ManifestResult:
+    def read(digest: str) -> ManifestResult | Reused:
+        if previous is not None and (size := previous.size(digest)) is not None:
+            modified_us = _stored_at_size(location, digest, size)
+            if modified_us is not None:
+                pushed[digest] = modified_us
+                return Reused(digest, previous.children_of(digest))
         parsed, pushed[digest] = read_manifest(location, digest)
         return parsed
 
     closure = close_over_indexes(index.roots, read)
     for digest, parsed in closure.manifests.items():
         result.add("revisions", (name, digest, pushed.get(digest), None, None, None))
-        result.parsed.append(parsed)
+        if isinstance(parsed, Reused):
+            result.reused.append(digest)
+        else:
+            result.parsed.append(parsed)
     for digest, message in closure.problems:
         problem(blob_path(digest), "invalid_manifest", message)
     result.items = len(closure.manifests) + 1
@@ -300,6 +317,30 @@ def read_manifest(location: str, digest: str) -> tuple[ManifestResult, int | Non
     return parsed, modified_us
 
 
+@dataclass(frozen=True)
+class Reused:
+    """A manifest taken from the previous snapshot instead of read: its digest and index children."""
+
+    digest: str
+    children: tuple[str, ...]
+
+
+def _stored_at_size(location: str, digest: str, size: int) -> int | None:
+    """The blob's modification time (us) when it is a regular file of `size` bytes; else None
+    (missing, another size, unreadable: read it, and let the read say what is wrong)."""
+    try:
+        fd = open_below(location, blob_path(digest), directory=False)
+    except OSError:
+        return None
+    try:
+        status = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_size != size:
+        return None
+    return status.st_mtime_ns // 1000
+
+
 def blob_path(digest: str) -> str:
     """Where a layout keeps a blob, relative to the layout."""
     algorithm, _, encoded = digest.partition(":")
@@ -313,12 +354,12 @@ def blob_path(digest: str) -> str:
 class Closure:
     """The manifests reachable from index.json, and problems with the graph itself."""
 
-    manifests: dict[str, ManifestResult] = field(default_factory=dict)  # in the order read
+    manifests: dict[str, ManifestResult | Reused] = field(default_factory=dict)  # in the order read
     problems: list[tuple[str, str]] = field(default_factory=list)  # (digest, message)
 
 
 def close_over_indexes(
-    roots: Sequence[str], read: Callable[[str], ManifestResult], max_depth: int = MAX_DEPTH
+    roots: Sequence[str], read: Callable[[str], ManifestResult | Reused], max_depth: int = MAX_DEPTH
 ) -> Closure:
     """Follow index -> child edges from `roots` breadth first, calling `read` once per digest.
 
@@ -348,7 +389,9 @@ def close_over_indexes(
     return closure
 
 
-def _children(parsed: ManifestResult) -> list[str]:
+def _children(parsed: ManifestResult | Reused) -> list[str]:
+    if isinstance(parsed, Reused):
+        return list(parsed.children)
     if isinstance(parsed, Manifest):
         return [d.digest for d in parsed.descriptors if d.role == "manifest"]
     return []

@@ -3,7 +3,8 @@
 :func:`run_crawl` and :func:`crawl_ok` crawl a registry's storage (or any source) with dummy
 AWS credentials; :func:`api_crawl` crawls a registry's HTTP API with a password on stdin and
 no Docker configuration. :func:`assert_snapshot_matches` checks every table against an
-:class:`~support.expected.Expected`; :func:`tables` reads every table for comparisons.
+:class:`~support.expected.Expected`; :func:`tables` reads every table for comparisons, and
+:func:`assert_same_tables` compares two snapshots whole (an incremental crawl and a fresh one).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
 
-from regstat.snapshot import DIGEST_COLUMNS, digest_ids
+from regstat.cli import main
+from regstat.snapshot import DIGEST_COLUMNS, TABLES, digest_ids
 
 from .auth_registries import USER
 from .components import Registry, isolated_env
@@ -54,6 +57,18 @@ def crawl_ok(registry_or_source: Registry | str | Path, out: Path) -> dict[str, 
     meta = json.loads((out / "snapshot.json").read_text())
     assert meta["complete"] is True and meta["errors"] == [], meta
     return meta
+
+
+def json_crawl(source: str, out: Path | None, *args: str, **invoke: Any) -> tuple[int, dict[str, Any], str]:
+    """``regstat crawl SOURCE -o OUT --json ARGS`` in this process (no ``-o`` when OUT is None:
+    ARGS say where, e.g. ``--into``): (exit code, the --json summary or {}, stderr).
+    ``invoke``: CliRunner.invoke's keywords (``input``, ``env``)."""
+    output = ["-o", str(out)] if out is not None else []
+    result = CliRunner().invoke(main, ["crawl", source, *output, "--json", *args], **invoke)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.stderr, result.stderr
+    summary = json.loads(result.stdout) if result.stdout.strip() else {}
+    return result.exit_code, summary, result.stderr
 
 
 def read_table(snapshot: Path, table: str) -> pa.Table:
@@ -151,3 +166,20 @@ def tables(snapshot: Path) -> dict[str, list[dict[str, Any]]]:
 
 def without(rows: list[dict[str, Any]], repository: str) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("repository") != repository]
+
+
+def snapshot_tables(snapshot: Path) -> dict[str, Any]:
+    """Every table as readers see it, rows sorted, and snapshot.json's errors and counts."""
+    out: dict[str, Any] = {}
+    for name in TABLES:
+        rows = digest_ids.read(snapshot, name).to_pylist()
+        out[name] = sorted(rows, key=lambda r: json.dumps(r, default=str, sort_keys=True))
+    meta = json.loads((snapshot / "snapshot.json").read_text())
+    out["errors"], out["counts"] = meta["errors"], meta["counts"]
+    return out
+
+
+def assert_same_tables(incremental: Path, fresh: Path) -> None:
+    got, want = snapshot_tables(incremental), snapshot_tables(fresh)
+    for name in want:
+        assert got[name] == want[name], f"table {name} differs from a fresh crawl's"

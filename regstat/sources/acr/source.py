@@ -19,6 +19,11 @@ listings and its manifests.
 Jobs (threads): `list_acr_repositories` reads `/acr/v1/_catalog`; `crawl_acr_repository`
 lists one repository and splits its manifests into `fetch_acr_manifests` jobs of
 `MANIFESTS_PER_JOB`, which read the manifests and return their rows with their tags.
+
+An incremental crawl (`previous`) GETs no manifest the previous snapshot parsed that this
+crawl's `_manifests` (or `_tags`) lists: ACR names a manifest by the digest of the body it
+stores, so the listing confirms it, and its facts are reused. Times and locks always come
+from the fresh listing.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from ...errors import ApiProblem, CrawlError, SourceError
-from ...model import MAX_MANIFEST_BYTES, Manifest
+from ...model import MAX_MANIFEST_BYTES
 from ...snapshot.info import Capabilities, SourceInfo
 from ...shards import Selection
-from ..base import CrawlOptions, Job, JobResult
+from ...snapshot.previous import PreviousManifests
+from ..base import CrawlOptions, Job, JobResult, index_children, record_missing_children
 from ..registry_api.auth import Authenticator
 from ..registry_api.client import RegistryClient, manifest_path, stored_form
 from ..registry_api.http import HttpClient
@@ -97,6 +103,7 @@ class AcrSource:
     def __init__(self, client: RegistryClient, selection: Selection) -> None:
         self.client = client
         self.selection = selection
+        self.previous: PreviousManifests | None = None  # set by an incremental crawl
 
     def describe(self) -> SourceInfo:
         return SourceInfo(kind="acr", location=urlsplit(self.client.base).netloc)
@@ -105,7 +112,7 @@ class AcrSource:
         return CAPABILITIES
 
     def first_jobs(self) -> list[Job]:
-        return [(list_acr_repositories, (self.client, self.selection))]
+        return [(list_acr_repositories, (self.client, self.selection, self.previous))]
 
     def fetch_job(self, digests: list[str]) -> Job:
         # ACR serves a manifest within a repository only: the repository's jobs read them.
@@ -115,16 +122,18 @@ class AcrSource:
         return manifest_path(repository, digest)
 
 
-def list_acr_repositories(client: RegistryClient, selection: Selection) -> JobResult:
+def list_acr_repositories(
+    client: RegistryClient, selection: Selection, previous: PreviousManifests | None = None
+) -> JobResult:
     """The catalog's pages; one `crawl_acr_repository` job per selected repository."""
     result = JobResult()
     for name, _listed in select_repositories(client, acr_path("_catalog"), selection, result):
-        result.jobs.append((crawl_acr_repository, (client, name)))
+        result.jobs.append((crawl_acr_repository, (client, name, previous)))
     result.items = client.take_requests()
     return result
 
 
-def crawl_acr_repository(client: RegistryClient, name: str) -> JobResult:
+def crawl_acr_repository(client: RegistryClient, name: str, previous: PreviousManifests | None = None) -> JobResult:
     """List one repository; its manifests, with their tags, are read by further jobs."""
     result = JobResult(repositories=[name])
     listing = read_listing(client, name, result)
@@ -134,7 +143,7 @@ def crawl_acr_repository(client: RegistryClient, name: str) -> JobResult:
     ordered = [manifests[digest] for digest in sorted(manifests)]
     for start in range(0, len(ordered), MANIFESTS_PER_JOB):
         batch = tuple(ordered[start : start + MANIFESTS_PER_JOB])
-        result.jobs.append((fetch_acr_manifests, (client, name, batch, listed)))
+        result.jobs.append((fetch_acr_manifests, (client, name, batch, listed, previous)))
     result.items = client.take_requests()
     return result
 
@@ -156,18 +165,25 @@ def _with_tags(name: str, listing: Listing, result: JobResult) -> dict[str, List
 
 
 def fetch_acr_manifests(
-    client: RegistryClient, name: str, manifests: tuple[ListedManifest, ...], listed: frozenset[str] | None
+    client: RegistryClient, name: str, manifests: tuple[ListedManifest, ...], listed: frozenset[str] | None,
+    previous: PreviousManifests | None = None,
 ) -> JobResult:
     """GET each listed manifest by digest; return its rows, its tags' and what it parses to.
 
     A manifest gone by now (404) is dropped with an `image_vanished` error; one that cannot be
     read is kept without its body (the repository is incomplete). `listed`: every digest of
     the repository, to check index children against (None when the listing was incomplete).
+    A manifest `previous` parsed is not read: its facts are reused (`result.reused`).
     """
     result = JobResult()
     scope = metadata_scope(name)
     for manifest in manifests:
         path = manifest_path(name, manifest.digest)
+        if previous is not None and previous.size(manifest.digest) is not None:
+            _rows(name, manifest, result)
+            result.reused.append(manifest.digest)
+            record_missing_children(result, name, path, previous.index_children(manifest.digest), listed)
+            continue
         try:
             response = client.manifest("GET", name, manifest.digest, scope)
             if response.status == 404:
@@ -188,12 +204,7 @@ def fetch_acr_manifests(
             continue
         parsed = parse_or_record(stored_form(response.body), manifest.digest)  # checks the digest
         result.parsed.append(parsed)
-        if listed is not None and isinstance(parsed, Manifest):
-            for child in parsed.descriptors:
-                if child.role == "manifest" and child.digest not in listed:
-                    platform = f" ({child.platform})" if child.platform else ""
-                    message = f"the index lists {child.digest}{platform}, which {name} does not hold"
-                    result.errors.append(CrawlError(name, path, "missing_child", message))
+        record_missing_children(result, name, path, index_children(parsed), listed)
     result.items = client.take_requests()
     return result
 

@@ -1,0 +1,109 @@
+"""Object GETs signed by regstat (regstat/sources/storage_tree/s3_get.py): signed exactly as
+botocore signs them (moto checks no signature, so botocore's own signer is the reference),
+read from a real moto_server, and never a body cut short; what is not a plain success goes
+through botocore's get_object."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from pathlib import Path
+
+import botocore.auth
+import botocore.credentials
+import pytest
+from botocore.awsrequest import AWSRequest
+
+from support.components import MotoServer
+from support.s3_fault_proxy import S3FaultProxy
+from regstat.sources.storage_tree.s3 import S3Storage
+from regstat.sources.storage_tree.s3_get import SignedGets
+
+pytestmark = pytest.mark.s3
+
+SAMPLE = Path(__file__).resolve().parent / "scenario_tree"
+PREFIX = "reg"
+_buckets = itertools.count()
+
+
+def listing_authorization(region: str) -> str:
+    return (f"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261207/{region}/s3/aws4_request, "
+            "SignedHeaders=host;x-amz-date, Signature=0")
+
+
+@pytest.mark.parametrize("listing_url, region", [
+    ("http://127.0.0.1:9000/bucket?list-type=2&prefix=reg%2F", "us-east-1"),
+    ("https://bucket.s3.eu-west-1.amazonaws.com/?list-type=2&prefix=reg%2F", "eu-west-1"),
+    ("https://s3.ap-south-1.amazonaws.com:443/bucket?list-type=2", "ap-south-1"),
+])
+@pytest.mark.parametrize("token", [None, "session-token"])
+@pytest.mark.parametrize("key", [
+    "reg/docker/registry/v2/repositories/apps/web/_manifests/tags/v1.2/current/link",
+    "reg/docker/registry/v2/repositories/a b/_uploads/x+y:z~w=v/startedat",
+])
+def test_a_get_is_signed_as_botocore_signs_it(
+    monkeypatch: pytest.MonkeyPatch, listing_url: str, region: str, token: str | None, key: str
+) -> None:
+    credentials = botocore.credentials.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    gets = SignedGets(listing_url, listing_authorization(region), credentials, None)
+    url, headers = gets.request(key, 4096, "20261207T150102Z")
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime(2026, 12, 7, 15, 1, 2))
+    reference = AWSRequest(method="GET", url=url, headers={"Range": "bytes=0-4095"})
+    botocore.auth.S3SigV4Auth(credentials, "s3", region).add_auth(reference)
+    assert headers["Authorization"] == reference.headers["Authorization"]
+    assert headers["x-amz-date"] == reference.headers["X-Amz-Date"]
+    assert headers["x-amz-content-sha256"] == reference.headers["X-Amz-Content-SHA256"]
+    assert headers.get("x-amz-security-token") == reference.headers.get("X-Amz-Security-Token")
+
+
+def test_only_sigv4_listings_are_imitated() -> None:
+    credentials = botocore.credentials.Credentials("AKIDEXAMPLE", "secret")
+    url = "http://127.0.0.1:9000/bucket?list-type=2"
+    sigv2 = {"url": url, "headers": {"Authorization": "AWS AKIDEXAMPLE:sig"}}
+    assert SignedGets.learn(sigv2, credentials, None) is None
+    sigv4 = {"url": url, "headers": {"Authorization": listing_authorization("us-east-1").encode()}}
+    assert SignedGets.learn(sigv4, credentials, None) is not None
+    assert SignedGets.learn(sigv4, None, None) is None
+    express = {"url": url, "headers": {**sigv4["headers"], "x-amz-s3session-token": "t"}}
+    assert SignedGets.learn(express, credentials, None) is None
+
+
+@pytest.fixture(scope="module")
+def bucket(moto_server: MotoServer) -> str:
+    name = f"signed-{next(_buckets)}"
+    s3 = moto_server.upload_tree(name, SAMPLE, PREFIX)
+    s3.put_object(Bucket=name, Key=f"{PREFIX}/docker/registry/v2/empty", Body=b"")
+    return name
+
+
+def test_reads_are_whole_and_failures_are_botocores(moto_server: MotoServer, bucket: str) -> None:
+    storage = S3Storage(f"s3://{bucket}/{PREFIX}", endpoint_url=moto_server.endpoint_url)
+    assert storage._gets is not None and storage._gets.region == "us-east-1"  # in use here
+    stored = moto_server.list_keys(bucket, f"{PREFIX}/docker/registry/v2/repositories/")
+    paths = sorted(k.split("/docker/registry/v2/", 1)[1] for k in stored)
+    s3 = moto_server.client("s3")
+    got = storage.read_many([*paths, "missing/link", "empty"], 1_000_000)
+    for path in paths:
+        body = s3.get_object(Bucket=bucket, Key=f"{PREFIX}/docker/registry/v2/{path}")["Body"].read()
+        assert got[path] == body, path
+    assert isinstance(got["missing/link"], FileNotFoundError)  # botocore's NoSuchKey
+    assert got["empty"] == b""  # botocore's InvalidRange
+    assert storage.read_many([paths[0]], 10)[paths[0]] == got[paths[0]][:10]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("fault", ["short_body", "reset_mid_body", "slowdown"])
+def test_a_body_cut_short_is_never_read_as_the_file(
+    moto_server: MotoServer, bucket: str, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    link = "repositories/apps/web/_manifests/tags/latest/current/link"
+    with S3FaultProxy(moto_server.endpoint_url) as proxy:
+        storage = S3Storage(f"s3://{bucket}/{PREFIX}", endpoint_url=proxy.endpoint_url)
+        proxy.always = [(f"{PREFIX}/docker/registry/v2/{link}", fault)]
+        got = storage.read_many([link], 1_000_000)[link]
+        proxy.always = []
+        healed = storage.read_many([link], 1_000_000)[link]
+    assert isinstance(got, OSError), got
+    assert isinstance(healed, bytes) and healed.startswith(b"sha256:")
+    assert len([r for r, f in proxy.log if f == fault]) >= 2  # tried again before giving up

@@ -105,13 +105,15 @@ class S3Storage:
         self._readers = ThreadPoolExecutor(max_connections or self.default_concurrency, thread_name_prefix="s3-read")
         # Object reads go as the check's listing went (s3_get.py): watch what botocore sends.
         sent: dict[str, Any] = {}
+        self._gets: SignedGets | None = None  # until the check has been
         events = self._client.meta.events
         events.register("before-send.s3.ListObjectsV2", partial(_remember, sent), unique_id="regstat-learn")
         try:
             self._check()
         finally:
             events.unregister("before-send.s3.ListObjectsV2", unique_id="regstat-learn")
-        self._gets = SignedGets.learn(sent, core.get_credentials(), self._client._endpoint.http_session)
+        self._gets = SignedGets.learn(sent, core.get_credentials(), self._client._endpoint.http_session,
+                                      _timestamp)
 
     def describe(self) -> SourceInfo:
         return SourceInfo(kind="storage-layout", driver=self.driver, location=self.location,
@@ -245,7 +247,7 @@ class S3Storage:
 
     def _list_page(self, prefix: str, delimiter: str | None, token: str | None, after: str,
                    max_keys: int | None = None) -> dict:
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        kwargs: dict[str, Any] = {"Prefix": prefix}
         if delimiter:
             kwargs["Delimiter"] = delimiter
         if token:
@@ -254,7 +256,10 @@ class S3Storage:
             kwargs["StartAfter"] = after
         if max_keys:
             kwargs["MaxKeys"] = max_keys
-        page = self._client.list_objects_v2(**kwargs)
+        page = self._gets.list_objects_v2(**kwargs) if self._gets is not None else None
+        if page is None:
+            kwargs["Bucket"] = self.bucket
+            page = self._client.list_objects_v2(**kwargs)
         problem = page_problem(page, prefix, after)
         if problem:
             raise BadAnswer(f"inconsistent listing page: {problem}")

@@ -139,9 +139,20 @@ def test_reads_are_whole_and_failures_are_botocores(moto_server: MotoServer, buc
     for path in paths:
         body = s3.get_object(Bucket=bucket, Key=f"{PREFIX}/docker/registry/v2/{path}")["Body"].read()
         assert got[path] == body, path
-    assert isinstance(got["missing/link"], FileNotFoundError)  # botocore's NoSuchKey
-    assert got["empty"] == b""  # botocore's InvalidRange
+    assert isinstance(got["missing/link"], FileNotFoundError)  # NoSuchKey
+    assert got["empty"] == b""  # InvalidRange
     assert storage.read_many([paths[0]], 10)[paths[0]] == got[paths[0]][:10]  # type: ignore[index]
+
+
+def test_a_missing_or_empty_object_takes_one_request(moto_server: MotoServer, bucket: str) -> None:
+    # A crawl counted by its requests (the incremental crawl's tests) must not see them twice.
+    with S3FaultProxy(moto_server.endpoint_url) as proxy:
+        storage = S3Storage(f"s3://{bucket}/{PREFIX}", endpoint_url=proxy.endpoint_url)
+        proxy.log.clear()
+        got = storage.read_many(["missing/link", "empty"], 100)
+    assert isinstance(got["missing/link"], FileNotFoundError) and got["empty"] == b""
+    assert sorted(request.key for request, _ in proxy.log) == [f"{PREFIX}/docker/registry/v2/{p}"
+                                                                 for p in ("empty", "missing/link")]
 
 
 @pytest.mark.parametrize("fault", ["short_body", "reset_mid_body", "slowdown"])

@@ -188,7 +188,10 @@ class S3Storage:
     def _read_once(self, path: str, limit: int) -> bytes:
         key = self._base + path
         if self._gets is not None:
-            data = self._gets.get(key, limit)
+            try:
+                data = self._gets.get(key, limit)
+            except FileNotFoundError:
+                raise FileNotFoundError(path) from None
             if data is not None:
                 return data
         try:

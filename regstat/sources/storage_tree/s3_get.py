@@ -13,8 +13,9 @@ What a request looks like is learnt from botocore, never worked out here: the UR
 (path-style or virtual-hosted, the endpoint) and the signing region come from a listing
 request botocore itself signed and sent for the bucket, after its region redirects; the
 credentials are the client's (refreshed as botocore refreshes them). Only a plain success
-is taken from here: any other answer, or a connection failure, returns None and the caller
-asks botocore's `get_object`, whose retries and errors then apply.
+is taken from here, and the two answers a crawl expects (a key gone: NoSuchKey; an empty
+object: InvalidRange): any other answer, or a connection failure, returns None and the
+caller asks botocore, whose retries and errors then apply.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import hmac
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit
@@ -38,6 +39,10 @@ _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # a GET's payload
 _SCOPE = re.compile(r"^AWS4-HMAC-SHA256 Credential=[^/]+/\d{8}/([^/]+)/s3/aws4_request,")
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 _S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+# The errors a crawl meets in the normal course, answered here: asking botocore again would
+# be a second request (and a crawl counted by requests would see it).
+_EXPECTED_ERRORS = {404: "NoSuchKey", 416: "InvalidRange"}
+_CODE = re.compile(rb"<Code>([^<]*)</Code>")
 # ListObjectsV2's parameters as botocore names them, and as the query does.
 _LIST_QUERY = {"Prefix": "prefix", "Delimiter": "delimiter", "ContinuationToken": "continuation-token",
                "StartAfter": "start-after", "MaxKeys": "max-keys"}
@@ -80,10 +85,18 @@ class SignedGets:
 
     def get(self, key: str, limit: int) -> bytes | None:
         """At most `limit` bytes of `key` (bytes=0-limit-1), or None for anything but a
-        success: the caller asks botocore then. A body cut short raises BadAnswer."""
+        success: the caller asks botocore then. A body cut short raises BadAnswer; a key
+        that is not there, FileNotFoundError."""
         url, headers = self.request(key, limit, _now())
-        response = self._send(url, headers)
+        response = self._send(url, headers, expected=_EXPECTED_ERRORS)
         if response is None:
+            return None
+        if response.status_code in _EXPECTED_ERRORS:
+            code = _error_code(self._body(response, None))
+            if code == _EXPECTED_ERRORS[response.status_code]:
+                if code == "InvalidRange":
+                    return b""  # a zero-length object has no byte 0
+                raise FileNotFoundError(key)
             return None
         return self._body(response, limit)
 
@@ -104,12 +117,12 @@ class SignedGets:
         except (ET.ParseError, ValueError, TypeError) as e:
             raise BadAnswer(f"unreadable listing: {e}") from None
 
-    def _send(self, url: str, headers: dict[str, str]) -> Any:
+    def _send(self, url: str, headers: dict[str, str], expected: Container[int] = ()) -> Any:
         try:
             response = self._http.send(AWSPreparedRequest("GET", url, headers, None, True))
         except BotoCoreError:
             return None  # botocore's own request retries connection failures
-        if response.status_code not in (200, 206):
+        if response.status_code not in (200, 206) and response.status_code not in expected:
             response.raw.close()
             return None
         return response
@@ -181,6 +194,11 @@ class SignedGets:
                                     f"SignedHeaders={';'.join(names)}, Signature={signature}")
         del headers["host"]  # urllib3 sends the same from the URL
         return self._origin + path + (f"?{encoded}" if encoded else ""), headers
+
+
+def _error_code(body: bytes) -> str | None:
+    match = _CODE.search(body)
+    return match.group(1).decode("ascii", "replace") if match else None
 
 
 def _now() -> str:

@@ -1,7 +1,7 @@
 """Object GETs and listings signed by regstat (regstat/sources/storage_tree/s3_get.py):
 signed exactly as botocore signs them (moto checks no signature, so botocore's own signer is
 the reference), read from a real moto_server as botocore reads them, and never a body cut
-short; what is not a plain success goes through botocore."""
+short; what is not a plain success (nor a key not found) goes through botocore."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 from support.components import MotoServer
 from support.s3_fault_proxy import S3FaultProxy
 from regstat.sources.storage_tree.s3 import S3Storage
-from regstat.sources.storage_tree.s3_get import SignedGets
+from regstat.sources.storage_tree.s3_get import SignedRequests
 
 pytestmark = pytest.mark.s3
 
@@ -46,8 +46,8 @@ def test_a_get_is_signed_as_botocore_signs_it(
     monkeypatch: pytest.MonkeyPatch, listing_url: str, region: str, token: str | None, key: str
 ) -> None:
     credentials = botocore.credentials.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
-    gets = SignedGets(listing_url, listing_authorization(region), credentials, None)
-    url, headers = gets.request(key, 4096, "20261207T150102Z")
+    signed = SignedRequests(listing_url, listing_authorization(region), credentials, None)
+    url, headers = signed.request(key, 4096, "20261207T150102Z")
 
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime(2026, 12, 7, 15, 1, 2))
     reference = AWSRequest(method="GET", url=url, headers={"Range": "bytes=0-4095"})
@@ -65,8 +65,9 @@ def test_a_get_is_signed_as_botocore_signs_it(
 ])
 def test_a_listing_is_signed_as_botocore_signs_it(monkeypatch: pytest.MonkeyPatch, query: dict[str, str]) -> None:
     credentials = botocore.credentials.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "t")
-    gets = SignedGets("http://127.0.0.1:9000/bucket?list-type=2", listing_authorization("us-east-1"), credentials, None)
-    url, headers = gets.request("", 0, "20261207T150102Z", query)
+    listing = "http://127.0.0.1:9000/bucket?list-type=2"
+    signed = SignedRequests(listing, listing_authorization("us-east-1"), credentials, None)
+    url, headers = signed.request("", 0, "20261207T150102Z", query)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: datetime(2026, 12, 7, 15, 1, 2))
     reference = AWSRequest(method="GET", url=url)
     botocore.auth.S3SigV4Auth(credentials, "s3", "us-east-1").add_auth(reference)
@@ -78,12 +79,12 @@ def test_only_sigv4_listings_are_imitated() -> None:
     credentials = botocore.credentials.Credentials("AKIDEXAMPLE", "secret")
     url = "http://127.0.0.1:9000/bucket?list-type=2"
     sigv2 = {"url": url, "headers": {"Authorization": "AWS AKIDEXAMPLE:sig"}}
-    assert SignedGets.learn(sigv2, credentials, None) is None
+    assert SignedRequests.learn(sigv2, credentials, None) is None
     sigv4 = {"url": url, "headers": {"Authorization": listing_authorization("us-east-1").encode()}}
-    assert SignedGets.learn(sigv4, credentials, None) is not None
-    assert SignedGets.learn(sigv4, None, None) is None
+    assert SignedRequests.learn(sigv4, credentials, None) is not None
+    assert SignedRequests.learn(sigv4, None, None) is None
     express = {"url": url, "headers": {**sigv4["headers"], "x-amz-s3session-token": "t"}}
-    assert SignedGets.learn(express, credentials, None) is None
+    assert SignedRequests.learn(express, credentials, None) is None
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +105,13 @@ def test_listings_read_as_botocore_reads_them(
     moto_server: MotoServer, bucket: str, max_keys: int, delimiter: str | None
 ) -> None:
     storage = S3Storage(f"s3://{bucket}/{PREFIX}", endpoint_url=moto_server.endpoint_url)
-    assert storage._gets is not None
+    assert storage._signed is not None
     s3 = moto_server.client("s3")
     for prefix in (f"{PREFIX}/docker/registry/v2/", f"{PREFIX}/docker/registry/v2/odd/"):
         params = {"Prefix": prefix, "MaxKeys": max_keys, **({"Delimiter": delimiter} if delimiter else {})}
         pages = 0
         while True:
-            ours = storage._gets.list_objects_v2(**params)
+            ours = storage._signed.list_objects_v2(**params)
             theirs = s3.list_objects_v2(Bucket=bucket, **params)
             assert ours is not None
             assert ours.get("Contents", []) == [{k: o[k] for k in ("Key", "Size", "LastModified")}
@@ -129,9 +130,9 @@ def test_listings_read_as_botocore_reads_them(
     assert odd == {f"odd/{k}": k.encode() for k in ODD_KEYS}
 
 
-def test_reads_are_whole_and_failures_are_botocores(moto_server: MotoServer, bucket: str) -> None:
+def test_reads_are_whole_and_a_missing_key_is_not_found(moto_server: MotoServer, bucket: str) -> None:
     storage = S3Storage(f"s3://{bucket}/{PREFIX}", endpoint_url=moto_server.endpoint_url)
-    assert storage._gets is not None and storage._gets.region == "us-east-1"  # in use here
+    assert storage._signed is not None and storage._signed.region == "us-east-1"  # in use here
     stored = moto_server.list_keys(bucket, f"{PREFIX}/docker/registry/v2/repositories/")
     paths = sorted(k.split("/docker/registry/v2/", 1)[1] for k in stored)
     s3 = moto_server.client("s3")

@@ -12,6 +12,10 @@ that parses but does not add up (`KeyCount` against its entries, keys out of ord
 the prefix, a truncated page without a continuation token). Those are retried here,
 `ATTEMPTS` times; what still fails becomes an `OSError`, which the crawl records. A listing
 is never returned shorter than the bucket's.
+
+Object reads and listings are signed and sent by s3_get.py on the client's HTTP session (a
+third of botocore's CPU per request); what is not a success there goes through the client,
+so the retries above apply to it as they always did.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import http.client
 import os
 import random
 import time
-from datetime import datetime
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from functools import partial
 from itertools import pairwise
 from typing import Any
@@ -38,7 +42,7 @@ import urllib3.exceptions
 
 from ...errors import BadAnswer, SourceError
 from ...snapshot.info import SourceInfo
-from .s3_get import SignedGets, check_range
+from .s3_get import SignedRequests, check_range
 from .storage import LAYOUT_ROOT, Entry
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
@@ -105,14 +109,14 @@ class S3Storage:
         self._readers = ThreadPoolExecutor(max_connections or self.default_concurrency, thread_name_prefix="s3-read")
         # Object reads go as the check's listing went (s3_get.py): watch what botocore sends.
         sent: dict[str, Any] = {}
-        self._gets: SignedGets | None = None  # until the check has been
+        self._signed: SignedRequests | None = None  # until the check has been
         events = self._client.meta.events
         events.register("before-send.s3.ListObjectsV2", partial(_remember, sent), unique_id="regstat-learn")
         try:
             self._check()
         finally:
             events.unregister("before-send.s3.ListObjectsV2", unique_id="regstat-learn")
-        self._gets = SignedGets.learn(sent, core.get_credentials(), self._client._endpoint.http_session,
+        self._signed = SignedRequests.learn(sent, core.get_credentials(), self._client._endpoint.http_session,
                                       _timestamp)
 
     def describe(self) -> SourceInfo:
@@ -187,9 +191,9 @@ class S3Storage:
 
     def _read_once(self, path: str, limit: int) -> bytes:
         key = self._base + path
-        if self._gets is not None:
+        if self._signed is not None:
             try:
-                data = self._gets.get(key, limit)
+                data = self._signed.get(key, limit)
             except FileNotFoundError:
                 raise FileNotFoundError(path) from None
             if data is not None:
@@ -259,7 +263,7 @@ class S3Storage:
             kwargs["StartAfter"] = after
         if max_keys:
             kwargs["MaxKeys"] = max_keys
-        page = self._gets.list_objects_v2(**kwargs) if self._gets is not None else None
+        page = self._signed.list_objects_v2(**kwargs) if self._signed is not None else None
         if page is None:
             kwargs["Bucket"] = self.bucket
             page = self._client.list_objects_v2(**kwargs)

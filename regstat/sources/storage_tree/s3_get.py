@@ -48,8 +48,8 @@ _LIST_QUERY = {"Prefix": "prefix", "Delimiter": "delimiter", "ContinuationToken"
                "StartAfter": "start-after", "MaxKeys": "max-keys"}
 
 
-class SignedGets:
-    """GETs of keys in one bucket, as botocore sent a listing of it."""
+class SignedRequests:
+    """GETs of keys and listings in one bucket, as botocore sent a listing of it."""
 
     def __init__(self, listing_url: str, authorization: str, credentials: Any, http_session: Any,
                  timestamp: Callable[[str], datetime] = datetime.fromisoformat) -> None:
@@ -69,7 +69,7 @@ class SignedGets:
 
     @classmethod
     def learn(cls, sent: dict[str, Any], credentials: Any, http_session: Any,
-              timestamp: Callable[[str], datetime] = datetime.fromisoformat) -> SignedGets | None:
+              timestamp: Callable[[str], datetime] = datetime.fromisoformat) -> SignedRequests | None:
         """From the listing request botocore sent last (`sent`: its url and headers), or None
         when it is not one this module can imitate (not SigV4, S3 Express sessions)."""
         url, headers = sent.get("url"), sent.get("headers") or {}

@@ -17,7 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 import regstat
-from regstat.cli import main
+from regstat.cli import COMMANDS, main
+from regstat.cli import command as cli_command
 from regstat.cli.edge import OUTCOMES, outcome
 from regstat.errors import (
     EXIT_FAILURE,
@@ -99,12 +100,12 @@ def test_outcomes_keep_the_documented_exit_codes() -> None:
 
 
 def options_of(name: str) -> dict[str, click.Option]:
-    command = main.commands[name]
+    command = cli_command(name)
     return {p.name: p for p in command.params if isinstance(p, click.Option)}
 
 
 def test_every_command_has_quiet_and_the_shared_options_where_they_apply() -> None:
-    for name in main.commands:
+    for name in COMMANDS:
         opts = options_of(name)
         assert opts["quiet"].opts == ["-q", "--quiet"], name
         if "fmt" in opts:

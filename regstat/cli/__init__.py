@@ -6,20 +6,48 @@ plan, apply, explain, diff), sharing edge.py. The entry point stays regstat.cli:
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from .. import __version__
-from .apply import apply_gc_command
-from .crawl import crawl_command
-from .diff import diff_command
-from .explain import explain_command
-from .merge import merge_command
-from .plan import plan_gc_command
-from .report import report_command
-from .sql import export_db_command, sql_command
+
+# A command's module is imported when that command runs: importing every one at start-up
+# (boto3 for ECR and S3, the apply targets, …) cost each invocation about half a CPU second,
+# much of a small crawl's or plan's time. Name -> (module of this package, its command).
+COMMANDS = {
+    "crawl": ("crawl", "crawl_command"),
+    "merge": ("merge", "merge_command"),
+    "sql": ("sql", "sql_command"),
+    "export-db": ("sql", "export_db_command"),
+    "report": ("report", "report_command"),
+    "plan-gc": ("plan", "plan_gc_command"),
+    "apply-gc": ("apply", "apply_gc_command"),
+    "explain": ("explain", "explain_command"),
+    "diff": ("diff", "diff_command"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, command = COMMANDS[name]
+        found: click.Command = getattr(importlib.import_module(f".{module}", __name__), command)
+        return found
+
+
+def command(name: str) -> click.Command:
+    """The command `name` (its module imported)."""
+    found = main.get_command(click.Context(main), name)
+    assert found is not None, name
+    return found
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="regstat")
 def main() -> None:
     """Where a container registry's storage goes, and what can be deleted safely.
@@ -49,14 +77,3 @@ def main() -> None:
     of usage, source, refused, snapshot, output, query, reachability, plan, explain,
     manifest, error, interrupted, internal.
     """
-
-
-main.add_command(crawl_command)
-main.add_command(merge_command)
-main.add_command(sql_command)
-main.add_command(export_db_command)
-main.add_command(report_command)
-main.add_command(plan_gc_command)
-main.add_command(apply_gc_command)
-main.add_command(explain_command)
-main.add_command(diff_command)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -212,6 +214,34 @@ def test_report_replaces_an_existing_file(tmp_path: Path, snap: Path) -> None:
     assert result.exit_code == EXIT_OK, result.stderr
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["registry", "report.html", "snap"]
+
+
+def test_a_device_or_a_pipe_is_written_in_place_never_replaced(tmp_path: Path, snap: Path) -> None:
+    """`-o /dev/null` once renamed a regular file over the system's /dev/null (a test ran as
+    root). A named pipe stands in for a device here: it must stay a pipe, and get the report."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    result = regstat("report", snap, "-f", "json", "-o", pipe)
+    assert result.exit_code == EXIT_OK, result.stderr
+    assert stat.S_ISFIFO(pipe.lstat().st_mode)
+    reader.join(60)
+    assert json.loads(received[0])["snapshot"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "registry", "snap"]
+
+
+def test_a_symbolic_link_stays_and_the_file_it_names_is_replaced(tmp_path: Path, snap: Path) -> None:
+    published = tmp_path / "www" / "report.html"
+    published.parent.mkdir()
+    published.write_text("yesterday's report")
+    link = tmp_path / "report.html"
+    link.symlink_to(published)
+    result = regstat("report", snap, "-f", "html", "-o", link)
+    assert result.exit_code == EXIT_OK, result.stderr
+    assert link.is_symlink() and published.read_text().startswith("<!DOCTYPE html>")
+    assert [p.name for p in published.parent.iterdir()] == ["report.html"]
 
 
 def test_a_directory_is_not_a_file_to_replace(tmp_path: Path, snap: Path) -> None:

@@ -23,6 +23,7 @@ from support.model import Model
 from support.snapshots import BLOBS, MANIFESTS, NAMES, SAMPLE, build, rows, write_snapshot
 
 from regstat.analysis import connection as analysis, reachability
+from regstat.analysis.engine import DuckDB
 from regstat.snapshot import digest_ids
 from regstat.cli import main
 from regstat.errors import EXIT_OK
@@ -430,7 +431,7 @@ def test_depth_bound_is_an_error_never_a_truncation(tmp_path: Path) -> None:
     m = MANIFESTS
     contents = {d: _content(children=[m[i + 1]] if i + 1 < len(m) else []) for i, d in enumerate(m)}
     tables = build(contents, {"a": list(m)}, {"a": [m[0]]})
-    con = analysis.connect(write_snapshot(tmp_path / "s", tables))  # the chain is 6 steps deep
-    assert reachability.materialise(con, max_depth=6) == 6
+    db = DuckDB(analysis.connect(write_snapshot(tmp_path / "s", tables)))  # the chain is 6 steps deep
+    assert reachability.materialise(db, max_depth=6) == 6
     with pytest.raises(ReachabilityError, match="after 5 steps"):
-        reachability.materialise(con, max_depth=5)
+        reachability.materialise(db, max_depth=5)

@@ -96,8 +96,11 @@ def open_engine(
     """The snapshot bound (as `connect` binds it) in the engine `name` (engine.ENGINES): DuckDB,
     in memory, or Spark (regstat.analysis.spark), whose session `spark` says how to reach."""
     if name == "spark":
-        from .spark import open_spark  # pyspark is an optional extra: imported only when asked for
-
+        try:  # pyspark is an optional extra: imported only when asked for
+            from .spark import open_spark
+        except ImportError as e:
+            raise engine.EngineUnavailable(
+                f"--engine spark needs the spark extra: pip install 'regstat[spark]' (and Java 17) ({e})") from None
         db: engine.Engine = open_spark(spark or SparkOptions())
     else:
         db = engine.DuckDB(track(duckdb.connect(config=duckdb_config(memory_limit))))

@@ -19,9 +19,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import RegstatError
 from ..snapshot import Snapshot, digest_ids
 
 ENGINES = ("duckdb", "spark")
+
+
+class EngineUnavailable(RegstatError):
+    """--engine spark where pyspark is not installed (a usage error)."""
 
 
 @dataclass(frozen=True)

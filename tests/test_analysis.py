@@ -55,6 +55,16 @@ def portability_problems(sql: str, dialect: str) -> list[str]:
     if re.search(r"\.parquet|'/", body):
         problems.append("a file path")
     tree = sqlglot.parse_one(sql, read=dialect)
+    # An ORDER BY item without NULLS FIRST/LAST: where NULLs go depends on the engine (DuckDB
+    # and Trino put them last, Spark first, ascending), so its rows' order would too.
+    orders = []
+    for d in DIALECTS:
+        try:
+            orders.append([o.args.get("nulls_first") for o in sqlglot.parse_one(sql, read=d).find_all(exp.Ordered)])
+        except sqlglot.ParseError:
+            pass  # not this dialect's SQL at all: the other checks say why
+    if any(len(set(item)) > 1 for item in zip(*orders, strict=True)):
+        problems.append("ORDER BY without NULLS FIRST/LAST")
     for node in tree.walk():
         if isinstance(node, exp.With) and node.args.get("recursive"):
             problems.append("WITH RECURSIVE")
@@ -118,6 +128,8 @@ def test_sql_files_round_trip_and_stay_portable(path, dialect: str) -> None:
         ("SELECT a / b FROM t", "'/' without a cast"),
         ("SELECT [a, b] AS l FROM t", "Array"),
         ("FROM t SELECT a", "not a plain SELECT (FROM-first?)"),
+        ("SELECT a FROM t ORDER BY a", "ORDER BY without NULLS FIRST/LAST"),
+        ("SELECT row_number() OVER (ORDER BY a DESC, b) AS n FROM t", "ORDER BY without NULLS FIRST/LAST"),
     ],
 )
 def test_portability_check_catches(sql: str, problem: str) -> None:

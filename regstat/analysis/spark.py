@@ -71,9 +71,9 @@ class Spark:
     def bind_snapshot(self, snapshot: Snapshot, *, keyed: bool) -> None:
         missing = snapshot.missing_columns
         for name, glob in snapshot.tables():
+            # Read once: every query reads these, and a snapshot never changes.
             stored = f"stored_{name}"
-            self.session.read.parquet(glob).createOrReplaceTempView(stored)
-            self._views.add(stored)
+            self._table(stored, self.session.read.parquet(glob))
             if missing.get(name):
                 values = ", ".join(f"{value} AS {column}" for column, value in missing[name].items())
                 self.create_view(f"{stored}_read", f"SELECT *, {values} FROM {stored}")

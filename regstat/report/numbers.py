@@ -138,7 +138,7 @@ def build_report(
         dedup = _one(con, "SELECT physical_bytes, logical_bytes, dedup_savings_bytes FROM dedup_summary")
         totals = _one(con, queries.load("blob_totals"))
         orphaned = _one(con, queries.load("orphaned_summary"))
-        usage = _all(con, "SELECT * FROM repository_usage ORDER BY repository")
+        usage = _all(con, "SELECT * FROM repository_usage ORDER BY repository NULLS LAST")
         usage = [row for row in usage if repository_selected(row["repository"], repositories)]
         states = {r["repository"]: r for r in _all(con, "SELECT repository, complete, error_count FROM repositories")}
         histogram = _all(con, queries.load("sharing_histogram"))

@@ -14,6 +14,7 @@ import re
 import tempfile
 import weakref
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -102,6 +103,7 @@ def open_engine(
             raise engine.EngineUnavailable(
                 f"--engine spark needs the spark extra: pip install 'regstat[spark]' (and Java 17) ({e})") from None
         db: engine.Engine = open_spark(spark or SparkOptions())
+        _SPARK.add(db)
     else:
         db = engine.DuckDB(track(duckdb.connect(config=duckdb_config(memory_limit))))
     try:
@@ -136,6 +138,8 @@ def connect_pair(
 # descriptors is minutes. So the CLI runs analysis commands in a worker thread, and the main
 # thread, which receives the signal, interrupts these.
 _OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+# Spark engines: Ctrl-C cancels their running jobs, for the same reason.
+_SPARK: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def track(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -150,6 +154,8 @@ def interrupt_all() -> None:
             con.interrupt()
         except duckdb.Error:
             pass  # closed meanwhile
+    for spark in list(_SPARK):
+        spark.interrupt()
 
 
 def duckdb_config(memory_limit: str | None) -> dict[str, str | bool | int | float | list[str]]:

@@ -157,6 +157,10 @@ class Spark:
                         {"position": numbers, **dict(zip(batch.schema.names, batch.columns, strict=True))}, schema))
         return path
 
+    def interrupt(self) -> None:
+        """Cancel the running jobs (Ctrl-C: regstat.analysis.connection.interrupt_all)."""
+        self.session.sparkContext.cancelAllJobs()
+
     def close(self) -> None:
         for name in (*self._tables, *self._views):
             self.session.catalog.dropTempView(name)

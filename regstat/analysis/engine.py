@@ -215,12 +215,11 @@ class DuckDB:
         ).to_arrow_reader(batch_rows)
         path = directory / "numbered.parquet"
         rows = _Rows(found)
-        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        with RowGroups(path, schema, batch_rows) as writer:
             for batch in pq.ParquetFile(sorted_path).iter_batches(batch_rows):
                 position, digest = rows.take(batch.num_rows)
-                columns = {"position": position, **dict(zip(batch.schema.names, batch.columns, strict=True)),
-                           "digest": digest}
-                writer.write_batch(conform(columns, schema))
+                writer.write({"position": position, **dict(zip(batch.schema.names, batch.columns, strict=True)),
+                              "digest": digest})
         sorted_path.unlink()
         return path
 
@@ -228,10 +227,35 @@ class DuckDB:
         self.con.close()
 
 
-def conform(columns: dict[str, pa.Array], schema: pa.Schema) -> pa.RecordBatch:
-    """A batch of `schema` from columns by name (an engine marks a column required, or types
-    it, by what it saw of this plan's rows; a plan's file has one schema)."""
-    return pa.RecordBatch.from_arrays([columns[f.name].cast(f.type) for f in schema], schema=schema)
+class RowGroups:
+    """A Parquet file of `schema` written in row groups of exactly `rows` rows (the last one
+    shorter) whatever batches its rows come in, so that its bytes depend on its rows alone, not
+    on how an engine split them."""
+
+    def __init__(self, path: Path, schema: pa.Schema, rows: int) -> None:
+        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+        self._schema, self._rows = schema, rows
+        self._held = schema.empty_table()
+
+    def write(self, columns: dict[str, pa.Array]) -> None:
+        """Add rows, given as columns by name (cast to the schema: an engine marks a column
+        required, or types it, by what it saw of these rows)."""
+        batch = pa.RecordBatch.from_arrays([columns[f.name].cast(f.type) for f in self._schema], schema=self._schema)
+        self._held = pa.concat_tables([self._held, pa.Table.from_batches([batch])])
+        while self._held.num_rows >= self._rows:
+            self._flush(self._rows)
+
+    def _flush(self, n: int) -> None:
+        self._writer.write_table(self._held.slice(0, n).combine_chunks(), row_group_size=n)
+        self._held = self._held.slice(n)
+
+    def __enter__(self) -> RowGroups:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._held.num_rows:
+            self._flush(self._held.num_rows)
+        self._writer.close()
 
 
 def bare(select: str) -> str:

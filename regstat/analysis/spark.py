@@ -26,7 +26,7 @@ import sqlglot
 from pyspark.sql import DataFrame, SparkSession
 
 from ..snapshot import Snapshot, digest_ids
-from .engine import SparkOptions, conform
+from .engine import RowGroups, SparkOptions
 
 # Settings every session gets unless --spark-conf says otherwise: times in UTC (as snapshots
 # store them), no web UI or progress bars on the terminal, Arrow strings as DuckDB's, and no
@@ -148,13 +148,12 @@ class Spark:
         self.drop_tables(*release)
         path = directory / "numbered.parquet"
         position = 0
-        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        with RowGroups(path, schema, batch_rows) as writer:
             for part in sorted(parts.glob("part-*.parquet")):
                 for batch in pq.ParquetFile(part).iter_batches(batch_rows):
                     numbers = pa.array(range(position, position + batch.num_rows), pa.int64())
                     position += batch.num_rows
-                    writer.write_batch(conform(
-                        {"position": numbers, **dict(zip(batch.schema.names, batch.columns, strict=True))}, schema))
+                    writer.write({"position": numbers, **dict(zip(batch.schema.names, batch.columns, strict=True))})
         return path
 
     def interrupt(self) -> None:

@@ -15,6 +15,8 @@
     │   │                            crawl warns and reads every manifest
     │   ├── ManifestError        a manifest body that cannot be parsed (recorded, never fatal)
     │   ├── QueryError           (analysis.connection) a query DuckDB rejects, or one that writes
+    │   ├── EngineUnavailable    (analysis.engine) --engine spark without the spark extra: a
+    │   │                        usage error
     │   ├── QueryScopeError      (analysis.scope) sql -r with a query that has no repository
     │   │                        column: a usage error
     │   ├── ExportError          (analysis.export) a database file that cannot be written

@@ -65,4 +65,4 @@ WHERE status <> 'changed'
    OR old_exclusive_bytes <> new_exclusive_bytes
    OR old_orphaned_bytes <> new_orphaned_bytes
    OR old_orphaned_manifests <> new_orphaned_manifests
-ORDER BY ABS(referenced_bytes_change) DESC, repository
+ORDER BY ABS(referenced_bytes_change) DESC NULLS LAST, repository NULLS LAST

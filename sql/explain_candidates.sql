@@ -8,4 +8,4 @@ FROM digests AS d
 LEFT JOIN manifests AS m ON m.digest = d.digest
 LEFT JOIN blobs AS b ON b.digest = d.digest
 WHERE d.digest LIKE ?
-ORDER BY d.digest, m.repository
+ORDER BY d.digest NULLS LAST, m.repository NULLS LAST

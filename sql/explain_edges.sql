@@ -7,4 +7,4 @@ SELECT t.repository, t.digest, e.from_digest AS parent_digest, e.via, r.depth AS
 FROM explain_targets AS t
 JOIN manifest_edges AS e ON e.repository = t.repository AND e.to_digest = t.digest
 JOIN reachable AS r ON r.repository = e.repository AND r.digest = e.from_digest
-ORDER BY r.depth, e.from_digest
+ORDER BY r.depth NULLS LAST, e.from_digest NULLS LAST

@@ -6,4 +6,4 @@ SELECT t.tag, t.digest
 FROM repositories AS r
 LEFT JOIN tags AS t ON t.repository = r.repository
 WHERE r.repository = ?
-ORDER BY t.tag
+ORDER BY t.tag NULLS LAST

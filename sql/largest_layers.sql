@@ -4,4 +4,4 @@
 -- Binds: layer_sharing.
 SELECT s.digest, s.size, s.media_type, s.manifests, s.repositories, s.savings_bytes
 FROM layer_sharing AS s
-ORDER BY s.size DESC, s.digest
+ORDER BY s.size DESC NULLS LAST, s.digest NULLS LAST

@@ -7,5 +7,5 @@
 -- Binds: descriptors.
 SELECT
     t.media_type,
-    CAST(ROW_NUMBER() OVER (ORDER BY t.media_type) AS INTEGER) AS media_type_rank
+    CAST(ROW_NUMBER() OVER (ORDER BY t.media_type NULLS LAST) AS INTEGER) AS media_type_rank
 FROM (SELECT DISTINCT d.media_type FROM descriptors AS d WHERE d.media_type IS NOT NULL) AS t

@@ -95,4 +95,4 @@ SELECT
 FROM per_kind AS k
 JOIN per_digest AS g ON g.kind = k.kind
 LEFT JOIN per_blob AS b ON b.kind = k.kind
-ORDER BY k.kind
+ORDER BY k.kind NULLS LAST

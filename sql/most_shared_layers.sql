@@ -5,4 +5,4 @@
 SELECT s.digest, s.size, s.media_type, s.manifests, s.repositories, s.savings_bytes
 FROM layer_sharing AS s
 WHERE s.manifests >= 2
-ORDER BY s.manifests DESC, s.savings_bytes DESC, s.digest
+ORDER BY s.manifests DESC NULLS LAST, s.savings_bytes DESC NULLS LAST, s.digest NULLS LAST

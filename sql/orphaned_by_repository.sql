@@ -33,4 +33,4 @@ SELECT
     CAST(COALESCE(x.shared_orphaned_bytes, 0) AS BIGINT) AS shared_orphaned_bytes
 FROM orphans AS o
 LEFT JOIN released AS x ON x.repository = o.repository
-ORDER BY COALESCE(x.orphaned_bytes, 0) + COALESCE(x.shared_orphaned_bytes, 0) DESC, o.repository
+ORDER BY COALESCE(x.orphaned_bytes, 0) + COALESCE(x.shared_orphaned_bytes, 0) DESC NULLS LAST, o.repository NULLS LAST

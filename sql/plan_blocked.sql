@@ -27,4 +27,4 @@ FROM (
     FROM plan_incomplete AS i
 ) AS b
 GROUP BY b.repository
-ORDER BY b.repository
+ORDER BY b.repository NULLS LAST

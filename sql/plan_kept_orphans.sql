@@ -19,8 +19,8 @@ FROM (
         r.keep_untagged,
         ROW_NUMBER() OVER (
             PARTITION BY m.repository
-            ORDER BY CASE WHEN COALESCE(m.updated_at, m.pushed_at) IS NULL THEN 0 ELSE 1 END,
-                COALESCE(m.updated_at, m.pushed_at) DESC, m.digest
+            ORDER BY CASE WHEN COALESCE(m.updated_at, m.pushed_at) IS NULL THEN 0 ELSE 1 END NULLS LAST,
+                COALESCE(m.updated_at, m.pushed_at) DESC NULLS LAST, m.digest NULLS LAST
         ) AS newest
     FROM manifests AS m
     JOIN plan_repositories AS r ON r.repository = m.repository

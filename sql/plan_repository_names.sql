@@ -6,4 +6,4 @@ UNION
 SELECT m.repository FROM manifests AS m
 UNION
 SELECT t.repository FROM tags AS t
-ORDER BY repository
+ORDER BY repository NULLS LAST

@@ -7,4 +7,4 @@ FROM plan_deleted_manifests AS d
 WHERE NOT EXISTS (
     SELECT 1 FROM plan_order AS o WHERE o.repository = d.repository AND o.digest = d.digest
 )
-ORDER BY d.repository, d.digest
+ORDER BY d.repository NULLS LAST, d.digest NULLS LAST

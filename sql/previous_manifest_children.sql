@@ -15,4 +15,4 @@ JOIN one AS o ON o.digest_id = x.manifest_id AND o.repository = x.repository
 JOIN previous_digests AS m ON m.digest_id = x.manifest_id
 JOIN previous_digests AS c ON c.digest_id = x.digest_id
 WHERE x.role = 'manifest'
-ORDER BY m.digest, x.position
+ORDER BY m.digest NULLS LAST, x.position NULLS LAST

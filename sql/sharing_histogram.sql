@@ -8,4 +8,4 @@ SELECT
     CAST(COALESCE(SUM(s.size), 0) AS BIGINT) AS bytes
 FROM layer_sharing AS s
 GROUP BY s.manifests
-ORDER BY s.manifests
+ORDER BY s.manifests NULLS LAST

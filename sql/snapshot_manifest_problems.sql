@@ -5,4 +5,4 @@ SELECT r.repository, r.digest, m.status, m.message
 FROM stage_revisions AS r
 JOIN stage_manifest_info AS m ON m.digest = r.digest
 WHERE m.status NOT IN ('ok', 'unknown_media_type')
-ORDER BY r.repository, r.digest
+ORDER BY r.repository NULLS LAST, r.digest NULLS LAST

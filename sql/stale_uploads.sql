@@ -27,4 +27,4 @@ FROM (
     FROM uploads AS u
     CROSS JOIN snapshot_info AS i
 ) AS a
-ORDER BY age_seconds DESC, a.repository, a.uuid
+ORDER BY age_seconds DESC NULLS LAST, a.repository NULLS LAST, a.uuid NULLS LAST

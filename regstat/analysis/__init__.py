@@ -1,5 +1,6 @@
-"""The analysis of a snapshot in DuckDB: the connection and its views (connection.py), the
-table `reachable` (reachability.py), and files written from a snapshot (export.py)."""
+"""The analysis of a snapshot, on an engine (engine.py: the interface, and DuckDB's; spark.py:
+Spark's): the connection and its views (connection.py), the table `reachable`
+(reachability.py), and files written from a snapshot (export.py)."""
 
 from .connection import (
     EXTRA_TABLES,
@@ -11,24 +12,28 @@ from .connection import (
     describe,
     duckdb_config,
     interrupt_all,
+    open_engine,
     query,
     query_arrow,
     spill_directory,
     track,
 )
-from .engine import drop_tables
+from .engine import ENGINES, Engine, SparkOptions
 
 __all__ = [
+    "ENGINES",
     "EXTRA_TABLES",
     "VIEWS",
+    "Engine",
     "QueryError",
+    "SparkOptions",
     "bind",
     "connect",
     "connect_pair",
     "describe",
-    "drop_tables",
     "duckdb_config",
     "interrupt_all",
+    "open_engine",
     "query",
     "query_arrow",
     "spill_directory",

@@ -14,6 +14,7 @@ import re
 import tempfile
 import weakref
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -22,6 +23,7 @@ from .. import queries
 from ..errors import RegstatError
 from ..snapshot import TABLES, Snapshot, digest_ids
 from . import engine, reachability, scope
+from .engine import SparkOptions
 
 # The analysis views, one `sql/NAME.sql` each, created in this order (docs/design.md "Definitions");
 # a view may use the ones before it.
@@ -84,8 +86,32 @@ def connect(
     `digest_ids.decode` turns a result's ids back into digests.
     """
     con = track(duckdb.connect(config=duckdb_config(memory_limit)))
-    bind(con, snapshot, materialise=False, reachable=reachable, keyed=keyed, ranks=ranks)
+    bind(engine.DuckDB(con), snapshot, reachable=reachable, keyed=keyed, ranks=ranks)
     return con
+
+
+def open_engine(
+    snapshot: Snapshot, *, name: str = "duckdb", memory_limit: str | None = None, spark: SparkOptions | None = None,
+    reachable: bool = True, keyed: bool = False,
+) -> engine.Engine:
+    """The snapshot bound (as `connect` binds it) in the engine `name` (engine.ENGINES): DuckDB,
+    in memory, or Spark (regstat.analysis.spark), whose session `spark` says how to reach."""
+    if name == "spark":
+        try:  # pyspark is an optional extra: imported only when asked for
+            from .spark import open_spark
+        except ImportError as e:
+            raise engine.EngineUnavailable(
+                f"--engine spark needs the spark extra: pip install 'regstat[spark]' (and Java 17) ({e})") from None
+        db: engine.Engine = open_spark(spark or SparkOptions())
+        _SPARK.add(db)
+    else:
+        db = engine.DuckDB(track(duckdb.connect(config=duckdb_config(memory_limit))))
+    try:
+        bind(db, snapshot, reachable=reachable, keyed=keyed)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def connect_pair(
@@ -96,12 +122,13 @@ def connect_pair(
     `old.tags`, `new.orphaned_manifests`. The tables stay views over each snapshot's Parquet;
     the current schema is `main` again afterwards."""
     con = track(duckdb.connect(config=duckdb_config(memory_limit)))
+    db = engine.DuckDB(con)
     for schema, snapshot in snapshots.items():
         engine.use_schema(con, schema)
-        bind(con, snapshot, materialise=False)
+        bind(db, snapshot)
         # Most views read these two: compute each once per snapshot, as the report does.
-        engine.materialise_view(con, "repository_references")
-        engine.materialise_view(con, "blob_references")
+        db.materialise_view("repository_references")
+        db.materialise_view("blob_references")
     engine.use_schema(con, "main")
     return con
 
@@ -111,6 +138,8 @@ def connect_pair(
 # descriptors is minutes. So the CLI runs analysis commands in a worker thread, and the main
 # thread, which receives the signal, interrupts these.
 _OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+# Spark engines: Ctrl-C cancels their running jobs, for the same reason.
+_SPARK: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def track(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -125,6 +154,8 @@ def interrupt_all() -> None:
             con.interrupt()
         except duckdb.Error:
             pass  # closed meanwhile
+    for spark in list(_SPARK):
+        spark.interrupt()
 
 
 def duckdb_config(memory_limit: str | None) -> dict[str, str | bool | int | float | list[str]]:
@@ -150,37 +181,32 @@ def need_tables(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     DuckDB names the tables behind views, so one lookup covers every view built on them."""
     tables = con.get_table_names(sql)
     if MEDIA_TYPE_RANKS in tables:
-        media_type_ranks(con)
+        media_type_ranks(engine.DuckDB(con))
     if reachability.TABLE in tables:
-        reachability.materialise(con)
+        reachability.materialise(engine.DuckDB(con))
 
 
-def media_type_ranks(con: duckdb.DuckDBPyConnection, *, empty: bool = False) -> None:
+def media_type_ranks(db: engine.Engine, *, empty: bool = False) -> None:
     """Create the table `media_type_ranks` (sql/media_type_ranks.sql), or, with `empty`, its
     columns alone, so that views over it can be defined before (or without) computing it."""
-    select = queries.load(MEDIA_TYPE_RANKS).strip().rstrip(";")
-    engine.create_table(con, MEDIA_TYPE_RANKS, f"SELECT * FROM ({select}) AS r" + (" WHERE FALSE" if empty else ""),
-                        replace=True)
+    select = engine.bare(queries.load(MEDIA_TYPE_RANKS))
+    db.create_table(MEDIA_TYPE_RANKS, f"SELECT * FROM ({select}) AS r" + (" WHERE FALSE" if empty else ""),
+                    replace=True)
 
 
-def bind(
-    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, *, materialise: bool, reachable: bool = True,
-    keyed: bool = False, ranks: bool = True,
-) -> None:
-    """Create the snapshot's tables, the extra tables and the views in `con`: the snapshot
-    tables as views over its Parquet files, or, with `materialise`, as copies (a database
-    file that outlives the snapshot's path). `reachable=False`, `keyed`, `ranks`: see `connect`."""
-    kind = "TABLE" if materialise else "VIEW"
-    # Paths are bound here, by Python, never inside the SQL files.
-    digest_ids.bind(con, dict(snapshot.tables()), keyed=keyed, kind=kind, missing=snapshot.missing_columns)
+def bind(db: engine.Engine, snapshot: Snapshot, *, reachable: bool = True, keyed: bool = False,
+         ranks: bool = True) -> None:
+    """Create the snapshot's tables, the extra tables and the views in `db`.
+    `reachable=False`, `keyed`, `ranks`: see `connect`."""
+    db.bind_snapshot(snapshot, keyed=keyed)
     for name, table in (("errors", errors_table(snapshot)), ("snapshot_info", info_table(snapshot))):
-        engine.create_table_from_arrow(con, name, table)  # small; a table, so it lands in the current schema
-    media_type_ranks(con, empty=not ranks)
-    reachability.create_empty(con)  # the views need it to exist
+        db.load(name, table)
+    media_type_ranks(db, empty=not ranks)
+    reachability.create_empty(db)  # the views need it to exist
     for name in VIEWS:
-        engine.create_view(con, name, queries.load(name))
+        db.create_view(name, queries.load(name))
     if reachable:
-        reachability.materialise(con)
+        reachability.materialise(db)
 
 
 def errors_table(snapshot: Snapshot) -> pa.Table:

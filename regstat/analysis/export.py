@@ -21,6 +21,7 @@ from ..atomic import write_atomically, write_text_atomically
 from ..errors import OutputExistsError, RegstatError
 from ..snapshot import Snapshot
 from ..snapshot.outputs import check_file_output
+from . import engine
 from .connection import bind, duckdb_config, track
 
 
@@ -68,7 +69,7 @@ def export_db(
         # Spill where analysis connections do (not beside FILE): Ctrl-C's clean-up removes it.
         con = track(duckdb.connect(str(tmp), config=duckdb_config(memory_limit)))
         try:
-            bind(con, snapshot, materialise=True)
+            bind(engine.DuckDB(con, materialise=True), snapshot)
             con.execute("CHECKPOINT")
         except duckdb.Error as e:
             raise ExportError(f"{path}: cannot write the database: {e}") from None

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from .. import queries
@@ -36,9 +35,9 @@ REPOSITORIES = pa.schema([
 KEEP_TAGS = pa.schema([("repository", pa.string()), ("tag", pa.string()), ("pattern", pa.string())])
 
 
-def repository_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+def repository_names(db: engine.Engine) -> list[str]:
     """Every repository the snapshot names (sql/plan_repository_names.sql), sorted."""
-    return [r[0] for r in con.execute(queries.load("plan_repository_names")).fetchall()]
+    return [r[0] for r in db.rows(queries.load("plan_repository_names"))[1]]
 
 
 @dataclass(frozen=True)
@@ -52,15 +51,15 @@ class Blocked:
     unreadable_manifests: int
 
 
-def blocked_repositories(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> Blocked:
+def blocked_repositories(db: engine.Engine, info: SnapshotInfo) -> Blocked:
     """Read sql/plan_blocked.sql. The repositories table records crawl errors too, beside
     snapshot.json's errors and incomplete_repositories: fail closed if they disagree."""
     incomplete = sorted(info.errored_repositories)
-    con.register("plan_incomplete", pa.table({"repository": pa.array(incomplete, pa.string())}))
+    db.load("plan_incomplete", pa.table({"repository": pa.array(incomplete, pa.string())}))
     reasons: dict[str, str] = {}
     errored = set()
     unreadable = 0
-    for repository, has_errors, count, status in con.execute(queries.load("plan_blocked")).fetchall():
+    for repository, has_errors, count, status in db.rows(queries.load("plan_blocked"))[1]:
         if count:
             reasons[repository] = (f"a manifest in this repository could not be read ({status}): "
                                    "it may reference anything")
@@ -72,31 +71,31 @@ def blocked_repositories(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> 
     return Blocked(reasons, frozenset(errored), unreadable)
 
 
-def bind_settings(con: duckdb.DuckDBPyConnection, *, taken_at: datetime, grace_cutoff: datetime | None,
+def bind_settings(db: engine.Engine, *, taken_at: datetime, grace_cutoff: datetime | None,
                   include_locked: bool) -> None:
     """Register `plan_settings`."""
     settings = [{"taken_at": taken_at, "grace_cutoff": grace_cutoff, "include_locked": include_locked}]
-    con.register("plan_settings", pa.Table.from_pylist(settings, schema=SETTINGS))
+    db.load("plan_settings", pa.Table.from_pylist(settings, schema=SETTINGS))
 
 
 def bind(
-    con: duckdb.DuckDBPyConnection, repositories: Iterable[dict[str, Any]], keep_tags: Iterable[dict[str, Any]] = (),
+    db: engine.Engine, repositories: Iterable[dict[str, Any]], keep_tags: Iterable[dict[str, Any]] = (),
 ) -> None:
     """Register `plan_repositories` and `plan_keep_tags` (columns above; a row's missing keys
     are NULL), then create the tables `plan_protections` and `plan_protected` (the protected
     manifests). Reads `plan_settings` and `reachable_now`, the reachability before the plan."""
-    con.register("plan_repositories", pa.Table.from_pylist(list(repositories), schema=REPOSITORIES))
-    con.register("plan_keep_tags", pa.Table.from_pylist(list(keep_tags), schema=KEEP_TAGS))
+    db.load("plan_repositories", pa.Table.from_pylist(list(repositories), schema=REPOSITORIES))
+    db.load("plan_keep_tags", pa.Table.from_pylist(list(keep_tags), schema=KEEP_TAGS))
     # Read twice (the tags' rows, then the manifests'): computed once.
     for table in ("plan_protections", "plan_protected"):
-        engine.create_table(con, table, queries.load(table), replace=True)
+        db.create_table(table, queries.load(table), replace=True)
 
 
-def close_kept(con: duckdb.DuckDBPyConnection) -> None:
+def close_kept(db: engine.Engine) -> None:
     """Fill `reachable` with what the plan keeps: the closure of plan_seed, then of the
     subjects of kept referrers, until nothing is added (sql/plan_kept_subjects.sql)."""
     kept_subjects = queries.load("plan_kept_subjects")
     while True:
-        reachability.materialise(con, seed="plan_seed")
-        if not engine.insert(con, "plan_protected", kept_subjects):
+        reachability.materialise(db, seed="plan_seed")
+        if not db.insert("plan_protected", kept_subjects):
             return

@@ -16,8 +16,6 @@ A chain deeper than `max_depth` raises ReachabilityError: the result is never tr
 
 from __future__ import annotations
 
-import duckdb
-
 from .. import queries
 from ..errors import RegstatError
 from . import engine
@@ -30,35 +28,35 @@ class ReachabilityError(RegstatError):
     """Reachability did not converge within the depth bound."""
 
 
-def materialise(con: duckdb.DuckDBPyConnection, *, max_depth: int = MAX_DEPTH, seed: str = "reachable_seed") -> int:
-    """Create the table `reachable` in `con`, from the seed query `sql/SEED.sql` (the planner
+def materialise(db: engine.Engine, *, max_depth: int = MAX_DEPTH, seed: str = "reachable_seed") -> int:
+    """Create the table `reachable` in `db`, from the seed query `sql/SEED.sql` (the planner
     seeds it with what its policy keeps); return the greatest depth reached."""
     seed = _select(seed)
-    engine.materialise_view(con, "manifest_edges")  # every step joins it
+    db.materialise_view("manifest_edges")  # every step joins it
     step = _select("reachable_step")
-    engine.create_table(con, TABLE, seed, replace=True)
+    db.create_table(TABLE, seed, replace=True)
     depth = 0
     while True:
         if depth == max_depth:
-            pending = engine.one_row(con.execute(f"SELECT count(*) FROM ({step}) AS pending"))[0]
+            pending = db.rows(f"SELECT count(*) AS pending FROM ({step}) AS pending")[1][0][0]
             if pending:
                 raise ReachabilityError(
                     f"reachability: manifests still being reached after {max_depth} steps "
                     "(index or referrer chains deeper than the bound)"
                 )
             return depth
-        added = engine.insert(con, TABLE, step)
+        added = db.insert(TABLE, step)
         if not added:
             return depth
         depth += 1
 
 
-def create_empty(con: duckdb.DuckDBPyConnection) -> None:
+def create_empty(db: engine.Engine) -> None:
     """Create `reachable` with its columns and no rows, so views over it can be defined
     before (or without) computing it."""
     # Typed after `manifests`: digests are text, or ids in a keyed analysis (regstat.snapshot.digest_ids).
-    engine.create_table(
-        con, TABLE,
+    db.create_table(
+        TABLE,
         "SELECT repository, digest, CAST(0 AS INTEGER) AS depth, CAST(NULL AS VARCHAR) AS via "
         "FROM manifests WHERE FALSE",
         replace=True,
@@ -67,4 +65,4 @@ def create_empty(con: duckdb.DuckDBPyConnection) -> None:
 
 def _select(name: str) -> str:
     """A query file's SELECT, without a trailing semicolon, ready to wrap."""
-    return queries.load(name).strip().rstrip(";")
+    return engine.bare(queries.load(name))

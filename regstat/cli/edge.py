@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from ..analysis import QueryError, interrupt_all, spill_directory
+from ..analysis.engine import EngineUnavailable
 from ..analysis.export import ExportError
 from ..analysis.reachability import ReachabilityError
 from ..analysis.scope import QueryScopeError
@@ -49,6 +50,7 @@ from ..snapshot.history import SelectorError
 # a SNAPSHOT selector naming nothing is one line, like any other error (cron mails it).
 OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
     (SelectorError, "usage", EXIT_USAGE),
+    (EngineUnavailable, "usage", EXIT_USAGE),
     (PolicyError, "usage", EXIT_USAGE),
     (TargetFormError, "usage", EXIT_USAGE),
     (QueryScopeError, "usage", EXIT_USAGE),
@@ -70,7 +72,7 @@ OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
 )
 
 
-ONE_LINE_USAGE = (SelectorError,)
+ONE_LINE_USAGE = (SelectorError, EngineUnavailable)
 
 
 def outcome(error: RegstatError) -> tuple[str, int]:

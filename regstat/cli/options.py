@@ -4,6 +4,7 @@ command class every command uses."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ import sys
 
 import click
 
+from ..analysis.engine import ENGINES, SparkOptions
 from ..sources.acr.entra import KINDS as AZURE_CREDENTIALS
 from ..shards import Shard
 from ..sizes import parse_size
@@ -76,6 +78,37 @@ def format_options(formats: list[str], *, default: str | None = "text", help: st
 def memory_limit_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--memory-limit", metavar="SIZE",
                         help="DuckDB memory limit, e.g. 4GB (spills to disk beyond it).")(f)
+
+
+def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--engine, --spark-master and --spark-conf KEY=VALUE, given to the command as `engine`
+    and `spark` (SparkOptions, or None for DuckDB)."""
+
+    @functools.wraps(f)
+    def run(*args: Any, engine: str, spark_master: str | None, spark_conf: tuple[str, ...], **kwargs: Any) -> Any:
+        if engine != "spark" and (spark_master or spark_conf):
+            raise click.UsageError("--spark-master and --spark-conf are for --engine spark")
+        conf = {}
+        for setting in spark_conf:
+            key, equals, value = setting.partition("=")
+            if not equals or not key.strip():
+                raise click.BadParameter(f"{setting!r} is not KEY=VALUE", param_hint="--spark-conf")
+            conf[key.strip()] = value
+        spark = SparkOptions(spark_master or SparkOptions.master, conf) if engine == "spark" else None
+        return f(*args, engine=engine, spark=spark, **kwargs)
+
+    for option in reversed((
+        click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
+                     help="Where the analysis runs: DuckDB in this process, or Spark (needs the spark extra: "
+                     "pip install 'regstat[spark]', and Java 17)."),
+        click.option("--spark-master", metavar="URL",
+                     help="With --engine spark: the master to run on, e.g. spark://host:7077, yarn. "
+                     "[default: local[*]]"),
+        click.option("--spark-conf", metavar="KEY=VALUE", multiple=True,
+                     help="With --engine spark: a Spark setting (repeatable), e.g. spark.executor.memory=8g."),
+    )):
+        run = option(run)
+    return run
 
 
 def repository_option(help: str) -> Decorator:

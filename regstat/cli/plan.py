@@ -13,7 +13,16 @@ from ..plan.render import render_text as render_plan_text
 from ..plan.render import write_json as write_plan_json
 from .edge import count, interruptible, note
 from .emit import check_output, emit
-from .options import command, format_options, memory_limit_option, open_snapshot, quiet_option, repository_option
+from ..analysis.engine import SparkOptions
+from .options import (
+    command,
+    engine_options,
+    format_options,
+    memory_limit_option,
+    open_snapshot,
+    quiet_option,
+    repository_option,
+)
 
 
 @command("plan-gc")
@@ -48,6 +57,7 @@ from .options import command, format_options, memory_limit_option, open_snapshot
                 output_help="Write the plan to FILE (atomically, replacing it) instead of stdout; never inside a "
                 "snapshot or its local SOURCE.")
 @memory_limit_option
+@engine_options
 @quiet_option
 @interruptible
 def plan_gc_command(
@@ -56,7 +66,7 @@ def plan_gc_command(
     delete_tags: str | None, filters: tuple[str, ...], ago: str | None, keep_tags: tuple[str, ...],
     pulled_within: str | None, repositories: tuple[str, ...],
     grace: str | None, include_locked: bool, fmt: str | None, output: str | None, memory_limit: str | None,
-    quiet: bool,
+    engine: str, spark: SparkOptions | None, quiet: bool,
 ) -> None:
     """Plan what to delete from the registry SNAPSHOT came from; delete nothing.
 
@@ -94,6 +104,7 @@ def plan_gc_command(
       regstat plan-gc snap --policy retention.toml -f parquet -o actions.parquet
       regstat plan-gc snap --filter 'hello-world:.*' --ago 1d --untagged
       regstat plan-gc snap --filter 'hello-world:^hello' --ago 7d --keep 2 --untagged --keep-untagged 2
+      regstat plan-gc snap --untagged --engine spark --spark-master spark://head:7077 -o plan.json
     """
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet writes a file: add --output FILE")
@@ -104,7 +115,7 @@ def plan_gc_command(
     )
     opened = open_snapshot(snapshot)
     check_output(opened, output)
-    with plan_gc(opened, policy, memory_limit=memory_limit) as plan:
+    with plan_gc(opened, policy, memory_limit=memory_limit, engine_name=engine, spark=spark) as plan:
         fmt = fmt or ("json" if output else "text")
         if fmt == "parquet":
             emit(opened, output, plan.actions_file)

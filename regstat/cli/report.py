@@ -10,7 +10,16 @@ from ..report import build_report, build_trends, render_prometheus, render_repor
 from ..snapshot import history
 from .edge import interruptible
 from .emit import check_output, emit
-from .options import command, format_options, memory_limit_option, open_snapshot, quiet_option, repository_option
+from ..analysis.engine import SparkOptions
+from .options import (
+    command,
+    engine_options,
+    format_options,
+    memory_limit_option,
+    open_snapshot,
+    quiet_option,
+    repository_option,
+)
 
 
 @command("report")
@@ -26,10 +35,12 @@ from .options import command, format_options, memory_limit_option, open_snapshot
 @repository_option("Show only these repositories' rows (repeatable; `*` matches `/` too); every other figure "
                    "stays registry-wide, and the report says so.")
 @memory_limit_option
+@engine_options
 @quiet_option
 @interruptible
 def report_command(snapshot: str, fmt: str, output: str | None, top: int, over_time: bool,
-                   repositories: tuple[str, ...], memory_limit: str | None, quiet: bool) -> None:
+                   repositories: tuple[str, ...], memory_limit: str | None, engine: str, spark: SparkOptions | None,
+                   quiet: bool) -> None:
     """Summarise SNAPSHOT: where the storage goes, what sharing saves, what can go.
 
     First the headline, reclaimable now: what `plan-gc --untagged` with the default grace
@@ -65,10 +76,13 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, over_t
       regstat report /srv/regstat/history -f prometheus -o /var/lib/prometheus/node-exporter/regstat.prom
       regstat report /srv/regstat/history@-1
       regstat report /srv/regstat/history --history -f html -o trends.html
+      regstat report snap --engine spark --spark-conf spark.executor.memory=8g
     """
     if over_time:
         if fmt in ("markdown", "prometheus") or repositories:
             raise click.UsageError("--history writes text, json, csv or html, over every repository")
+        if engine != "duckdb":
+            raise click.UsageError("--history runs on DuckDB: drop --engine")
         if not history.is_history(Path(snapshot)):
             raise click.UsageError(f"{snapshot}: not a snapshot history (a directory written by crawl --into)")
     elif fmt == "csv":
@@ -79,5 +93,6 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, over_t
         trends = build_trends(Path(snapshot), top=top, memory_limit=memory_limit)
         emit(opened, output, render_trends(trends, fmt))
         return
-    report = build_report(opened, top=top, memory_limit=memory_limit, repositories=repositories)
+    report = build_report(opened, top=top, memory_limit=memory_limit, repositories=repositories,
+                          engine_name=engine, spark=spark)
     emit(opened, output, render_prometheus(report, opened.info) if fmt == "prometheus" else render_report(report, fmt))

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from .. import analysis, queries
+from ..analysis import engine
 from ..errors import RegstatError
 from ..model import repository_selected
 from ..render import human_bytes, safe_text, short_digest
@@ -97,7 +98,7 @@ def _explain_plan(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, plan: Plan
                   out: dict[str, Any]) -> None:
     """Add what the plan does with `digest`, and why, to `out`."""
     actions = [a for a in plan.actions_on({digest}) if a["action"] in ("delete_manifest", "delete_blob")]
-    planner.keep(con, snapshot, policy_from_json(plan.policy))
+    planner.keep(engine.DuckDB(con), snapshot, policy_from_json(plan.policy))
     for m in out["manifests"]:
         action = next((a for a in actions if a["action"] == "delete_manifest" and a["repository"] == m["repository"]),
                       None)

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..analysis import engine
+from ..analysis.engine import Engine
 from ..errors import RegstatError
 
 
@@ -197,35 +196,15 @@ class Plan:
         self.close()
 
 
-def write_actions(con: duckdb.DuckDBPyConnection, directory: Path) -> Path:
+def write_actions(db: Engine, directory: Path) -> Path:
     """Write the actions (view plan_actions) in order, numbered (`position`) and with their ids
-    turned into digests, to a Parquet file in `directory`; return its path.
-
-    In three passes, none holding the plan or the digests whole (at 100M descriptors: 30M
-    actions, 55M digests): DuckDB sorts the actions on their keys (ids sort as their digests
-    do) into a file, whose row numbers are then their positions; DuckDB looks their ids up (a
-    join built on the actions' ids, not on the digests) and sorts the digests found by
-    position; both are then read side by side, a batch at a time, into the plan's file."""
-    sorted_path = directory / "sorted.parquet"
-    engine.write_sorted(con, "plan_actions", ("kind_rank", "level", "repository", "tag", "digest", "uuid"),
-                        ("kind_rank", "level"), sorted_path)
-    engine.drop_tables(con, "plan_tag_actions", "plan_deleted_manifests", "plan_order", "plan_blob_actions",
-                       "plan_upload_actions")
-    found = engine.numbered_digests(con, sorted_path, BATCH_ROWS)
-    path = directory / "actions.parquet"
-    actions = pq.ParquetFile(sorted_path)
-    index = actions.schema_arrow.get_field_index("digest")
-    schema = actions.schema_arrow.set(index, found.schema.field("digest")).insert(0, found.schema.field("position"))
-    # DuckDB marks `size` required when no row of this plan lacks one; a plan's file has one schema.
-    schema = schema.set(schema.get_field_index("size"), ACTIONS_SCHEMA.field("size"))
-    rows = _Rows(found)
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        for batch in actions.iter_batches(BATCH_ROWS):
-            position, digest = rows.take(batch.num_rows)
-            batch = batch.set_column(index, "digest", digest)
-            writer.write_batch(pa.RecordBatch.from_arrays([position, *batch.columns], schema=schema))
-    sorted_path.unlink()
-    return path
+    turned into digests, to a Parquet file in `directory` (ACTIONS_SCHEMA); return its path.
+    The engine sorts and numbers them (Engine.write_numbered), never holding them whole."""
+    path = db.write_numbered("plan_actions", ("kind_rank", "level", "repository", "tag", "digest", "uuid"),
+                             ("kind_rank", "level"), ACTIONS_SCHEMA, directory, BATCH_ROWS,
+                             release=("plan_tag_actions", "plan_deleted_manifests", "plan_order", "plan_blob_actions",
+                                      "plan_upload_actions"))
+    return path.rename(directory / "actions.parquet")
 
 
 def _canonical(value: Any) -> bytes:
@@ -244,19 +223,3 @@ def _write_loaded(actions: list[dict[str, Any]], path: Path) -> Path:
                     raise ValueError(f"action #{row['position']} is not one plan-gc writes")
             writer.write_table(pa.Table.from_pylist(rows, schema=ACTIONS_SCHEMA))
     return path
-
-
-class _Rows:
-    """A record-batch stream, taken `n` rows at a time whatever its batches."""
-
-    def __init__(self, reader: pa.RecordBatchReader) -> None:
-        self._reader = reader
-        self._held = reader.schema.empty_table()
-
-    def take(self, n: int) -> list[pa.Array]:
-        """The next `n` rows' columns."""
-        while self._held.num_rows < n:
-            batch = self._reader.read_next_batch()  # StopIteration: fewer rows than promised
-            self._held = pa.concat_tables([self._held, pa.Table.from_batches([batch])])
-        taken, self._held = self._held.slice(0, n), self._held.slice(n)
-        return [column.combine_chunks() for column in taken.columns]

@@ -31,15 +31,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import analysis, queries
 from ..analysis import engine, protections, reachability
+from ..analysis.engine import Engine, SparkOptions
 from ..durations import format_duration
 from ..errors import RegstatError
-from ..snapshot import Snapshot, SnapshotInfo, digest_ids, iso
+from ..snapshot import Snapshot, SnapshotInfo, iso
 from .plan import KINDS, Plan, summary_key, write_actions
 from .acr_purge import format_ago
 from .policy import Policy, PolicyError, Rule
@@ -53,81 +53,79 @@ class PlanError(RegstatError):
     """The plan cannot be made safely (e.g. a cycle among the manifests it would delete)."""
 
 
-def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = None) -> Plan:
-    """Make the plan for `snapshot` under `policy`."""
+def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = None, engine_name: str = "duckdb",
+            spark: SparkOptions | None = None) -> Plan:
+    """Make the plan for `snapshot` under `policy`, on the engine `engine_name` (engine.ENGINES)."""
     info = snapshot.info
 
     # Keyed: every join and group-by on digest ids; the actions' ids become digests at the end.
-    con = analysis.connect(snapshot, memory_limit=memory_limit, reachable=False, keyed=True)
+    db = analysis.open_engine(snapshot, name=engine_name, memory_limit=memory_limit, spark=spark,
+                              reachable=False, keyed=True)
     directory = Path(tempfile.mkdtemp(prefix="regstat-plan-"))
     try:
         # Read by nearly every step (reachability checks, tags, protections, deletions):
         # read its Parquet files once.
-        engine.materialise_view(con, "manifests")
-        engine.preserve_insertion_order(con, False)
-        reachability.materialise(con)
-        _, blocked = keep(con, snapshot, policy)
-        engine.drop_tables(con, "plan_protections")  # every tag and manifest: read by keep() only
+        db.materialise_view("manifests")
+        db.preserve_insertion_order(False)
+        reachability.materialise(db)
+        _, blocked = keep(db, snapshot, policy)
+        db.drop_tables("plan_protections")  # every tag and manifest: read by keep() only
         # The views below read `reachable`, which now holds what the plan keeps.
-        engine.materialise_view(con, "repository_references")
-        engine.materialise_view(con, "blob_references")
-        _create(con, "plan_deleted_manifests", "plan_manifests")
-        _create(con, "plan_tag_actions")
-        _order(con)
-        _create(con, "plan_released", "plan_blobs")
+        db.materialise_view("repository_references")
+        db.materialise_view("blob_references")
+        _create(db, "plan_deleted_manifests", "plan_manifests")
+        _create(db, "plan_tag_actions")
+        _order(db)
+        _create(db, "plan_released", "plan_blobs")
         restrictions = _blob_restrictions(info, blocked)
         estimated = bool(restrictions)
         # No blob or upload actions on an estimate.
-        _create(con, "plan_blob_actions", params=[not estimated])
-        engine.create_view(con, "plan_uploads", queries.load("plan_uploads"))
-        _create(con, "plan_upload_actions", params=[not estimated])
+        _create(db, "plan_blob_actions", params=[not estimated])
+        db.create_view("plan_uploads", queries.load("plan_uploads"))
+        _create(db, "plan_upload_actions", params=[not estimated])
         # What the bytes count: the blobs deleted, or on an estimate what the registry frees.
-        _create(con, "plan_released_blobs", params=[estimated, estimated])
+        _create(db, "plan_released_blobs", params=[estimated, estimated])
         # An in-memory DuckDB holds every table in its memory (spilling past the limit): at
         # 10M descriptors the tables above are ~2.4 GB. Drop each when no later step reads it,
         # so that the summary and the actions' sort have that memory.
-        engine.drop_tables(con, "manifests", "manifest_edges", "reachable", "reachable_now", "plan_protected",
-                           "plan_edges", "blob_references", "plan_released")
-        engine.create_view(con, "plan_actions", queries.load("plan_actions"))
-        summary = _summary(con, estimated)
-        engine.drop_tables(con, "repository_references", "plan_released_blobs")
-        actions_file = write_actions(con, directory)
+        db.drop_tables("manifests", "manifest_edges", "reachable", "reachable_now", "plan_protected",
+                       "plan_edges", "blob_references", "plan_released")
+        db.create_view("plan_actions", queries.load("plan_actions"))
+        summary = _summary(db, estimated)
+        db.drop_tables("repository_references", "plan_released_blobs")
+        actions_file = write_actions(db, directory)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
     finally:
-        con.close()
+        db.close()
     notes = restrictions + _notes(info, blocked.reasons, policy)
     return Plan(snapshot=_identity(info), policy=policy.to_json(), summary=summary, notes=notes,
                 actions_file=actions_file)
 
 
-def _create(
-    con: duckdb.DuckDBPyConnection, table: str, query: str | None = None, params: list[Any] | None = None
-) -> None:
+def _create(db: Engine, table: str, query: str | None = None, params: list[Any] | None = None) -> None:
     """Create the table `table` from sql/QUERY.sql (QUERY defaults to the table's name)."""
-    engine.create_table(con, table, queries.load(query or table), params or ())
+    db.create_table(table, queries.load(query or table), params or ())
 
 
-def keep(
-    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, policy: Policy
-) -> tuple[pa.Table, protections.Blocked]:
+def keep(db: Engine, snapshot: Snapshot, policy: Policy) -> tuple[pa.Table, protections.Blocked]:
     """Decide tags and fill `reachable` (in a connection from analysis.connect) with what the
     plan keeps; `reachable_now` keeps the current reachability, `plan_protected` the
     protections. Return the tag decisions and the repositories the plan may not touch."""
     info = snapshot.info
     taken_at = info.finished_at or datetime.now(UTC)
     _check_policy_fits(policy, info)
-    engine.copy_table(con, reachability.TABLE, "reachable_now")
-    blocked = protections.blocked_repositories(con, info)
-    protections.bind_settings(con, taken_at=taken_at, grace_cutoff=policy.grace_cutoff(taken_at),
+    db.copy_table(reachability.TABLE, "reachable_now")
+    blocked = protections.blocked_repositories(db, info)
+    protections.bind_settings(db, taken_at=taken_at, grace_cutoff=policy.grace_cutoff(taken_at),
                               include_locked=policy.include_locked)
-    protections.bind(con, _repositories(policy, protections.repository_names(con), blocked.reasons, taken_at),
-                     _keep_tags(con, policy, blocked.reasons))
-    tags = _decide_tags(con, policy, blocked.reasons, taken_at)
-    con.register("plan_tags", tags)
-    engine.insert(con, "plan_protected", queries.load("plan_kept_orphans"))
-    protections.close_kept(con)
+    protections.bind(db, _repositories(policy, protections.repository_names(db), blocked.reasons, taken_at),
+                     _keep_tags(db, policy, blocked.reasons))
+    tags = _decide_tags(db, policy, blocked.reasons, taken_at)
+    db.load("plan_tags", tags)
+    db.insert("plan_protected", queries.load("plan_kept_orphans"))
+    protections.close_kept(db)
     return tags, blocked
 
 
@@ -173,13 +171,13 @@ def _repositories(
     return rows
 
 
-def _keep_tags(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str]) -> list[dict[str, Any]]:
+def _keep_tags(db: Engine, policy: Policy, blocked: dict[str, str]) -> list[dict[str, Any]]:
     """plan_keep_tags' rows: each tag of a repository the plan may touch and whose rule has
     keep_tags, with the first pattern it matches (re.search, as the policy was checked)."""
     if not any(r.keep_tags for r in policy.all_rules):
         return []
     rows = []
-    for repository, tag in con.execute(queries.load("plan_tag_names")).fetchall():
+    for repository, tag in db.rows(queries.load("plan_tag_names"))[1]:
         rule = policy.rule_for(repository)
         if rule is None or repository in blocked:
             continue
@@ -197,12 +195,12 @@ def _tags_schema(digest: pa.DataType) -> pa.Schema:
 
 
 def _decide_tags(
-    con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str], taken_at: datetime
+    db: Engine, policy: Policy, blocked: dict[str, str], taken_at: datetime
 ) -> pa.Table:
     """One row per tag: deleted or not, and why. Tags whose verdict their repository alone
     decides (outside the policy, blocked: the protection says why; no tag rule) are decided
     column-wise; the others (tag rules, tags on referrers) one by one."""
-    tags = con.sql(queries.load("plan_tag_protections")).to_arrow_table()
+    tags = db.arrow(queries.load("plan_tag_protections"))
     repositories = pc.unique(tags.column("repository"))
     rules = [policy.rule_for(r) for r in repositories.to_pylist()]
     closed, names, by_rule, open_to_referrers = [], [], [], []
@@ -343,35 +341,35 @@ def _notes(info: SnapshotInfo, blocked: dict[str, str], policy: Policy) -> list[
 # --- order and output -------------------------------------------------------------------------
 
 
-def _order(con: duckdb.DuckDBPyConnection) -> None:
+def _order(db: Engine) -> None:
     """Fill `plan_order` with a level for every deleted manifest, so that every index comes
     before its children and every referrer before its subject (sql/plan_order_*.sql)."""
-    _create(con, "plan_edges")
-    _create(con, "plan_order", "plan_order_seed")
-    while engine.insert(con, "plan_order", queries.load("plan_order_step")):
+    _create(db, "plan_edges")
+    _create(db, "plan_order", "plan_order_seed")
+    while db.insert("plan_order", queries.load("plan_order_step")):
         pass
-    cursor = con.execute(queries.load("plan_unordered"))
-    first = [dict(zip(("repository", "digest"), row, strict=True)) for row in cursor.fetchmany(3)]
-    left = [(r["repository"], r["digest"]) for r in digest_ids.decode_rows(con, first)]
+    first = [dict(zip(("repository", "digest"), row, strict=True))
+             for row in db.rows(f"SELECT * FROM ({engine.bare(queries.load('plan_unordered'))}) AS u LIMIT 3")[1]]
+    left = [(r["repository"], r["digest"]) for r in engine.decode_rows(db, first)]
     if left:
         raise PlanError(f"the manifests to delete reference each other in a cycle (e.g. {left}): "
                         "the snapshot is damaged; no plan")
 
 
-def _summary(con: duckdb.DuckDBPyConnection, estimated: bool) -> dict[str, Any]:
+def _summary(db: Engine, estimated: bool) -> dict[str, Any]:
     """The plan's totals, and per repository its actions and the blobs only it referenced."""
-    totals = dict(con.execute(queries.load("plan_totals")).fetchall())
+    totals = dict(db.rows(queries.load("plan_totals"))[1])
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tags": 0, "manifests": 0, "blobs": 0, "uploads": 0,
                                                               "bytes_reclaimed": 0})
-    for row in _rows(con, queries.load("plan_summary")):
+    for row in _rows(db, queries.load("plan_summary")):
         c = counts[row["repository"]]
         c["tags"], c["manifests"], c["uploads"] = row["tags"], row["manifests"], row["uploads"]
         c["bytes_reclaimed"] += row["upload_bytes"]
-    for row in _rows(con, queries.load("plan_blob_repositories")):
+    for row in _rows(db, queries.load("plan_blob_repositories")):
         if not estimated:  # an estimate frees bytes, but the plan deletes no blob
             counts[row["repository"]]["blobs"] = row["blobs"]
         counts[row["repository"]]["bytes_reclaimed"] += row["bytes"]
-    blob_bytes, upload_bytes = engine.one_row(con.execute(queries.load("plan_bytes")))
+    blob_bytes, upload_bytes = engine.first_row(db, queries.load("plan_bytes")).values()
     return {
         **{summary_key(kind): totals.get(kind, 0) for kind in KINDS},
         "bytes_reclaimed": int(blob_bytes) + int(upload_bytes),
@@ -390,7 +388,6 @@ def _identity(info: SnapshotInfo) -> dict[str, Any]:
     }
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    cursor = con.execute(sql)
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+def _rows(db: Engine, sql: str) -> list[dict[str, Any]]:
+    columns, rows = db.rows(sql)
+    return [dict(zip(columns, row, strict=True)) for row in rows]

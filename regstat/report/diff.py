@@ -123,8 +123,9 @@ def build_diff(
                for side, snapshot in zip(SIDES, (old, new), strict=True)}
     con = analysis.connect_pair({"old": old, "new": new}, memory_limit=memory_limit)
     try:
+        db = engine.DuckDB(con)
         for name in TABLES:
-            engine.create_table(con, name, queries.load(name))
+            db.create_table(name, queries.load(name))
         changes = _rows(con, queries.load("diff_summary"), 1)[0]
         lists = {
             "tags": _rows(con, "SELECT * FROM diff_tags ORDER BY repository, tag", top, repositories),

@@ -16,13 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
-
 from .. import analysis, queries
 from ..analysis import engine
+from ..analysis.engine import Engine, SparkOptions
 from ..errors import CrawlError
 from ..model import repository_selected
-from ..snapshot import Snapshot, SnapshotInfo, digest_ids, iso
+from ..snapshot import Snapshot, SnapshotInfo, iso
 from .reclaimable import GRACE, bind_settings, reclaimable_now
 
 FORMAT = "regstat.report/1"
@@ -117,10 +116,12 @@ class Report:
 
 
 def build_report(
-    snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: str | None = None, repositories: tuple[str, ...] = ()
+    snapshot: Snapshot, *, top: int = DEFAULT_TOP, memory_limit: str | None = None, repositories: tuple[str, ...] = (),
+    engine_name: str = "duckdb", spark: SparkOptions | None = None,
 ) -> Report:
-    """Compute the report of `snapshot`; `top` bounds each top list. `repositories` (globs)
-    limits the rows per repository; every other figure stays registry-wide."""
+    """Compute the report of `snapshot` on the engine `engine_name` (engine.ENGINES); `top`
+    bounds each top list. `repositories` (globs) limits the rows per repository; every other
+    figure stays registry-wide."""
     info = snapshot.info
     kind = info.source.kind
     sees_untagged = info.capabilities.untagged_manifests
@@ -128,16 +129,16 @@ def build_report(
     stored_sizes = info.capabilities.stored_blob_sizes
 
     # Keyed: every join and group-by on digest ids; _all turns the ids it returns into digests.
-    con = analysis.connect(snapshot, memory_limit=memory_limit, keyed=True)
+    con = analysis.open_engine(snapshot, name=engine_name, memory_limit=memory_limit, spark=spark, keyed=True)
     try:
         # Every report query reads these two: compute each once (on 10M descriptors,
         # recomputing them per query dominated the report's time; benchmarks/RESULTS.md).
-        engine.materialise_view(con, "repository_references")
-        engine.materialise_view(con, "blob_references")
+        con.materialise_view("repository_references")
+        con.materialise_view("blob_references")
         dedup = _one(con, "SELECT physical_bytes, logical_bytes, dedup_savings_bytes FROM dedup_summary")
         totals = _one(con, queries.load("blob_totals"))
         orphaned = _one(con, queries.load("orphaned_summary"))
-        usage = _all(con, "SELECT * FROM repository_usage ORDER BY repository")
+        usage = _all(con, "SELECT * FROM repository_usage ORDER BY repository NULLS LAST")
         usage = [row for row in usage if repository_selected(row["repository"], repositories)]
         states = {r["repository"]: r for r in _all(con, "SELECT repository, complete, error_count FROM repositories")}
         histogram = _all(con, queries.load("sharing_histogram"))
@@ -305,17 +306,16 @@ def _warnings(info: SnapshotInfo, unparsed: int) -> list[str]:
     return warnings
 
 
-def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
+def _one(con: Engine, sql: str) -> dict[str, Any]:
     rows = _all(con, sql)
     return rows[0]
 
 
-def _all(con: duckdb.DuckDBPyConnection, sql: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+def _all(con: Engine, sql: str, *, limit: int | None = None) -> list[dict[str, Any]]:
     sql = sql.strip().rstrip(";")
     if limit is not None:
         # DuckDB keeps a subquery's order under LIMIT and plans the pair as a top-N: no full
         # sort of millions of layers for ten rows.
         sql = f"SELECT * FROM ({sql}) AS q LIMIT {int(limit)}"
-    cursor = con.execute(sql)
-    columns = [d[0] for d in cursor.description]
-    return digest_ids.decode_rows(con, [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()])
+    columns, rows = con.rows(sql)
+    return engine.decode_rows(con, [dict(zip(columns, row, strict=True)) for row in rows])

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-
 from .. import queries
 from ..analysis import engine, protections, reachability
+from ..analysis.engine import Engine
 from ..durations import DEFAULT_GRACE, format_duration
 from ..snapshot import SnapshotInfo
 
@@ -61,33 +60,32 @@ class Reclaimable:
         }
 
 
-def bind_settings(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> None:
+def bind_settings(db: Engine, info: SnapshotInfo) -> None:
     """Register the planner's `plan_settings` under this policy: the default grace, measured
     from when the crawl finished, or from now if snapshot.json does not say (as the planner
     measures it), and locked manifests protected."""
     taken_at = info.finished_at or datetime.now(UTC)
-    protections.bind_settings(con, taken_at=taken_at, grace_cutoff=taken_at - DEFAULT_GRACE, include_locked=False)
+    protections.bind_settings(db, taken_at=taken_at, grace_cutoff=taken_at - DEFAULT_GRACE, include_locked=False)
 
 
-def reclaimable_now(con: duckdb.DuckDBPyConnection, info: SnapshotInfo) -> Reclaimable:
+def reclaimable_now(db: Engine, info: SnapshotInfo) -> Reclaimable:
     """The figure, in a report's connection (regstat.analysis, keyed) once every query that
     reads the report's own `reachable` has run: this renames it `reachable_now`, as the
     planner keeps it, and fills `reachable` with what the plan keeps. `blob_references` must
-    be a table already (engine.materialise_view), and `plan_settings` bound (bind_settings)."""
-    blocked = protections.blocked_repositories(con, info)
-    engine.rename_table(con, reachability.TABLE, "reachable_now")
+    be a table already (Engine.materialise_view), and `plan_settings` bound (bind_settings)."""
+    blocked = protections.blocked_repositories(db, info)
+    db.rename_table(reachability.TABLE, "reachable_now")
     # The planner's protections, seed and closure, under this policy.
-    protections.bind(con, [
+    protections.bind(db, [
         {"repository": r, "rule": RULE, "untagged": True, "blocked": blocked.reasons.get(r)}
-        for r in protections.repository_names(con)
+        for r in protections.repository_names(db)
     ])
-    _create(con, "plan_tags", "reclaimable_tags")
-    protections.close_kept(con)
-    _create(con, "reclaim_deleted", "reclaimable_manifests")
-    _create(con, "reclaim_released", "reclaimable_blobs")
-    _create(con, "reclaim_uploads", "plan_uploads")
-    cursor = con.execute(queries.load("reclaimable_now"))
-    row = dict(zip([d[0] for d in cursor.description], engine.one_row(cursor), strict=True))
+    _create(db, "plan_tags", "reclaimable_tags")
+    protections.close_kept(db)
+    _create(db, "reclaim_deleted", "reclaimable_manifests")
+    _create(db, "reclaim_released", "reclaimable_blobs")
+    _create(db, "reclaim_uploads", "plan_uploads")
+    row = engine.first_row(db, queries.load("reclaimable_now"))
     estimate = restrictions(info, len(blocked.errored), blocked.unreadable_manifests)
     if estimate:  # no blob or upload deletions: the bytes the deleted manifests release
         parts = (row["released_bytes"], 0, 0, 0, 0)
@@ -125,6 +123,6 @@ def restrictions(info: SnapshotInfo, errored: int, unreadable: int) -> list[str]
     return why
 
 
-def _create(con: duckdb.DuckDBPyConnection, table: str, query: str) -> None:
-    engine.create_table(con, table, queries.load(query), replace=True)
+def _create(db: Engine, table: str, query: str) -> None:
+    db.create_table(table, queries.load(query), replace=True)
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from support.components import Registry
-from support.crawls import REPO_ROOT, api_crawl, crawl_ok, crawled, rows
+from support.crawls import api_crawl, crawl_ok, crawled, rows, sample_copy
 from support.images import build_image, make_layer, write_oci_layout
 from support.skopeo import skopeo_copy
 
@@ -56,14 +54,6 @@ def orphans(snapshot: Path) -> set[tuple[str, str]]:
     result = invoke("sql", str(snapshot), "SELECT repository, digest FROM orphaned_manifests", "--format", "json")
     assert result.exit_code == EXIT_OK, result.stderr
     return {(r["repository"], r["digest"]) for r in json.loads(result.stdout)}
-
-
-def sample_copy(tree: Path) -> Path:
-    """A copy of sample_data/ at `tree`, its files aged as the README's first command does."""
-    subprocess.run(["cp", "-a", str(REPO_ROOT / "sample_data"), str(tree)], check=True)
-    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "restore_sample_ages.py"), str(tree)], check=True,
-                   capture_output=True)
-    return tree
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
-from support.crawls import crawl_ok
+from support.crawls import crawl_ok, sample_copy
+from support.planner_checks import check_plan, policies
 from support.planner_graphs import Meta, random_registries, snapshot
 from support.snapshots import SAMPLE as SCENARIO_TREE
-from test_diff import sample_copy
-from test_planner import check_plan, policies
 
 from regstat.analysis.engine import SparkOptions
 from regstat.cli import main

@@ -183,3 +183,11 @@ def assert_same_tables(incremental: Path, fresh: Path) -> None:
     got, want = snapshot_tables(incremental), snapshot_tables(fresh)
     for name in want:
         assert got[name] == want[name], f"table {name} differs from a fresh crawl's"
+
+
+def sample_copy(tree: Path) -> Path:
+    """A copy of sample_data/ at `tree`, its files aged as the README's first command does."""
+    subprocess.run(["cp", "-a", str(REPO_ROOT / "sample_data"), str(tree)], check=True)
+    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "restore_sample_ages.py"), str(tree)], check=True,
+                   capture_output=True)
+    return tree

@@ -12,12 +12,13 @@ import sys
 
 import click
 
-from ..analysis.engine import ENGINES, SparkOptions
+from ..analysis import open_snapshot_url
+from ..analysis.engine import ENGINES, EngineUnavailable, SparkOptions
 from ..sources.acr.entra import KINDS as AZURE_CREDENTIALS
 from ..shards import Shard
 from ..sizes import parse_size
 from ..snapshot import Snapshot, history
-from ..snapshot.object_store import download_snapshot, is_object_url
+from ..snapshot.object_store import download_snapshot, is_object_url, is_url
 from .edge import Command
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -158,10 +159,17 @@ def read_password(username: str | None, password_stdin: bool) -> str | None:
     if password_stdin and not username:
         raise click.UsageError("--password-stdin needs --username")
     return sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-def open_snapshot(text: str) -> Snapshot:
+def open_snapshot(text: str, spark: SparkOptions | None = None) -> Snapshot:
     """SNAPSHOT as every command takes it: a snapshot directory, a history (its latest
     snapshot) or a selector in one (HISTORY@-1, HISTORY@2026-12-01; regstat.snapshot.history),
-    or s3://BUCKET/PREFIX, downloaded (regstat.snapshot.object_store)."""
+    or s3://BUCKET/PREFIX, downloaded (regstat.snapshot.object_store). With `spark` (--engine
+    spark), any URL (s3:// too) is read by Spark itself (regstat.analysis.spark_snapshot);
+    without it, a URL other than s3:// is a usage error."""
+    if spark is not None and is_url(text):
+        return open_snapshot_url(text, spark)
     if is_object_url(text):
         return Snapshot.open(download_snapshot(text))
+    if is_url(text):
+        raise EngineUnavailable(f"{text}: a snapshot at a URL is read by Spark: report and plan-gc read it with "
+                                "--engine spark")
     return Snapshot.open(history.resolve(text))

@@ -113,7 +113,7 @@ def plan_gc_command(
         delete_tags=delete_tags, keep_tags=keep_tags, pulled_within=pulled_within, grace=grace,
         include_locked=include_locked, repositories=repositories, filters=filters, ago=ago,
     )
-    opened = open_snapshot(snapshot)
+    opened = open_snapshot(snapshot, spark)
     check_output(opened, output)
     with plan_gc(opened, policy, memory_limit=memory_limit, engine_name=engine, spark=spark) as plan:
         fmt = fmt or ("json" if output else "text")

@@ -87,7 +87,7 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, over_t
             raise click.UsageError(f"{snapshot}: not a snapshot history (a directory written by crawl --into)")
     elif fmt == "csv":
         raise click.UsageError("--format csv is for --history (a history's figures over time)")
-    opened = open_snapshot(snapshot)  # with --history: its latest, which outputs are checked against
+    opened = open_snapshot(snapshot, spark)  # with --history: its latest, which outputs are checked against
     check_output(opened, output)
     if over_time:
         trends = build_trends(Path(snapshot), top=top, memory_limit=memory_limit)

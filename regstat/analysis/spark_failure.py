@@ -21,12 +21,12 @@ _CONDITION = re.compile(r"(?:([A-Za-z_$][\w$]*(?:\.[\w$]+)*): )?(\[[A-Z][A-Z0-9_
 _JAVA_CLASS = re.compile(r"^(?:[a-z_$][\w$]*\.)+([A-Z][\w$]*): ")
 _SQLSTATE = re.compile(r"\s*SQLSTATE: \w+;?\s*$")
 
-MEMORY_HINT = ("Spark ran out of memory: give it more, e.g. --spark-conf spark.driver.memory=8g (in local mode "
-               "the driver runs the work), or spark.executor.memory on a cluster")
+MEMORY_HINT = ("Spark ran out of memory: give it more, e.g. --spark-conf spark.driver.memory=8g, the memory "
+               "that does the work in local mode, or spark.executor.memory on a cluster")
 HINTS = (
     (re.compile(r"UNABLE_TO_ACQUIRE_MEMORY|OutOfMemoryError|Java heap space"), MEMORY_HINT),
     (re.compile(r"JAVA_GATEWAY_EXITED"),
-     "Spark could not start: it needs Java 17 (java on PATH, or JAVA_HOME), and JVM settings it accepts"),
+     "Spark could not start: it needs Java 17, on PATH or at JAVA_HOME, and JVM settings it accepts"),
     (re.compile(r"No FileSystem for scheme|UnsupportedFileSystemException|ClassNotFoundException: .*FileSystem"),
      "this URL needs its connector on the driver and the executors (hadoop-aws for s3a://, hadoop-azure for "
      "abfss://, the GCS connector for gs://; docs/spark.md)"),

@@ -101,7 +101,8 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed((
         click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
                      help="Where the analysis runs: DuckDB in this process, or Spark (needs the spark extra: "
-                     "pip install 'regstat[spark]', and Java 17)."),
+                     "pip install 'regstat[spark]', and Java 17), which also reads a SNAPSHOT at a URL: "
+                     "hdfs://, s3a://, abfss://, gs://, file://, s3://."),
         click.option("--spark-master", metavar="URL",
                      help="With --engine spark: the master to run on, e.g. spark://host:7077, yarn. "
                      "[default: local[*]]"),

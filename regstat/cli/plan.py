@@ -105,6 +105,7 @@ def plan_gc_command(
       regstat plan-gc snap --filter 'hello-world:.*' --ago 1d --untagged
       regstat plan-gc snap --filter 'hello-world:^hello' --ago 7d --keep 2 --untagged --keep-untagged 2
       regstat plan-gc snap --untagged --engine spark --spark-master spark://head:7077 -o plan.json
+      regstat plan-gc hdfs://nn:8020/snaps/latest --untagged --engine spark -o plan.json
     """
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet writes a file: add --output FILE")

@@ -76,7 +76,8 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, over_t
       regstat report /srv/regstat/history -f prometheus -o /var/lib/prometheus/node-exporter/regstat.prom
       regstat report /srv/regstat/history@-1
       regstat report /srv/regstat/history --history -f html -o trends.html
-      regstat report snap --engine spark --spark-conf spark.executor.memory=8g
+      regstat report snap --engine spark --spark-conf spark.driver.memory=8g
+      regstat report s3a://bucket/snaps/latest --engine spark --spark-master yarn
     """
     if over_time:
         if fmt in ("markdown", "prometheus") or repositories:

@@ -28,8 +28,8 @@ HINTS = (
     (re.compile(r"JAVA_GATEWAY_EXITED"),
      "Spark could not start: it needs Java 17, on PATH or at JAVA_HOME, and JVM settings it accepts"),
     (re.compile(r"No FileSystem for scheme|UnsupportedFileSystemException|ClassNotFoundException: .*FileSystem"),
-     "this URL needs its connector on the driver and the executors (hadoop-aws for s3a://, hadoop-azure for "
-     "abfss://, the GCS connector for gs://; docs/spark.md)"),
+     "the URL's filesystem needs its connector on the driver and the executors: hadoop-aws for s3a://, "
+     "hadoop-azure for abfss://, the GCS connector for gs://, EMR for s3:// (docs/spark.md)"),
     (re.compile(r"Answer from Java side is empty|Error while (sending|receiving)|Py4JNetworkError"),
      "Spark's driver JVM died, most often out of memory: " + MEMORY_HINT.split(": ", 1)[1]),
 )
@@ -50,7 +50,7 @@ def spark_failure(error: BaseException) -> SparkFailure | None:
     line = first_line(text) or type(error).__name__
     hint = next((hint for pattern, hint in HINTS if pattern.search(text[:20_000]) or pattern.search(
         type(error).__name__)), None)
-    return SparkFailure(f"Spark failed: {line}" + (f" ({hint})" if hint else ""))
+    return SparkFailure(f"Spark failed: {line.rstrip('.')}; {hint}" if hint else f"Spark failed: {line}")
 
 
 def first_line(text: str) -> str:

@@ -1,7 +1,9 @@
 """The Spark engine (regstat.analysis.spark): `report` and `plan-gc` on a real Spark, in local
 mode, give what DuckDB gives, byte for byte, on sample_data/, the scenario's storage tree and
-random registry graphs. One Spark session serves the whole run (a session-scoped fixture);
-the commands under test find it running (SparkSession.getOrCreate).
+random registry graphs; a snapshot given as a file:// URL is read by Spark as its path is;
+Spark's failures are one line; a new driver prints nothing on stderr with -q. One Spark
+session serves the whole run (a session-scoped fixture); the commands under test find it
+running (SparkSession.getOrCreate), but for those of the one test that starts JVMs of its own.
 
 pyspark is the optional extra `regstat[spark]`; CI installs it (.ci/run), so there a missing
 pyspark fails these tests instead of skipping them.

@@ -15,8 +15,10 @@
     │   │                            crawl warns and reads every manifest
     │   ├── ManifestError        a manifest body that cannot be parsed (recorded, never fatal)
     │   ├── QueryError           (analysis.connection) a query DuckDB rejects, or one that writes
-    │   ├── EngineUnavailable    (analysis.engine) --engine spark without the spark extra: a
-    │   │                        usage error
+    │   ├── EngineUnavailable    (analysis.engine) --engine spark without the spark extra, or a
+    │   │                        snapshot URL only Spark reads without --engine spark: a usage error
+    │   ├── SparkFailure         (analysis.spark_failure) a Spark session or job failed: its
+    │   │                        error in one line, with a hint where one is known
     │   ├── QueryScopeError      (analysis.scope) sql -r with a query that has no repository
     │   │                        column: a usage error
     │   ├── ExportError          (analysis.export) a database file that cannot be written

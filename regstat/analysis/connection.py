@@ -100,8 +100,7 @@ def open_engine(
         try:  # pyspark is an optional extra: imported only when asked for
             from .spark import open_spark
         except ImportError as e:
-            raise engine.EngineUnavailable(
-                f"--engine spark needs the spark extra: pip install 'regstat[spark]' (and Java 17) ({e})") from None
+            raise _without_spark(e) from None
         db: engine.Engine = open_spark(spark or SparkOptions())
         _SPARK.add(db)
     else:
@@ -112,6 +111,21 @@ def open_engine(
         db.close()
         raise
     return db
+
+
+def open_snapshot_url(url: str, spark: SparkOptions) -> Snapshot:
+    """The snapshot at `url` (hdfs://, s3a://, file://, ...), read by the Spark session `spark`
+    says how to reach (regstat.analysis.spark_snapshot)."""
+    try:
+        from .spark_snapshot import open_url
+    except ImportError as e:
+        raise _without_spark(e) from None
+    return open_url(url, spark)
+
+
+def _without_spark(error: ImportError) -> engine.EngineUnavailable:
+    return engine.EngineUnavailable(
+        f"--engine spark needs the spark extra: pip install 'regstat[spark]' (and Java 17) ({error})")
 
 
 def connect_pair(

@@ -26,7 +26,8 @@ ENGINES = ("duckdb", "spark")
 
 
 class EngineUnavailable(RegstatError):
-    """--engine spark where pyspark is not installed (a usage error)."""
+    """--engine spark where pyspark is not installed, or a snapshot at a URL only Spark reads
+    without it (a usage error)."""
 
 
 @dataclass(frozen=True)

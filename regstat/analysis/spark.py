@@ -15,8 +15,6 @@ Only the `spark` extra (pyspark, sqlglot) imports this module.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -29,31 +27,12 @@ from pyspark.sql import DataFrame, SparkSession
 
 from ..snapshot import Snapshot, digest_ids
 from .engine import RowGroups, SparkOptions
-
-# Settings every session gets unless --spark-conf says otherwise: times in UTC (as snapshots
-# store them), no web UI or progress bars on the terminal, Arrow strings as DuckDB's, no
-# constraint propagation (an insert's union of two checkpointed tables fails in it, and an
-# iterated step gains nothing from it).
-DEFAULTS = {
-    "spark.sql.constraintPropagation.enabled": "false",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.execution.arrow.useLargeVarTypes": "false",
-    # Spark makes its (here unused) warehouse directory on start, by default in the working
-    # directory, which a cron job's may not be, or should not be littered.
-    "spark.sql.warehouse.dir": os.path.join(tempfile.gettempdir(), "regstat-spark-warehouse"),
-}
+from .spark_session import start
 
 
 def open_spark(options: SparkOptions) -> Spark:
     """An engine on the Spark session `options` reaches (the running one, if there is one)."""
-    builder = SparkSession.builder.master(options.master).appName("regstat")
-    for key, value in {**DEFAULTS, **options.conf}.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
-    return Spark(session)
+    return Spark(start(options))
 
 
 @cache

@@ -20,6 +20,7 @@ from ..analysis.engine import EngineUnavailable
 from ..analysis.export import ExportError
 from ..analysis.reachability import ReachabilityError
 from ..analysis.scope import QueryScopeError
+from ..analysis.spark_failure import SparkFailure, spark_failure
 from ..errors import (
     EXIT_REFUSED,
     ApplyRefused,
@@ -61,6 +62,7 @@ OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
     (OutputRefusedError, "output", EXIT_SNAPSHOT),
     (SnapshotError, "snapshot", EXIT_SNAPSHOT),
     (QueryError, "query", EXIT_FAILURE),
+    (SparkFailure, "spark", EXIT_FAILURE),
     (ExportError, "output", EXIT_FAILURE),
     (ReachabilityError, "reachability", EXIT_FAILURE),
     (PlanError, "plan", EXIT_FAILURE),
@@ -112,7 +114,7 @@ class Command(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         as_json = wants_json(ctx.params)
         try:
-            return super().invoke(ctx)
+            return _spark_failures_as_errors(super().invoke, ctx)
         except RegstatError as e:
             kind, code = outcome(e)
             if as_json:
@@ -132,6 +134,18 @@ class Command(click.Command):
             if as_json:
                 print_json_error(f"{type(e).__name__}: {e}", "internal", EXIT_FAILURE)
             raise
+
+
+def _spark_failures_as_errors(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
+    """`invoke(ctx)`, a failure Spark raised (pyspark's or py4j's exceptions, with Java stack
+    traces) becoming a one-line SparkFailure."""
+    try:
+        return invoke(ctx)
+    except Exception as e:
+        failure = spark_failure(e)
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def _args_want_json(args: Sequence[str]) -> bool:

@@ -12,12 +12,13 @@ import sys
 
 import click
 
-from ..analysis.engine import ENGINES, SparkOptions
+from ..analysis import open_snapshot_url
+from ..analysis.engine import ENGINES, EngineUnavailable, SparkOptions
 from ..sources.acr.entra import KINDS as AZURE_CREDENTIALS
 from ..shards import Shard
 from ..sizes import parse_size
 from ..snapshot import Snapshot, history
-from ..snapshot.object_store import download_snapshot, is_object_url
+from ..snapshot.object_store import download_snapshot, is_object_url, is_url
 from .edge import Command
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -100,7 +101,8 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed((
         click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
                      help="Where the analysis runs: DuckDB in this process, or Spark (needs the spark extra: "
-                     "pip install 'regstat[spark]', and Java 17)."),
+                     "pip install 'regstat[spark]', and Java 17), which also reads a SNAPSHOT at a URL: "
+                     "hdfs://, s3a://, abfss://, gs://, file://, s3://."),
         click.option("--spark-master", metavar="URL",
                      help="With --engine spark: the master to run on, e.g. spark://host:7077, yarn. "
                      "[default: local[*]]"),
@@ -158,10 +160,17 @@ def read_password(username: str | None, password_stdin: bool) -> str | None:
     if password_stdin and not username:
         raise click.UsageError("--password-stdin needs --username")
     return sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-def open_snapshot(text: str) -> Snapshot:
+def open_snapshot(text: str, spark: SparkOptions | None = None) -> Snapshot:
     """SNAPSHOT as every command takes it: a snapshot directory, a history (its latest
     snapshot) or a selector in one (HISTORY@-1, HISTORY@2026-12-01; regstat.snapshot.history),
-    or s3://BUCKET/PREFIX, downloaded (regstat.snapshot.object_store)."""
+    or s3://BUCKET/PREFIX, downloaded (regstat.snapshot.object_store). With `spark` (--engine
+    spark), any URL (s3:// too) is read by Spark itself (regstat.analysis.spark_snapshot);
+    without it, a URL other than s3:// is a usage error."""
+    if spark is not None and is_url(text):
+        return open_snapshot_url(text, spark)
     if is_object_url(text):
         return Snapshot.open(download_snapshot(text))
+    if is_url(text):
+        raise EngineUnavailable(f"{text}: a snapshot at a URL is read by Spark: report and plan-gc read it with "
+                                "--engine spark")
     return Snapshot.open(history.resolve(text))

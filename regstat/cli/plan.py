@@ -105,6 +105,7 @@ def plan_gc_command(
       regstat plan-gc snap --filter 'hello-world:.*' --ago 1d --untagged
       regstat plan-gc snap --filter 'hello-world:^hello' --ago 7d --keep 2 --untagged --keep-untagged 2
       regstat plan-gc snap --untagged --engine spark --spark-master spark://head:7077 -o plan.json
+      regstat plan-gc hdfs://nn:8020/snaps/latest --untagged --engine spark -o plan.json
     """
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet writes a file: add --output FILE")
@@ -113,7 +114,7 @@ def plan_gc_command(
         delete_tags=delete_tags, keep_tags=keep_tags, pulled_within=pulled_within, grace=grace,
         include_locked=include_locked, repositories=repositories, filters=filters, ago=ago,
     )
-    opened = open_snapshot(snapshot)
+    opened = open_snapshot(snapshot, spark)
     check_output(opened, output)
     with plan_gc(opened, policy, memory_limit=memory_limit, engine_name=engine, spark=spark) as plan:
         fmt = fmt or ("json" if output else "text")

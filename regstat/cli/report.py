@@ -76,7 +76,8 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, over_t
       regstat report /srv/regstat/history -f prometheus -o /var/lib/prometheus/node-exporter/regstat.prom
       regstat report /srv/regstat/history@-1
       regstat report /srv/regstat/history --history -f html -o trends.html
-      regstat report snap --engine spark --spark-conf spark.executor.memory=8g
+      regstat report snap --engine spark --spark-conf spark.driver.memory=8g
+      regstat report s3a://bucket/snaps/latest --engine spark --spark-master yarn
     """
     if over_time:
         if fmt in ("markdown", "prometheus") or repositories:
@@ -87,7 +88,7 @@ def report_command(snapshot: str, fmt: str, output: str | None, top: int, over_t
             raise click.UsageError(f"{snapshot}: not a snapshot history (a directory written by crawl --into)")
     elif fmt == "csv":
         raise click.UsageError("--format csv is for --history (a history's figures over time)")
-    opened = open_snapshot(snapshot)  # with --history: its latest, which outputs are checked against
+    opened = open_snapshot(snapshot, spark)  # with --history: its latest, which outputs are checked against
     check_output(opened, output)
     if over_time:
         trends = build_trends(Path(snapshot), top=top, memory_limit=memory_limit)

@@ -101,7 +101,7 @@ def merge(inputs: list[str], output: str, *, force: bool = False) -> MergeResult
     try:
         counts = _write_tables(shards, pending)
         info = _merged_info(shards, counts)
-        return MergeResult(pending.publish(info), info, tuple(s.path for s in shards))
+        return MergeResult(pending.publish(info), info, tuple(s.directory for s in shards))
     except BaseException:
         pending.discard()
         raise

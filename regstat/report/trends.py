@@ -115,7 +115,7 @@ def summarise(snapshot: Snapshot, *, memory_limit: str | None = None) -> Summary
         "errors": len(info.errors),
     }
     repositories = {r["repository"]: {f: r.get(f) for f in REPOSITORY_FIGURES} for r in rows[:SUMMARY_REPOSITORIES]}
-    return Summary(info.id or snapshot.path.name, snapshot.path.name, iso(info.finished_at) or "",
+    return Summary(info.id or snapshot.directory.name, snapshot.directory.name, iso(info.finished_at) or "",
                    info.complete, figures, repositories)
 
 
@@ -127,7 +127,7 @@ def _cached(directory: Path, snapshot: Snapshot) -> Summary | None:
         summary = Summary.from_json(doc)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # none yet, or damaged: computed again
-    return summary if summary.snapshot_id == snapshot.info.id and summary.name == snapshot.path.name else None
+    return summary if summary.snapshot_id == snapshot.info.id and summary.name == snapshot.directory.name else None
 
 
 def _keep(directory: Path, summary: Summary) -> None:

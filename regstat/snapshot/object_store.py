@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -26,12 +27,18 @@ from typing import Any
 from ..errors import OutputExistsError, OutputRefusedError, SnapshotError
 
 SCHEME = "s3://"
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 METADATA = "snapshot.json"
 DELETE_BATCH = 1000  # keys per DeleteObjects request: S3's limit
 
 
 def is_object_url(text: str) -> bool:
     return text.startswith(SCHEME)
+
+
+def is_url(text: str) -> bool:
+    """Whether `text` is a URL (SCHEME://...), not a path: s3:// or one only Spark reads."""
+    return bool(_URL.match(text))
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def check_file_output(snapshot: Snapshot, path: str | os.PathLike[str]) -> Path:
     database): not a directory, not inside a snapshot (this one or another) or the local SOURCE
     the snapshot was crawled from. An existing file there is the caller's to replace."""
     target = Path(path).resolve()
-    if within(target, snapshot.path):
+    if snapshot.path is not None and within(target, snapshot.path):  # None: a remote URL, nothing local
         enclosing: Path | None = snapshot.path
     else:
         enclosing = enclosing_snapshot(target)

@@ -89,4 +89,4 @@ def open_previous(path: str | Path, source: SourceInfo) -> PreviousManifests:
         # What a fresh parse would have refused never came from one: the snapshot is damaged.
         if not is_digest(digest) or not isinstance(size, int) or not 0 < size <= MAX_MANIFEST_BYTES:
             raise PreviousUnusable(f"{path}: damaged manifests table (digest {digest!r}, size {size!r})")
-    return PreviousManifests(snapshot.path, info.id, sizes, children)
+    return PreviousManifests(snapshot.directory, info.id, sizes, children)

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -21,51 +22,81 @@ from .info import SnapshotInfo
 from .schemas import ADDED_COLUMNS, FORMAT, LEGACY_VALUES, PARTIAL_MARK, READABLE_VERSIONS, STORED_TABLES
 
 
+class SnapshotFiles(Protocol):
+    """Where a snapshot's files are read: a local directory (Snapshot.open), or a URL Spark
+    reads (regstat.analysis.spark_snapshot)."""
+
+    def is_dir(self) -> bool: ...
+
+    def read_metadata(self) -> str:
+        """snapshot.json's text; FileNotFoundError where there is none."""
+
+    def has_parquet(self, table: str) -> bool:
+        """Whether the directory `table` holds a Parquet file."""
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """A finished snapshot, opened for reading: its directory, and snapshot.json as `info`."""
+    """A finished snapshot, opened for reading: its local directory `path`, snapshot.json as
+    `info`, and `url` when Spark reads it at a URL (file://, s3a://, ...; regstat.analysis.
+    spark_snapshot). A snapshot at a URL has a `path` only if the URL is a local one (file://)."""
 
-    path: Path
+    path: Path | None
     info: SnapshotInfo
+    url: str | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Snapshot:
-        directory = Path(path)
-        if PARTIAL_MARK in directory.name:
-            raise SnapshotError(f"{path}: an unfinished crawl's directory, not a snapshot")
-        if not directory.is_dir():
-            raise SnapshotError(f"{path}: no such snapshot directory")
-        meta_path = directory / "snapshot.json"
+        return cls.read(str(path), _Directory(Path(path)), path=Path(path))
+
+    @classmethod
+    def read(cls, where: str, files: SnapshotFiles, *, path: Path | None, url: str | None = None) -> Snapshot:
+        """The snapshot at `where` (as the user named it, for messages), its files read through
+        `files`: refused unless finished, whole, and of a version this regstat reads."""
+        if PARTIAL_MARK in where.rstrip("/").rsplit("/", 1)[-1]:
+            raise SnapshotError(f"{where}: an unfinished crawl's directory, not a snapshot")
+        if not files.is_dir():
+            raise SnapshotError(f"{where}: no such snapshot directory")
         try:
-            metadata = json.loads(meta_path.read_text())
+            metadata = json.loads(files.read_metadata())
         except FileNotFoundError:
-            raise SnapshotError(f"{path}: not a regstat snapshot (no snapshot.json)") from None
+            raise SnapshotError(f"{where}: not a regstat snapshot (no snapshot.json)") from None
         except (OSError, ValueError) as e:
-            raise SnapshotError(f"{path}: unreadable snapshot.json: {e}") from None
+            raise SnapshotError(f"{where}: unreadable snapshot.json: {e}") from None
         if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-            raise SnapshotError(f"{path}: snapshot.json is not a {FORMAT} document")
+            raise SnapshotError(f"{where}: snapshot.json is not a {FORMAT} document")
         if metadata.get("schema_version") not in READABLE_VERSIONS:
             raise SnapshotError(
-                f"{path}: schema version {metadata.get('schema_version')} is not supported "
+                f"{where}: schema version {metadata.get('schema_version')} is not supported "
                 f"by regstat {__version__} (it reads versions {', '.join(map(str, READABLE_VERSIONS))})"
             )
         if not metadata.get("finished_at"):
-            raise SnapshotError(f"{path}: the crawl that wrote it did not finish")
+            raise SnapshotError(f"{where}: the crawl that wrote it did not finish")
         for name in STORED_TABLES:
-            if not any((directory / name).glob("*.parquet")):
-                raise SnapshotError(f"{path}: table {name} is missing")
+            if not files.has_parquet(name):
+                raise SnapshotError(f"{where}: table {name} is missing")
         try:
             info = SnapshotInfo.from_json(metadata)
         except SnapshotError as e:
-            raise SnapshotError(f"{path}: {e}") from None
-        return cls(directory, info)
+            raise SnapshotError(f"{where}: {e}") from None
+        return cls(path, info, url)
+
+    @property
+    def directory(self) -> Path:
+        """The local directory, for what reads a snapshot's files itself (crawl --previous,
+        merge, report --history): never one only Spark reads, at a remote URL."""
+        if self.path is None:
+            raise SnapshotError(f"{self.url}: a snapshot at a URL is read by Spark alone")
+        return self.path
 
     def table_glob(self, name: str) -> str:
-        return str(self.path / name / "*.parquet")
+        if self.url:
+            return f"{self.url.rstrip('/')}/{name}/*.parquet"
+        return str(self.directory / name / "*.parquet")
 
     def stored_bytes(self) -> int:
         """The sizes of the blobs the source saw stored, summed (0 where it sees none)."""
-        blobs = pq.read_table(self.path / "blobs", columns=["size", "stored"])
+        blobs = pq.read_table(self.directory / "blobs", columns=["size", "stored"])
         return int(pc.sum(pc.filter(blobs.column("size"), pc.fill_null(blobs.column("stored"), False))).as_py() or 0)
 
     @property
@@ -87,3 +118,19 @@ class Snapshot:
         """The stored tables (STORED_TABLES: `digests` and the others with ids) and their globs."""
         for name in STORED_TABLES:
             yield name, self.table_glob(name)
+
+
+@dataclass(frozen=True)
+class _Directory:
+    """A snapshot's files in a local directory."""
+
+    path: Path
+
+    def is_dir(self) -> bool:
+        return self.path.is_dir()
+
+    def read_metadata(self) -> str:
+        return (self.path / "snapshot.json").read_text()
+
+    def has_parquet(self, table: str) -> bool:
+        return any((self.path / table).glob("*.parquet"))

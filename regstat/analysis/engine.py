@@ -211,7 +211,7 @@ class DuckDB:
         values = [row[0] for row in self.con.execute(
             f"SELECT DISTINCT {first} FROM {relation} ORDER BY {first} ASC NULLS LAST").fetchall()]
         self.preserve_insertion_order(True)  # the sorted rows are written in order
-        parts = []
+        parts: list[Path] = []
         for value in values:
             part = directory / f"sorted-{len(parts):05d}.parquet"
             self.con.execute(

@@ -9,8 +9,12 @@
 --   rule: the policy rule governing its repository;
 --   bytes_freed: blobs (its own manifest blob, config, layers, index children's manifest blobs)
 --     that no other (repository, manifest) pair references.
+--     As the view manifest_exclusive_bytes computes it, for the manifests left out only: a
+--     blob only one pair references, when that pair is not kept, has kept_manifests 0 in its
+--     repository_references row (counted against the same `reachable`), so the rows of the
+--     kept pairs, most of them, are not summed.
 -- Binds: orphan_reasons, reachable, reachable_now, plan_tags, plan_repositories,
---        manifest_exclusive_bytes.
+--        repository_references, blob_references.
 SELECT
     o.repository,
     o.digest,
@@ -32,7 +36,13 @@ SELECT
 FROM orphan_reasons AS o
 LEFT JOIN reachable_now AS n ON n.repository = o.repository AND n.digest = o.digest
 LEFT JOIN plan_repositories AS pr ON pr.repository = o.repository
-LEFT JOIN manifest_exclusive_bytes AS x ON x.repository = o.repository AND x.manifest_digest = o.digest
+LEFT JOIN (
+    SELECT r.repository, r.manifest_digest, SUM(b.size) AS exclusive_bytes
+    FROM repository_references AS r
+    JOIN blob_references AS b ON b.digest = r.digest AND b.manifests = 1
+    WHERE r.manifests = 1 AND r.kept_manifests = 0
+    GROUP BY r.repository, r.manifest_digest
+) AS x ON x.repository = o.repository AND x.manifest_digest = o.digest
 WHERE NOT EXISTS (
     SELECT 1 FROM reachable AS k WHERE k.repository = o.repository AND k.digest = o.digest
 )

@@ -200,29 +200,53 @@ class DuckDB:
                        directory: Path, batch_rows: int, *, release: Sequence[str] = ()) -> Path:
         """In three passes, none holding the rows or the digests whole (at 100M descriptors: 30M
         actions, 55M digests): DuckDB sorts the rows on their keys (ids sort as their digests
-        do) into a file, whose row numbers are then their positions; DuckDB looks their ids up
+        do) into files, whose row numbers are then their positions; DuckDB looks their ids up
         (a join built on the rows' ids, not on the digests) and sorts the digests found by
-        position; both are then read side by side, a batch at a time, into the file."""
-        sorted_path = directory / "sorted.parquet"
+        position; both are then read side by side, a batch at a time, into the file.
+
+        The rows are sorted a value of the first key at a time (a plan's kind of action), one
+        file each, in that key's order: each sort then compares the other keys only, and
+        those a kind leaves NULL cost nothing (at 10M descriptors, 3M actions: the sorted
+        write took 5.3-6.4 CPU s in one sort, 2.8 in these)."""
+        first, rest = order[0], [f"{column} ASC NULLS LAST" for column in order[1:]]
+        values = [row[0] for row in self.con.execute(
+            f"SELECT DISTINCT {first} FROM {relation} ORDER BY {first} ASC NULLS LAST").fetchall()]
         self.preserve_insertion_order(True)  # the sorted rows are written in order
-        keys = ", ".join(f"{column} ASC NULLS LAST" for column in order)
-        self.con.execute(f"COPY (SELECT * EXCLUDE ({', '.join(leave_out)}) FROM {relation} ORDER BY {keys}) "
-                         f"TO '{digest_ids.quote(str(sorted_path))}' (FORMAT parquet, COMPRESSION lz4)")
+        parts: list[Path] = []
+        for value in values:
+            part = directory / f"sorted-{len(parts):05d}.parquet"
+            self.con.execute(
+                f"COPY (SELECT * EXCLUDE ({', '.join(leave_out)}) FROM {relation} "
+                f"WHERE {first} IS NOT DISTINCT FROM ? {'ORDER BY ' + ', '.join(rest) if rest else ''}) "
+                f"TO '{digest_ids.quote(str(part))}' (FORMAT parquet, COMPRESSION lz4)", [value])
+            parts.append(part)
         self.drop_tables(*release)
-        found = self.con.sql(
-            f"SELECT a.file_row_number AS position, d.digest "
-            f"FROM read_parquet('{digest_ids.quote(str(sorted_path))}', file_row_number = true) AS a "
-            f"LEFT JOIN {digest_ids.TABLE} AS d ON d.digest_id = a.digest ORDER BY a.file_row_number"
-        ).to_arrow_reader(batch_rows)
         path = directory / "numbered.parquet"
-        rows = _Rows(found)
         with RowGroups(path, schema, batch_rows) as writer:
-            for batch in pq.ParquetFile(sorted_path).iter_batches(batch_rows):
-                position, digest = rows.take(batch.num_rows)
-                writer.write({"position": position, **dict(zip(batch.schema.names, batch.columns, strict=True)),
-                              "digest": digest})
-        sorted_path.unlink()
+            if parts:
+                rows = _Rows(self._digests(parts, batch_rows))
+                position = 0
+                for part in parts:
+                    for batch in pq.ParquetFile(part).iter_batches(batch_rows):
+                        (digest,) = rows.take(batch.num_rows)
+                        numbers = pa.array(range(position, position + batch.num_rows), pa.int64())
+                        position += batch.num_rows
+                        writer.write({"position": numbers, **dict(zip(batch.schema.names, batch.columns, strict=True)),
+                                      "digest": digest})
+        for part in parts:
+            part.unlink()
         return path
+
+    def _digests(self, parts: Sequence[Path], batch_rows: int) -> pa.RecordBatchReader:
+        """The digests of the `digest` ids of the files `parts`, in the files' order, then their rows'."""
+        read = " UNION ALL ".join(
+            f"SELECT {i} AS part, file_row_number AS row, digest "
+            f"FROM read_parquet('{digest_ids.quote(str(p))}', file_row_number = true)"
+            for i, p in enumerate(parts))
+        return self.con.sql(
+            f"SELECT d.digest FROM ({read}) AS a LEFT JOIN {digest_ids.TABLE} AS d ON d.digest_id = a.digest "
+            f"ORDER BY a.part, a.row"
+        ).to_arrow_reader(batch_rows)
 
     def close(self) -> None:
         self.con.close()

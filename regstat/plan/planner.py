@@ -63,19 +63,29 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
                               reachable=False, keyed=True)
     directory = Path(tempfile.mkdtemp(prefix="regstat-plan-"))
     try:
-        # Read by nearly every step (reachability checks, tags, protections, deletions):
-        # read its Parquet files once.
-        db.materialise_view("manifests")
+        # Read by nearly every step (reachability checks, tags, protections, deletions). Spark
+        # reads its Parquet files once. DuckDB reads them each time: a scan takes only the
+        # columns a step needs, and a table of every column would be held in memory until the
+        # deletions are found (at 10M descriptors the plan's peak RSS fell from 2.95 to 2.55 GB
+        # without it, for the same CPU time).
+        held = ("manifests",) if db.name != "duckdb" else ()
+        for view in held:
+            db.materialise_view(view)
         db.preserve_insertion_order(False)
         reachability.materialise(db)
         _, blocked = keep(db, snapshot, policy)
-        db.drop_tables("plan_protections")  # every tag and manifest: read by keep() only
+        # An in-memory DuckDB holds every table in its memory (spilling past the limit): at
+        # 10M descriptors the tables of a plan are ~2.4 GB. Drop each once no later step
+        # reads it, so that the group-bys, the summary and the actions' sort have that memory.
+        db.drop_tables("plan_protections", "plan_protected")  # read by keep() only
         # The views below read `reachable`, which now holds what the plan keeps.
         db.materialise_view("repository_references")
         db.materialise_view("blob_references")
         _create(db, "plan_deleted_manifests", "plan_manifests")
         _create(db, "plan_tag_actions")
+        db.drop_tables("plan_tags", "reachable_now")
         _order(db)
+        db.drop_tables(*held, "manifest_edges", "reachable", "plan_edges")
         _create(db, "plan_released", "plan_blobs")
         restrictions = _blob_restrictions(info, blocked)
         estimated = bool(restrictions)
@@ -85,11 +95,7 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         _create(db, "plan_upload_actions", params=[not estimated])
         # What the bytes count: the blobs deleted, or on an estimate what the registry frees.
         _create(db, "plan_released_blobs", params=[estimated, estimated])
-        # An in-memory DuckDB holds every table in its memory (spilling past the limit): at
-        # 10M descriptors the tables above are ~2.4 GB. Drop each when no later step reads it,
-        # so that the summary and the actions' sort have that memory.
-        db.drop_tables("manifests", "manifest_edges", "reachable", "reachable_now", "plan_protected",
-                       "plan_edges", "blob_references", "plan_released")
+        db.drop_tables("blob_references", "plan_released")
         db.create_view("plan_actions", queries.load("plan_actions"))
         summary = _summary(db, estimated)
         db.drop_tables("repository_references", "plan_released_blobs")

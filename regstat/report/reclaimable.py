@@ -72,7 +72,9 @@ def reclaimable_now(db: Engine, info: SnapshotInfo) -> Reclaimable:
     """The figure, in a report's connection (regstat.analysis, keyed) once every query that
     reads the report's own `reachable` has run: this renames it `reachable_now`, as the
     planner keeps it, and fills `reachable` with what the plan keeps. `blob_references` must
-    be a table already (Engine.materialise_view), and `plan_settings` bound (bind_settings)."""
+    be a table already (Engine.materialise_view), made while `reachable` held the report's
+    reachability (sql/reclaimable_blobs.sql corrects its kept_manifests by what the plan
+    keeps), and `plan_settings` bound (bind_settings)."""
     blocked = protections.blocked_repositories(db, info)
     db.rename_table(reachability.TABLE, "reachable_now")
     # The planner's protections, seed and closure, under this policy.

@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -115,6 +115,21 @@ def load_averages() -> str:
 def rounds(runs: int, warmup: bool) -> range:
     """Run indexes: 0 is the warm-up (left out without `warmup`), then the counted runs."""
     return range(runs + 1) if warmup else range(1, runs + 1)
+
+
+def alternate(runs: list[Run], tools: Iterable[str], run_one: Callable[[str, int], Run], *,
+              count: int, warmup: bool, width: int, pause: float = 0.0) -> None:
+    """Run the tools in turn, round after round (a warm-up first with `warmup`), appending each
+    run to `runs` and printing it; `pause` seconds after each. A tool with an unfinished run is
+    not run again: one says it, and the timeout is not spent twice."""
+    for index in rounds(count, warmup):
+        for tool in tools:
+            if any(r.tool == tool and r.failed for r in runs):
+                continue
+            run = run_one(tool, index)
+            runs.append(run)
+            print_run(run, width)
+            time.sleep(pause)
 
 
 def print_run(run: Run, width: int) -> None:

@@ -575,13 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         t for t in TOOLS if t == "baseline" or args.command in (t, "both")]
     for tool in tools:
         print(f"{tool + ':':<9} {' '.join(commands[tool])}")
-    for index in common.rounds(args.runs, not args.no_warmup):
-        for tool in tools:
-            if any(r.tool == tool and r.failed for r in bench.runs):
-                continue  # one unfinished run says it: do not spend the timeout again
-            run = run_tool(bench, tool, index)
-            bench.runs.append(run)
-            common.print_run(run, 9)
+    common.alternate(bench.runs, tools, lambda tool, index: run_tool(bench, tool, index),
+                     count=args.runs, warmup=not args.no_warmup, width=9)
 
     med = medians(bench.runs)
     print()

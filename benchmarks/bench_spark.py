@@ -394,14 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     env["load_start"] = common.load_averages()
     for tool, command in commands.items():
         print(f"{tool + ':':<16} {' '.join(command)}")
-    for index in common.rounds(args.runs, not args.no_warmup):
-        for tool in commands:
-            if any(r.tool == tool and r.failed for r in bench.runs):
-                continue  # one unfinished run says it: do not spend the timeout again
-            run = run_tool(bench, tool, index)
-            bench.runs.append(run)
-            common.print_run(run, 15)
-            time.sleep(1)  # let the JVM's last pages go before the next run is sampled
+    # A second's pause after each run: the JVM's last pages go before the next run is sampled.
+    common.alternate(bench.runs, commands, lambda tool, index: run_tool(bench, tool, index),
+                     count=args.runs, warmup=not args.no_warmup, width=15, pause=1.0)
     print()
     for line in summary_lines(bench):
         print(line)

@@ -182,6 +182,21 @@ def test_partial_crawl_resumes_counting_the_repositories_left_out(tree: Path, tm
     assert meta["source_repositories"] == 21 * originals
 
 
+def test_killed_shard_resumes_to_the_same_shard(tree: Path, tmp_path: Path) -> None:
+    """A shard of a sharded crawl (one of N machines) resumes as itself, and only as itself:
+    resumed as another shard, it would hand the merge repositories twice or not at all."""
+    want, out = tmp_path / "want", tmp_path / "snap"
+    summary(crawl(str(tree), want, "--shard", "2/3"))
+    killed(crawl(str(tree), out, "--shard", "2/3", kill=("record", 20)))
+    other = crawl(str(tree), out, "--shard", "1/3", "--resume")
+    assert other.returncode == EXIT_SNAPSHOT and "shard '2/3', not '1/3'" in other.stderr, other.stderr
+    resumed = summary(crawl(str(tree), out, "--shard", "2/3", "--resume"))
+    assert resumed["work"]["jobs_reused"] > 0
+    assert_same_snapshot(out, want)
+    assert json.loads((out / "snapshot.json").read_text())["shard"] == {
+        **json.loads((want / "snapshot.json").read_text())["shard"]}
+
+
 def test_resume_refuses_what_it_cannot_continue(tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "snap"
     nothing = crawl(str(tree), out, "--resume")

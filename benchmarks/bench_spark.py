@@ -217,7 +217,6 @@ def summary_lines(bench: Bench, markdown: bool = False) -> list[str]:
 
 
 def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace, key: str) -> str:
-    meta = json.load(open(os.path.join(bench.snapshot, "snapshot.json")))
     lines = [SECTION_START.format(key=key),
              f"## {env['date']} — {env['host']} — {bench.descriptors:,} descriptors", ""]
     lines += [line + "  " for line in summary_lines(bench, markdown=True)]
@@ -228,7 +227,7 @@ def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace, 
     if env.get("changed"):
         lines.append(f"| WARNING | {env['changed']} |")
     lines.append(f"| snapshot | `{os.path.basename(bench.snapshot)}`, counts "
-                 f"{json.dumps(meta['counts'])} |")
+                 f"{json.dumps(snapshot_counts(bench.snapshot))} |")
     for tool in bench.args:
         shown = " ".join(a for a in bench.args[tool][1:] if a != bench.snapshot)
         lines.append(f"| {tool} | `python {shown}` |")
@@ -241,6 +240,12 @@ def render_section(env: dict[str, str], bench: Bench, args: argparse.Namespace, 
     lines += common.run_rows(bench.runs, common.medians(bench.runs, bench.args), "command")
     lines += ["", SECTION_END]
     return "\n".join(lines) + "\n"
+
+
+def snapshot_counts(snapshot: str) -> dict[str, int]:
+    """The rows of each table, as the snapshot's snapshot.json counts them."""
+    with open(os.path.join(snapshot, "snapshot.json")) as f:
+        return json.load(f)["counts"]
 
 
 def library_versions() -> str:
@@ -272,7 +277,7 @@ def profile_child(args: argparse.Namespace, snapshot: str, spark: list[str]) -> 
 
     timings: list[tuple[str, float, int]] = []
     depth = [0]
-    sessions = []  # the session regstat made, whose UI reports the stages
+    sessions = []  # the session regstat made (kept once), whose UI reports the stages
 
     def shuffles(frame) -> int:
         plan = frame._jdf.queryExecution().executedPlan().toString()
@@ -282,7 +287,8 @@ def profile_child(args: argparse.Namespace, snapshot: str, spark: list[str]) -> 
         original = getattr(engine.Spark, name)
 
         def wrapper(self, *a, **k):
-            sessions.append(self.session)
+            if not sessions:
+                sessions.append(self.session)
             depth[0] += 1
             exchanges = shuffles(a[1]) if name == "_table" and depth[0] == 1 else 0
             started = time.perf_counter()
@@ -311,7 +317,7 @@ def profile_child(args: argparse.Namespace, snapshot: str, spark: list[str]) -> 
     port = context.uiWebUrl.rsplit(":", 1)[1]
     url = f"http://127.0.0.1:{port}/api/v1/applications/{context.applicationId}/stages"
     stages = json.load(urllib.request.urlopen(url))
-    descriptors = int(json.load(open(os.path.join(snapshot, "snapshot.json")))["counts"]["descriptors"])
+    descriptors = snapshot_counts(snapshot)["descriptors"]
     print(f"\n{'seconds':>8} {'shuffles':>8}  statement")
     for label, seconds, exchanges in sorted(timings, key=lambda t: -t[1]):
         print(f"{seconds:8.2f} {exchanges:8d}  {label}")
@@ -376,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "both":
             parser.error("--profile profiles one command: --command report or --command plan-gc")
         return profile(args, snapshot)
-    descriptors = int(json.load(open(os.path.join(snapshot, "snapshot.json")))["counts"]["descriptors"])
+    descriptors = snapshot_counts(snapshot)["descriptors"]
     argv_of = {"report": ["report", snapshot, "--format", "json", "--output"],
                "plan-gc": ["plan-gc", snapshot, "--untagged", "--grace", "0s", "-f", "parquet", "-o"]}
     suffix = {"report": "json", "plan-gc": "parquet"}

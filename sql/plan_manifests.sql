@@ -10,11 +10,11 @@
 --   bytes_freed: blobs (its own manifest blob, config, layers, index children's manifest blobs)
 --     that no other (repository, manifest) pair references.
 --     As the view manifest_exclusive_bytes computes it, for the manifests left out only: a
---     blob only one pair references, when that pair is not kept, has kept_manifests 0 in its
---     repository_references row (counted against the same `reachable`), so the rows of the
---     kept pairs, most of them, are not summed.
+--     blob only one pair references, when that pair is not kept, is one whose last reference
+--     the plan deletes (plan_last_references), so the rows of the kept pairs, most of them, are
+--     not summed.
 -- Binds: orphan_reasons, reachable, reachable_now, plan_tags, plan_repositories,
---        repository_references, blob_references.
+--        plan_last_references, plan_last_reference_blobs.
 SELECT
     o.repository,
     o.digest,
@@ -38,9 +38,9 @@ LEFT JOIN reachable_now AS n ON n.repository = o.repository AND n.digest = o.dig
 LEFT JOIN plan_repositories AS pr ON pr.repository = o.repository
 LEFT JOIN (
     SELECT r.repository, r.manifest_digest, SUM(b.size) AS exclusive_bytes
-    FROM repository_references AS r
-    JOIN blob_references AS b ON b.digest = r.digest AND b.manifests = 1
-    WHERE r.manifests = 1 AND r.kept_manifests = 0
+    FROM plan_last_references AS r
+    JOIN plan_last_reference_blobs AS b ON b.digest = r.digest AND b.manifests = 1
+    WHERE r.manifests = 1
     GROUP BY r.repository, r.manifest_digest
 ) AS x ON x.repository = o.repository AND x.manifest_digest = o.digest
 WHERE NOT EXISTS (

@@ -78,9 +78,11 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         # 10M descriptors the tables of a plan are ~2.4 GB. Drop each once no later step
         # reads it, so that the group-bys, the summary and the actions' sort have that memory.
         db.drop_tables("plan_protections", "plan_protected")  # read by keep() only
-        # The views below read `reachable`, which now holds what the plan keeps.
-        db.materialise_view("repository_references")
-        db.materialise_view("blob_references")
+        # These read `reachable`, which now holds what the plan keeps. Only the references of
+        # the blobs the plan releases are grouped, not every blob's (repository_references).
+        _create(db, "plan_kept_blobs")
+        _create(db, "plan_last_references")
+        _create(db, "plan_last_reference_blobs")
         _create(db, "plan_deleted_manifests", "plan_manifests")
         _create(db, "plan_tag_actions")
         db.drop_tables("plan_tags", "reachable_now")
@@ -95,10 +97,10 @@ def plan_gc(snapshot: Snapshot, policy: Policy, *, memory_limit: str | None = No
         _create(db, "plan_upload_actions", params=[not estimated])
         # What the bytes count: the blobs deleted, or on an estimate what the registry frees.
         _create(db, "plan_released_blobs", params=[estimated, estimated])
-        db.drop_tables("blob_references", "plan_released")
+        db.drop_tables("plan_kept_blobs", "plan_last_reference_blobs", "plan_released")
         db.create_view("plan_actions", queries.load("plan_actions"))
         summary = _summary(db, estimated)
-        db.drop_tables("repository_references", "plan_released_blobs")
+        db.drop_tables("plan_last_references", "plan_released_blobs")
         actions_file = write_actions(db, directory)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)

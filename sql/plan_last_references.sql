@@ -1,0 +1,21 @@
+-- Planner, the references the plan deletes last: one row per (repository, blob) for each blob
+-- that manifests reference (view manifest_references) but none the plan keeps (table
+-- plan_kept_blobs), as view repository_references has them (kept_manifests is 0 in each):
+--   size: the largest size the repository's manifests give it;
+--   manifests: its (repository, manifest) pairs in this repository;
+--   manifest_digest: the smallest digest of those manifests.
+-- The planner reads no other rows of repository_references, and at 10M descriptors these are a
+-- third of them: computing only these costs a third less CPU (benchmarks/RESULTS.md). That
+-- they are not every referenced blob matters: an unreferenced blob is one in neither table
+-- (sql/plan_blobs.sql).
+-- Binds: manifest_references, plan_kept_blobs.
+SELECT
+    r.repository,
+    r.digest,
+    MAX(r.size) AS size,
+    CAST(COUNT(*) AS BIGINT) AS manifests,
+    MIN(r.manifest_digest) AS manifest_digest
+FROM manifest_references AS r
+LEFT JOIN plan_kept_blobs AS k ON k.digest = r.digest
+WHERE k.digest IS NULL
+GROUP BY r.repository, r.digest

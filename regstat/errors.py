@@ -19,6 +19,8 @@
     │   │                        snapshot URL only Spark reads without --engine spark: a usage error
     │   ├── SparkFailure         (analysis.spark_failure) a Spark session or job failed: its
     │   │                        error in one line, with a hint where one is known
+    │   ├── OutOfMemory          (analysis.duckdb_failure) DuckDB ran out of memory or spill
+    │   │                        room: its first line, and what to do
     │   ├── QueryScopeError      (analysis.scope) sql -r with a query that has no repository
     │   │                        column: a usage error
     │   ├── ExportError          (analysis.export) a database file that cannot be written

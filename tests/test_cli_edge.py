@@ -142,6 +142,19 @@ def test_quiet_still_reports_what_went_wrong(snap: Path) -> None:
     assert result.exit_code == EXIT_FAILURE and result.stderr.startswith("regstat: error: query failed")
 
 
+def test_duckdb_out_of_memory_is_one_line_saying_what_to_do(snap: Path) -> None:
+    # A real DuckDB under a limit no statement fits in: its exception's several lines of SET
+    # commands become one line naming regstat's own options, and no traceback.
+    for args in (("report", snap, "-f", "json"), ("plan-gc", snap, "--untagged", "-f", "json"),
+                 ("sql", snap, "SELECT * FROM repository_usage", "-f", "json")):
+        result = invoke(*args, "--memory-limit", "1MB")
+        assert result.exit_code == EXIT_FAILURE, (args, result.stderr)
+        assert json_error(result)["kind"] == "memory", args
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("regstat: error: DuckDB ran out of memory ("), lines
+        assert "--memory-limit" in lines[0] and "SET " not in lines[0], lines
+
+
 # --- errors as JSON, usage errors in click's style -----------------------------------------------
 
 

@@ -23,6 +23,7 @@ from .. import queries
 from ..errors import RegstatError
 from ..snapshot import TABLES, Snapshot, digest_ids
 from . import engine, reachability, scope
+from .duckdb_failure import duckdb_failure
 from .engine import SparkOptions
 
 # The analysis views, one `sql/NAME.sql` each, created in this order (docs/design.md "Definitions");
@@ -255,7 +256,7 @@ def query(
         columns = [d[0] for d in cursor.description]
         return columns, scope.scoped_rows(columns, cursor.fetchall(), repositories)
     except duckdb.Error as e:
-        raise QueryError(f"query failed: {e}") from None
+        raise duckdb_failure(e) or QueryError(f"query failed: {e}") from None
     finally:
         con.close()
 
@@ -272,7 +273,7 @@ def query_arrow(
         scope.check_scoped(relation.columns, repositories)
         return scope.scoped_table(relation.to_arrow_table(), repositories)
     except duckdb.Error as e:
-        raise QueryError(f"query failed: {e}") from None
+        raise duckdb_failure(e) or QueryError(f"query failed: {e}") from None
     finally:
         con.close()
 

@@ -75,5 +75,5 @@ def main() -> None:
     nothing on stderr unless something went wrong. With --json or --format json, a fatal
     error also prints {"error": ..., "kind": ..., "exit_code": ...} on stdout; kind is one
     of usage, source, refused, snapshot, output, query, reachability, plan, explain,
-    manifest, spark, error, interrupted, internal.
+    manifest, spark, memory, error, interrupted, internal.
     """

@@ -20,6 +20,7 @@ from ..analysis.engine import EngineUnavailable
 from ..analysis.export import ExportError
 from ..analysis.reachability import ReachabilityError
 from ..analysis.scope import QueryScopeError
+from ..analysis.duckdb_failure import OutOfMemory, duckdb_failure
 from ..analysis.spark_failure import SparkFailure, spark_failure
 from ..errors import (
     EXIT_REFUSED,
@@ -63,6 +64,7 @@ OUTCOMES: tuple[tuple[type[RegstatError], str, int], ...] = (
     (SnapshotError, "snapshot", EXIT_SNAPSHOT),
     (QueryError, "query", EXIT_FAILURE),
     (SparkFailure, "spark", EXIT_FAILURE),
+    (OutOfMemory, "memory", EXIT_FAILURE),
     (ExportError, "output", EXIT_FAILURE),
     (ReachabilityError, "reachability", EXIT_FAILURE),
     (PlanError, "plan", EXIT_FAILURE),
@@ -114,7 +116,7 @@ class Command(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         as_json = wants_json(ctx.params)
         try:
-            return _spark_failures_as_errors(super().invoke, ctx)
+            return _engine_failures_as_errors(super().invoke, ctx)
         except RegstatError as e:
             kind, code = outcome(e)
             if as_json:
@@ -136,13 +138,13 @@ class Command(click.Command):
             raise
 
 
-def _spark_failures_as_errors(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
+def _engine_failures_as_errors(invoke: Callable[[click.Context], Any], ctx: click.Context) -> Any:
     """`invoke(ctx)`, a failure Spark raised (pyspark's or py4j's exceptions, with Java stack
-    traces) becoming a one-line SparkFailure."""
+    traces) becoming a one-line SparkFailure, and DuckDB running out of memory an OutOfMemory."""
     try:
         return invoke(ctx)
     except Exception as e:
-        failure = spark_failure(e)
+        failure = spark_failure(e) or duckdb_failure(e)
         if failure is None:
             raise
         raise failure from None

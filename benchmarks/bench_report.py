@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -372,11 +373,11 @@ def record(path: str, key: str, section: str) -> None:
 # -- profile -------------------------------------------------------------------------
 
 
-def profile(snapshot: str, command: str) -> int:
+def profile(snapshot: str, command: str, memory_limit: str | None) -> int:
     """Profile `command` (report or plan-gc) of the code being timed, in a child process that
     imports it."""
     args = [sys.executable, os.path.abspath(__file__), "--profile-child", "--snapshot", snapshot,
-            "--command", command]
+            "--command", command, *(["--memory-limit", memory_limit] if memory_limit else [])]
     cwd = os.path.join(DEFAULT_WORK, "profile-cwd")  # DuckDB spills into .tmp here
     shutil.rmtree(cwd, ignore_errors=True)
     os.makedirs(cwd)
@@ -386,11 +387,13 @@ def profile(snapshot: str, command: str) -> int:
         shutil.rmtree(cwd, ignore_errors=True)
 
 
-def profile_child(snapshot: str, command: str) -> int:
+def profile_child(snapshot: str, command: str, memory_limit: str | None) -> int:
     """Run the report or the plan in this process, timing every statement it sends to DuckDB.
 
     Wraps `duckdb.connect` so that whatever regstat executes (views, reachability steps,
-    queries, the plan's JSON) is timed, without knowing its statements in advance.
+    queries, the plan's JSON) is timed, without knowing its statements in advance. Each line
+    also gives the process's peak RSS so far: the first line showing a peak's figure is the
+    statement that reached it.
     """
     import duckdb
 
@@ -403,9 +406,10 @@ def profile_child(snapshot: str, command: str) -> int:
     def run() -> None:
         opened = Snapshot.open(snapshot)
         if command == "report":
-            report.build_report(opened)
+            report.build_report(opened, memory_limit=memory_limit)
             return
-        with planner.plan_gc(opened, policy_file.resolve(None, untagged=True, grace="0s")) as plan:
+        policy = policy_file.resolve(None, untagged=True, grace="0s")
+        with planner.plan_gc(opened, policy, memory_limit=memory_limit) as plan:
             write_copy(opened, "plan.parquet", plan.actions_file)  # as the benchmark
 
     print(f"profiling {os.path.dirname(regstat.__file__)}", flush=True)
@@ -424,8 +428,9 @@ def profile_child(snapshot: str, command: str) -> int:
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             text = " ".join(str(sql).split())
             timings.append((cpu, seconds, text))
-            print(f"  +{time.perf_counter() - started:7.2f} s {seconds:7.2f} s {cpu:7.2f} CPU s  "
-                  f"{text[:100]}", flush=True)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            print(f"  +{time.perf_counter() - started:7.2f} s {seconds:7.2f} s {cpu:7.2f} CPU s "
+                  f"{peak:6d} MB  {text[:100]}", flush=True)
             return result
 
         def execute(self, sql, *a, **k):
@@ -522,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the regstat command(s) timed against the baseline (default both) "
                              "or profiled (default report)")
     parser.add_argument("--memory-limit", metavar="SIZE",
-                        help="pass --memory-limit SIZE to the regstat commands (e.g. 4GB)")
+                        help="pass --memory-limit SIZE to the regstat commands, or to the profiled one (e.g. 4GB)")
     parser.add_argument("--profile-notes", metavar="FILE",
                         help="Markdown to append to the recorded section (e.g. a profile)")
     common.add_commit_option(parser)
@@ -547,13 +552,13 @@ def main(argv: list[str] | None = None) -> int:
     if (args.profile or args.profile_child) and args.command == "both":
         parser.error("--profile profiles one command: --command report or --command plan-gc")
     if args.profile_child:
-        return profile_child(args.snapshot, args.command)
+        return profile_child(args.snapshot, args.command, args.memory_limit)
 
     if args.commit:
         common.export_commit(args.commit, args.work)
     snapshot, summary = prepare_snapshot(args)
     if args.profile:
-        return profile(snapshot, args.command)
+        return profile(snapshot, args.command, args.memory_limit)
     out = {"baseline": os.path.join(args.work, "baseline-out.parquet"),
            "report": os.path.join(args.work, "report-out.json"),
            "plan-gc": os.path.join(args.work, "plan-out.parquet")}

@@ -1,10 +1,11 @@
 -- Planner, blobs the plan releases: stored blobs no manifest references ('unreferenced': in
 -- neither plan_kept_blobs nor plan_last_reference_blobs, as view unreferenced_blobs finds them
 -- against every referenced blob), and blobs every (repository, manifest) pair referencing which
--- is deleted by the plan ('last reference deleted': plan_last_reference_blobs). young: younger than the grace period (a missing time counts as young, unless
--- the grace is off). The planner turns these into delete_blob actions only where the source
--- sweeps blobs separately (storage and OCI layouts) and nothing restricts it; elsewhere they
--- are an estimate of what the registry will free.
+-- is deleted by the plan ('last reference deleted': plan_last_reference_blobs). young: younger
+-- than the grace period (a missing time counts as young, unless the grace is off). The planner
+-- turns these into delete_blob actions only where the source sweeps blobs separately (storage
+-- and OCI layouts) and nothing restricts it; elsewhere they are an estimate of what the
+-- registry will free.
 -- Binds: blobs, plan_kept_blobs, plan_last_reference_blobs, plan_settings.
 SELECT
     c.digest,

@@ -16,11 +16,11 @@ from typing import Any
 import click
 
 from ..analysis import QueryError, interrupt_all, spill_directory
+from ..analysis.duckdb_failure import OutOfMemory, duckdb_failure
 from ..analysis.engine import EngineUnavailable
 from ..analysis.export import ExportError
 from ..analysis.reachability import ReachabilityError
 from ..analysis.scope import QueryScopeError
-from ..analysis.duckdb_failure import OutOfMemory, duckdb_failure
 from ..analysis.spark_failure import SparkFailure, spark_failure
 from ..errors import (
     EXIT_REFUSED,

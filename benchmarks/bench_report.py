@@ -387,6 +387,12 @@ def profile(snapshot: str, command: str, memory_limit: str | None) -> int:
         shutil.rmtree(cwd, ignore_errors=True)
 
 
+def rss_mb() -> int:
+    """The process's resident memory now, in MB (Linux /proc)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
+
+
 def profile_child(snapshot: str, command: str, memory_limit: str | None) -> int:
     """Run the report or the plan in this process, timing every statement it sends to DuckDB.
 
@@ -412,7 +418,8 @@ def profile_child(snapshot: str, command: str, memory_limit: str | None) -> int:
         with planner.plan_gc(opened, policy, memory_limit=memory_limit) as plan:
             write_copy(opened, "plan.parquet", plan.actions_file)  # as the benchmark
 
-    print(f"profiling {os.path.dirname(regstat.__file__)}", flush=True)
+    print(f"profiling {os.path.dirname(regstat.__file__)}; after each statement: elapsed, its wall and CPU "
+          "time, the process's peak RSS so far, its RSS now, and DuckDB's buffer memory", flush=True)
     timings: list[tuple[float, str]] = []
     started = time.perf_counter()
 
@@ -430,8 +437,18 @@ def profile_child(snapshot: str, command: str, memory_limit: str | None) -> int:
             timings.append((cpu, seconds, text))
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
             print(f"  +{time.perf_counter() - started:7.2f} s {seconds:7.2f} s {cpu:7.2f} CPU s "
-                  f"{peak:6d} MB  {text[:100]}", flush=True)
+                  f"{peak:6d} MB {rss_mb():6d} MB {self._buffers_mb():6d} MB  {text[:100]}", flush=True)
             return result
+
+        def _buffers_mb(self) -> int:
+            # DuckDB's buffer manager, database-wide; a cursor of its own, so that the result
+            # the caller is about to fetch stays in place.
+            cursor = self._con.cursor()
+            try:
+                (used,) = cursor.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+            finally:
+                cursor.close()
+            return int(used or 0) // 2**20
 
         def execute(self, sql, *a, **k):
             self._time("execute", sql, *a, **k)

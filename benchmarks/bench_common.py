@@ -108,6 +108,21 @@ def timed(args: list[str], *, stdout: str, stderr: str, cwd: str | None = None,
     return proc.returncode, wall, usage.ru_utime, usage.ru_stime, rss_mb, failure
 
 
+def proc_status(pid: int) -> dict[str, int]:
+    """VmHWM (peak RSS), VmRSS and PPid of the process `pid` from /proc (kB; Linux), or {} if
+    it is gone."""
+    values = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmHWM", "VmRSS", "PPid"):
+                    values[key] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        return {}
+    return values
+
+
 def load_averages() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 

@@ -61,19 +61,6 @@ first.
 # -- sampling /proc ------------------------------------------------------------------
 
 
-def _status(pid: int) -> dict[str, int]:
-    values = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in ("VmHWM", "VmRSS", "PPid"):
-                    values[key] = int(rest.split()[0])
-    except (OSError, ValueError, IndexError):
-        return {}
-    return values
-
-
 def _pss_kb(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -129,13 +116,13 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            parent = _status(self.pid)
+            parent = common.proc_status(self.pid)
             if not parent:
                 break
             workers = _descendants(self.pid)
             worker_rss = pss = 0
             for pid in workers:
-                s = _status(pid)
+                s = common.proc_status(pid)
                 if s:
                     self.worker_hwm_kb[pid] = max(self.worker_hwm_kb.get(pid, 0), s.get("VmHWM", 0))
                     worker_rss += s.get("VmRSS", 0)

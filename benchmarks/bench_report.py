@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -387,19 +386,13 @@ def profile(snapshot: str, command: str, memory_limit: str | None) -> int:
         shutil.rmtree(cwd, ignore_errors=True)
 
 
-def rss_mb() -> int:
-    """The process's resident memory now, in MB (Linux /proc)."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
-
-
 def profile_child(snapshot: str, command: str, memory_limit: str | None) -> int:
     """Run the report or the plan in this process, timing every statement it sends to DuckDB.
 
     Wraps `duckdb.connect` so that whatever regstat executes (views, reachability steps,
     queries, the plan's JSON) is timed, without knowing its statements in advance. Each line
-    also gives the process's peak RSS so far: the first line showing a peak's figure is the
-    statement that reached it.
+    also gives the process's peak RSS so far (the first line showing a peak's figure is the
+    statement that reached it), its RSS now and DuckDB's buffer memory.
     """
     import duckdb
 
@@ -435,9 +428,10 @@ def profile_child(snapshot: str, command: str, memory_limit: str | None) -> int:
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             text = " ".join(str(sql).split())
             timings.append((cpu, seconds, text))
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            memory = common.proc_status(os.getpid())
             print(f"  +{time.perf_counter() - started:7.2f} s {seconds:7.2f} s {cpu:7.2f} CPU s "
-                  f"{peak:6d} MB {rss_mb():6d} MB {self._buffers_mb():6d} MB  {text[:100]}", flush=True)
+                  f"{memory['VmHWM'] // 1024:6d} MB {memory['VmRSS'] // 1024:6d} MB {self._buffers_mb():6d} MB  "
+                  f"{text[:100]}", flush=True)
             return result
 
         def _buffers_mb(self) -> int:
